@@ -1,0 +1,370 @@
+//! age encryption of values, identities and keyed fingerprints.
+//!
+//! Values are age files (armored) encrypted to every recipient of the
+//! manifest. The identity that decrypts them is looked for in the order users
+//! of rage and SOPS expect (see [`find_identities`]). Fingerprints are
+//! HMAC-SHA256 under a key that is itself encrypted in the manifest, so a
+//! reader of a public CI log cannot test guesses against them offline.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::secret::Secret;
+
+pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// Someone who can decrypt the manifest's values.
+#[derive(Clone)]
+pub enum Recipient {
+    X25519(age::x25519::Recipient),
+    Ssh(age::ssh::Recipient),
+}
+
+impl Recipient {
+    fn as_dyn(&self) -> &dyn age::Recipient {
+        match self {
+            Recipient::X25519(r) => r,
+            Recipient::Ssh(r) => r,
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Recipient::X25519(r) => write!(f, "{r}"),
+            Recipient::Ssh(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recipient({self})")
+    }
+}
+
+/// Parses an age x25519 recipient (`age1…`) or an `ssh-ed25519 AAAA…` key.
+pub fn parse_recipient(text: &str) -> Result<Recipient, String> {
+    let t = text.trim();
+    if t.starts_with("age1") {
+        age::x25519::Recipient::from_str(t)
+            .map(Recipient::X25519)
+            .map_err(|e| e.to_string())
+    } else if t.starts_with("ssh-") {
+        if !t.starts_with("ssh-ed25519 ") {
+            return Err("only ssh-ed25519 keys are supported among SSH keys".into());
+        }
+        age::ssh::Recipient::from_str(t)
+            .map(Recipient::Ssh)
+            .map_err(|e| format!("{e:?}"))
+    } else {
+        Err("expected an age1… key or an ssh-ed25519 public key".into())
+    }
+}
+
+/// A private key that can decrypt values.
+#[derive(Clone)]
+pub enum Identity {
+    X25519(age::x25519::Identity),
+    Ssh(age::ssh::Identity),
+}
+
+impl Identity {
+    fn as_dyn(&self) -> &dyn age::Identity {
+        match self {
+            Identity::X25519(i) => i,
+            Identity::Ssh(i) => i,
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Identity::X25519(_) => "Identity(x25519, <redacted>)",
+            Identity::Ssh(_) => "Identity(ssh, <redacted>)",
+        })
+    }
+}
+
+/// The identities found, and where they came from (for messages).
+#[derive(Debug, Clone)]
+pub struct Identities {
+    pub keys: Vec<Identity>,
+    pub origin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("no age identity found to decrypt the manifest (tried: {tried})")]
+    NoIdentity { tried: String },
+    #[error("cannot read the identity {}: {source}", path.display())]
+    ReadIdentity { path: PathBuf, source: std::io::Error },
+    #[error("the identity from {origin} is not usable: {why}")]
+    BadIdentity { origin: String, why: String },
+    #[error("{what} is not encrypted to the identity from {origin}")]
+    NotRecipient { what: String, origin: String },
+    #[error("{what} cannot be decrypted: {why}")]
+    Corrupt { what: String, why: String },
+    #[error("cannot encrypt: {0}")]
+    Encrypt(String),
+}
+
+impl CryptoError {
+    /// What to do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CryptoError::NoIdentity { .. } => Some(
+                "pass --identity FILE, or set SECRETSYNC_AGE_KEY (the key) or SECRETSYNC_AGE_KEY_FILE (its path)",
+            ),
+            CryptoError::NotRecipient { .. } => Some(
+                "use an identity whose public key is listed under `recipients`, or ask a holder of one to run `secretsync recipients add` and `secretsync rekey`",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Parses the text of an identity file: age x25519 keys (one per line,
+/// `#` comments) or one unencrypted OpenSSH ed25519 private key.
+pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>, CryptoError> {
+    let bad = |why: &str| CryptoError::BadIdentity {
+        origin: origin.to_string(),
+        why: why.to_string(),
+    };
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        let id = age::ssh::Identity::from_buffer(text.as_bytes(), None)
+            .map_err(|_| bad("the SSH private key does not parse"))?;
+        return match id {
+            age::ssh::Identity::Unencrypted(_) => Ok(vec![Identity::Ssh(id)]),
+            age::ssh::Identity::Encrypted(_) => Err(bad(
+                "the SSH key is passphrase-protected; use an unencrypted key or an age identity",
+            )),
+            age::ssh::Identity::Unsupported(_) => Err(bad("only ssh-ed25519 private keys are supported")),
+        };
+    }
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id = age::x25519::Identity::from_str(line)
+            .map_err(|_| bad("a line is neither a comment nor an AGE-SECRET-KEY-1… key"))?;
+        keys.push(Identity::X25519(id));
+    }
+    if keys.is_empty() {
+        return Err(bad("it holds no key"));
+    }
+    Ok(keys)
+}
+
+/// Finds the identity, in this order: `--identity FILE`, `SECRETSYNC_AGE_KEY`
+/// (the key itself), `SECRETSYNC_AGE_KEY_FILE`, then SOPS's `SOPS_AGE_KEY`,
+/// `SOPS_AGE_KEY_FILE` and `~/.config/sops/age/keys.txt`. The first one
+/// present is used.
+pub fn find_identities(explicit: Option<&Path>) -> Result<Identities, CryptoError> {
+    let from_file = |path: &Path, origin: String| -> Result<Identities, CryptoError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            CryptoError::ReadIdentity {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?);
+        Ok(Identities {
+            keys: parse_identities(&text, &origin)?,
+            origin,
+        })
+    };
+    if let Some(path) = explicit {
+        return from_file(path, format!("--identity {}", path.display()));
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    for (key_var, file_var) in [
+        ("SECRETSYNC_AGE_KEY", "SECRETSYNC_AGE_KEY_FILE"),
+        ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE"),
+    ] {
+        if let Some(text) = var(key_var).map(Zeroizing::new) {
+            return Ok(Identities {
+                keys: parse_identities(&text, key_var)?,
+                origin: key_var.to_string(),
+            });
+        }
+        if let Some(path) = var(file_var) {
+            return from_file(Path::new(&path), format!("{file_var} ({path})"));
+        }
+    }
+    let sops_default = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".config/sops/age/keys.txt"));
+    if let Some(path) = sops_default.filter(|p| p.is_file()) {
+        let origin = format!("{}", path.display());
+        return from_file(&path, origin);
+    }
+    Err(CryptoError::NoIdentity {
+        tried: "--identity, SECRETSYNC_AGE_KEY, SECRETSYNC_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt".into(),
+    })
+}
+
+/// Decrypts one armored age file. `what` names it in errors ("secret `X`").
+pub fn decrypt(ids: &Identities, armored: &str, what: &str) -> Result<Secret, CryptoError> {
+    let corrupt = |why: String| CryptoError::Corrupt {
+        what: what.to_string(),
+        why,
+    };
+    let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
+    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| corrupt(e.to_string()))?;
+    let mut stream = decryptor
+        .decrypt(ids.keys.iter().map(Identity::as_dyn))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => CryptoError::NotRecipient {
+                what: what.to_string(),
+                origin: ids.origin.clone(),
+            },
+            other => corrupt(other.to_string()),
+        })?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    stream
+        .read_to_end(&mut bytes)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("the value is not UTF-8 text".into()))?;
+    Ok(Secret::new(text.to_string()))
+}
+
+/// Encrypts `value` to every recipient, armored.
+pub fn encrypt(recipients: &[Recipient], value: &[u8]) -> Result<String, CryptoError> {
+    if recipients.is_empty() {
+        return Err(CryptoError::Encrypt(
+            "the manifest lists no recipients: add one with `secretsync recipients add`".into(),
+        ));
+    }
+    let err = |e: &dyn fmt::Display| CryptoError::Encrypt(e.to_string());
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(Recipient::as_dyn))
+        .map_err(|e| err(&e))?;
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(|e| err(&e))?;
+    let mut writer = encryptor.wrap_output(armor).map_err(|e| err(&e))?;
+    writer.write_all(value).map_err(|e| err(&e))?;
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .map_err(|e| err(&e))?;
+    String::from_utf8(out).map_err(|e| err(&e))
+}
+
+/// Keyed fingerprints of values. Without a key it shows none.
+#[derive(Clone, Default)]
+pub struct Fingerprinter {
+    key: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl fmt::Debug for Fingerprinter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprinter(keyed: {})", self.key.is_some())
+    }
+}
+
+impl Fingerprinter {
+    /// The key is the decrypted `fingerprint_key` text.
+    pub fn new(key: Option<&Secret>) -> Self {
+        Fingerprinter {
+            key: key.map(|k| Zeroizing::new(k.expose().trim().as_bytes().to_vec())),
+        }
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// `fp:` and 8 hex digits of HMAC-SHA256(key, value); `None` without a key.
+    pub fn fingerprint(&self, value: &Secret) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(b"secretsync-fingerprint-v1\0");
+        mac.update(value.expose().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        Some(format!("fp:{}", hex::encode(&digest[..4])))
+    }
+}
+
+/// A new random key for fingerprints (64 hex characters).
+pub fn new_fingerprint_key() -> Secret {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom(&mut bytes[..]);
+    Secret::new(hex::encode(&bytes[..]))
+}
+
+/// Fills `buf` from the OS random source (through age's own dependency).
+pub fn getrandom(buf: &mut [u8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn pair() -> (Identities, Recipient) {
+        let id = age::x25519::Identity::generate();
+        let rec = Recipient::X25519(id.to_public());
+        (
+            Identities {
+                keys: vec![Identity::X25519(id)],
+                origin: "test".into(),
+            },
+            rec,
+        )
+    }
+
+    #[test]
+    fn round_trip() {
+        let (ids, rec) = pair();
+        let ct = encrypt(&[rec], "s3cr\"et\n".as_bytes()).unwrap();
+        assert!(ct.starts_with(ARMOR_BEGIN));
+        assert_eq!(decrypt(&ids, &ct, "secret `X`").unwrap().expose(), "s3cr\"et\n");
+    }
+
+    #[test]
+    fn another_identity_is_not_a_recipient() {
+        let (_, rec) = pair();
+        let (other, _) = pair();
+        let ct = encrypt(&[rec], b"v").unwrap();
+        let e = decrypt(&other, &ct, "secret `X`").unwrap_err();
+        assert_eq!(e.to_string(), "secret `X` is not encrypted to the identity from test");
+    }
+
+    #[test]
+    fn identity_file_with_comments() {
+        let id = age::x25519::Identity::generate();
+        let text = format!("# created: today\n# public key: {}\n{}\n", id.to_public(), id.to_string().expose_secret());
+        assert_eq!(parse_identities(&text, "f").unwrap().len(), 1);
+        assert!(parse_identities("garbage", "f").is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_keyed() {
+        let v = Secret::new("value".into());
+        assert_eq!(Fingerprinter::default().fingerprint(&v), None);
+        let a = Fingerprinter::new(Some(&Secret::new("k1".into())));
+        let b = Fingerprinter::new(Some(&Secret::new("k2".into())));
+        let fa = a.fingerprint(&v).unwrap();
+        assert_eq!(fa.len(), 11);
+        assert_ne!(Some(fa.clone()), b.fingerprint(&v));
+        assert_eq!(Some(fa), a.fingerprint(&v));
+    }
+
+    #[test]
+    fn recipients_parse() {
+        let (_, rec) = pair();
+        assert!(parse_recipient(&rec.to_string()).is_ok());
+        assert!(parse_recipient("age1nope").is_err());
+        assert!(parse_recipient("ssh-rsa AAAA").is_err());
+    }
+}

@@ -1,0 +1,951 @@
+//! The manifest (`secrets.yaml`): types, loading and validation.
+//!
+//! Loading is two steps. serde (through serde-saphyr, which reports line and
+//! column) reads the text into "raw" structs whose fields keep their source
+//! location; validation then turns them into typed [`TargetSpec`]s and
+//! [`SecretDef`]s, so that every mistake, syntactic or semantic, is reported
+//! at the file, line and column where it stands, with a hint.
+//!
+//! Targets are read into one flat struct rather than a serde-tagged enum:
+//! serde buffers tagged content and loses the positions inside it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use crate::crypto::Recipient;
+
+/// The manifest versions this build reads.
+pub const VERSION: u32 = 1;
+
+/// A loaded, validated manifest.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its text, kept for edits that preserve everything else byte for byte.
+    pub source: String,
+    pub recipients: Vec<Recipient>,
+    /// The armored, age-encrypted key for fingerprints, if any.
+    pub fingerprint_key: Option<String>,
+    pub targets: IndexMap<String, TargetSpec>,
+    pub secrets: IndexMap<String, SecretDef>,
+}
+
+impl Manifest {
+    /// The folder relative target paths start from.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// One secret (or plain setting) of the manifest.
+#[derive(Debug, Clone)]
+pub struct SecretDef {
+    pub name: String,
+    /// Target names, in manifest order.
+    pub targets: Vec<String>,
+    pub value: ValueSource,
+    /// Target name → the key's name on that target, where it differs.
+    pub rename: BTreeMap<String, String>,
+    /// Fingerprints of values this secret held before (newest first).
+    pub previous: Vec<Previous>,
+}
+
+impl SecretDef {
+    /// The name this secret has on `target`.
+    pub fn key_on(&self, target: &str) -> &str {
+        self.rename.get(target).map_or(&self.name, String::as_str)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ValueSource {
+    /// Plain configuration, stored in clear in the manifest.
+    Plain(String),
+    /// An armored age file encrypted to the recipients.
+    Encrypted(String),
+}
+
+/// A value a secret held before a rotation: its keyed fingerprint and when it
+/// was replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub fingerprint: String,
+    pub replaced: String,
+}
+
+/// The typed description of one target.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    EnvFile(EnvFileSpec),
+    SshEnv(SshEnvSpec),
+    Railway(RailwaySpec),
+    Keychain(KeychainSpec),
+}
+
+impl TargetSpec {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TargetSpec::EnvFile(_) => "env_file",
+            TargetSpec::SshEnv(_) => "ssh_env",
+            TargetSpec::Railway(_) => "railway",
+            TargetSpec::Keychain(_) => "keychain",
+        }
+    }
+
+    /// Whether keys the manifest does not list are deleted.
+    pub fn prune(&self) -> bool {
+        match self {
+            TargetSpec::EnvFile(s) => s.prune,
+            TargetSpec::SshEnv(s) => s.prune,
+            TargetSpec::Railway(s) => s.prune,
+            TargetSpec::Keychain(_) => false,
+        }
+    }
+
+    /// Whether a value that cannot be read (sealed) may be overwritten.
+    pub fn overwrite_sealed(&self) -> bool {
+        matches!(self, TargetSpec::Railway(s) if s.overwrite_sealed)
+    }
+
+    /// Whether `key` is a name this kind of target can hold; `Err` is the rule.
+    pub fn check_key(&self, key: &str) -> Result<(), String> {
+        match self {
+            TargetSpec::EnvFile(_) | TargetSpec::SshEnv(_) | TargetSpec::Railway(_) => {
+                if is_env_key(key) {
+                    Ok(())
+                } else {
+                    Err("a variable name must match ^[A-Za-z_][A-Za-z0-9_]*$".into())
+                }
+            }
+            TargetSpec::Keychain(_) => {
+                if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
+                    Err("a keychain account must be 1 to 255 bytes without control characters".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// `^[A-Za-z_][A-Za-z0-9_]*$`: what env files, shells and Railway accept.
+pub fn is_env_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `type: env_file`: a file on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFileSpec {
+    /// As written; relative to the manifest's folder.
+    pub path: String,
+    pub prune: bool,
+    /// Create the file (mode 0600) when it is missing.
+    pub create: bool,
+}
+
+/// How an SSH host key is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KnownHosts {
+    /// An unknown or changed host key is an error.
+    #[default]
+    Strict,
+    /// An unknown host key is added; a changed one is still an error.
+    AcceptNew,
+}
+
+/// How to reach a host over SSH (shared by ssh_env and keychain targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshOptions {
+    /// `user@host` or an alias from `~/.ssh/config`.
+    pub host: String,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    pub known_hosts: KnownHosts,
+    /// A known_hosts file to use instead of the user's.
+    pub known_hosts_file: Option<String>,
+    pub connect_timeout: Option<Duration>,
+}
+
+/// `type: ssh_env`: an env file on a host reached over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshEnvSpec {
+    pub ssh: SshOptions,
+    pub path: String,
+    /// Read and write through `sudo -n`.
+    pub sudo: bool,
+    /// A command run on the host after the file changed.
+    pub on_change: Option<String>,
+    pub create: bool,
+    pub prune: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `Authorization: Bearer` (account or workspace token).
+    Account,
+    /// `Project-Access-Token`.
+    Project,
+}
+
+/// `type: railway`: the variables of one Railway service (or the shared ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RailwaySpec {
+    pub project: String,
+    /// Name or id.
+    pub environment: String,
+    /// Name or id; `None` addresses the environment's shared variables.
+    pub service: Option<String>,
+    pub token_env: Option<String>,
+    pub token_kind: Option<TokenKind>,
+    pub skip_deploys: bool,
+    pub endpoint: Option<String>,
+    pub overwrite_sealed: bool,
+    pub prune: bool,
+}
+
+/// `type: keychain`: generic passwords of one service in a macOS keychain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeychainSpec {
+    /// `None`: this machine's keychain.
+    pub ssh: Option<SshOptions>,
+    pub service: String,
+    pub keychain: Option<String>,
+    /// The `security` program (default: `security` from PATH).
+    pub security: Option<String>,
+}
+
+/// A manifest that cannot be used, with where and why.
+#[derive(Debug)]
+pub enum ManifestError {
+    /// The file could not be read.
+    Read { path: PathBuf, source: std::io::Error },
+    /// A mistake at a place in the file.
+    At(Box<Located>),
+}
+
+/// A mistake at a line and column of the manifest.
+#[derive(Debug)]
+pub struct Located {
+    pub path: PathBuf,
+    /// 1-based; 0 when unknown.
+    pub line: usize,
+    pub column: usize,
+    /// How many characters to underline.
+    pub width: usize,
+    pub message: String,
+    pub hint: Option<String>,
+    /// The text of the offending line.
+    pub source_line: Option<String>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Read { path, source } => {
+                write!(f, "cannot read the manifest {}: {source}", path.display())?;
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    write!(
+                        f,
+                        "\n  hint: pass its path with -f/--manifest, or create one with `secretsync init`"
+                    )?;
+                }
+                Ok(())
+            }
+            ManifestError::At(l) => l.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Located {
+    /// rustc's layout: the message, the place, the line with a caret, the hint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.message)?;
+        if self.line == 0 {
+            write!(f, "  --> {}", self.path.display())?;
+        } else {
+            write!(f, "  --> {}:{}:{}", self.path.display(), self.line, self.column)?;
+        }
+        if let Some(text) = &self.source_line {
+            let num = self.line.to_string();
+            let pad = " ".repeat(num.len());
+            let indent: String = text
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n{pad} |\n{num} | {text}\n{pad} | {indent}{}",
+                "^".repeat(self.width.max(1))
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ManifestError::Read { source, .. } => Some(source),
+            ManifestError::At(_) => None,
+        }
+    }
+}
+
+/// Reads and validates the manifest at `path`.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let source = fs_err::read_to_string(path).map_err(|e| ManifestError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(e.kind(), strip_path_prefix(&e.to_string())),
+    })?;
+    parse(path, source)
+}
+
+/// fs-err names the path; ours is named already.
+fn strip_path_prefix(msg: &str) -> String {
+    msg.split_once(" at path ")
+        .map_or(msg, |(head, _)| head)
+        .to_string()
+}
+
+/// Validates manifest text as if read from `path`.
+pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
+    let raw: RawManifest = match serde_saphyr::from_str(&source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let loc = e.location();
+            let msg = e.without_snippet().to_string();
+            // serde-saphyr appends " at line L, column C"; we show the place our way.
+            let msg = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            let hint = syntax_hint(&msg);
+            return Err(Checker::new(path, &source).error(loc, 1, msg, hint));
+        }
+    };
+    Checker::new(path, &source).manifest(raw, source.clone())
+}
+
+fn syntax_hint(msg: &str) -> Option<String> {
+    if msg.contains("unknown field") {
+        Some("see docs/manifest.md for the fields each part of the manifest takes".into())
+    } else if msg.contains("tab") {
+        Some("YAML indents with spaces, not tabs".into())
+    } else {
+        None
+    }
+}
+
+// ---- raw, located input ------------------------------------------------------
+
+/// A map key that remembers where it stands.
+#[derive(Deserialize, Debug)]
+#[serde(transparent)]
+struct Key(Spanned<String>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+impl Eq for Key {}
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.value.hash(state);
+    }
+}
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    version: Spanned<u32>,
+    #[serde(default)]
+    recipients: Vec<Spanned<String>>,
+    fingerprint_key: S<String>,
+    #[serde(default)]
+    targets: IndexMap<Key, Spanned<RawTarget>>,
+    #[serde(default)]
+    secrets: IndexMap<Key, Spanned<RawSecret>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(rename = "type")]
+    kind: S<String>,
+    path: S<String>,
+    prune: S<bool>,
+    create: S<bool>,
+    // SSH
+    host: S<String>,
+    port: S<u16>,
+    identity_file: S<String>,
+    known_hosts: S<String>,
+    known_hosts_file: S<String>,
+    connect_timeout: S<String>,
+    sudo: S<bool>,
+    on_change: S<String>,
+    // Railway
+    project: S<String>,
+    environment: S<String>,
+    service: S<String>,
+    token_env: S<String>,
+    token_kind: S<String>,
+    skip_deploys: S<bool>,
+    endpoint: S<String>,
+    overwrite_sealed: S<bool>,
+    // keychain
+    keychain: S<String>,
+    security: S<String>,
+}
+
+impl RawTarget {
+    /// The fields that were given, with their places.
+    fn given(&self) -> Vec<(&'static str, Location)> {
+        macro_rules! given {
+            ($($f:ident),*) => {{
+                let mut v = Vec::new();
+                $( if let Some(s) = &self.$f { v.push((stringify!($f), s.referenced)); } )*
+                v
+            }};
+        }
+        given!(
+            path, prune, create, host, port, identity_file, known_hosts, known_hosts_file,
+            connect_timeout, sudo, on_change, project, environment, service, token_env,
+            token_kind, skip_deploys, endpoint, overwrite_sealed, keychain, security
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    value: S<Scalar>,
+    encrypted: S<String>,
+    #[serde(default)]
+    rename: IndexMap<Key, Spanned<String>>,
+    #[serde(default)]
+    previous: Vec<Spanned<RawPrevious>>,
+    /// Free text for people; not used.
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrevious {
+    fingerprint: String,
+    replaced: String,
+}
+
+/// A plain value: YAML may write `3` or `true` where a string is meant.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+// ---- validation ----------------------------------------------------------------
+
+const TYPES: &[(&str, &[&str])] = &[
+    ("env_file", &["path", "prune", "create"]),
+    (
+        "ssh_env",
+        &[
+            "host", "port", "identity_file", "known_hosts", "known_hosts_file",
+            "connect_timeout", "path", "sudo", "on_change", "create", "prune",
+        ],
+    ),
+    (
+        "railway",
+        &[
+            "project", "environment", "service", "token_env", "token_kind", "skip_deploys",
+            "endpoint", "overwrite_sealed", "prune",
+        ],
+    ),
+    (
+        "keychain",
+        &[
+            "host", "port", "identity_file", "known_hosts", "known_hosts_file",
+            "connect_timeout", "service", "keychain", "security",
+        ],
+    ),
+];
+
+struct Checker<'a> {
+    path: &'a Path,
+    lines: Vec<&'a str>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(path: &'a Path, source: &'a str) -> Self {
+        Checker {
+            path,
+            lines: source.lines().collect(),
+        }
+    }
+
+    fn error(
+        &self,
+        loc: Option<Location>,
+        width: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let (line, column) = loc
+            .filter(|l| l.line() > 0)
+            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        let source_line = (line > 0)
+            .then(|| self.lines.get(line - 1).map(|s| s.to_string()))
+            .flatten();
+        ManifestError::At(Box::new(Located {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            width,
+            message: message.into(),
+            hint,
+            source_line,
+        }))
+    }
+
+    /// An error underlining the scalar that starts at `loc`.
+    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>, hint: Option<String>) -> ManifestError {
+        let width = self.width_at(s.referenced);
+        self.error(Some(s.referenced), width, message, hint)
+    }
+
+    /// The width of the token at `loc`: up to the end of a plain scalar.
+    fn width_at(&self, loc: Location) -> usize {
+        let (line, col) = (loc.line() as usize, loc.column() as usize);
+        let Some(text) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return 1;
+        };
+        let rest: String = text.chars().skip(col.saturating_sub(1)).collect();
+        let end = rest
+            .find([',', ']', '}', '#'])
+            .unwrap_or(rest.len());
+        rest[..end].trim_end().chars().count().max(1)
+    }
+
+    fn manifest(&self, raw: RawManifest, source: String) -> Result<Manifest, ManifestError> {
+        if raw.version.value != VERSION {
+            return Err(self.at(
+                &raw.version,
+                format!("unsupported manifest version {}", raw.version.value),
+                Some(format!("this secretsync reads version {VERSION}")),
+            ));
+        }
+
+        let mut recipients = Vec::new();
+        for r in &raw.recipients {
+            match crate::crypto::parse_recipient(&r.value) {
+                Ok(rec) => recipients.push(rec),
+                Err(why) => {
+                    return Err(self.at(
+                        r,
+                        format!("recipient `{}` does not parse: {why}", r.value.trim()),
+                        Some("a recipient is an age public key (age1…) or an ssh-ed25519 public key line".into()),
+                    ))
+                }
+            }
+        }
+
+        if let Some(k) = &raw.fingerprint_key {
+            if !k.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
+                return Err(self.at(
+                    k,
+                    "fingerprint_key is not an armored age file",
+                    Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; `secretsync init` or `secretsync rotate` writes one".into()),
+                ));
+            }
+        }
+
+        let mut targets = IndexMap::new();
+        for (name, t) in raw.targets {
+            let spec = self.target(&name.0, t)?;
+            targets.insert(name.0.value, spec);
+        }
+
+        let mut secrets: IndexMap<String, SecretDef> = IndexMap::new();
+        // target → key on target → (secret that put it there)
+        let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (name, s) in raw.secrets {
+            let def = self.secret(&name.0, s, &targets, &mut landed)?;
+            secrets.insert(def.name.clone(), def);
+        }
+
+        Ok(Manifest {
+            path: self.path.to_path_buf(),
+            source,
+            recipients,
+            fingerprint_key: raw.fingerprint_key.map(|k| k.value),
+            targets,
+            secrets,
+        })
+    }
+
+    fn target(&self, name: &Spanned<String>, t: Spanned<RawTarget>) -> Result<TargetSpec, ManifestError> {
+        let loc = t.referenced;
+        let t = t.value;
+        let Some(kind) = &t.kind else {
+            return Err(self.error(
+                Some(loc),
+                1,
+                format!("target `{}` has no `type`", name.value),
+                Some(format!("one of: {}", type_names())),
+            ));
+        };
+        let Some((_, allowed)) = TYPES.iter().find(|(n, _)| *n == kind.value) else {
+            return Err(self.at(
+                kind,
+                format!("unknown target type `{}`", kind.value),
+                Some(format!("one of: {}", type_names())),
+            ));
+        };
+        for (field, floc) in t.given() {
+            if !allowed.contains(&field) {
+                return Err(self.error(
+                    Some(floc),
+                    1,
+                    format!("`{field}` does not apply to {} targets", kind.value),
+                    Some(format!("{} targets take: type, {}", kind.value, allowed.join(", "))),
+                ));
+            }
+        }
+        let required = |f: &S<String>, field: &str| -> Result<String, ManifestError> {
+            match f {
+                Some(s) if !s.value.trim().is_empty() => Ok(s.value.clone()),
+                Some(s) => Err(self.at(s, format!("`{field}` is empty"), None)),
+                None => Err(self.error(
+                    Some(loc),
+                    1,
+                    format!("target `{}` ({}) needs `{field}`", name.value, kind.value),
+                    None,
+                )),
+            }
+        };
+        let flag = |f: &S<bool>, default: bool| f.as_ref().map_or(default, |s| s.value);
+        let opt = |f: &S<String>| f.as_ref().map(|s| s.value.clone());
+
+        Ok(match kind.value.as_str() {
+            "env_file" => TargetSpec::EnvFile(EnvFileSpec {
+                path: required(&t.path, "path")?,
+                prune: flag(&t.prune, false),
+                create: flag(&t.create, true),
+            }),
+            "ssh_env" => TargetSpec::SshEnv(SshEnvSpec {
+                ssh: self.ssh_options(&t, required(&t.host, "host")?)?,
+                path: required(&t.path, "path")?,
+                sudo: flag(&t.sudo, false),
+                on_change: opt(&t.on_change),
+                create: flag(&t.create, true),
+                prune: flag(&t.prune, false),
+            }),
+            "railway" => TargetSpec::Railway(RailwaySpec {
+                project: required(&t.project, "project")?,
+                environment: required(&t.environment, "environment")?,
+                service: opt(&t.service),
+                token_env: opt(&t.token_env),
+                token_kind: match &t.token_kind {
+                    None => None,
+                    Some(k) => Some(match k.value.as_str() {
+                        "account" => TokenKind::Account,
+                        "project" => TokenKind::Project,
+                        other => {
+                            return Err(self.at(
+                                k,
+                                format!("unknown token_kind `{other}`"),
+                                Some("one of: account, project".into()),
+                            ))
+                        }
+                    }),
+                },
+                skip_deploys: flag(&t.skip_deploys, false),
+                endpoint: opt(&t.endpoint),
+                overwrite_sealed: flag(&t.overwrite_sealed, false),
+                prune: flag(&t.prune, false),
+            }),
+            "keychain" => TargetSpec::Keychain(KeychainSpec {
+                ssh: match &t.host {
+                    Some(h) => Some(self.ssh_options(&t, h.value.clone())?),
+                    None => {
+                        if let Some((field, floc)) = t
+                            .given()
+                            .into_iter()
+                            .find(|(f, _)| ["port", "identity_file", "known_hosts", "known_hosts_file", "connect_timeout"].contains(f))
+                        {
+                            return Err(self.error(
+                                Some(floc),
+                                1,
+                                format!("`{field}` needs `host`"),
+                                Some("without `host` the keychain of this machine is used".into()),
+                            ));
+                        }
+                        None
+                    }
+                },
+                service: required(&t.service, "service")?,
+                keychain: opt(&t.keychain),
+                security: opt(&t.security),
+            }),
+            _ => unreachable!("TYPES lists every type handled here"),
+        })
+    }
+
+    fn ssh_options(&self, t: &RawTarget, host: String) -> Result<SshOptions, ManifestError> {
+        let known_hosts = match &t.known_hosts {
+            None => KnownHosts::Strict,
+            Some(k) => match k.value.as_str() {
+                "strict" => KnownHosts::Strict,
+                "accept-new" | "accept_new" => KnownHosts::AcceptNew,
+                other => {
+                    return Err(self.at(
+                        k,
+                        format!("unknown known_hosts mode `{other}`"),
+                        Some("one of: strict, accept-new".into()),
+                    ))
+                }
+            },
+        };
+        let connect_timeout = match &t.connect_timeout {
+            None => None,
+            Some(d) => Some(parse_duration(&d.value).map_err(|why| {
+                self.at(d, format!("connect_timeout `{}`: {why}", d.value), Some("for example 10s, 500ms, 2m".into()))
+            })?),
+        };
+        Ok(SshOptions {
+            host,
+            port: t.port.as_ref().map(|p| p.value),
+            identity_file: t.identity_file.as_ref().map(|s| s.value.clone()),
+            known_hosts,
+            known_hosts_file: t.known_hosts_file.as_ref().map(|s| s.value.clone()),
+            connect_timeout,
+        })
+    }
+
+    fn secret(
+        &self,
+        name: &Spanned<String>,
+        s: Spanned<RawSecret>,
+        targets: &IndexMap<String, TargetSpec>,
+        landed: &mut BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<SecretDef, ManifestError> {
+        let loc = s.referenced;
+        let s = s.value;
+        let value = match (s.value, s.encrypted) {
+            (Some(v), None) => ValueSource::Plain(v.value.into_string()),
+            (None, Some(e)) => {
+                if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
+                    return Err(self.at(
+                        &e,
+                        format!("secret `{}`: `encrypted` is not an armored age file", name.value),
+                        Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; write it with `secretsync set`".into()),
+                    ));
+                }
+                ValueSource::Encrypted(e.value)
+            }
+            (Some(v), Some(_)) => {
+                return Err(self.at(
+                    &v,
+                    format!("secret `{}` has both `value` and `encrypted`", name.value),
+                    Some("keep `encrypted` for secrets and `value` for plain configuration, not both".into()),
+                ))
+            }
+            (None, None) => {
+                return Err(self.error(
+                    Some(loc),
+                    1,
+                    format!("secret `{}` has neither `value` nor `encrypted`", name.value),
+                    Some("add `encrypted:` (with `secretsync set`) or a plain `value:`".into()),
+                ))
+            }
+        };
+
+        let mut target_names = Vec::new();
+        for t in &s.targets {
+            if !targets.contains_key(&t.value) {
+                let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
+                return Err(self.at(
+                    t,
+                    format!("secret `{}` names target `{}`, which is not defined", name.value, t.value),
+                    Some(if defined.is_empty() {
+                        "define it under `targets:`".into()
+                    } else {
+                        format!("defined targets: {}", defined.join(", "))
+                    }),
+                ));
+            }
+            target_names.push(t.value.clone());
+        }
+
+        let mut rename = BTreeMap::new();
+        for (target, new_name) in &s.rename {
+            if !target_names.contains(&target.0.value) {
+                return Err(self.at(
+                    &target.0,
+                    format!(
+                        "secret `{}` renames itself on `{}`, which is not one of its targets",
+                        name.value, target.0.value
+                    ),
+                    Some(format!("its targets: [{}]", target_names.join(", "))),
+                ));
+            }
+            rename.insert(target.0.value.clone(), new_name.value.clone());
+        }
+
+        for t in &s.targets {
+            let key = rename.get(&t.value).unwrap_or(&name.value);
+            let (place, spanned): (Location, &Spanned<String>) = match s.rename.iter().find(|(k, _)| k.0.value == t.value) {
+                Some((_, v)) => (v.referenced, v),
+                None => (name.referenced, t),
+            };
+            let _ = place;
+            if let Err(rule) = targets[&t.value].check_key(key) {
+                return Err(self.at(
+                    spanned,
+                    format!("`{key}` cannot be a key on target `{}`", t.value),
+                    Some(format!("{rule}; use `rename` to give it another name there")),
+                ));
+            }
+            let on_target = landed.entry(t.value.clone()).or_default();
+            if let Some(first) = on_target.get(key) {
+                return Err(self.at(
+                    spanned,
+                    format!(
+                        "secrets `{first}` and `{}` both land on `{key}` on target `{}`",
+                        name.value, t.value
+                    ),
+                    Some("rename one of them on that target with `rename`".into()),
+                ));
+            }
+            on_target.insert(key.clone(), name.value.clone());
+        }
+
+        let previous = s
+            .previous
+            .into_iter()
+            .map(|p| Previous {
+                fingerprint: p.value.fingerprint,
+                replaced: p.value.replaced,
+            })
+            .collect();
+
+        Ok(SecretDef {
+            name: name.value.clone(),
+            targets: target_names,
+            value,
+            rename,
+            previous,
+        })
+    }
+}
+
+fn type_names() -> String {
+    TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| "not a duration".to_string())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err("out of range".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Manifest, String> {
+        parse(Path::new("secrets.yaml"), text.to_string()).map_err(|e| e.to_string())
+    }
+
+    const OK: &str = "version: 1\ntargets:\n  app:\n    type: env_file\n    path: ./app.env\nsecrets:\n  LOG_LEVEL:\n    targets: [app]\n    value: info\n    rename: { app: APP_LOG_LEVEL }\n  PORT:\n    targets: [app]\n    value: 8080\n";
+
+    #[test]
+    fn loads_a_plain_manifest() {
+        let m = load_str(OK).unwrap();
+        assert_eq!(
+            m.targets["app"],
+            TargetSpec::EnvFile(EnvFileSpec { path: "./app.env".into(), prune: false, create: true })
+        );
+        let s = &m.secrets["LOG_LEVEL"];
+        assert_eq!(s.key_on("app"), "APP_LOG_LEVEL");
+        assert!(matches!(&m.secrets["PORT"].value, ValueSource::Plain(v) if v == "8080"));
+    }
+
+    #[test]
+    fn unknown_target_points_at_the_name() {
+        let e = load_str(&OK.replace("targets: [app]\n    value: info", "targets: [ap]\n    value: info")).unwrap_err();
+        assert!(e.starts_with("secret `LOG_LEVEL` names target `ap`, which is not defined\n  --> secrets.yaml:8:15\n"), "{e}");
+        assert!(e.contains("8 |     targets: [ap]\n  |               ^^\n  hint: defined targets: app"), "{e}");
+    }
+
+    #[test]
+    fn a_field_of_another_type_is_refused_where_it_stands() {
+        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    project: x")).unwrap_err();
+        assert!(e.starts_with("`project` does not apply to env_file targets\n  --> secrets.yaml:6:5"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn env_keys() {
+        assert!(is_env_key("A_1") && is_env_key("_x"));
+        assert!(!is_env_key("1A") && !is_env_key("A-B") && !is_env_key(""));
+    }
+}
