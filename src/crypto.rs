@@ -106,7 +106,10 @@ pub enum CryptoError {
     #[error("no age identity found to decrypt the manifest (tried: {tried})")]
     NoIdentity { tried: String },
     #[error("cannot read the identity {}: {source}", path.display())]
-    ReadIdentity { path: PathBuf, source: std::io::Error },
+    ReadIdentity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the identity from {origin} is not usable: {why}")]
     BadIdentity { origin: String, why: String },
     #[error("{what} is not encrypted to the identity from {origin}")]
@@ -147,7 +150,9 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>, Crypt
             age::ssh::Identity::Encrypted(_) => Err(bad(
                 "the SSH key is passphrase-protected; use an unencrypted key or an age identity",
             )),
-            age::ssh::Identity::Unsupported(_) => Err(bad("only ssh-ed25519 private keys are supported")),
+            age::ssh::Identity::Unsupported(_) => {
+                Err(bad("only ssh-ed25519 private keys are supported"))
+            }
         };
     }
     let mut keys = Vec::new();
@@ -200,8 +205,8 @@ pub fn find_identities(explicit: Option<&Path>) -> Result<Identities, CryptoErro
             return from_file(Path::new(&path), format!("{file_var} ({path})"));
         }
     }
-    let sops_default = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".config/sops/age/keys.txt"));
+    let sops_default =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/sops/age/keys.txt"));
     if let Some(path) = sops_default.filter(|p| p.is_file()) {
         let origin = format!("{}", path.display());
         return from_file(&path, origin);
@@ -232,7 +237,8 @@ pub fn decrypt(ids: &Identities, armored: &str, what: &str) -> Result<Secret, Cr
     stream
         .read_to_end(&mut bytes)
         .map_err(|e| corrupt(e.to_string()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("the value is not UTF-8 text".into()))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| corrupt("the value is not UTF-8 text".into()))?;
     Ok(Secret::new(text.to_string()))
 }
 
@@ -328,7 +334,10 @@ mod tests {
         let (ids, rec) = pair();
         let ct = encrypt(&[rec], "s3cr\"et\n".as_bytes()).unwrap();
         assert!(ct.starts_with(ARMOR_BEGIN));
-        assert_eq!(decrypt(&ids, &ct, "secret `X`").unwrap().expose(), "s3cr\"et\n");
+        assert_eq!(
+            decrypt(&ids, &ct, "secret `X`").unwrap().expose(),
+            "s3cr\"et\n"
+        );
     }
 
     #[test]
@@ -337,13 +346,20 @@ mod tests {
         let (other, _) = pair();
         let ct = encrypt(&[rec], b"v").unwrap();
         let e = decrypt(&other, &ct, "secret `X`").unwrap_err();
-        assert_eq!(e.to_string(), "secret `X` is not encrypted to the identity from test");
+        assert_eq!(
+            e.to_string(),
+            "secret `X` is not encrypted to the identity from test"
+        );
     }
 
     #[test]
     fn identity_file_with_comments() {
         let id = age::x25519::Identity::generate();
-        let text = format!("# created: today\n# public key: {}\n{}\n", id.to_public(), id.to_string().expose_secret());
+        let text = format!(
+            "# created: today\n# public key: {}\n{}\n",
+            id.to_public(),
+            id.to_string().expose_secret()
+        );
         assert_eq!(parse_identities(&text, "f").unwrap().len(), 1);
         assert!(parse_identities("garbage", "f").is_err());
     }

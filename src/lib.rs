@@ -2,11 +2,19 @@
 //!
 //! The library behind the `secretsync` binary. A [`manifest`] declares every
 //! secret's canonical value (age-encrypted, see [`crypto`]) and the targets
-//! it must reach; [`plan`] compares that with what each [`target`] holds and
-//! [`apply`] makes the targets converge.
+//! it must reach; [`engine`] reads the targets and [`plan`] compares them with
+//! the manifest; [`apply`] makes them converge; [`render`] shows the result
+//! without ever printing a value.
 
+pub mod apply;
+pub mod cli;
+pub mod commands;
 pub mod crypto;
+pub mod engine;
+pub mod error;
 pub mod manifest;
+pub mod plan;
 pub mod remote;
+pub mod render;
 pub mod secret;
 pub mod target;

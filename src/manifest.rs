@@ -130,7 +130,10 @@ impl TargetSpec {
             }
             TargetSpec::Keychain(_) => {
                 if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
-                    Err("a keychain account must be 1 to 255 bytes without control characters".into())
+                    Err(
+                        "a keychain account must be 1 to 255 bytes without control characters"
+                            .into(),
+                    )
                 } else {
                     Ok(())
                 }
@@ -231,7 +234,10 @@ pub struct KeychainSpec {
 #[derive(Debug)]
 pub enum ManifestError {
     /// The file could not be read.
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A mistake at a place in the file.
     At(Box<Located>),
 }
@@ -276,7 +282,13 @@ impl fmt::Display for Located {
         if self.line == 0 {
             write!(f, "  --> {}", self.path.display())?;
         } else {
-            write!(f, "  --> {}:{}:{}", self.path.display(), self.line, self.column)?;
+            write!(
+                f,
+                "  --> {}:{}:{}",
+                self.path.display(),
+                self.line,
+                self.column
+            )?;
         }
         if let Some(text) = &self.source_line {
             let num = self.line.to_string();
@@ -429,9 +441,27 @@ impl RawTarget {
             }};
         }
         given!(
-            path, prune, create, host, port, identity_file, known_hosts, known_hosts_file,
-            connect_timeout, sudo, on_change, project, environment, service, token_env,
-            token_kind, skip_deploys, endpoint, overwrite_sealed, keychain, security
+            path,
+            prune,
+            create,
+            host,
+            port,
+            identity_file,
+            known_hosts,
+            known_hosts_file,
+            connect_timeout,
+            sudo,
+            on_change,
+            project,
+            environment,
+            service,
+            token_env,
+            token_kind,
+            skip_deploys,
+            endpoint,
+            overwrite_sealed,
+            keychain,
+            security
         )
     }
 }
@@ -487,22 +517,45 @@ const TYPES: &[(&str, &[&str])] = &[
     (
         "ssh_env",
         &[
-            "host", "port", "identity_file", "known_hosts", "known_hosts_file",
-            "connect_timeout", "path", "sudo", "on_change", "create", "prune",
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "path",
+            "sudo",
+            "on_change",
+            "create",
+            "prune",
         ],
     ),
     (
         "railway",
         &[
-            "project", "environment", "service", "token_env", "token_kind", "skip_deploys",
-            "endpoint", "overwrite_sealed", "prune",
+            "project",
+            "environment",
+            "service",
+            "token_env",
+            "token_kind",
+            "skip_deploys",
+            "endpoint",
+            "overwrite_sealed",
+            "prune",
         ],
     ),
     (
         "keychain",
         &[
-            "host", "port", "identity_file", "known_hosts", "known_hosts_file",
-            "connect_timeout", "service", "keychain", "security",
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "service",
+            "keychain",
+            "security",
         ],
     ),
 ];
@@ -545,9 +598,50 @@ impl<'a> Checker<'a> {
     }
 
     /// An error underlining the scalar that starts at `loc`.
-    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>, hint: Option<String>) -> ManifestError {
+    fn at<T>(
+        &self,
+        s: &Spanned<T>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
         let width = self.width_at(s.referenced);
         self.error(Some(s.referenced), width, message, hint)
+    }
+
+    /// An error underlining the key `field` of the value at `value_loc`.
+    fn key_error(
+        &self,
+        value_loc: Location,
+        field: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let line = value_loc.line() as usize;
+        let text = line
+            .checked_sub(1)
+            .and_then(|i| self.lines.get(i))
+            .copied()
+            .unwrap_or("");
+        let before: String = text
+            .chars()
+            .take((value_loc.column() as usize).saturating_sub(1))
+            .collect();
+        match before.rfind(field) {
+            Some(byte) => {
+                let column = before[..byte].chars().count() + 1;
+                let (path, lines) = (self.path.to_path_buf(), &self.lines);
+                ManifestError::At(Box::new(Located {
+                    path,
+                    line,
+                    column,
+                    width: field.chars().count(),
+                    message: message.into(),
+                    hint,
+                    source_line: lines.get(line - 1).map(|s| s.to_string()),
+                }))
+            }
+            None => self.error(Some(value_loc), 1, message, hint),
+        }
     }
 
     /// The width of the token at `loc`: up to the end of a plain scalar.
@@ -557,9 +651,7 @@ impl<'a> Checker<'a> {
             return 1;
         };
         let rest: String = text.chars().skip(col.saturating_sub(1)).collect();
-        let end = rest
-            .find([',', ']', '}', '#'])
-            .unwrap_or(rest.len());
+        let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
         rest[..end].trim_end().chars().count().max(1)
     }
 
@@ -620,7 +712,11 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn target(&self, name: &Spanned<String>, t: Spanned<RawTarget>) -> Result<TargetSpec, ManifestError> {
+    fn target(
+        &self,
+        name: &Spanned<String>,
+        t: Spanned<RawTarget>,
+    ) -> Result<TargetSpec, ManifestError> {
         let loc = t.referenced;
         let t = t.value;
         let Some(kind) = &t.kind else {
@@ -640,11 +736,15 @@ impl<'a> Checker<'a> {
         };
         for (field, floc) in t.given() {
             if !allowed.contains(&field) {
-                return Err(self.error(
-                    Some(floc),
-                    1,
+                return Err(self.key_error(
+                    floc,
+                    field,
                     format!("`{field}` does not apply to {} targets", kind.value),
-                    Some(format!("{} targets take: type, {}", kind.value, allowed.join(", "))),
+                    Some(format!(
+                        "{} targets take: type, {}",
+                        kind.value,
+                        allowed.join(", ")
+                    )),
                 ));
             }
         }
@@ -705,14 +805,19 @@ impl<'a> Checker<'a> {
                 ssh: match &t.host {
                     Some(h) => Some(self.ssh_options(&t, h.value.clone())?),
                     None => {
-                        if let Some((field, floc)) = t
-                            .given()
-                            .into_iter()
-                            .find(|(f, _)| ["port", "identity_file", "known_hosts", "known_hosts_file", "connect_timeout"].contains(f))
-                        {
-                            return Err(self.error(
-                                Some(floc),
-                                1,
+                        if let Some((field, floc)) = t.given().into_iter().find(|(f, _)| {
+                            [
+                                "port",
+                                "identity_file",
+                                "known_hosts",
+                                "known_hosts_file",
+                                "connect_timeout",
+                            ]
+                            .contains(f)
+                        }) {
+                            return Err(self.key_error(
+                                floc,
+                                field,
                                 format!("`{field}` needs `host`"),
                                 Some("without `host` the keychain of this machine is used".into()),
                             ));
@@ -746,7 +851,11 @@ impl<'a> Checker<'a> {
         let connect_timeout = match &t.connect_timeout {
             None => None,
             Some(d) => Some(parse_duration(&d.value).map_err(|why| {
-                self.at(d, format!("connect_timeout `{}`: {why}", d.value), Some("for example 10s, 500ms, 2m".into()))
+                self.at(
+                    d,
+                    format!("connect_timeout `{}`: {why}", d.value),
+                    Some("for example 10s, 500ms, 2m".into()),
+                )
             })?),
         };
         Ok(SshOptions {
@@ -780,18 +889,22 @@ impl<'a> Checker<'a> {
                 }
                 ValueSource::Encrypted(e.value)
             }
-            (Some(v), Some(_)) => {
-                return Err(self.at(
-                    &v,
-                    format!("secret `{}` has both `value` and `encrypted`", name.value),
-                    Some("keep `encrypted` for secrets and `value` for plain configuration, not both".into()),
-                ))
-            }
+            (Some(v), Some(_)) => return Err(self.at(
+                &v,
+                format!("secret `{}` has both `value` and `encrypted`", name.value),
+                Some(
+                    "keep `encrypted` for secrets and `value` for plain configuration, not both"
+                        .into(),
+                ),
+            )),
             (None, None) => {
                 return Err(self.error(
                     Some(loc),
                     1,
-                    format!("secret `{}` has neither `value` nor `encrypted`", name.value),
+                    format!(
+                        "secret `{}` has neither `value` nor `encrypted`",
+                        name.value
+                    ),
                     Some("add `encrypted:` (with `secretsync set`) or a plain `value:`".into()),
                 ))
             }
@@ -803,7 +916,10 @@ impl<'a> Checker<'a> {
                 let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
                 return Err(self.at(
                     t,
-                    format!("secret `{}` names target `{}`, which is not defined", name.value, t.value),
+                    format!(
+                        "secret `{}` names target `{}`, which is not defined",
+                        name.value, t.value
+                    ),
                     Some(if defined.is_empty() {
                         "define it under `targets:`".into()
                     } else {
@@ -831,16 +947,19 @@ impl<'a> Checker<'a> {
 
         for t in &s.targets {
             let key = rename.get(&t.value).unwrap_or(&name.value);
-            let (place, spanned): (Location, &Spanned<String>) = match s.rename.iter().find(|(k, _)| k.0.value == t.value) {
-                Some((_, v)) => (v.referenced, v),
-                None => (name.referenced, t),
-            };
+            let (place, spanned): (Location, &Spanned<String>) =
+                match s.rename.iter().find(|(k, _)| k.0.value == t.value) {
+                    Some((_, v)) => (v.referenced, v),
+                    None => (name.referenced, t),
+                };
             let _ = place;
             if let Err(rule) = targets[&t.value].check_key(key) {
                 return Err(self.at(
                     spanned,
                     format!("`{key}` cannot be a key on target `{}`", t.value),
-                    Some(format!("{rule}; use `rename` to give it another name there")),
+                    Some(format!(
+                        "{rule}; use `rename` to give it another name there"
+                    )),
                 ));
             }
             let on_target = landed.entry(t.value.clone()).or_default();
@@ -883,7 +1002,9 @@ fn type_names() -> String {
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| "not a duration".to_string())?;
     let secs = match unit.trim() {
@@ -913,7 +1034,11 @@ mod tests {
         let m = load_str(OK).unwrap();
         assert_eq!(
             m.targets["app"],
-            TargetSpec::EnvFile(EnvFileSpec { path: "./app.env".into(), prune: false, create: true })
+            TargetSpec::EnvFile(EnvFileSpec {
+                path: "./app.env".into(),
+                prune: false,
+                create: true
+            })
         );
         let s = &m.secrets["LOG_LEVEL"];
         assert_eq!(s.key_on("app"), "APP_LOG_LEVEL");
@@ -922,15 +1047,26 @@ mod tests {
 
     #[test]
     fn unknown_target_points_at_the_name() {
-        let e = load_str(&OK.replace("targets: [app]\n    value: info", "targets: [ap]\n    value: info")).unwrap_err();
+        let e = load_str(&OK.replace(
+            "targets: [app]\n    value: info",
+            "targets: [ap]\n    value: info",
+        ))
+        .unwrap_err();
         assert!(e.starts_with("secret `LOG_LEVEL` names target `ap`, which is not defined\n  --> secrets.yaml:8:15\n"), "{e}");
-        assert!(e.contains("8 |     targets: [ap]\n  |               ^^\n  hint: defined targets: app"), "{e}");
+        assert!(
+            e.contains("8 |     targets: [ap]\n  |               ^^\n  hint: defined targets: app"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_field_of_another_type_is_refused_where_it_stands() {
-        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    project: x")).unwrap_err();
-        assert!(e.starts_with("`project` does not apply to env_file targets\n  --> secrets.yaml:6:5"), "{e}");
+        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    project: x"))
+            .unwrap_err();
+        assert!(
+            e.starts_with("`project` does not apply to env_file targets\n  --> secrets.yaml:6:5"),
+            "{e}"
+        );
     }
 
     #[test]

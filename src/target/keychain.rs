@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Check, Change, Context, Observed, Round, Target, TargetError};
+use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::KeychainSpec;
 
 pub struct KeychainTarget {
@@ -11,7 +11,9 @@ pub struct KeychainTarget {
 
 impl KeychainTarget {
     pub fn new(name: &str, _spec: &KeychainSpec, _ctx: &Context) -> Result<Self, TargetError> {
-        Ok(KeychainTarget { name: name.to_string() })
+        Ok(KeychainTarget {
+            name: name.to_string(),
+        })
     }
 
     fn missing(&self) -> TargetError {
@@ -38,6 +40,9 @@ impl Target for KeychainTarget {
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check { what: "keychain backend".into(), outcome: Err(self.missing()) }]
+        vec![Check {
+            what: "keychain backend".into(),
+            outcome: Err(self.missing()),
+        }]
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Check, Change, Context, Observed, Round, Target, TargetError};
+use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::EnvFileSpec;
 
 pub struct LocalEnvFile {
@@ -11,7 +11,9 @@ pub struct LocalEnvFile {
 
 impl LocalEnvFile {
     pub fn new(name: &str, _spec: &EnvFileSpec, _ctx: &Context) -> Result<Self, TargetError> {
-        Ok(LocalEnvFile { name: name.to_string() })
+        Ok(LocalEnvFile {
+            name: name.to_string(),
+        })
     }
 
     fn missing(&self) -> TargetError {
@@ -38,6 +40,9 @@ impl Target for LocalEnvFile {
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check { what: "env_file backend".into(), outcome: Err(self.missing()) }]
+        vec![Check {
+            what: "env_file backend".into(),
+            outcome: Err(self.missing()),
+        }]
     }
 }

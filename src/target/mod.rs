@@ -286,6 +286,9 @@ mod tests {
     #[test]
     fn target_error_shows_hint_on_its_own_line() {
         let e = TargetError::auth("token refused").with_hint("run `secretsync doctor`");
-        assert_eq!(e.to_string(), "token refused\n  hint: run `secretsync doctor`");
+        assert_eq!(
+            e.to_string(),
+            "token refused\n  hint: run `secretsync doctor`"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Check, Change, Context, Observed, Round, Target, TargetError};
+use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::RailwaySpec;
 
 pub struct RailwayTarget {
@@ -11,7 +11,9 @@ pub struct RailwayTarget {
 
 impl RailwayTarget {
     pub fn new(name: &str, _spec: &RailwaySpec, _ctx: &Context) -> Result<Self, TargetError> {
-        Ok(RailwayTarget { name: name.to_string() })
+        Ok(RailwayTarget {
+            name: name.to_string(),
+        })
     }
 
     fn missing(&self) -> TargetError {
@@ -38,7 +40,10 @@ impl Target for RailwayTarget {
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check { what: "railway backend".into(), outcome: Err(self.missing()) }]
+        vec![Check {
+            what: "railway backend".into(),
+            outcome: Err(self.missing()),
+        }]
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Check, Change, Context, Observed, Round, Target, TargetError};
+use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::SshEnvSpec;
 
 pub struct SshEnvFile {
@@ -11,7 +11,9 @@ pub struct SshEnvFile {
 
 impl SshEnvFile {
     pub fn new(name: &str, _spec: &SshEnvSpec, _ctx: &Context) -> Result<Self, TargetError> {
-        Ok(SshEnvFile { name: name.to_string() })
+        Ok(SshEnvFile {
+            name: name.to_string(),
+        })
     }
 
     fn missing(&self) -> TargetError {
@@ -38,6 +40,9 @@ impl Target for SshEnvFile {
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check { what: "ssh_env backend".into(), outcome: Err(self.missing()) }]
+        vec![Check {
+            what: "ssh_env backend".into(),
+            outcome: Err(self.missing()),
+        }]
     }
 }

@@ -1,0 +1,114 @@
+//! The command line: clap's derive types, converted into the library's
+//! options before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::render::Format;
+
+/// Keep secrets identical everywhere they are deployed.
+#[derive(Debug, Parser)]
+#[command(name = "secretsync", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The manifest.
+    #[arg(
+        short = 'f',
+        long = "manifest",
+        global = true,
+        value_name = "PATH",
+        env = "SECRETSYNC_MANIFEST",
+        default_value = "secrets.yaml"
+    )]
+    pub manifest: PathBuf,
+    /// The age identity (x25519 key file or ssh-ed25519 private key) that decrypts the manifest.
+    #[arg(short = 'i', long, global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print only errors (the exit code tells the rest).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more (also list keys that are in sync).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare every target with the manifest and print a redacted diff.
+    Plan(PlanArgs),
+    /// Show the plan, confirm, write the changes, and verify them.
+    Apply(ApplyArgs),
+    /// Check credentials, hosts and the manifest before anything fails.
+    Doctor(DoctorArgs),
+    /// Print one decrypted value on stdout (for scripts). Nothing else prints a value.
+    Get(GetArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Only this target (repeatable).
+    #[arg(short = 't', long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// How many targets are read or written at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Exit 0 when in sync, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Apply without asking (for CI).
+    #[arg(long, alias = "yes")]
+    pub auto_approve: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The secret's name in the manifest.
+    pub key: String,
+}

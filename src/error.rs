@@ -1,0 +1,65 @@
+//! The errors a command can end with. Exit codes are decided in one place
+//! (`main.rs`); each error can say what to do next.
+
+use std::path::PathBuf;
+
+use crate::crypto::CryptoError;
+use crate::manifest::ManifestError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    /// A request that cannot be carried out as asked (flags, names, no terminal).
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A file of ours (not a target's) could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Something else that went wrong, said plainly.
+    #[error("{message}")]
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    pub fn other(message: impl Into<String>) -> Self {
+        Error::Other {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Crypto(e) => e.hint().map(str::to_string),
+            Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
+            Error::Manifest(_) | Error::Io { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! Desired × observed → what to change. Pure: no I/O, easy to test.
+//!
+//! [`diff`] compares what the manifest wants on one target with what the
+//! target holds and returns one [`Item`] per key (for display) and the
+//! [`Change`]s that make the target converge (for apply).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::crypto::Fingerprinter;
+use crate::manifest::Previous;
+use crate::secret::Secret;
+use crate::target::{Change, Observation, Observed, Op, TargetError};
+
+/// What the manifest wants under one key of one target.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The secret's name in the manifest (the key may be renamed on the target).
+    pub secret: String,
+    pub value: Secret,
+    /// Values the secret held before, newest first.
+    pub previous: Vec<Previous>,
+}
+
+/// Per target: key on the target → what is wanted there.
+pub type Desired = BTreeMap<String, Wanted>;
+
+/// How a key stands on a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Holds the manifest's value.
+    InSync,
+    /// Absent: will be added.
+    Missing,
+    /// Holds another value: will be changed. `replaced_on` is set when the
+    /// value held is one the manifest replaced on that date (a forgotten
+    /// rotation) rather than something unknown.
+    Differs { replaced_on: Option<String> },
+    /// Present but unreadable: cannot be compared. Replaced only when the
+    /// target allows overwriting sealed values.
+    Sealed { overwrite: bool },
+    /// On the target only. Deleted when the target prunes.
+    Unmanaged { delete: bool },
+}
+
+/// One key of a target plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// The key as named on the target.
+    pub key: String,
+    /// The manifest's secret, if the key is managed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(flatten)]
+    pub state: State,
+    /// Keyed fingerprint of the manifest's value (when a key is available).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_fingerprint: Option<String>,
+    /// Keyed fingerprint of the value on the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_fingerprint: Option<String>,
+}
+
+impl Item {
+    /// Whether this item leads to a change.
+    pub fn is_change(&self) -> bool {
+        match &self.state {
+            State::InSync
+            | State::Unmanaged { delete: false }
+            | State::Sealed { overwrite: false } => false,
+            State::Missing
+            | State::Differs { .. }
+            | State::Unmanaged { delete: true }
+            | State::Sealed { overwrite: true } => true,
+        }
+    }
+}
+
+/// Target options that decide what is changed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Delete unmanaged keys.
+    pub prune: bool,
+    /// Replace values that cannot be read.
+    pub overwrite_sealed: bool,
+}
+
+/// Compares one target. Items come sorted by key; changes in the same order.
+pub fn diff(
+    wanted: &Desired,
+    observed: &Observed,
+    opts: Options,
+    fp: &Fingerprinter,
+) -> (Vec<Item>, Vec<Change>) {
+    let mut items = Vec::new();
+    let mut changes = Vec::new();
+    let mut keys: Vec<&String> = wanted.keys().chain(observed.entries.keys()).collect();
+    keys.sort();
+    keys.dedup();
+
+    for key in keys {
+        let w = wanted.get(key);
+        let o = observed.entries.get(key);
+        let target_fingerprint = match o {
+            Some(Observation::Value(v)) => fp.fingerprint(v),
+            _ => None,
+        };
+        let (state, op) = match (w, o) {
+            (Some(w), None) => (State::Missing, Some(Op::Add(w.value.clone()))),
+            (Some(w), Some(Observation::Value(v))) if *v == w.value => (State::InSync, None),
+            (Some(w), Some(Observation::Value(_))) => {
+                let replaced_on = target_fingerprint.as_ref().and_then(|f| {
+                    w.previous
+                        .iter()
+                        .find(|p| &p.fingerprint == f)
+                        .map(|p| p.replaced.clone())
+                });
+                (
+                    State::Differs { replaced_on },
+                    Some(Op::Update(w.value.clone())),
+                )
+            }
+            (Some(w), Some(Observation::Sealed)) => {
+                let op = opts.overwrite_sealed.then(|| Op::Update(w.value.clone()));
+                (
+                    State::Sealed {
+                        overwrite: opts.overwrite_sealed,
+                    },
+                    op,
+                )
+            }
+            (None, Some(_)) => (
+                State::Unmanaged { delete: opts.prune },
+                opts.prune.then_some(Op::Delete),
+            ),
+            (None, None) => unreachable!("every key comes from one side"),
+        };
+        if let Some(op) = op {
+            changes.push(Change {
+                key: key.clone(),
+                op,
+            });
+        }
+        items.push(Item {
+            key: key.clone(),
+            secret: w.map(|w| w.secret.clone()),
+            state,
+            manifest_fingerprint: w.and_then(|w| fp.fingerprint(&w.value)),
+            target_fingerprint,
+        });
+    }
+    (items, changes)
+}
+
+/// The plan of one target: its items and changes, or why it could not be read.
+#[derive(Debug)]
+pub struct TargetPlan {
+    pub target: String,
+    pub description: String,
+    pub outcome: Result<TargetDiff, TargetError>,
+}
+
+/// A target that could be read, compared with the manifest.
+#[derive(Debug, Clone)]
+pub struct TargetDiff {
+    pub items: Vec<Item>,
+    pub changes: Vec<Change>,
+    /// For env files: a unified diff of the file as it is and as it will be,
+    /// every value redacted.
+    pub file_diff: Option<String>,
+    /// What the plan was computed from; handed back to the target on write.
+    pub observed: Observed,
+}
+
+impl TargetPlan {
+    pub fn changes(&self) -> &[Change] {
+        self.outcome.as_ref().map_or(&[], |d| &d.changes)
+    }
+}
+
+/// A whole plan.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub targets: Vec<TargetPlan>,
+}
+
+/// Counts for the closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub delete: usize,
+    /// Values that cannot be compared and are left alone.
+    pub sealed: usize,
+    pub targets_in_sync: usize,
+    pub targets_with_changes: usize,
+    pub targets_failed: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for t in &self.targets {
+            let Ok(d) = &t.outcome else {
+                s.targets_failed += 1;
+                continue;
+            };
+            for c in &d.changes {
+                match c.op {
+                    Op::Add(_) => s.add += 1,
+                    Op::Update(_) => s.change += 1,
+                    Op::Delete => s.delete += 1,
+                }
+            }
+            s.sealed += d
+                .items
+                .iter()
+                .filter(|i| matches!(i.state, State::Sealed { overwrite: false }))
+                .count();
+            if d.changes.is_empty() {
+                s.targets_in_sync += 1;
+            } else {
+                s.targets_with_changes += 1;
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.targets.iter().any(|t| !t.changes().is_empty())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.targets.iter().any(|t| t.outcome.is_err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Secret {
+        Secret::new(v.to_string())
+    }
+
+    fn wanted(pairs: &[(&str, &str)]) -> Desired {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Wanted {
+                        secret: format!("S_{k}"),
+                        value: s(v),
+                        previous: vec![],
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn observed(pairs: &[(&str, Option<&str>)]) -> Observed {
+        Observed {
+            entries: pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        v.map_or(Observation::Sealed, |v| Observation::Value(s(v))),
+                    )
+                })
+                .collect(),
+            exists: true,
+            complete: true,
+            snapshot: None,
+        }
+    }
+
+    fn states(items: &[Item]) -> Vec<(&str, State)> {
+        items
+            .iter()
+            .map(|i| (i.key.as_str(), i.state.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn every_state_without_prune() {
+        let w = wanted(&[("A", "1"), ("B", "2"), ("C", "3"), ("D", "4")]);
+        let o = observed(&[
+            ("A", Some("1")),
+            ("B", Some("old")),
+            ("D", None),
+            ("X", Some("x")),
+        ]);
+        let (items, changes) = diff(&w, &o, Options::default(), &Fingerprinter::default());
+        assert_eq!(
+            states(&items),
+            vec![
+                ("A", State::InSync),
+                ("B", State::Differs { replaced_on: None }),
+                ("C", State::Missing),
+                ("D", State::Sealed { overwrite: false }),
+                ("X", State::Unmanaged { delete: false }),
+            ]
+        );
+        assert_eq!(
+            changes,
+            vec![
+                Change {
+                    key: "B".into(),
+                    op: Op::Update(s("2"))
+                },
+                Change {
+                    key: "C".into(),
+                    op: Op::Add(s("3"))
+                },
+            ]
+        );
+        assert_eq!(items[1].secret.as_deref(), Some("S_B"));
+        assert_eq!(items[4].secret, None);
+    }
+
+    #[test]
+    fn prune_deletes_unmanaged_and_overwrite_replaces_sealed() {
+        let w = wanted(&[("D", "4")]);
+        let o = observed(&[("D", None), ("X", Some("x"))]);
+        let opts = Options {
+            prune: true,
+            overwrite_sealed: true,
+        };
+        let (items, changes) = diff(&w, &o, opts, &Fingerprinter::default());
+        assert_eq!(
+            states(&items),
+            vec![
+                ("D", State::Sealed { overwrite: true }),
+                ("X", State::Unmanaged { delete: true })
+            ]
+        );
+        assert_eq!(
+            changes,
+            vec![
+                Change {
+                    key: "D".into(),
+                    op: Op::Update(s("4"))
+                },
+                Change {
+                    key: "X".into(),
+                    op: Op::Delete
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn in_sync_target_has_no_changes() {
+        let w = wanted(&[("A", "1")]);
+        let (items, changes) = diff(
+            &w,
+            &observed(&[("A", Some("1"))]),
+            Options {
+                prune: true,
+                overwrite_sealed: true,
+            },
+            &Fingerprinter::default(),
+        );
+        assert!(changes.is_empty());
+        assert!(!items[0].is_change());
+    }
+
+    #[test]
+    fn missing_container_means_every_key_is_added() {
+        let w = wanted(&[("A", "1"), ("B", "")]);
+        let o = Observed {
+            exists: false,
+            complete: true,
+            ..Default::default()
+        };
+        let (_, changes) = diff(&w, &o, Options::default(), &Fingerprinter::default());
+        assert_eq!(changes.len(), 2);
+        assert!(changes.iter().all(|c| matches!(c.op, Op::Add(_))));
+    }
+
+    #[test]
+    fn renamed_keys_are_compared_under_their_target_name() {
+        // The engine keys Desired by the name on the target; the secret keeps its own.
+        let mut w = Desired::new();
+        w.insert(
+            "APP_LOG_LEVEL".into(),
+            Wanted {
+                secret: "LOG_LEVEL".into(),
+                value: s("info"),
+                previous: vec![],
+            },
+        );
+        let o = observed(&[
+            ("APP_LOG_LEVEL", Some("info")),
+            ("LOG_LEVEL", Some("debug")),
+        ]);
+        let (items, changes) = diff(&w, &o, Options::default(), &Fingerprinter::default());
+        assert!(changes.is_empty());
+        assert_eq!(items[0].secret.as_deref(), Some("LOG_LEVEL"));
+        assert_eq!(items[1].state, State::Unmanaged { delete: false });
+    }
+
+    #[test]
+    fn fingerprints_show_and_diagnose_a_forgotten_rotation() {
+        let fp = Fingerprinter::new(Some(&s("fingerprint key")));
+        let mut w = wanted(&[("A", "new"), ("B", "new")]);
+        let old_fp = fp.fingerprint(&s("old")).unwrap();
+        for k in ["A", "B"] {
+            w.get_mut(k).unwrap().previous = vec![Previous {
+                fingerprint: old_fp.clone(),
+                replaced: "2026-11-20".into(),
+            }];
+        }
+        let o = observed(&[("A", Some("old")), ("B", Some("unknown"))]);
+        let (items, _) = diff(&w, &o, Options::default(), &fp);
+        assert_eq!(
+            items[0].state,
+            State::Differs {
+                replaced_on: Some("2026-11-20".into())
+            }
+        );
+        assert_eq!(items[1].state, State::Differs { replaced_on: None });
+        assert_eq!(
+            items[0].target_fingerprint.as_deref(),
+            Some(old_fp.as_str())
+        );
+        assert_eq!(items[0].manifest_fingerprint, fp.fingerprint(&s("new")));
+    }
+
+    #[test]
+    fn without_a_key_there_is_no_fingerprint_and_no_diagnosis() {
+        let mut w = wanted(&[("A", "new")]);
+        w.get_mut("A").unwrap().previous = vec![Previous {
+            fingerprint: "fp:00000000".into(),
+            replaced: "x".into(),
+        }];
+        let (items, _) = diff(
+            &w,
+            &observed(&[("A", Some("old"))]),
+            Options::default(),
+            &Fingerprinter::default(),
+        );
+        assert_eq!(items[0].state, State::Differs { replaced_on: None });
+        assert_eq!(
+            (
+                items[0].manifest_fingerprint.as_ref(),
+                items[0].target_fingerprint.as_ref()
+            ),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn summary_counts() {
+        let w = wanted(&[("A", "1"), ("B", "2")]);
+        let (items, changes) = diff(
+            &w,
+            &observed(&[("B", Some("x")), ("Z", None)]),
+            Options {
+                prune: true,
+                overwrite_sealed: false,
+            },
+            &Fingerprinter::default(),
+        );
+        let plan = Plan {
+            targets: vec![
+                TargetPlan {
+                    target: "t1".into(),
+                    description: String::new(),
+                    outcome: Ok(TargetDiff {
+                        items,
+                        changes,
+                        file_diff: None,
+                        observed: Observed::default(),
+                    }),
+                },
+                TargetPlan {
+                    target: "t2".into(),
+                    description: String::new(),
+                    outcome: Err(TargetError::unreachable("down")),
+                },
+                TargetPlan {
+                    target: "t3".into(),
+                    description: String::new(),
+                    outcome: Ok(TargetDiff {
+                        items: vec![],
+                        changes: vec![],
+                        file_diff: None,
+                        observed: Observed::default(),
+                    }),
+                },
+            ],
+        };
+        let s = plan.summary();
+        assert_eq!((s.add, s.change, s.delete), (1, 1, 1));
+        assert_eq!(
+            (s.targets_in_sync, s.targets_with_changes, s.targets_failed),
+            (1, 1, 1)
+        );
+        assert!(plan.has_changes() && plan.has_errors());
+    }
+}

@@ -1,0 +1,474 @@
+//! Plans and apply reports as text, JSON and markdown. Never a value: the
+//! inputs here hold only keys, states, keyed fingerprints and redacted diffs.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::apply::{Outcome, Report};
+use crate::plan::{Item, Plan, State, Summary, TargetPlan};
+use crate::target::TargetError;
+
+/// The version of the JSON documents (`format_version`); bumped on any
+/// change that is not a pure addition.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Markdown,
+}
+
+/// ANSI colour, on or off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+    /// Also list keys that are in sync.
+    pub verbose: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn cyan(&self, t: &str) -> String {
+        self.paint("36", t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "2 to add, 1 to change", or "in sync".
+fn counts(items: &[Item]) -> String {
+    let (mut add, mut change, mut delete, mut sealed) = (0, 0, 0, 0);
+    for i in items {
+        match i.state {
+            State::Missing => add += 1,
+            State::Differs { .. } | State::Sealed { overwrite: true } => change += 1,
+            State::Unmanaged { delete: true } => delete += 1,
+            State::Sealed { overwrite: false } => sealed += 1,
+            _ => {}
+        }
+    }
+    let mut parts = Vec::new();
+    if add > 0 {
+        parts.push(format!("{add} to add"));
+    }
+    if change > 0 {
+        parts.push(format!("{change} to change"));
+    }
+    if delete > 0 {
+        parts.push(format!("{delete} to delete"));
+    }
+    if sealed > 0 {
+        parts.push(format!(
+            "{} not comparable",
+            plural(sealed, "sealed value", "sealed values")
+        ));
+    }
+    if parts.is_empty() {
+        format!(
+            "in sync ({})",
+            plural(
+                items.iter().filter(|i| i.secret.is_some()).count(),
+                "key",
+                "keys"
+            )
+        )
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn error_text(e: &TargetError, indent: &str, st: &Style) -> String {
+    let mut out = String::new();
+    let mut lines = e.message.lines();
+    let _ = writeln!(
+        out,
+        "{indent}{} {}",
+        st.red("error:"),
+        lines.next().unwrap_or("")
+    );
+    for l in lines {
+        let _ = writeln!(out, "{indent}  {l}");
+    }
+    if let Some(h) = &e.hint {
+        let _ = writeln!(out, "{indent}{} {h}", st.cyan("hint:"));
+    }
+    out
+}
+
+fn fp_pair(i: &Item) -> String {
+    match (&i.target_fingerprint, &i.manifest_fingerprint) {
+        (Some(t), Some(m)) => format!(" (target {t}, manifest {m})"),
+        _ => String::new(),
+    }
+}
+
+fn key_line(i: &Item, st: &Style) -> Option<String> {
+    let (mark, text) = match &i.state {
+        State::InSync if st.verbose => (st.green("="), "in sync".to_string()),
+        State::InSync => return None,
+        State::Missing => (st.green("+"), "missing: will be added".to_string()),
+        State::Differs { replaced_on } => (
+            st.yellow("~"),
+            format!(
+                "differs{}: will be changed{}",
+                fp_pair(i),
+                replaced_on
+                    .as_ref()
+                    .map(|d| format!("; the target holds the value replaced on {d}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        State::Sealed { overwrite: true } => (
+            st.yellow("~"),
+            "sealed: cannot be compared; will be overwritten (overwrite_sealed)".into(),
+        ),
+        State::Sealed { overwrite: false } => (
+            st.yellow("!"),
+            "sealed: cannot be compared, left alone (overwrite_sealed: true replaces it)".into(),
+        ),
+        State::Unmanaged { delete: true } => {
+            (st.red("-"), "unmanaged: will be deleted (prune)".into())
+        }
+        State::Unmanaged { delete: false } => (st.cyan("?"), "unmanaged: left alone".into()),
+    };
+    Some(format!("    {mark} {:<28} {text}", i.key))
+}
+
+fn colour_diff(diff: &str, st: &Style) -> String {
+    let mut out = String::new();
+    for line in diff.lines() {
+        let painted = if line.starts_with("+++") || line.starts_with("---") {
+            st.bold(line)
+        } else if line.starts_with('+') {
+            st.green(line)
+        } else if line.starts_with('-') {
+            st.red(line)
+        } else if line.starts_with("@@") {
+            st.cyan(line)
+        } else {
+            line.to_string()
+        };
+        let _ = writeln!(out, "    {painted}");
+    }
+    out
+}
+
+fn target_text(t: &TargetPlan, st: &Style) -> String {
+    let mut out = String::new();
+    let head = format!("{} ({})", st.bold(&t.target), t.description);
+    match &t.outcome {
+        Err(e) => {
+            let _ = writeln!(out, "{head}: {}", st.red("cannot be read"));
+            out.push_str(&error_text(e, "    ", st));
+        }
+        Ok(d) => {
+            let _ = writeln!(out, "{head}: {}", counts(&d.items));
+            match &d.file_diff {
+                Some(diff) => {
+                    out.push_str(&colour_diff(diff, st));
+                    for i in &d.items {
+                        let note = match &i.state {
+                            State::Differs {
+                                replaced_on: Some(day),
+                            } => {
+                                format!("{} holds the value replaced on {day}", i.key)
+                            }
+                            State::Unmanaged { delete: false } => {
+                                format!("{} is unmanaged: left alone", i.key)
+                            }
+                            _ => continue,
+                        };
+                        let _ = writeln!(out, "    {} {note}", st.cyan("note:"));
+                    }
+                }
+                None => {
+                    for i in &d.items {
+                        if let Some(l) = key_line(i, st) {
+                            let _ = writeln!(out, "{l}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn summary_line(s: &Summary) -> String {
+    let mut line = format!(
+        "Plan: {} to add, {} to change, {} to delete. {}",
+        s.add,
+        s.change,
+        s.delete,
+        plural(s.targets_in_sync, "target in sync", "targets in sync")
+    );
+    if s.targets_with_changes > 0 {
+        let _ = write!(line, ", {} with changes", s.targets_with_changes);
+    }
+    if s.targets_failed > 0 {
+        let _ = write!(line, ", {} unreachable", s.targets_failed);
+    }
+    if s.sealed > 0 {
+        let _ = write!(
+            line,
+            "; {} not comparable",
+            plural(s.sealed, "sealed value", "sealed values")
+        );
+    }
+    line.push('.');
+    line
+}
+
+/// The plan as text for a terminal or a log.
+pub fn plan_text(plan: &Plan, st: &Style) -> String {
+    let mut out = String::new();
+    for t in &plan.targets {
+        out.push_str(&target_text(t, st));
+        out.push('\n');
+    }
+    out.push_str(&st.bold(&summary_line(&plan.summary())));
+    out.push('\n');
+    out
+}
+
+fn error_json(e: &TargetError) -> Value {
+    json!({ "kind": e.kind, "message": e.message, "hint": e.hint })
+}
+
+fn target_json(t: &TargetPlan) -> Value {
+    match &t.outcome {
+        Err(e) => json!({
+            "name": t.target, "description": t.description, "status": "error", "error": error_json(e),
+        }),
+        Ok(d) => json!({
+            "name": t.target,
+            "description": t.description,
+            "status": if d.changes.is_empty() { "in_sync" } else { "changes" },
+            "items": d.items,
+            "file_diff": d.file_diff,
+        }),
+    }
+}
+
+/// The plan as a JSON document (see docs/json-output.md).
+pub fn plan_json(plan: &Plan, manifest: &str) -> Value {
+    json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "kind": "plan",
+        "manifest": manifest,
+        "targets": plan.targets.iter().map(target_json).collect::<Vec<_>>(),
+        "summary": plan.summary(),
+        "in_sync": !plan.has_changes() && !plan.has_errors(),
+    })
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn state_md(i: &Item) -> String {
+    match &i.state {
+        State::InSync => "in sync".into(),
+        State::Missing => "➕ missing: will be added".into(),
+        State::Differs { replaced_on } => format!(
+            "✏️ differs{}{}",
+            fp_pair(i),
+            replaced_on
+                .as_ref()
+                .map(|d| format!("; holds the value replaced on {d}"))
+                .unwrap_or_default()
+        ),
+        State::Sealed { overwrite: true } => "✏️ sealed: will be overwritten".into(),
+        State::Sealed { overwrite: false } => "⚠️ sealed: not comparable, left alone".into(),
+        State::Unmanaged { delete: true } => "🗑️ unmanaged: will be deleted".into(),
+        State::Unmanaged { delete: false } => "unmanaged: left alone".into(),
+    }
+}
+
+/// The plan as markdown, ready to post on a pull request.
+pub fn plan_markdown(plan: &Plan) -> String {
+    let s = plan.summary();
+    let mut out = String::from("### secretsync plan\n\n");
+    let _ = writeln!(out, "{}\n", summary_line(&s));
+    out.push_str("| target | status |\n|---|---|\n");
+    for t in &plan.targets {
+        let status = match &t.outcome {
+            Err(e) => format!(
+                "❌ cannot be read: {}",
+                md_escape(e.message.lines().next().unwrap_or(""))
+            ),
+            Ok(d) => counts(&d.items),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` ({}) | {} |",
+            t.target,
+            md_escape(&t.description),
+            status
+        );
+    }
+    for t in &plan.targets {
+        let _ = write!(
+            out,
+            "\n<details><summary><code>{}</code></summary>\n\n",
+            t.target
+        );
+        match &t.outcome {
+            Err(e) => {
+                let _ = writeln!(out, "```\n{e}\n```");
+            }
+            Ok(d) => {
+                out.push_str("| key | secret | state |\n|---|---|---|\n");
+                for i in &d.items {
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | {} | {} |",
+                        i.key,
+                        i.secret
+                            .as_deref()
+                            .map(|s| format!("`{s}`"))
+                            .unwrap_or_default(),
+                        md_escape(&state_md(i))
+                    );
+                }
+                if let Some(diff) = &d.file_diff {
+                    let _ = writeln!(out, "\n```diff\n{}```", diff);
+                }
+            }
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// The outcome of apply as text.
+pub fn report_text(report: &Report, st: &Style) -> String {
+    let mut out = String::new();
+    for t in &report.targets {
+        let head = format!("{} ({})", st.bold(&t.target), t.description);
+        match &t.outcome {
+            Outcome::InSync => {
+                let _ = writeln!(out, "{head}: in sync, nothing to do");
+            }
+            Outcome::Verified { changes } => {
+                let _ = writeln!(
+                    out,
+                    "{head}: {} ({}, read back and verified)",
+                    st.green("applied"),
+                    plural(*changes, "change", "changes")
+                );
+            }
+            Outcome::NotRead(e) => {
+                let _ = writeln!(
+                    out,
+                    "{head}: {}",
+                    st.red("not applied: it could not be read")
+                );
+                out.push_str(&error_text(e, "    ", st));
+            }
+            Outcome::Failed(e) => {
+                let _ = writeln!(out, "{head}: {}", st.red("failed"));
+                out.push_str(&error_text(e, "    ", st));
+            }
+            Outcome::NotConverged { keys, error } => {
+                let _ = writeln!(
+                    out,
+                    "{head}: {}",
+                    st.red("written, but the read-back does not match")
+                );
+                if !keys.is_empty() {
+                    let _ = writeln!(out, "    still different: {}", keys.join(", "));
+                }
+                if let Some(e) = error {
+                    out.push_str(&error_text(e, "    ", st));
+                }
+            }
+        }
+    }
+    let t = report.tally();
+    let _ = writeln!(
+        out,
+        "{}",
+        st.bold(&format!(
+            "Apply: {} applied and verified, {} in sync, {} failed.",
+            plural(t.applied, "target", "targets"),
+            t.in_sync,
+            t.failed
+        ))
+    );
+    out
+}
+
+/// The outcome of apply as JSON.
+pub fn report_json(report: &Report, manifest: &str) -> Value {
+    let targets: Vec<Value> = report
+        .targets
+        .iter()
+        .map(|t| {
+            let mut v = json!({ "name": t.target, "description": t.description, "status": t.outcome.status() });
+            match &t.outcome {
+                Outcome::Verified { changes } => v["changes"] = json!(changes),
+                Outcome::NotRead(e) | Outcome::Failed(e) => v["error"] = error_json(e),
+                Outcome::NotConverged { keys, error } => {
+                    v["still_different"] = json!(keys);
+                    if let Some(e) = error {
+                        v["error"] = error_json(e);
+                    }
+                }
+                Outcome::InSync => {}
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "kind": "apply",
+        "manifest": manifest,
+        "targets": targets,
+        "summary": report.tally(),
+        "converged": report.converged(),
+    })
+}
+
+/// The outcome of apply as markdown.
+pub fn report_markdown(report: &Report) -> String {
+    let t = report.tally();
+    let mut out = format!(
+        "### secretsync apply\n\n{} applied and verified, {} in sync, {} failed.\n\n| target | outcome |\n|---|---|\n",
+        t.applied, t.in_sync, t.failed
+    );
+    for r in &report.targets {
+        let detail = match &r.outcome {
+            Outcome::NotRead(e) | Outcome::Failed(e) => {
+                format!(": {}", md_escape(e.message.lines().next().unwrap_or("")))
+            }
+            Outcome::NotConverged { keys, .. } => format!(": still different: {}", keys.join(", ")),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "| `{}` | {}{} |", r.target, r.outcome.status(), detail);
+    }
+    out
+}
