@@ -322,18 +322,12 @@ impl std::error::Error for ManifestError {
 
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let source = fs_err::read_to_string(path).map_err(|e| ManifestError::Read {
+    // std rather than fs-err: the message names the path already.
+    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
         path: path.to_path_buf(),
-        source: std::io::Error::new(e.kind(), strip_path_prefix(&e.to_string())),
+        source,
     })?;
     parse(path, source)
-}
-
-/// fs-err names the path; ours is named already.
-fn strip_path_prefix(msg: &str) -> String {
-    msg.split_once(" at path ")
-        .map_or(msg, |(head, _)| head)
-        .to_string()
 }
 
 /// Validates manifest text as if read from `path`.
@@ -349,7 +343,12 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
                 None => msg,
             };
             let hint = syntax_hint(&msg);
-            return Err(Checker::new(path, &source).error(loc, 1, msg, hint));
+            // Underline a whole unknown field name, not just its first letter.
+            let width = msg
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map_or(1, |(name, _)| name.chars().count());
+            return Err(Checker::new(path, &source).error(loc, width, msg, hint));
         }
     };
     Checker::new(path, &source).manifest(raw, source.clone())
