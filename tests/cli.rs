@@ -421,3 +421,12 @@ fn usage_errors_exit_1_not_2() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("unexpected argument '--no-such-flag'"));
 }
+
+#[test]
+fn the_example_manifest_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("secrets.example.yaml");
+    let m = secretsync::manifest::load(&path).unwrap();
+    let types: Vec<&str> = m.targets.values().map(|t| t.type_name()).collect();
+    assert_eq!(types, ["railway", "railway", "ssh_env", "keychain", "env_file"]);
+    assert_eq!(m.secrets["OPENCLAW_GATEWAY_TOKEN"].key_on("vps"), "GATEWAY_TOKEN");
+}
