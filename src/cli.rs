@@ -60,6 +60,21 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print one decrypted value on stdout (for scripts). Nothing else prints a value.
     Get(GetArgs),
+    /// Start a manifest: recipients given, or a new identity generated.
+    Init(InitArgs),
+    /// Set a secret's value (from a hidden prompt, or stdin with --stdin; never from argv).
+    Set(SetArgs),
+    /// Replace a secret with a new random value, remembering the old one's fingerprint.
+    Rotate(RotateArgs),
+    /// Add the live values of a target to the manifest, encrypted.
+    Import(ImportArgs),
+    /// List, add or remove recipients (values are re-encrypted).
+    Recipients {
+        #[command(subcommand)]
+        action: RecipientsAction,
+    },
+    /// Re-encrypt every value to the current recipients.
+    Rekey,
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -111,4 +126,85 @@ pub struct DoctorArgs {
 pub struct GetArgs {
     /// The secret's name in the manifest.
     pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A recipient's public key (age1… or "ssh-ed25519 …"); repeatable. Without one, an identity is generated.
+    #[arg(long = "recipient", short = 'r', value_name = "KEY")]
+    pub recipients: Vec<String>,
+    /// Where to write a generated identity (default ~/.config/sops/age/keys.txt, if it does not exist).
+    #[arg(long, value_name = "FILE")]
+    pub identity_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The secret's name in the manifest.
+    pub key: String,
+    /// For a new secret: the targets it must reach (repeatable).
+    #[arg(short = 't', long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Read the value from standard input (one trailing newline is dropped).
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Charset {
+    /// A-Z a-z 0-9
+    Alnum,
+    /// 0-9 a-f
+    Hex,
+    /// The standard base64 alphabet (with --bytes: padded base64).
+    Base64,
+    /// The URL-safe base64 alphabet (with --bytes: unpadded).
+    Base64url,
+    /// Printable ASCII without space, quotes, backslash and `$`.
+    Ascii,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The secret's name in the manifest.
+    pub key: String,
+    /// For a new secret: the targets it must reach (repeatable).
+    #[arg(short = 't', long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Characters in the new value.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
+    pub length: u16,
+    #[arg(long, value_enum, default_value_t = Charset::Alnum)]
+    pub charset: Charset,
+    /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
+    pub bytes: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The target to read the values from.
+    #[arg(long, value_name = "TARGET")]
+    pub from: String,
+    /// Keys (as named on the target) to import; all of them when none is given.
+    pub keys: Vec<String>,
+    /// Replace secrets that are already in the manifest.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsAction {
+    /// Print the recipients.
+    List,
+    /// Add recipients and re-encrypt every value to all of them.
+    Add {
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Remove recipients and re-encrypt every value without them.
+    Remove {
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
 }

@@ -427,6 +427,12 @@ fn the_example_manifest_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("secrets.example.yaml");
     let m = secretsync::manifest::load(&path).unwrap();
     let types: Vec<&str> = m.targets.values().map(|t| t.type_name()).collect();
-    assert_eq!(types, ["railway", "railway", "ssh_env", "keychain", "env_file"]);
-    assert_eq!(m.secrets["OPENCLAW_GATEWAY_TOKEN"].key_on("vps"), "GATEWAY_TOKEN");
+    assert_eq!(
+        types,
+        ["railway", "railway", "ssh_env", "keychain", "env_file"]
+    );
+    assert_eq!(
+        m.secrets["OPENCLAW_GATEWAY_TOKEN"].key_on("vps"),
+        "GATEWAY_TOKEN"
+    );
 }

@@ -4,6 +4,9 @@
 mod apply;
 mod doctor;
 mod get;
+mod import;
+mod init;
+mod keys;
 mod plan;
 
 use std::io::IsTerminal;
@@ -42,6 +45,12 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Apply(a) => apply::run(g, a).await,
         Command::Doctor(a) => doctor::run(g, a).await,
         Command::Get(a) => get::run(g, a),
+        Command::Init(a) => init::run(g, a),
+        Command::Set(a) => keys::set(g, a),
+        Command::Rotate(a) => keys::rotate(g, a),
+        Command::Import(a) => import::run(g, a).await,
+        Command::Recipients { action } => keys::recipients(g, action),
+        Command::Rekey => keys::rekey(g),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "secretsync", &mut std::io::stdout());

@@ -1,0 +1,103 @@
+//! `secretsync import --from TARGET`: adopt the values a target holds.
+
+use super::Exit;
+use crate::cli::{Global, ImportArgs};
+use crate::edit::{Editor, Stored};
+use crate::error::Error;
+use crate::target::{self, Context, Observation, Round};
+
+pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    let Some(spec) = editor.manifest.targets.get(&a.from).cloned() else {
+        let names: Vec<&str> = editor.manifest.targets.keys().map(String::as_str).collect();
+        return Err(Error::usage(
+            format!("--from {}: no such target", a.from),
+            format!("targets: {}", names.join(", ")),
+        ));
+    };
+    let ctx = Context::new(editor.manifest.dir());
+    let target = target::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
+        message: format!("target `{}`: {}", a.from, e.message),
+        hint: e.hint,
+    })?;
+    let observed = target
+        .read(Round(1), &a.keys)
+        .await
+        .map_err(|e| Error::Other {
+            message: format!(
+                "cannot read target `{}` ({}): {}",
+                a.from,
+                target.describe(),
+                e.message
+            ),
+            hint: e.hint,
+        })?;
+    if a.keys.is_empty() && !observed.complete {
+        return Err(Error::usage(
+            format!("target `{}` cannot list its keys", a.from),
+            "name the keys to import: secretsync import --from TARGET KEY…",
+        ));
+    }
+    let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
+    let wanted: Vec<String> = if a.keys.is_empty() {
+        observed.entries.keys().cloned().collect()
+    } else {
+        a.keys.clone()
+    };
+    for key in wanted {
+        // A key renamed on this target belongs to its secret.
+        let name = editor
+            .manifest
+            .secrets
+            .values()
+            .find(|s| s.targets.contains(&a.from) && s.key_on(&a.from) == key)
+            .map_or(key.clone(), |s| s.name.clone());
+        match observed.entries.get(&key) {
+            None => absent.push(key),
+            Some(Observation::Sealed) => unreadable.push(key),
+            Some(Observation::Value(_))
+                if editor.manifest.secrets.contains_key(&name) && !a.overwrite =>
+            {
+                skipped.push(name)
+            }
+            Some(Observation::Value(v)) => {
+                let targets = if editor.manifest.secrets.contains_key(&name) {
+                    vec![]
+                } else {
+                    vec![a.from.clone()]
+                };
+                if editor.store(&name, v, &targets)? != Stored::Unchanged {
+                    imported.push(name);
+                }
+            }
+        }
+    }
+    if !imported.is_empty() {
+        editor.save()?;
+    }
+    eprintln!(
+        "imported {} secret(s) from `{}`: {}",
+        imported.len(),
+        a.from,
+        imported.join(", ")
+    );
+    if !skipped.is_empty() {
+        eprintln!(
+            "skipped {} already in the manifest (use --overwrite): {}",
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
+    if !unreadable.is_empty() {
+        eprintln!(
+            "skipped {} sealed (their value cannot be read): {}",
+            unreadable.len(),
+            unreadable.join(", ")
+        );
+    }
+    if !absent.is_empty() {
+        eprintln!("not on the target: {}", absent.join(", "));
+        return Ok(Exit::Failed);
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,88 @@
+//! `secretsync init`: a new manifest with its recipients and fingerprint key.
+
+use std::path::PathBuf;
+
+use secrecy::ExposeSecret;
+
+use super::Exit;
+use crate::cli::{Global, InitArgs};
+use crate::crypto;
+use crate::error::Error;
+use crate::fsutil::write_atomic;
+
+pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
+    if g.manifest.exists() {
+        return Err(Error::usage(
+            format!("{} exists already", g.manifest.display()),
+            "edit it, or choose another path with -f",
+        ));
+    }
+    let mut recipients = Vec::new();
+    for r in &a.recipients {
+        recipients.push(crypto::parse_recipient(r).map_err(|why| {
+            Error::usage(
+                format!("--recipient {r}: {why}"),
+                "an age1… key or an \"ssh-ed25519 …\" line",
+            )
+        })?);
+    }
+    if recipients.is_empty() {
+        let path = match &a.identity_out {
+            Some(p) => p.clone(),
+            None => {
+                let home = std::env::var_os("HOME")
+                    .ok_or_else(|| Error::usage("HOME is not set", "pass --identity-out FILE"))?;
+                PathBuf::from(home).join(".config/sops/age/keys.txt")
+            }
+        };
+        if path.exists() {
+            return Err(Error::usage(
+                format!("{} exists already: it is not overwritten", path.display()),
+                "pass --recipient with its public key, or --identity-out NEW_FILE",
+            ));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let id = age::x25519::Identity::generate();
+        let public = id.to_public();
+        let text = zeroize::Zeroizing::new(format!(
+            "# created by secretsync init on {}\n# public key: {public}\n{}\n",
+            crate::fsutil::today(),
+            id.to_string().expose_secret()
+        ));
+        write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;
+        eprintln!(
+            "wrote a new identity to {} (mode 0600); keep it safe and out of git",
+            path.display()
+        );
+        println!("{public}");
+        recipients.push(crypto::Recipient::X25519(public));
+    }
+    let key = crypto::new_fingerprint_key();
+    let armored = crypto::encrypt(&recipients, key.expose().as_bytes())?;
+    let mut text = String::from(
+        "# secretsync manifest: every secret's value, encrypted to the recipients, and where it goes.\n# Reference: docs/manifest.md. Add values with `secretsync set KEY --target NAME`.\nversion: 1\n\nrecipients:\n",
+    );
+    for r in &recipients {
+        let r = r.to_string();
+        text.push_str(&if r.contains(' ') {
+            format!("  - \"{r}\"\n")
+        } else {
+            format!("  - {r}\n")
+        });
+    }
+    text.push_str("\n# Keys the fingerprints that plans show (HMAC-SHA256); only recipients can read it.\nfingerprint_key: |\n");
+    for l in armored.lines() {
+        text.push_str(&format!("  {l}\n"));
+    }
+    text.push_str("\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n\nsecrets: {}\n");
+    crate::manifest::parse(&g.manifest, text.clone())?;
+    write_atomic(&g.manifest, text.as_bytes(), 0o644).map_err(|e| Error::io(&g.manifest, e))?;
+    eprintln!(
+        "created {} with {} recipient(s)",
+        g.manifest.display(),
+        recipients.len()
+    );
+    Ok(Exit::Ok)
+}

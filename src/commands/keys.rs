@@ -1,0 +1,242 @@
+//! `secretsync set`, `rotate`, `recipients` and `rekey`: edits of the
+//! manifest's values and recipients. Values never come from argv.
+
+use std::io::{IsTerminal, Read};
+
+use base64::Engine as _;
+
+use super::Exit;
+use crate::cli::{Charset, Global, RecipientsAction, RotateArgs, SetArgs};
+use crate::crypto;
+use crate::edit::{Editor, Stored};
+use crate::error::Error;
+use crate::secret::Secret;
+
+fn say(stored: &Stored, key: &str, path: &std::path::Path) {
+    let what = match stored {
+        Stored::Added => "added to",
+        Stored::Replaced => "replaced in",
+        Stored::Unchanged => "unchanged in",
+    };
+    eprintln!("secret `{key}` {what} {}", path.display());
+    if *stored == Stored::Replaced {
+        eprintln!("the former value's fingerprint is kept under `previous`; run `secretsync plan` to see where it is still deployed");
+    }
+}
+
+pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    let value = if a.stdin {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::other(format!("cannot read the value from stdin: {e}")))?;
+        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+        Secret::new(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string())
+    } else {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::usage(
+                "set reads the value from a hidden prompt, and standard input is not a terminal",
+                "pipe the value in with --stdin (never put it on the command line)",
+            ));
+        }
+        Secret::new(
+            dialoguer::Password::new()
+                .with_prompt(format!("Value for {}", a.key))
+                .with_confirmation("Repeat it", "the two entries differ")
+                .allow_empty_password(true)
+                .interact()
+                .map_err(|e| Error::other(format!("cannot read the value: {e}")))?,
+        )
+    };
+    let stored = editor.store(&a.key, &value, &a.targets)?;
+    if stored != Stored::Unchanged {
+        editor.save()?;
+    }
+    say(&stored, &a.key, &g.manifest);
+    Ok(Exit::Ok)
+}
+
+/// A random value from the OS random source.
+pub(crate) fn generate(
+    charset: Charset,
+    length: usize,
+    bytes: Option<usize>,
+) -> Result<Secret, Error> {
+    if let Some(n) = bytes {
+        let mut raw = zeroize::Zeroizing::new(vec![0u8; n]);
+        crypto::getrandom(&mut raw);
+        let text = match charset {
+            Charset::Hex => hex::encode(&raw[..]),
+            Charset::Base64 => base64::engine::general_purpose::STANDARD.encode(&raw[..]),
+            Charset::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..]),
+            Charset::Alnum | Charset::Ascii => {
+                return Err(Error::usage(
+                    "--bytes encodes random bytes: choose --charset hex, base64 or base64url",
+                    "or use --length N for N characters of alnum or ascii",
+                ))
+            }
+        };
+        return Ok(Secret::new(text));
+    }
+    let alphabet: Vec<u8> = match charset {
+        Charset::Alnum => (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .chain(b'0'..=b'9')
+            .collect(),
+        Charset::Hex => (b'0'..=b'9').chain(b'a'..=b'f').collect(),
+        Charset::Base64 => (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .chain(b'0'..=b'9')
+            .chain([b'+', b'/'])
+            .collect(),
+        Charset::Base64url => (b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .chain(b'0'..=b'9')
+            .chain([b'-', b'_'])
+            .collect(),
+        Charset::Ascii => (b'!'..=b'~').filter(|c| !b"\"'\\$`".contains(c)).collect(),
+    };
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - (256 % alphabet.len());
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(length));
+    let mut buf = [0u8; 64];
+    while out.len() < length {
+        crypto::getrandom(&mut buf);
+        for &b in &buf {
+            if (b as usize) < limit && out.len() < length {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    Ok(Secret::new(out.to_string()))
+}
+
+pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    if !editor.manifest.secrets.contains_key(&a.key) && a.targets.is_empty() {
+        return Err(Error::usage(
+            format!("no secret `{}` to rotate", a.key),
+            "to create it, name its targets with --target",
+        ));
+    }
+    let value = generate(a.charset, usize::from(a.length), a.bytes.map(usize::from))?;
+    let stored = editor.store(&a.key, &value, &a.targets)?;
+    editor.save()?;
+    say(&stored, &a.key, &g.manifest);
+    Ok(Exit::Ok)
+}
+
+pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, Error> {
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    match action {
+        RecipientsAction::List => {
+            for r in &editor.manifest.recipients {
+                println!("{r}");
+            }
+            return Ok(Exit::Ok);
+        }
+        RecipientsAction::Add { keys } => {
+            for k in &keys {
+                let r = crypto::parse_recipient(k).map_err(|why| {
+                    Error::usage(
+                        format!("`{k}` does not parse: {why}"),
+                        "an age1… key or an \"ssh-ed25519 …\" line",
+                    )
+                })?;
+                if editor
+                    .manifest
+                    .recipients
+                    .iter()
+                    .any(|x| x.to_string() == r.to_string())
+                {
+                    return Err(Error::usage(
+                        format!("`{k}` is a recipient already"),
+                        "nothing to add",
+                    ));
+                }
+                editor.add_recipient(&r.to_string())?;
+            }
+        }
+        RecipientsAction::Remove { keys } => {
+            for k in &keys {
+                editor.remove_recipient(k.trim())?;
+            }
+            // Whoever runs this must still be able to decrypt afterwards.
+            let left = editor.check()?.recipients;
+            if left.is_empty() {
+                return Err(Error::usage(
+                    "that would remove every recipient",
+                    "add the new one first, then remove the old",
+                ));
+            }
+            let probe = crypto::encrypt(&left, b"probe")?;
+            if crypto::decrypt(editor.identities()?, &probe, "probe").is_err() {
+                return Err(Error::usage(
+                    "refusing: the identity at hand would no longer be a recipient, and nobody here could decrypt the manifest",
+                    "add a recipient whose identity you hold first, or run this with that identity (--identity)",
+                ));
+            }
+        }
+    }
+    let n = editor.rekey()?;
+    let m = editor.save()?;
+    eprintln!(
+        "{} recipient(s); re-encrypted {n} value(s) in {}",
+        m.recipients.len(),
+        g.manifest.display()
+    );
+    Ok(Exit::Ok)
+}
+
+pub(super) fn rekey(g: &Global) -> Result<Exit, Error> {
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    let n = editor.rekey()?;
+    editor.save()?;
+    eprintln!(
+        "re-encrypted {n} value(s) to the recipients of {}",
+        g.manifest.display()
+    );
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_values_follow_length_and_charset() {
+        for (cs, allowed) in [
+            (
+                Charset::Alnum,
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            ),
+            (Charset::Hex, "0123456789abcdef"),
+        ] {
+            let v = generate(cs, 300, None).unwrap();
+            assert_eq!(v.len(), 300);
+            assert!(v.expose().chars().all(|c| allowed.contains(c)));
+            // 300 draws cover most of a 16- or 62-letter alphabet: not a constant.
+            let distinct: std::collections::BTreeSet<char> = v.expose().chars().collect();
+            assert!(
+                distinct.len() > allowed.len() / 2,
+                "{cs:?}: {}",
+                distinct.len()
+            );
+        }
+        let a = generate(Charset::Ascii, 500, None).unwrap();
+        assert!(!a.expose().contains(['"', '\'', '\\', '$', '`', ' ']));
+        assert_ne!(
+            generate(Charset::Alnum, 40, None).unwrap(),
+            generate(Charset::Alnum, 40, None).unwrap()
+        );
+    }
+
+    #[test]
+    fn bytes_are_encoded() {
+        assert_eq!(generate(Charset::Hex, 0, Some(32)).unwrap().len(), 64);
+        assert_eq!(generate(Charset::Base64, 0, Some(32)).unwrap().len(), 44);
+        assert_eq!(generate(Charset::Base64url, 0, Some(32)).unwrap().len(), 43);
+        assert!(generate(Charset::Alnum, 0, Some(32)).is_err());
+    }
+}

@@ -1,0 +1,611 @@
+//! Edits of the manifest's text that keep everything else byte for byte.
+//!
+//! serde's round trip would drop comments, order, quoting and blank lines, so
+//! edits work on the text: a node is located by its key and indentation, and
+//! only its lines are replaced. The manifests these edits touch are in YAML's
+//! block style (what `init`, `set` and the docs write); a node written in flow
+//! style (`{ … }` on one line) is refused with a clear error rather than
+//! rewritten. Every edited text is loaded again before it is written.
+
+use crate::manifest::Previous;
+
+/// An edit that cannot be made on this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EditError(pub String);
+
+/// Manifest text being edited.
+#[derive(Debug, Clone)]
+pub struct Text {
+    lines: Vec<String>,
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// Blank and comment-only lines do not end a block.
+fn is_filler(line: &str) -> bool {
+    let t = line.trim();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Whether `line` is the key `key:` (bare or quoted) at its indentation.
+fn is_key(line: &str, key: &str) -> bool {
+    let t = line.trim_start_matches(' ');
+    [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+        .iter()
+        .any(|k| {
+            t.strip_prefix(k.as_str()).is_some_and(|rest| {
+                rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\t']))
+            })
+        })
+}
+
+/// What follows `key:` on its line, without a trailing comment.
+fn inline_value(line: &str) -> &str {
+    let after = line.split_once(':').map_or("", |(_, v)| v);
+    let v = after.split(" #").next().unwrap_or("").trim();
+    v
+}
+
+impl Text {
+    pub fn new(text: &str) -> Text {
+        let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        if let Some(last) = lines.last_mut() {
+            if !last.ends_with('\n') {
+                last.push('\n');
+            }
+        }
+        Text { lines }
+    }
+
+    pub fn render(&self) -> String {
+        self.lines.concat()
+    }
+
+    fn content(&self, i: usize) -> &str {
+        self.lines[i].trim_end_matches(['\n', '\r'])
+    }
+
+    /// The end (exclusive) of the block owned by the key at line `i`: up to
+    /// the first content line indented no deeper than the key. Trailing blank
+    /// and comment lines are left to what follows.
+    fn block_end(&self, i: usize) -> usize {
+        let base = indent_of(self.content(i));
+        let mut end = i + 1;
+        let mut j = i + 1;
+        while j < self.lines.len() {
+            let l = self.content(j);
+            if !is_filler(l) {
+                if indent_of(l) <= base
+                    && !(indent_of(l) == base
+                        && l.trim_start().starts_with("- ")
+                        && self.content(i).trim_end().ends_with(':'))
+                {
+                    break;
+                }
+                end = j + 1;
+            }
+            j += 1;
+        }
+        end
+    }
+
+    /// A top-level key's line.
+    fn top(&self, key: &str) -> Option<usize> {
+        (0..self.lines.len())
+            .find(|&i| indent_of(self.content(i)) == 0 && is_key(self.content(i), key))
+    }
+
+    /// The line of child `key` directly under the key at line `parent`.
+    fn child(&self, parent: usize, key: &str) -> Option<usize> {
+        let end = self.block_end(parent);
+        let ci = self.child_indent(parent)?;
+        (parent + 1..end)
+            .find(|&j| indent_of(self.content(j)) == ci && is_key(self.content(j), key))
+    }
+
+    /// The indentation of the first child of the key at `parent`.
+    fn child_indent(&self, parent: usize) -> Option<usize> {
+        (parent + 1..self.block_end(parent))
+            .map(|j| self.content(j))
+            .find(|l| !is_filler(l))
+            .map(indent_of)
+    }
+
+    fn secret_line(&self, name: &str) -> Result<Option<usize>, EditError> {
+        let Some(s) = self.top("secrets") else {
+            return Ok(None);
+        };
+        let found = self.child(s, name);
+        if let Some(i) = found {
+            if !inline_value(self.content(i)).is_empty() {
+                return Err(EditError(format!(
+                    "secret `{name}` is written in flow style on one line; write it in block style (one field per line) so that it can be edited"
+                )));
+            }
+        }
+        Ok(found)
+    }
+
+    fn block_scalar(indent: usize, key: &str, body: &str) -> Vec<String> {
+        let pad = " ".repeat(indent);
+        let mut out = vec![format!("{pad}{key}: |\n")];
+        out.extend(body.lines().map(|l| format!("{pad}  {l}\n")));
+        out
+    }
+
+    /// Sets a secret's value as an armored age file, replacing `encrypted` or
+    /// `value`. A new secret is added at the end of `secrets:` with `targets`.
+    pub fn set_encrypted(
+        &mut self,
+        name: &str,
+        armored: &str,
+        targets: &[String],
+    ) -> Result<(), EditError> {
+        match self.secret_line(name)? {
+            Some(s) => {
+                let ci = self
+                    .child_indent(s)
+                    .unwrap_or(indent_of(self.content(s)) + 2);
+                let field = self
+                    .child(s, "encrypted")
+                    .or_else(|| self.child(s, "value"));
+                let new = Self::block_scalar(ci, "encrypted", armored);
+                match field {
+                    Some(f) => {
+                        let end = self.block_end(f);
+                        self.lines.splice(f..end, new);
+                    }
+                    None => {
+                        let end = self.block_end(s);
+                        self.lines.splice(end..end, new);
+                    }
+                }
+                Ok(())
+            }
+            None => {
+                if targets.is_empty() {
+                    return Err(EditError(format!(
+                        "`{name}` is a new secret: name its targets with --target"
+                    )));
+                }
+                let s = match self.top("secrets") {
+                    Some(s) => {
+                        if inline_value(self.content(s)) == "{}" {
+                            self.lines[s] = "secrets:\n".into();
+                        } else if !inline_value(self.content(s)).is_empty() {
+                            return Err(EditError(
+                                "`secrets:` is written in flow style; write it in block style"
+                                    .into(),
+                            ));
+                        }
+                        s
+                    }
+                    None => {
+                        self.lines.push("secrets:\n".into());
+                        self.lines.len() - 1
+                    }
+                };
+                let ci = self.child_indent(s).unwrap_or(2);
+                let end = self.block_end(s);
+                let pad = " ".repeat(ci);
+                let mut new = vec![
+                    format!("{pad}{name}:\n"),
+                    format!("{pad}  targets: [{}]\n", targets.join(", ")),
+                ];
+                new.extend(Self::block_scalar(ci + 2, "encrypted", armored));
+                self.lines.splice(end..end, new);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces (or adds) a secret's `previous:` list.
+    pub fn set_previous(&mut self, name: &str, previous: &[Previous]) -> Result<(), EditError> {
+        let s = self
+            .secret_line(name)?
+            .ok_or_else(|| EditError(format!("no secret `{name}`")))?;
+        let ci = self
+            .child_indent(s)
+            .unwrap_or(indent_of(self.content(s)) + 2);
+        let pad = " ".repeat(ci);
+        let mut new = vec![format!("{pad}previous:\n")];
+        for p in previous {
+            new.push(format!("{pad}  - fingerprint: {}\n", p.fingerprint));
+            new.push(format!("{pad}    replaced: \"{}\"\n", p.replaced));
+        }
+        match self.child(s, "previous") {
+            Some(f) => {
+                let end = self.block_end(f);
+                self.lines.splice(f..end, new);
+            }
+            None => {
+                let end = self.block_end(s);
+                self.lines.splice(end..end, new);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces (or adds, after `recipients`) the top-level `fingerprint_key`.
+    pub fn set_fingerprint_key(&mut self, armored: &str) {
+        let new = Self::block_scalar(0, "fingerprint_key", armored);
+        if let Some(f) = self.top("fingerprint_key") {
+            let end = self.block_end(f);
+            self.lines.splice(f..end, new);
+            return;
+        }
+        let after = self
+            .top("recipients")
+            .or_else(|| self.top("version"))
+            .map_or(0, |i| self.block_end(i));
+        self.lines.splice(after..after, new);
+    }
+
+    /// Adds a recipient at the end of the `recipients:` list.
+    pub fn add_recipient(&mut self, recipient: &str) -> Result<(), EditError> {
+        let r = match self.top("recipients") {
+            Some(r) => r,
+            None => {
+                let after = self.top("version").map_or(0, |i| self.block_end(i));
+                self.lines.insert(after, "recipients:\n".into());
+                after
+            }
+        };
+        let inline = inline_value(self.content(r)).to_string();
+        if inline == "[]" {
+            self.lines[r] = "recipients:\n".into();
+        } else if !inline.is_empty() {
+            return Err(EditError(
+                "`recipients:` is written in flow style; write it as a list, one `- key` per line"
+                    .into(),
+            ));
+        }
+        let ci = self.child_indent(r).unwrap_or(2);
+        let end = self.block_end(r);
+        let quoted = if recipient.contains(' ') {
+            format!("\"{recipient}\"")
+        } else {
+            recipient.to_string()
+        };
+        self.lines
+            .insert(end, format!("{}- {quoted}\n", " ".repeat(ci)));
+        Ok(())
+    }
+
+    /// Removes the list item of `recipients:` that holds `recipient`.
+    pub fn remove_recipient(&mut self, recipient: &str) -> Result<(), EditError> {
+        let r = self
+            .top("recipients")
+            .ok_or_else(|| EditError("the manifest has no `recipients:`".into()))?;
+        let end = self.block_end(r);
+        let item = (r + 1..end)
+            .find(|&j| {
+                let l = self.content(j).trim_start();
+                l.starts_with("- ")
+                    && l[2..]
+                        .split(" #")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_matches(['"', '\''])
+                        == recipient
+            })
+            .ok_or_else(|| EditError(format!("`{recipient}` is not listed under `recipients:`")))?;
+        self.lines.remove(item);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMENTED: &str = "# The team's secrets.\nversion: 1   # keep\n\nrecipients:\n  - age1aaa   # alice\n  # - age1old (left)\n  - \"ssh-ed25519 AAAA bob\"\n\ntargets:\n  app: { type: env_file, path: app.env }\n\nsecrets:\n  # the auth secret\n  AUTH:\n    targets: [app]   # only app\n    encrypted: |\n      -----BEGIN AGE ENCRYPTED FILE-----\n      OLD\n      -----END AGE ENCRYPTED FILE-----\n\n  LOG:\n    targets: [app]\n    value: 'info'    # quoted on purpose\n# trailing comment\n";
+
+    fn armor(body: &str) -> String {
+        format!("-----BEGIN AGE ENCRYPTED FILE-----\n{body}\n-----END AGE ENCRYPTED FILE-----\n")
+    }
+
+    #[test]
+    fn replacing_a_value_keeps_every_other_byte() {
+        let mut t = Text::new(COMMENTED);
+        t.set_encrypted("AUTH", &armor("NEW"), &[]).unwrap();
+        assert_eq!(t.render(), COMMENTED.replace("      OLD\n", "      NEW\n"));
+    }
+
+    #[test]
+    fn a_plain_value_becomes_encrypted_in_place() {
+        let mut t = Text::new(COMMENTED);
+        t.set_encrypted("LOG", &armor("X"), &[]).unwrap();
+        assert_eq!(
+            t.render(),
+            COMMENTED.replace(
+                "    value: 'info'    # quoted on purpose\n",
+                "    encrypted: |\n      -----BEGIN AGE ENCRYPTED FILE-----\n      X\n      -----END AGE ENCRYPTED FILE-----\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_new_secret_goes_at_the_end_of_secrets() {
+        let mut t = Text::new(COMMENTED);
+        t.set_encrypted("NEW_ONE", &armor("N"), &["app".into()])
+            .unwrap();
+        let expected = COMMENTED.replace(
+            "    value: 'info'    # quoted on purpose\n",
+            "    value: 'info'    # quoted on purpose\n  NEW_ONE:\n    targets: [app]\n    encrypted: |\n      -----BEGIN AGE ENCRYPTED FILE-----\n      N\n      -----END AGE ENCRYPTED FILE-----\n",
+        );
+        assert_eq!(t.render(), expected);
+        assert!(Text::new(COMMENTED)
+            .set_encrypted("NEW_ONE", &armor("N"), &[])
+            .is_err());
+    }
+
+    #[test]
+    fn previous_is_added_then_replaced() {
+        let mut t = Text::new(COMMENTED);
+        let p = |f: &str| Previous {
+            fingerprint: f.into(),
+            replaced: "2026-11-20".into(),
+        };
+        t.set_previous("AUTH", &[p("fp:11111111")]).unwrap();
+        let once = t.render();
+        assert!(once.contains("      -----END AGE ENCRYPTED FILE-----\n    previous:\n      - fingerprint: fp:11111111\n        replaced: \"2026-11-20\"\n\n  LOG:"), "{once}");
+        t.set_previous("AUTH", &[p("fp:22222222"), p("fp:11111111")])
+            .unwrap();
+        assert_eq!(
+            t.render(),
+            once.replace("      - fingerprint: fp:11111111\n", "      - fingerprint: fp:22222222\n        replaced: \"2026-11-20\"\n      - fingerprint: fp:11111111\n")
+        );
+    }
+
+    #[test]
+    fn recipients_are_added_and_removed_line_by_line() {
+        let mut t = Text::new(COMMENTED);
+        t.add_recipient("age1ccc").unwrap();
+        assert_eq!(
+            t.render(),
+            COMMENTED.replace("bob\"\n", "bob\"\n  - age1ccc\n")
+        );
+        t.remove_recipient("age1aaa").unwrap();
+        t.remove_recipient("ssh-ed25519 AAAA bob").unwrap();
+        assert_eq!(
+            t.render(),
+            COMMENTED
+                .replace("  - age1aaa   # alice\n", "")
+                .replace("  - \"ssh-ed25519 AAAA bob\"\n", "  - age1ccc\n")
+        );
+        assert!(t.remove_recipient("age1zzz").is_err());
+    }
+
+    #[test]
+    fn fingerprint_key_is_added_after_recipients() {
+        let mut t = Text::new(COMMENTED);
+        t.set_fingerprint_key(&armor("K"));
+        assert!(t.render().contains("  - \"ssh-ed25519 AAAA bob\"\nfingerprint_key: |\n  -----BEGIN AGE ENCRYPTED FILE-----\n  K\n"));
+        t.set_fingerprint_key(&armor("K2"));
+        assert!(t.render().contains("\n  K2\n") && !t.render().contains("\n  K\n"));
+    }
+
+    #[test]
+    fn flow_style_secrets_are_refused() {
+        let mut t = Text::new("version: 1\nsecrets:\n  A: { targets: [x], value: y }\n");
+        assert!(t
+            .set_encrypted("A", &armor("Z"), &[])
+            .unwrap_err()
+            .0
+            .contains("flow style"));
+    }
+
+    #[test]
+    fn empty_secrets_map_is_opened() {
+        let mut t = Text::new("version: 1\nsecrets: {}\n");
+        t.set_encrypted("A", &armor("Z"), &["t".into()]).unwrap();
+        assert!(t
+            .render()
+            .starts_with("version: 1\nsecrets:\n  A:\n    targets: [t]\n    encrypted: |\n"));
+    }
+}
+
+// ---- the editor behind init, set, rotate, import, recipients and rekey ----
+
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{self, Fingerprinter, Identities};
+use crate::error::Error;
+use crate::manifest::{self, Manifest, ValueSource};
+use crate::secret::Secret;
+
+/// How many former values a secret remembers.
+pub const PREVIOUS_KEPT: usize = 5;
+
+/// What storing a value did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Added,
+    /// Replaced; the former value's fingerprint was recorded.
+    Replaced,
+    /// The manifest already held this value: nothing changed.
+    Unchanged,
+}
+
+/// A manifest opened for editing: its text, and the keys to re-encrypt.
+pub struct Editor {
+    pub manifest: Manifest,
+    text: Text,
+    identity: Option<PathBuf>,
+    ids: Option<Identities>,
+    fingerprints: Option<Fingerprinter>,
+}
+
+impl Editor {
+    pub fn open(path: &Path, identity: Option<&Path>) -> Result<Editor, Error> {
+        let manifest = manifest::load(path)?;
+        Ok(Editor {
+            text: Text::new(&manifest.source),
+            manifest,
+            identity: identity.map(Path::to_path_buf),
+            ids: None,
+            fingerprints: None,
+        })
+    }
+
+    pub fn identities(&mut self) -> Result<&Identities, Error> {
+        if self.ids.is_none() {
+            self.ids = Some(crypto::find_identities(self.identity.as_deref())?);
+        }
+        Ok(self.ids.as_ref().expect("set above"))
+    }
+
+    fn recipients(&self) -> Result<&[crypto::Recipient], Error> {
+        if self.manifest.recipients.is_empty() {
+            return Err(Error::usage(
+                "the manifest lists no recipients, so nobody could decrypt this value",
+                "add one with `secretsync recipients add age1…`",
+            ));
+        }
+        Ok(&self.manifest.recipients)
+    }
+
+    /// The manifest's fingerprinter; a manifest without a key gets a new one.
+    pub fn fingerprinter(&mut self) -> Result<Fingerprinter, Error> {
+        if let Some(f) = &self.fingerprints {
+            return Ok(f.clone());
+        }
+        let f = match self.manifest.fingerprint_key.clone() {
+            Some(armored) => {
+                let ids = self.identities()?;
+                Fingerprinter::new(Some(&crypto::decrypt(ids, &armored, "fingerprint_key")?))
+            }
+            None => {
+                let key = crypto::new_fingerprint_key();
+                let armored = crypto::encrypt(self.recipients()?, key.expose().as_bytes())?;
+                self.text.set_fingerprint_key(&armored);
+                Fingerprinter::new(Some(&key))
+            }
+        };
+        self.fingerprints = Some(f.clone());
+        Ok(f)
+    }
+
+    /// The current value of a secret, decrypted.
+    pub fn value_of(&mut self, name: &str) -> Result<Option<Secret>, Error> {
+        let Some(def) = self.manifest.secrets.get(name).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(match def.value {
+            ValueSource::Plain(v) => Secret::new(v),
+            ValueSource::Encrypted(armored) => {
+                let ids = self.identities()?;
+                crypto::decrypt(ids, &armored, &format!("secret `{name}`"))?
+            }
+        }))
+    }
+
+    /// Encrypts `value` under `name`, recording the replaced value's
+    /// fingerprint and today's date. `targets` apply to a new secret.
+    pub fn store(
+        &mut self,
+        name: &str,
+        value: &Secret,
+        targets: &[String],
+    ) -> Result<Stored, Error> {
+        for t in targets {
+            if !self.manifest.targets.contains_key(t) {
+                let names: Vec<&str> = self.manifest.targets.keys().map(String::as_str).collect();
+                return Err(Error::usage(
+                    format!("--target {t}: no such target"),
+                    format!("targets: {}", names.join(", ")),
+                ));
+            }
+        }
+        let old = self.value_of(name)?;
+        if old.as_ref() == Some(value) {
+            return Ok(Stored::Unchanged);
+        }
+        let armored = crypto::encrypt(self.recipients()?, value.expose().as_bytes())?;
+        let fp = self.fingerprinter()?;
+        self.text
+            .set_encrypted(name, &armored, targets)
+            .map_err(|e| Error::other(e.0))?;
+        let Some(old) = old else {
+            return Ok(Stored::Added);
+        };
+        let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
+        let mut previous = vec![Previous {
+            fingerprint: old_fp.clone(),
+            replaced: crate::fsutil::today(),
+        }];
+        previous.extend(
+            self.manifest.secrets[name]
+                .previous
+                .iter()
+                .filter(|p| p.fingerprint != old_fp)
+                .cloned(),
+        );
+        previous.truncate(PREVIOUS_KEPT);
+        self.text
+            .set_previous(name, &previous)
+            .map_err(|e| Error::other(e.0))?;
+        Ok(Stored::Replaced)
+    }
+
+    /// Encrypts every value (and the fingerprint key) again to the
+    /// recipients listed in the text being edited.
+    pub fn rekey(&mut self) -> Result<usize, Error> {
+        let current = manifest::parse(&self.manifest.path, self.text.render())?;
+        let recipients = current.recipients.clone();
+        if recipients.is_empty() {
+            return Err(Error::usage(
+                "no recipients would be left",
+                "keep at least one recipient",
+            ));
+        }
+        let mut count = 0;
+        if let Some(armored) = current.fingerprint_key.clone() {
+            let key = crypto::decrypt(self.identities()?, &armored, "fingerprint_key")?;
+            self.text
+                .set_fingerprint_key(&crypto::encrypt(&recipients, key.expose().as_bytes())?);
+        }
+        for (name, def) in &current.secrets {
+            if let ValueSource::Encrypted(armored) = &def.value {
+                let v = crypto::decrypt(self.identities()?, armored, &format!("secret `{name}`"))?;
+                let again = crypto::encrypt(&recipients, v.expose().as_bytes())?;
+                self.text
+                    .set_encrypted(name, &again, &[])
+                    .map_err(|e| Error::other(e.0))?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    pub fn add_recipient(&mut self, r: &str) -> Result<(), Error> {
+        self.text.add_recipient(r).map_err(|e| Error::other(e.0))
+    }
+
+    pub fn remove_recipient(&mut self, r: &str) -> Result<(), Error> {
+        self.text.remove_recipient(r).map_err(|e| Error::other(e.0))
+    }
+
+    /// The edited text, loaded again to prove it is valid.
+    pub fn check(&self) -> Result<Manifest, Error> {
+        manifest::parse(&self.manifest.path, self.text.render()).map_err(|e| Error::Other {
+            message: format!(
+                "the edit would leave an invalid manifest, so nothing was written:\n{e}"
+            ),
+            hint: Some("this is a bug in secretsync's editor: please report it".into()),
+        })
+    }
+
+    /// Validates and writes the manifest atomically.
+    pub fn save(self) -> Result<Manifest, Error> {
+        let m = self.check()?;
+        crate::fsutil::write_atomic(&self.manifest.path, self.text.render().as_bytes(), 0o644)
+            .map_err(|e| Error::io(&self.manifest.path, e))?;
+        Ok(m)
+    }
+}
