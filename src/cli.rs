@@ -101,10 +101,19 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Save the plan (no values) for `secretsync apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// On drift or errors, POST a redacted summary to this URL (Slack incoming-webhook JSON).
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved by `plan --out`: apply exactly it, or refuse if anything moved since.
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub selection: Selection,
     /// Apply without asking (for CI).

@@ -288,6 +288,16 @@ impl Fingerprinter {
         self.key.is_some()
     }
 
+    /// The full keyed digest (64 hex digits) of `bytes`, for detecting any
+    /// change (saved plans); `None` without a key.
+    pub fn digest(&self, bytes: &[u8]) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(b"secretsync-digest-v1\0");
+        mac.update(bytes);
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
     /// `fp:` and 8 hex digits of HMAC-SHA256(key, value); `None` without a key.
     pub fn fingerprint(&self, value: &Secret) -> Option<String> {
         let key = self.key.as_ref()?;

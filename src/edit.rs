@@ -556,6 +556,10 @@ impl Editor {
     /// Encrypts every value (and the fingerprint key) again to the
     /// recipients listed in the text being edited.
     pub fn rekey(&mut self) -> Result<usize, Error> {
+        // A manifest without a fingerprint key gets one (saved plans need it).
+        if self.manifest.fingerprint_key.is_none() {
+            self.fingerprinter()?;
+        }
         let current = manifest::parse(&self.manifest.path, self.text.render())?;
         let recipients = current.recipients.clone();
         if recipients.is_empty() {

@@ -18,6 +18,12 @@ use crate::target::{
     self, env_file::EnvFile, Change, Context, Observed, Op, Round, Target, TargetError,
 };
 
+/// Told as each target's read starts and ends (spinners on a terminal).
+pub trait Progress: Send + Sync {
+    fn started(&self, target: &str, description: &str);
+    fn finished(&self, target: &str, ok: bool);
+}
+
 /// How a run is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -159,12 +165,26 @@ impl Engine {
 
     /// Reads every target (at most `parallelism` at once) and compares.
     pub async fn plan(&self) -> Plan {
+        self.plan_with_progress(None).await
+    }
+
+    /// [`Engine::plan`], telling `progress` as each target starts and ends.
+    pub async fn plan_with_progress(&self, progress: Option<Box<dyn Progress>>) -> Plan {
         let round = self.next_round();
+        let progress = progress.as_deref();
         let targets = stream::iter(self.slots.iter().map(|slot| async move {
+            let description = slot.describe();
+            if let Some(p) = progress {
+                p.started(&slot.name, &description);
+            }
+            let outcome = self.plan_one(slot, round).await;
+            if let Some(p) = progress {
+                p.finished(&slot.name, outcome.is_ok());
+            }
             TargetPlan {
                 target: slot.name.clone(),
-                description: slot.describe(),
-                outcome: self.plan_one(slot, round).await,
+                description,
+                outcome,
             }
         }))
         .buffered(self.parallelism)

@@ -7,6 +7,7 @@
 //! without ever printing a value.
 
 pub mod apply;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod crypto;
@@ -15,8 +16,10 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod remote;
 pub mod render;
+pub mod saved;
 pub mod secret;
 pub mod target;

@@ -1,28 +1,74 @@
-//! `secretsync apply`
+//! `secretsync apply [PLAN]`
 
 use std::io::IsTerminal;
 
 use serde_json::json;
 
-use super::{emit, options, style, Exit};
-use crate::apply;
+use super::{emit, github_plan, github_report, options, style, Exit};
 use crate::cli::{ApplyArgs, Global};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::render::{self, Format};
+use crate::{apply, saved};
 
 pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
-    let engine = Engine::open(&options(g, &a.selection))?;
-    let plan = engine.plan().await;
+    let saved_plan = match &a.plan {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let plan: saved::SavedPlan = serde_json::from_str(&text).map_err(|e| Error::Other {
+                message: format!(
+                    "{} is not a plan saved by `secretsync plan --out`: {e}",
+                    path.display()
+                ),
+                hint: None,
+            })?;
+            Some(plan)
+        }
+    };
+    let mut opts = options(g, &a.selection);
+    if let Some(s) = &saved_plan {
+        opts.targets = s.targets.iter().map(|t| t.name.clone()).collect();
+    }
+    let engine = Engine::open(&opts)?;
+    let plan = engine.plan_with_progress(super::progress(g)).await;
     let manifest = engine.manifest_path().display().to_string();
+
+    if let Some(s) = &saved_plan {
+        let now = saved::from_plan(
+            &plan,
+            &manifest,
+            &engine.manifest.source,
+            &engine.fingerprints,
+        )
+        .ok_or_else(|| {
+            Error::usage(
+                "a saved plan needs the manifest's fingerprint_key",
+                "plan again with `secretsync plan --out`",
+            )
+        })?;
+        let why = saved::staleness(s, &engine.manifest.source, &now);
+        if !why.is_empty() {
+            return Err(Error::Other {
+                message: format!(
+                    "the saved plan is stale, so nothing was applied:\n  - {}",
+                    why.join("\n  - ")
+                ),
+                hint: Some("run `secretsync plan --out FILE` again and review the new plan".into()),
+            });
+        }
+    }
+
     let st = style(g);
     match a.format {
         Format::Text => emit(g, &render::plan_text(&plan, &st)),
         Format::Markdown => emit(g, &render::plan_markdown(&plan)),
         Format::Json => {}
     }
+    github_plan(&plan, a.format);
 
-    if plan.has_changes() && !a.auto_approve {
+    // A saved plan was reviewed when it was saved: it is applied without asking.
+    if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
         confirm()?;
     }
     let plan_json = (a.format == Format::Json).then(|| render::plan_json(&plan, &manifest));
@@ -36,6 +82,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
             emit(g, &format!("{doc:#}"));
         }
     }
+    github_report(&report, a.format);
     Ok(if report.converged() {
         Exit::Ok
     } else {

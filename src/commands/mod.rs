@@ -11,10 +11,14 @@ mod plan;
 
 use std::io::IsTerminal;
 
+use crate::apply::{Outcome, Report};
+use crate::ci;
 use crate::cli::{Cli, ColorChoice, Command, Global, Selection};
 use crate::engine::Options;
+use crate::engine::Progress;
 use crate::error::Error;
-use crate::render::Style;
+use crate::plan::Plan;
+use crate::render::{self, Format, Style};
 
 /// How a command ended, when it did not end with an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,124 @@ fn emit(g: &Global, text: &str) {
         print!("{text}");
         if !text.ends_with('\n') {
             println!();
+        }
+    }
+}
+
+/// Under GitHub Actions: the plan's markdown in the step summary, and an
+/// annotation per target with drift or an error. Annotations go to stdout,
+/// where Actions reads them, except when stdout carries JSON.
+fn github_plan(plan: &Plan, format: Format) {
+    if !ci::github_actions() {
+        return;
+    }
+    if let Err(e) = ci::append_summary(&render::plan_markdown(plan)) {
+        eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+    }
+    let mut lines = Vec::new();
+    for t in &plan.targets {
+        match &t.outcome {
+            Err(e) => lines.push(ci::annotation(
+                "error",
+                &format!("secretsync: {}", t.target),
+                &e.to_string(),
+            )),
+            Ok(d) if !d.changes.is_empty() => lines.push(ci::annotation(
+                "warning",
+                &format!("secretsync drift: {}", t.target),
+                &format!(
+                    "{} ({}): {} change(s) pending: {}",
+                    t.target,
+                    t.description,
+                    d.changes.len(),
+                    d.changes
+                        .iter()
+                        .map(|c| c.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Ok(_) => {}
+        }
+    }
+    annotate(&lines, format);
+}
+
+fn github_report(report: &Report, format: Format) {
+    if !ci::github_actions() {
+        return;
+    }
+    if let Err(e) = ci::append_summary(&render::report_markdown(report)) {
+        eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+    }
+    let lines: Vec<String> = report
+        .targets
+        .iter()
+        .filter_map(|t| match &t.outcome {
+            Outcome::Failed(e) | Outcome::NotRead(e) => Some(ci::annotation(
+                "error",
+                &format!("secretsync: {}", t.target),
+                &e.to_string(),
+            )),
+            Outcome::NotConverged { keys, .. } => Some(ci::annotation(
+                "error",
+                &format!("secretsync: {}", t.target),
+                &format!(
+                    "written, but still different after apply: {}",
+                    keys.join(", ")
+                ),
+            )),
+            _ => None,
+        })
+        .collect();
+    annotate(&lines, format);
+}
+
+fn annotate(lines: &[String], format: Format) {
+    for l in lines {
+        if format == Format::Json {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
+    }
+}
+
+/// A spinner per target on stderr when it is a terminal; nothing otherwise.
+fn progress(g: &Global) -> Option<Box<dyn Progress>> {
+    (!g.quiet && std::io::stderr().is_terminal())
+        .then(|| Box::new(Spinners::default()) as Box<dyn Progress>)
+}
+
+#[derive(Default)]
+struct Spinners {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Progress for Spinners {
+    fn started(&self, target: &str, description: &str) {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_message(format!("reading {target} ({description})"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(target.to_string(), bar);
+    }
+
+    fn finished(&self, target: &str, ok: bool) {
+        if let Some(bar) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(target)
+        {
+            bar.finish_and_clear();
+            let _ = self.multi.println(format!(
+                "{} {target}",
+                if ok { "read" } else { "failed to read" }
+            ));
         }
     }
 }

@@ -1,25 +1,61 @@
 //! `secretsync plan`
 
-use super::{emit, options, style, Exit};
+use super::{emit, github_plan, options, style, Exit};
 use crate::cli::{Global, PlanArgs};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::render::{self, Format};
+use crate::{notify, saved};
 
 pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     let engine = Engine::open(&options(g, &a.selection))?;
-    let plan = engine.plan().await;
+    let plan = engine.plan_with_progress(super::progress(g)).await;
     let manifest = engine.manifest_path().display().to_string();
     match a.format {
         Format::Text => emit(g, &render::plan_text(&plan, &style(g))),
         Format::Json => emit(g, &format!("{:#}", render::plan_json(&plan, &manifest))),
         Format::Markdown => emit(g, &render::plan_markdown(&plan)),
     }
-    Ok(if plan.has_errors() {
+    github_plan(&plan, a.format);
+
+    if let Some(out) = &a.out {
+        let saved = saved::from_plan(
+            &plan,
+            &manifest,
+            &engine.manifest.source,
+            &engine.fingerprints,
+        )
+        .ok_or_else(|| {
+            Error::usage(
+                "saving a plan needs the manifest's fingerprint_key, and its identity to read it",
+                "`secretsync rekey` adds a fingerprint_key to a manifest that has none",
+            )
+        })?;
+        let text = serde_json::to_string_pretty(&saved).map_err(|e| Error::other(e.to_string()))?;
+        crate::fsutil::write_atomic(out, text.as_bytes(), 0o600).map_err(|e| Error::io(out, e))?;
+        if !g.quiet {
+            eprintln!(
+                "saved the plan to {}; apply it with `secretsync apply {}`",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+
+    let mut exit = if plan.has_errors() {
         Exit::Failed
     } else if a.detailed_exitcode && plan.has_changes() {
         Exit::Changes
     } else {
         Exit::Ok
-    })
+    };
+    if let Some(url) = &a.notify {
+        if let Some(body) = notify::message(&plan, &manifest) {
+            if let Err(why) = notify::send(url, &body).await {
+                eprintln!("error: the drift notification was not sent: {why}");
+                exit = Exit::Failed;
+            }
+        }
+    }
+    Ok(exit)
 }

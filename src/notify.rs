@@ -1,0 +1,69 @@
+//! `plan --notify URL`: a redacted summary POSTed as JSON compatible with
+//! Slack incoming webhooks (`{"text": …}`), only when something needs eyes.
+
+use std::time::Duration;
+
+use crate::plan::{Plan, State};
+
+/// The message for a plan, or `None` when everything is in sync.
+pub fn message(plan: &Plan, manifest: &str) -> Option<serde_json::Value> {
+    if !plan.has_changes() && !plan.has_errors() {
+        return None;
+    }
+    let s = plan.summary();
+    let mut lines = vec![format!(
+        "*secretsync*: drift in `{manifest}`: {} to add, {} to change, {} to delete; {} target(s) unreachable",
+        s.add, s.change, s.delete, s.targets_failed
+    )];
+    for t in &plan.targets {
+        match &t.outcome {
+            Err(e) => lines.push(format!(
+                "• `{}` cannot be read: {}",
+                t.target,
+                e.message.lines().next().unwrap_or("")
+            )),
+            Ok(d) if !d.changes.is_empty() => {
+                let keys: Vec<String> = d
+                    .items
+                    .iter()
+                    .filter(|i| i.is_change())
+                    .map(|i| match &i.state {
+                        State::Differs {
+                            replaced_on: Some(day),
+                        } => format!("{} (holds the value replaced on {day})", i.key),
+                        _ => i.key.clone(),
+                    })
+                    .collect();
+                lines.push(format!("• `{}`: {}", t.target, keys.join(", ")));
+            }
+            Ok(_) => {}
+        }
+    }
+    Some(serde_json::json!({ "text": lines.join("\n") }))
+}
+
+/// POSTs `body` to `url`. The error says why, without the URL's secret path.
+pub async fn send(url: &str, body: &serde_json::Value) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .ok_or("the --notify URL does not parse")?;
+    let response = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {host}: {}", e.without_url()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host} answered HTTP {}",
+            response.status().as_u16()
+        ))
+    }
+}

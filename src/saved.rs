@@ -1,0 +1,193 @@
+//! Saved plans: `plan --out FILE` and `apply FILE`, as Terraform does.
+//!
+//! A saved plan holds no value: the manifest's SHA-256, each target's
+//! observed state as keyed digests (HMAC-SHA256 under the manifest's
+//! fingerprint key, so the file does not let anyone test guesses offline),
+//! and the changes. Applying it plans again and refuses, naming what moved,
+//! unless the manifest and every target are exactly as they were.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::crypto::Fingerprinter;
+use crate::plan::Plan;
+use crate::target::{Observation, Op};
+
+pub const SAVED_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedPlan {
+    pub format_version: u32,
+    pub kind: String,
+    pub manifest: String,
+    pub manifest_sha256: String,
+    pub created: String,
+    pub targets: Vec<SavedTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedTarget {
+    pub name: String,
+    /// Why it could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub exists: bool,
+    /// Key → keyed digest of its value, or "sealed".
+    #[serde(default)]
+    pub observed: BTreeMap<String, String>,
+    /// Keyed digest of the whole file (env files), which also catches
+    /// changes to comments and unmanaged lines.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snapshot: Option<String>,
+    #[serde(default)]
+    pub changes: Vec<SavedChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedChange {
+    pub key: String,
+    /// add, update or delete.
+    pub op: String,
+    /// Keyed digest of the value to write.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<String>,
+}
+
+pub fn manifest_sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The saveable form of `plan`. `None` without a fingerprint key: without
+/// one the observed state could only be stored in a guessable form.
+pub fn from_plan(
+    plan: &Plan,
+    manifest_path: &str,
+    manifest_text: &str,
+    fp: &Fingerprinter,
+) -> Option<SavedPlan> {
+    fp.is_keyed().then_some(())?;
+    let digest = |s: &str| fp.digest(s.as_bytes()).unwrap_or_default();
+    let targets = plan
+        .targets
+        .iter()
+        .map(|t| match &t.outcome {
+            Err(e) => SavedTarget {
+                name: t.target.clone(),
+                error: Some(e.message.clone()),
+                exists: false,
+                observed: BTreeMap::new(),
+                snapshot: None,
+                changes: vec![],
+            },
+            Ok(d) => SavedTarget {
+                name: t.target.clone(),
+                error: None,
+                exists: d.observed.exists,
+                observed: d
+                    .observed
+                    .entries
+                    .iter()
+                    .map(|(k, o)| {
+                        let v = match o {
+                            Observation::Value(v) => digest(v.expose()),
+                            Observation::Sealed => "sealed".into(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+                snapshot: d.observed.snapshot.as_ref().map(|s| digest(s.expose())),
+                changes: d
+                    .changes
+                    .iter()
+                    .map(|c| SavedChange {
+                        key: c.key.clone(),
+                        op: match c.op {
+                            Op::Add(_) => "add",
+                            Op::Update(_) => "update",
+                            Op::Delete => "delete",
+                        }
+                        .into(),
+                        value: c.op.value().map(|v| digest(v.expose())),
+                    })
+                    .collect(),
+            },
+        })
+        .collect();
+    Some(SavedPlan {
+        format_version: SAVED_FORMAT_VERSION,
+        kind: "saved_plan".into(),
+        manifest: manifest_path.to_string(),
+        manifest_sha256: manifest_sha256(manifest_text),
+        created: crate::fsutil::today(),
+        targets,
+    })
+}
+
+/// Why a saved plan cannot be applied: every difference found, plainly.
+pub fn staleness(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> Vec<String> {
+    let mut why = Vec::new();
+    if saved.format_version != SAVED_FORMAT_VERSION {
+        why.push(format!(
+            "the plan file has format_version {}, this secretsync reads {SAVED_FORMAT_VERSION}",
+            saved.format_version
+        ));
+        return why;
+    }
+    if saved.manifest_sha256 != manifest_sha256(manifest_text) {
+        why.push(format!(
+            "the manifest {} changed since the plan was saved",
+            saved.manifest
+        ));
+        return why;
+    }
+    for s in &saved.targets {
+        if let Some(e) = &s.error {
+            why.push(format!(
+                "target `{}` could not be read when the plan was saved ({e})",
+                s.name
+            ));
+            continue;
+        }
+        let Some(n) = now.targets.iter().find(|n| n.name == s.name) else {
+            why.push(format!("target `{}` is not part of this run", s.name));
+            continue;
+        };
+        if let Some(e) = &n.error {
+            why.push(format!("target `{}` cannot be read now ({e})", s.name));
+            continue;
+        }
+        let mut moved: Vec<&str> = s
+            .observed
+            .keys()
+            .chain(n.observed.keys())
+            .filter(|k| s.observed.get(*k) != n.observed.get(*k))
+            .map(String::as_str)
+            .collect();
+        moved.sort_unstable();
+        moved.dedup();
+        if !moved.is_empty() {
+            why.push(format!(
+                "target `{}` changed since the plan was saved: {}",
+                s.name,
+                moved.join(", ")
+            ));
+        } else if s.snapshot != n.snapshot || s.exists != n.exists {
+            why.push(format!(
+                "target `{}` changed since the plan was saved (outside the managed keys)",
+                s.name
+            ));
+        } else if s.changes != n.changes {
+            why.push(format!(
+                "target `{}`: the changes differ from the saved plan",
+                s.name
+            ));
+        }
+    }
+    why
+}
