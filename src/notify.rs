@@ -57,7 +57,17 @@ pub async fn send(url: &str, body: &serde_json::Value) -> Result<(), String> {
         .json(body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {host}: {}", e.without_url()))?;
+        .map_err(|e| {
+            // The URL of a webhook is a credential: never print it, only the host and the causes.
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            format!("cannot reach {host}: {why}")
+        })?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -1,0 +1,239 @@
+//! The review and CI workflow: golden JSON and markdown, GitHub Actions
+//! summary and annotations, saved plans, doctor, and drift notifications.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::mpsc;
+
+use secretsync::crypto::Fingerprinter;
+use secretsync::secret::Secret;
+use support::cli::{assert_no_canary, Sandbox};
+
+const CANARIES: &[&str] = &["CANARY-alpha", "CANARY-old-alpha", "CANARY-bravo"];
+
+/// Every kind of change and a failure, on local env files.
+fn scenario() -> Sandbox {
+    let sb = Sandbox::new();
+    let fp = Fingerprinter::new(Some(&Secret::new("0123456789abcdef0123456789abcdef".into())));
+    let old = fp.fingerprint(&Secret::new("CANARY-old-alpha".into())).unwrap();
+    sb.write("drift.env", "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n");
+    sb.write("clean.env", "A=CANARY-alpha\nB=CANARY-bravo\n");
+    std::fs::create_dir(sb.path("dir.env")).unwrap();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  drift: {{ type: env_file, path: drift.env, prune: true }}\n  missing: {{ type: env_file, path: sub/new.env }}\n  broken: {{ type: env_file, path: dir.env }}\n  clean: {{ type: env_file, path: clean.env }}\nsecrets:\n  A:\n    targets: [drift, missing, broken, clean]\n    encrypted: |\n{}    previous:\n      - fingerprint: {old}\n        replaced: \"2026-11-20\"\n  B:\n    targets: [drift, missing, clean]\n    value: CANARY-bravo\n",
+            sb.header(),
+            sb.encrypted("CANARY-alpha", 6)
+        ),
+    );
+    sb
+}
+
+/// Compares with tests/golden/NAME, or rewrites it with UPDATE_GOLDEN=1.
+fn golden(name: &str, actual: &str, sb: &Sandbox) {
+    let actual = actual.replace(&sb.dir.path().display().to_string(), "<dir>");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no golden file {}: run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(actual, expected, "output differs from tests/golden/{name}");
+}
+
+#[test]
+fn json_plan_matches_the_golden_file() {
+    let sb = scenario();
+    let out = sb.run(&["plan", "--format", "json"]);
+    assert_eq!(out.code, 1, "a target is unreadable: {out:?}");
+    golden("plan.json", &out.stdout, &sb);
+    assert_no_canary("json plan", out.all().as_bytes(), CANARIES);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["format_version"], 1);
+}
+
+#[test]
+fn markdown_plan_matches_the_golden_file() {
+    let sb = scenario();
+    let out = sb.run(&["plan", "--format", "markdown"]);
+    golden("plan.md", &out.stdout, &sb);
+    assert_no_canary("markdown plan", out.all().as_bytes(), CANARIES);
+}
+
+#[test]
+fn text_plan_matches_the_golden_file() {
+    let sb = scenario();
+    let out = sb.run(&["plan"]);
+    golden("plan.txt", &out.stdout, &sb);
+}
+
+#[test]
+fn json_apply_report_matches_the_golden_file() {
+    let sb = scenario();
+    let out = sb.run(&["apply", "--auto-approve", "--format", "json"]);
+    assert_eq!(out.code, 1);
+    golden("apply.json", &out.stdout, &sb);
+    assert_no_canary("json apply", out.all().as_bytes(), CANARIES);
+}
+
+#[test]
+fn github_actions_gets_a_step_summary_and_annotations() {
+    let sb = scenario();
+    let summary = sb.path("summary.md");
+    std::fs::write(&summary, "previous step\n").unwrap();
+    let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let out = sb.run_with(&["plan"], &env);
+    let md = sb.run(&["plan", "--format", "markdown"]).stdout;
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), format!("previous step\n{md}\n"));
+    assert!(out.stdout.contains("::warning title=secretsync drift%3A drift::drift (env file drift.env): 2 change(s) pending: A, EXTRA\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("::error title=secretsync%3A broken::"), "{}", out.stdout);
+    assert!(!out.stdout.contains("title=secretsync drift%3A clean"), "no annotation for a target in sync");
+    // With JSON on stdout, annotations move to stderr so the JSON stays parseable.
+    let json = sb.run_with(&["plan", "--format", "json"], &env);
+    assert!(serde_json::from_str::<serde_json::Value>(&json.stdout).is_ok());
+    assert!(json.stderr.contains("::warning title=secretsync drift%3A missing::"), "{}", json.stderr);
+    assert_no_canary("summary", &std::fs::read(&summary).unwrap(), CANARIES);
+}
+
+/// A saved plan without the broken target (a plan with errors cannot be applied).
+fn saved_plan(sb: &Sandbox) -> std::path::PathBuf {
+    let out = sb.run(&["plan", "--out", "plan.json", "-t", "drift", "-t", "missing", "-t", "clean"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let plan = sb.path("plan.json");
+    assert_no_canary("saved plan", &std::fs::read(&plan).unwrap(), CANARIES);
+    plan
+}
+
+#[test]
+fn a_fresh_saved_plan_is_applied_as_saved() {
+    let sb = scenario();
+    saved_plan(&sb);
+    let out = sb.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Apply: 2 targets applied and verified, 1 in sync, 0 failed."), "{}", out.stdout);
+    assert_eq!(sb.read("drift.env"), "# drift\nA=\"CANARY-alpha\"\nB=CANARY-bravo\n");
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_manifest_changed() {
+    let sb = scenario();
+    saved_plan(&sb);
+    let text = sb.read("secrets.yaml");
+    sb.write("secrets.yaml", &format!("{text}# a comment added after review\n"));
+    let out = sb.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "error: the saved plan is stale, so nothing was applied:\n  - the manifest secrets.yaml changed since the plan was saved\n  hint: run `secretsync plan --out FILE` again and review the new plan\n"
+    );
+    assert_eq!(sb.read("drift.env"), "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n");
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_a_target_changed() {
+    let sb = scenario();
+    saved_plan(&sb);
+    sb.write("clean.env", "A=CANARY-alpha\nB=someone-changed-this\n");
+    let out = sb.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("  - target `clean` changed since the plan was saved: B\n"), "{}", out.stderr);
+    sb.write("clean.env", "A=CANARY-alpha\nB=CANARY-bravo\n# a new comment\n");
+    let out = sb.run(&["apply", "plan.json"]);
+    assert!(out.stderr.contains("  - target `clean` changed since the plan was saved (outside the managed keys)\n"), "{}", out.stderr);
+    assert_no_canary("stale output", out.all().as_bytes(), CANARIES);
+}
+
+#[test]
+fn doctor_reports_each_problem_with_a_fix() {
+    let sb = scenario();
+    let out = sb.run(&["doctor"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("ok   the manifest decrypts: the identity from --identity"), "{}", out.stdout);
+    assert!(out.stdout.contains("FAIL"), "{}", out.stdout);
+    assert!(out.stdout.contains("fix: "), "{}", out.stdout);
+    let healthy = sb.run(&["doctor", "-t", "drift", "-t", "clean"]);
+    assert_eq!(healthy.code, 0, "{healthy:?}");
+    assert!(healthy.stdout.ends_with("Doctor: everything checked is in order.\n"), "{}", healthy.stdout);
+    let json = sb.run(&["doctor", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["format_version"], 1);
+    assert!(doc["problems"].as_u64().unwrap() >= 1);
+    for o in [out, healthy, json] {
+        assert_no_canary("doctor", o.all().as_bytes(), CANARIES);
+    }
+}
+
+/// A one-shot HTTP listener that hands over the body of the request it gets.
+fn listener() -> (String, mpsc::Receiver<String>, TcpListener) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/T000/B000/XXXX", l.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let server = l.try_clone().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = server.accept() {
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+            tx.send(String::from_utf8(body).unwrap()).unwrap();
+        }
+    });
+    (url, rx, l)
+}
+
+#[test]
+fn notify_posts_a_redacted_summary_on_drift_only() {
+    let sb = scenario();
+    let (url, rx, _l) = listener();
+    let out = sb.run(&["plan", "--notify", &url]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let body = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = doc["text"].as_str().unwrap();
+    assert!(text.starts_with("*secretsync*: drift in `secrets.yaml`: 3 to add, 1 to change, 1 to delete; 1 target(s) unreachable"), "{text}");
+    assert!(text.contains("• `drift`: A (holds the value replaced on 2026-11-20), EXTRA"), "{text}");
+    assert!(text.contains("• `broken` cannot be read"), "{text}");
+    assert_no_canary("notification", body.as_bytes(), CANARIES);
+
+    // In sync: nothing is sent.
+    let (url, rx, _l2) = listener();
+    let out = sb.run(&["plan", "--notify", &url, "-t", "clean"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing may be sent when in sync");
+}
+
+#[test]
+fn a_failed_notification_is_reported() {
+    let sb = scenario();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = sb.run(&["plan", "-t", "drift", "--notify", &format!("http://127.0.0.1:{port}/hook/SECRETPATH")]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.starts_with("error: the drift notification was not sent: cannot reach 127.0.0.1"), "{}", out.stderr);
+    assert!(!out.stderr.contains("SECRETPATH"), "the webhook's path is a credential: {}", out.stderr);
+}
+
+#[test]
+fn completions_are_generated() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sb.run(&["completions", shell]);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.contains("secretsync"), "{shell}");
+        assert!(out.stdout.contains("detailed-exitcode"), "{shell}");
+    }
+}
