@@ -323,12 +323,39 @@ impl std::error::Error for ManifestError {
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     // std rather than fs-err: the message names the path already.
-    let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    let read_err = |source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_BYTES {
+        return Err(read_err(std::io::Error::other(format!(
+            "it is {} MiB; a manifest is at most {} MiB",
+            size >> 20,
+            MAX_BYTES >> 20
+        ))));
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        ManifestError::At(Box::new(Located {
+            path: path.to_path_buf(),
+            line,
+            column,
+            width: 1,
+            message: "the manifest is not UTF-8 text".into(),
+            hint: Some("save it as UTF-8; binary values belong in `encrypted` (as text)".into()),
+            source_line: None,
+        }))
     })?;
     parse(path, source)
 }
+
+/// Larger files are refused before they are read.
+pub const MAX_BYTES: u64 = 16 << 20;
 
 /// Validates manifest text as if read from `path`.
 pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
@@ -924,6 +951,13 @@ impl<'a> Checker<'a> {
                     } else {
                         format!("defined targets: {}", defined.join(", "))
                     }),
+                ));
+            }
+            if target_names.contains(&t.value) {
+                return Err(self.at(
+                    t,
+                    format!("secret `{}` lists target `{}` twice", name.value, t.value),
+                    Some("list each target once".into()),
                 ));
             }
             target_names.push(t.value.clone());

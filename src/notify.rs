@@ -52,22 +52,17 @@ pub async fn send(url: &str, body: &serde_json::Value) -> Result<(), String> {
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .ok_or("the --notify URL does not parse")?;
-    let response = client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| {
-            // The URL of a webhook is a credential: never print it, only the host and the causes.
-            let e = e.without_url();
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                why.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            format!("cannot reach {host}: {why}")
-        })?;
+    let response = client.post(url).json(body).send().await.map_err(|e| {
+        // The URL of a webhook is a credential: never print it, only the host and the causes.
+        let e = e.without_url();
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        format!("cannot reach {host}: {why}")
+    })?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -17,9 +17,16 @@ const CANARIES: &[&str] = &["CANARY-alpha", "CANARY-old-alpha", "CANARY-bravo"];
 /// Every kind of change and a failure, on local env files.
 fn scenario() -> Sandbox {
     let sb = Sandbox::new();
-    let fp = Fingerprinter::new(Some(&Secret::new("0123456789abcdef0123456789abcdef".into())));
-    let old = fp.fingerprint(&Secret::new("CANARY-old-alpha".into())).unwrap();
-    sb.write("drift.env", "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n");
+    let fp = Fingerprinter::new(Some(&Secret::new(
+        "0123456789abcdef0123456789abcdef".into(),
+    )));
+    let old = fp
+        .fingerprint(&Secret::new("CANARY-old-alpha".into()))
+        .unwrap();
+    sb.write(
+        "drift.env",
+        "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n",
+    );
     sb.write("clean.env", "A=CANARY-alpha\nB=CANARY-bravo\n");
     std::fs::create_dir(sb.path("dir.env")).unwrap();
     sb.write(
@@ -36,12 +43,19 @@ fn scenario() -> Sandbox {
 /// Compares with tests/golden/NAME, or rewrites it with UPDATE_GOLDEN=1.
 fn golden(name: &str, actual: &str, sb: &Sandbox) {
     let actual = actual.replace(&sb.dir.path().display().to_string(), "<dir>");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no golden file {}: run with UPDATE_GOLDEN=1", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no golden file {}: run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "output differs from tests/golden/{name}");
 }
 
@@ -85,23 +99,51 @@ fn github_actions_gets_a_step_summary_and_annotations() {
     let sb = scenario();
     let summary = sb.path("summary.md");
     std::fs::write(&summary, "previous step\n").unwrap();
-    let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ];
     let out = sb.run_with(&["plan"], &env);
     let md = sb.run(&["plan", "--format", "markdown"]).stdout;
-    assert_eq!(std::fs::read_to_string(&summary).unwrap(), format!("previous step\n{md}\n"));
+    assert_eq!(
+        std::fs::read_to_string(&summary).unwrap(),
+        format!("previous step\n{md}\n")
+    );
     assert!(out.stdout.contains("::warning title=secretsync drift%3A drift::drift (env file drift.env): 2 change(s) pending: A, EXTRA\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("::error title=secretsync%3A broken::"), "{}", out.stdout);
-    assert!(!out.stdout.contains("title=secretsync drift%3A clean"), "no annotation for a target in sync");
+    assert!(
+        out.stdout.contains("::error title=secretsync%3A broken::"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("title=secretsync drift%3A clean"),
+        "no annotation for a target in sync"
+    );
     // With JSON on stdout, annotations move to stderr so the JSON stays parseable.
     let json = sb.run_with(&["plan", "--format", "json"], &env);
     assert!(serde_json::from_str::<serde_json::Value>(&json.stdout).is_ok());
-    assert!(json.stderr.contains("::warning title=secretsync drift%3A missing::"), "{}", json.stderr);
+    assert!(
+        json.stderr
+            .contains("::warning title=secretsync drift%3A missing::"),
+        "{}",
+        json.stderr
+    );
     assert_no_canary("summary", &std::fs::read(&summary).unwrap(), CANARIES);
 }
 
 /// A saved plan without the broken target (a plan with errors cannot be applied).
 fn saved_plan(sb: &Sandbox) -> std::path::PathBuf {
-    let out = sb.run(&["plan", "--out", "plan.json", "-t", "drift", "-t", "missing", "-t", "clean"]);
+    let out = sb.run(&[
+        "plan",
+        "--out",
+        "plan.json",
+        "-t",
+        "drift",
+        "-t",
+        "missing",
+        "-t",
+        "clean",
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
     let plan = sb.path("plan.json");
     assert_no_canary("saved plan", &std::fs::read(&plan).unwrap(), CANARIES);
@@ -114,8 +156,16 @@ fn a_fresh_saved_plan_is_applied_as_saved() {
     saved_plan(&sb);
     let out = sb.run(&["apply", "plan.json"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("Apply: 2 targets applied and verified, 1 in sync, 0 failed."), "{}", out.stdout);
-    assert_eq!(sb.read("drift.env"), "# drift\nA=\"CANARY-alpha\"\nB=CANARY-bravo\n");
+    assert!(
+        out.stdout
+            .contains("Apply: 2 targets applied and verified, 1 in sync, 0 failed."),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        sb.read("drift.env"),
+        "# drift\nA=\"CANARY-alpha\"\nB=CANARY-bravo\n"
+    );
 }
 
 #[test]
@@ -123,14 +173,20 @@ fn a_saved_plan_is_refused_when_the_manifest_changed() {
     let sb = scenario();
     saved_plan(&sb);
     let text = sb.read("secrets.yaml");
-    sb.write("secrets.yaml", &format!("{text}# a comment added after review\n"));
+    sb.write(
+        "secrets.yaml",
+        &format!("{text}# a comment added after review\n"),
+    );
     let out = sb.run(&["apply", "plan.json"]);
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr,
         "error: the saved plan is stale, so nothing was applied:\n  - the manifest secrets.yaml changed since the plan was saved\n  hint: run `secretsync plan --out FILE` again and review the new plan\n"
     );
-    assert_eq!(sb.read("drift.env"), "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n");
+    assert_eq!(
+        sb.read("drift.env"),
+        "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n"
+    );
 }
 
 #[test]
@@ -140,10 +196,24 @@ fn a_saved_plan_is_refused_when_a_target_changed() {
     sb.write("clean.env", "A=CANARY-alpha\nB=someone-changed-this\n");
     let out = sb.run(&["apply", "plan.json"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("  - target `clean` changed since the plan was saved: B\n"), "{}", out.stderr);
-    sb.write("clean.env", "A=CANARY-alpha\nB=CANARY-bravo\n# a new comment\n");
+    assert!(
+        out.stderr
+            .contains("  - target `clean` changed since the plan was saved: B\n"),
+        "{}",
+        out.stderr
+    );
+    sb.write(
+        "clean.env",
+        "A=CANARY-alpha\nB=CANARY-bravo\n# a new comment\n",
+    );
     let out = sb.run(&["apply", "plan.json"]);
-    assert!(out.stderr.contains("  - target `clean` changed since the plan was saved (outside the managed keys)\n"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "  - target `clean` changed since the plan was saved (outside the managed keys)\n"
+        ),
+        "{}",
+        out.stderr
+    );
     assert_no_canary("stale output", out.all().as_bytes(), CANARIES);
 }
 
@@ -152,12 +222,23 @@ fn doctor_reports_each_problem_with_a_fix() {
     let sb = scenario();
     let out = sb.run(&["doctor"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("ok   the manifest decrypts: the identity from --identity"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("ok   the manifest decrypts: the identity from --identity"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("FAIL"), "{}", out.stdout);
     assert!(out.stdout.contains("fix: "), "{}", out.stdout);
     let healthy = sb.run(&["doctor", "-t", "drift", "-t", "clean"]);
     assert_eq!(healthy.code, 0, "{healthy:?}");
-    assert!(healthy.stdout.ends_with("Doctor: everything checked is in order.\n"), "{}", healthy.stdout);
+    assert!(
+        healthy
+            .stdout
+            .ends_with("Doctor: everything checked is in order.\n"),
+        "{}",
+        healthy.stdout
+    );
     let json = sb.run(&["doctor", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["format_version"], 1);
@@ -189,7 +270,8 @@ fn listener() -> (String, mpsc::Receiver<String>, TcpListener) {
             }
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .unwrap();
             tx.send(String::from_utf8(body).unwrap()).unwrap();
         }
     });
@@ -206,7 +288,10 @@ fn notify_posts_a_redacted_summary_on_drift_only() {
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     let text = doc["text"].as_str().unwrap();
     assert!(text.starts_with("*secretsync*: drift in `secrets.yaml`: 3 to add, 1 to change, 1 to delete; 1 target(s) unreachable"), "{text}");
-    assert!(text.contains("• `drift`: A (holds the value replaced on 2026-11-20), EXTRA"), "{text}");
+    assert!(
+        text.contains("• `drift`: A (holds the value replaced on 2026-11-20), EXTRA"),
+        "{text}"
+    );
     assert!(text.contains("• `broken` cannot be read"), "{text}");
     assert_no_canary("notification", body.as_bytes(), CANARIES);
 
@@ -214,17 +299,40 @@ fn notify_posts_a_redacted_summary_on_drift_only() {
     let (url, rx, _l2) = listener();
     let out = sb.run(&["plan", "--notify", &url, "-t", "clean"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(rx.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "nothing may be sent when in sync");
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "nothing may be sent when in sync"
+    );
 }
 
 #[test]
 fn a_failed_notification_is_reported() {
     let sb = scenario();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = sb.run(&["plan", "-t", "drift", "--notify", &format!("http://127.0.0.1:{port}/hook/SECRETPATH")]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = sb.run(&[
+        "plan",
+        "-t",
+        "drift",
+        "--notify",
+        &format!("http://127.0.0.1:{port}/hook/SECRETPATH"),
+    ]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.starts_with("error: the drift notification was not sent: cannot reach 127.0.0.1"), "{}", out.stderr);
-    assert!(!out.stderr.contains("SECRETPATH"), "the webhook's path is a credential: {}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: the drift notification was not sent: cannot reach 127.0.0.1"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("SECRETPATH"),
+        "the webhook's path is a credential: {}",
+        out.stderr
+    );
 }
 
 #[test]
