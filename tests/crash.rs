@@ -1,0 +1,91 @@
+//! Crash safety: SIGKILL `secretsync apply` at random points, many times.
+//! The env file must always be the complete old or the complete new
+//! content, and the next apply must converge.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::cli::{secretsync_cmd, Sandbox};
+
+/// Kill points tried per run (CI); SECRETSYNC_CRASH_RUNS raises it.
+fn runs() -> usize {
+    std::env::var("SECRETSYNC_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+}
+
+/// A manifest of `n` plain settings on one env file (plain values keep the
+/// run short, so the kills land across its whole length, write included).
+fn setup(sb: &Sandbox, n: usize, generation: &str) {
+    let mut m = String::from("version: 1\ntargets:\n  app: { type: env_file, path: app.env }\nsecrets:\n");
+    for i in 0..n {
+        m.push_str(&format!("  K{i}:\n    targets: [app]\n    value: \"{generation}-{i}-{}\"\n", "x".repeat(40)));
+    }
+    sb.write("secrets.yaml", &m);
+}
+
+fn expected(n: usize, generation: &str, header: &str) -> String {
+    let mut s = header.to_string();
+    for i in 0..n {
+        s.push_str(&format!("K{i}=\"{generation}-{i}-{}\"\n", "x".repeat(40)));
+    }
+    s
+}
+
+#[test]
+fn sigkill_during_apply_never_leaves_a_torn_file() {
+    let n = 3000;
+    let sb = Sandbox::new();
+    let header = "# app settings\n";
+    // Generation 0 is on disk; every run applies the next generation.
+    sb.write("app.env", &expected(n, "g0", header));
+    let mut old = expected(n, "g0", header);
+
+    // How long one full apply takes, to spread the kill points over it.
+    setup(&sb, n, "probe");
+    let t = Instant::now();
+    let out = sb.run(&["apply", "--auto-approve", "-q"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let full = t.elapsed();
+    old = {
+        let probe = expected(n, "probe", header);
+        assert_eq!(sb.read("app.env"), probe);
+        probe
+    };
+
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut saw_old, mut saw_new) = (0, 0);
+    let runs = runs();
+    for run in 0..runs {
+        let generation = format!("g{}", run + 1);
+        setup(&sb, n, &generation);
+        let new = expected(n, &generation, header);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (full.as_micros() as u64 + 1));
+
+        let mut cmd = secretsync_cmd(sb.dir.path());
+        cmd.args(["apply", "--auto-approve", "-q", "--identity"]).arg(&sb.identity);
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+
+        let now = sb.read("app.env");
+        if now == old {
+            saw_old += 1;
+        } else if now == new {
+            saw_new += 1;
+        } else {
+            panic!("run {run}: after SIGKILL at {delay:?} the file is neither the old nor the new content ({} bytes)", now.len());
+        }
+        // The next apply converges whatever the kill left.
+        let out = sb.run(&["apply", "--auto-approve", "-q"]);
+        assert_eq!(out.code, 0, "run {run}: {out:?}");
+        assert_eq!(sb.read("app.env"), new);
+        old = new;
+    }
+    eprintln!("{runs} kill points over {full:?}: {saw_old} left the old file, {saw_new} the new one, 0 torn");
+    assert_eq!(saw_old + saw_new, runs);
+}
