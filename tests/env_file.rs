@@ -443,3 +443,155 @@ async fn doctor_checks_the_file_and_the_directory() {
     let file = checks[0].outcome.as_ref().unwrap_err();
     assert!(file.message.contains("app.env:2:"), "{file}");
 }
+
+#[tokio::test]
+async fn changes_that_change_nothing_do_not_rewrite_or_create() {
+    let f = LocalFixture::new();
+    let t = f.local();
+    let missing = read(&t, &[]).await;
+    c::write(&t, &missing, &[delete("ABSENT")]).await;
+    assert!(
+        !f.path().exists(),
+        "deleting from a missing file creates none"
+    );
+
+    fs::write(f.path(), "A=\"1\"\n").unwrap();
+    let inode = fs::metadata(f.path()).unwrap().ino();
+    let obs = read(&t, &[]).await;
+    c::write(&t, &obs, &[delete("ABSENT"), update("A", "1")]).await;
+    assert_eq!(fs::metadata(f.path()).unwrap().ino(), inode);
+}
+
+/// The write format's promise, checked against an independent reader:
+/// dotenvy (which also expands `$VAR`, so an unescaped `$` would show).
+#[tokio::test]
+async fn dotenvy_reads_back_every_value_written() {
+    let f = LocalFixture::new();
+    fs::write(f.path(), "# kept\nexport OLD=1\n").unwrap();
+    let t = f.local();
+    let obs = read(&t, &[]).await;
+    let values: Vec<&str> = c::TRICKY_VALUES.to_vec();
+    let changes: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| add(&format!("V{i}"), v))
+        .chain([update("OLD", "$OLD \"x\"")])
+        .collect();
+    c::write(&t, &obs, &changes).await;
+
+    let file = fs::File::open(f.path()).unwrap();
+    let read_back: std::collections::BTreeMap<String, String> = dotenvy::from_read_iter(file)
+        .map(|r| r.expect("dotenvy parses what secretsync writes"))
+        .collect();
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            read_back.get(&format!("V{i}")).map(String::as_str),
+            Some(*v),
+            "tricky value #{i}"
+        );
+    }
+    assert_eq!(read_back["OLD"], "$OLD \"x\"");
+}
+
+/// systemd's generator for `environment.d`, which loads files with the same
+/// parser as `EnvironmentFile=` and prints what it read.
+const SYSTEMD_ENV_GENERATOR: &str =
+    "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator";
+
+/// Undoes the shell quoting the generator prints values with (`"…"` with
+/// `\\ \" \$ \` \n \t` and octal `\NNN` escapes), or returns a bare value.
+fn systemd_unquote(printed: &str) -> String {
+    let Some(inner) = printed.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return printed.to_string();
+    };
+    let bytes = inner.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let e = bytes[i + 1];
+        i += 2;
+        match e {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'0'..=b'7' => {
+                let oct = std::str::from_utf8(&bytes[i - 1..i + 2]).unwrap();
+                out.push(u8::from_str_radix(oct, 8).unwrap());
+                i += 2;
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The write format's promise, checked against systemd's own parser where
+/// the machine has it. environment.d differs from `EnvironmentFile=` in two
+/// ways, so those values are left out: it expands `$NAME` (EnvironmentFile
+/// does not) and it rejects empty values.
+#[tokio::test]
+async fn systemd_reads_back_every_value_written() {
+    let f = LocalFixture::new();
+    let conf_dir = f.dir.path().join("environment.d");
+    fs::create_dir(&conf_dir).unwrap();
+    let spec = EnvFileSpec {
+        path: "environment.d/app.conf".into(),
+        prune: false,
+        create: true,
+    };
+    let t = LocalEnvFile::new("sd", &spec, &Context::new(f.dir.path().to_path_buf())).unwrap();
+    let values: Vec<&str> = c::TRICKY_VALUES
+        .iter()
+        .copied()
+        .filter(|v| !v.is_empty() && !v.contains('$'))
+        .chain(["a lone $ sign", "cost: 5$"])
+        .collect();
+    let obs = read(&t, &[]).await;
+    let changes: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| add(&format!("SD_V{i}"), v))
+        .collect();
+    c::write(&t, &obs, &changes).await;
+    // Our own reader agrees, whether or not systemd is here.
+    let ours = read(&t, &[]).await;
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(value_of(&ours, &format!("SD_V{i}")).as_deref(), Some(*v));
+    }
+
+    if !Path::new(SYSTEMD_ENV_GENERATOR).exists() {
+        eprintln!("{SYSTEMD_ENV_GENERATOR} not found: systemd's reading not checked");
+        return;
+    }
+    let out = std::process::Command::new(SYSTEMD_ENV_GENERATOR)
+        .env_clear()
+        .env("XDG_CONFIG_HOME", f.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("app.conf"), "systemd complained: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    // A printed value never spans lines: newlines come out as `\n`.
+    for line in stdout.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if k.starts_with("SD_V") {
+                seen.insert(k.to_string(), systemd_unquote(v));
+            }
+        }
+    }
+    assert_eq!(seen.len(), values.len(), "{stdout}");
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            seen.get(&format!("SD_V{i}")).map(String::as_str),
+            Some(*v),
+            "value #{i} as systemd reads it"
+        );
+    }
+}

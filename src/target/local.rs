@@ -197,6 +197,15 @@ fn write_sync(
     doc.apply(changes)
         .map_err(|why| TargetError::invalid(format!("{}: {why}", path.display())))?;
     let new_text = Zeroizing::new(doc.render());
+    // Changes that change nothing (deleting an absent key) leave the file,
+    // its inode and its mtime alone, and do not create a missing file.
+    let same = match &current {
+        Some(bytes) => bytes.as_slice() == new_text.as_bytes(),
+        None => new_text.is_empty(),
+    };
+    if same {
+        return Ok(());
+    }
 
     let dest = write_destination(path)?;
     let dir = directory_of(&dest);
