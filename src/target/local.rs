@@ -1,24 +1,338 @@
-//! The `env_file` target (not built yet: every operation says so).
+//! The `env_file` target: an env file on this machine, edited in place.
+//!
+//! ```yaml
+//! targets:
+//!   local:
+//!     type: env_file
+//!     path: ./.env      # relative to the manifest's folder; `~/` is $HOME
+//!     create: true      # create it (mode 0600) when missing; the default
+//!     prune: false      # delete keys the manifest does not list
+//! ```
+//!
+//! A read keeps the whole text as the [`Observed::snapshot`]; a write re-reads
+//! the file and refuses with [`ErrorKind::Conflict`](super::ErrorKind) when it
+//! is no longer that text, then edits it with [`EnvFile`] (untouched lines stay
+//! byte for byte) and replaces it atomically: a temp file in the same
+//! directory, written and fsynced, given the old file's mode and owner (a new
+//! file gets 0600), renamed over the file, and the directory fsynced. The temp
+//! file is removed on every failure.
+//!
+//! A symlinked env file is written through: the link's target (resolved with
+//! `canonicalize`) is replaced, so the link itself survives. A link to a
+//! missing file is refused.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use zeroize::Zeroizing;
 
-use super::{Change, Check, Context, Observed, Round, Target, TargetError};
+use super::env_file::{self, EnvFile};
+use super::{Change, Check, Context, Observation, Observed, Round, Target, TargetError};
 use crate::manifest::EnvFileSpec;
+use crate::secret::Secret;
+
+/// Mode of a file this target creates: the owner only.
+const NEW_FILE_MODE: u32 = 0o600;
 
 pub struct LocalEnvFile {
     name: String,
+    /// As written in the manifest, for `describe`.
+    written: String,
+    /// Resolved against the manifest's folder (and `~/`).
+    path: PathBuf,
+    create: bool,
 }
 
 impl LocalEnvFile {
-    pub fn new(name: &str, _spec: &EnvFileSpec, _ctx: &Context) -> Result<Self, TargetError> {
+    pub fn new(name: &str, spec: &EnvFileSpec, ctx: &Context) -> Result<Self, TargetError> {
+        let path = if let Some(rest) = spec.path.strip_prefix("~/") {
+            let home = std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    TargetError::invalid(format!(
+                        "target `{name}`: the path {} starts with `~/` but HOME is not set",
+                        spec.path
+                    ))
+                    .with_hint("set HOME or write the path in full")
+                })?;
+            PathBuf::from(home).join(rest)
+        } else {
+            ctx.manifest_dir.join(&spec.path)
+        };
         Ok(LocalEnvFile {
             name: name.to_string(),
+            written: spec.path.clone(),
+            path,
+            create: spec.create,
         })
     }
 
-    fn missing(&self) -> TargetError {
-        TargetError::failed("the env_file target is not available in this build")
+    /// The file as resolved, for tests and messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
+}
+
+/// The bytes of the file, `None` when it does not exist (a dangling symlink
+/// counts as missing). Held zeroized: the text contains the values.
+fn read_bytes(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, TargetError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if path.is_dir() || e.kind() == io::ErrorKind::IsADirectory => {
+            Err(TargetError::failed(format!(
+                "{} is a directory, not an env file",
+                path.display()
+            ))
+            .with_hint("point `path` at a file inside it"))
+        }
+        Err(e) => Err(io_error("cannot read", path, &e)),
+    }
+}
+
+/// An I/O failure naming the path; the hint follows the cause.
+fn io_error(what: &str, path: &Path, e: &io::Error) -> TargetError {
+    let err = TargetError::failed(format!("{what} {}: {e}", path.display()));
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            err.with_hint("check the permissions of the file and its directory")
+        }
+        io::ErrorKind::NotFound => err.with_hint("create the directory first"),
+        _ => err,
+    }
+}
+
+/// The text of `bytes`, or an error naming the line with the first byte that
+/// is not UTF-8.
+fn decode(path: &Path, bytes: &[u8]) -> Result<Secret, TargetError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(Secret::new(text.to_string())),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            Err(TargetError::failed(format!(
+                "{}:{line}: the file is not valid UTF-8",
+                path.display()
+            ))
+            .with_hint("env files are text: re-save it as UTF-8"))
+        }
+    }
+}
+
+fn parse(path: &Path, text: &Secret) -> Result<EnvFile, TargetError> {
+    EnvFile::parse(text.expose()).map_err(|e| {
+        TargetError::failed(format!("{}:{}: {}", path.display(), e.line, e.message))
+            .with_hint("fix that line: secretsync only edits env files it can parse")
+    })
+}
+
+/// The file to replace: the target of a symlink, so the link survives.
+fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
+            TargetError::failed(format!(
+                "{} is a symlink that cannot be followed: {e}",
+                path.display()
+            ))
+            .with_hint("create the file it points to, or replace the link with a file")
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+fn conflict(path: &Path) -> TargetError {
+    TargetError::conflict(format!(
+        "{} changed since it was read; nothing was written",
+        path.display()
+    ))
+    .with_hint("run plan again")
+}
+
+/// The blocking half of [`Target::write`].
+fn write_sync(
+    path: &Path,
+    create: bool,
+    observed_exists: bool,
+    snapshot: Option<Secret>,
+    changes: &[Change],
+) -> Result<(), TargetError> {
+    let current = read_bytes(path)?;
+    let unchanged = match (&current, observed_exists, &snapshot) {
+        (None, false, _) => true,
+        (Some(bytes), true, Some(snap)) => bytes.as_slice() == snap.expose().as_bytes(),
+        _ => false,
+    };
+    if !unchanged {
+        return Err(conflict(path));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if current.is_none() && !create {
+        return Err(TargetError::failed(format!(
+            "{} does not exist and the target has `create: false`",
+            path.display()
+        ))
+        .with_hint("create the file, or set `create: true` on the target"));
+    }
+
+    let text = match &current {
+        Some(bytes) => decode(path, bytes)?,
+        None => Secret::default(),
+    };
+    let mut doc = parse(path, &text)?;
+    doc.apply(changes)
+        .map_err(|why| TargetError::invalid(format!("{}: {why}", path.display())))?;
+    let new_text = Zeroizing::new(doc.render());
+    // Changes that change nothing (deleting an absent key) leave the file,
+    // its inode and its mtime alone, and do not create a missing file.
+    let same = match &current {
+        Some(bytes) => bytes.as_slice() == new_text.as_bytes(),
+        None => new_text.is_empty(),
+    };
+    if same {
+        return Ok(());
+    }
+
+    let dest = write_destination(path)?;
+    let dir = directory_of(&dest);
+    let keep = match &current {
+        Some(_) => {
+            let meta = fs::metadata(&dest).map_err(|e| io_error("cannot stat", &dest, &e))?;
+            Some((meta.mode() & 0o7777, meta.uid(), meta.gid()))
+        }
+        None => None,
+    };
+
+    // Dropping `tmp` (every early return below) deletes the temp file.
+    let tmp = tempfile::Builder::new()
+        .prefix(".secretsync.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| io_error("cannot create a temporary file in", dir, &e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let file = tmp.as_file();
+    (|| -> io::Result<()> {
+        let mut w = file;
+        w.write_all(new_text.as_bytes())?;
+        w.flush()
+    })()
+    .map_err(|e| io_error("cannot write", &tmp_path, &e))?;
+    let mode = match keep {
+        Some((mode, uid, gid)) => {
+            let tmp_meta = file
+                .metadata()
+                .map_err(|e| io_error("cannot stat", &tmp_path, &e))?;
+            if tmp_meta.uid() != uid || tmp_meta.gid() != gid {
+                std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(|e| {
+                    TargetError::failed(format!(
+                        "cannot keep the owner ({uid}:{gid}) of {}: {e}",
+                        dest.display()
+                    ))
+                    .with_hint("run as the file's owner or as root")
+                })?;
+            }
+            mode
+        }
+        None => NEW_FILE_MODE,
+    };
+    // After the chown, which may clear set-id bits.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| io_error("cannot set the mode of", &tmp_path, &e))?;
+    file.sync_all()
+        .map_err(|e| io_error("cannot sync", &tmp_path, &e))?;
+
+    // Narrow the window for a concurrent writer: check again just before
+    // the rename.
+    if read_bytes(path)?.as_ref().map(|b| b.as_slice()) != current.as_ref().map(|b| b.as_slice()) {
+        return Err(conflict(path));
+    }
+    tmp.persist(&dest)
+        .map_err(|e| io_error("cannot replace", &dest, &e.error))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        TargetError::failed(format!(
+            "{} was replaced but its directory could not be synced: {e}",
+            dest.display()
+        ))
+        .with_hint("check the file system; run plan to confirm the file's state")
+    })
+}
+
+/// The blocking half of [`Target::read`].
+fn read_sync(path: &Path) -> Result<Observed, TargetError> {
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(Observed {
+            entries: Default::default(),
+            exists: false,
+            complete: true,
+            snapshot: None,
+        });
+    };
+    let text = decode(path, &bytes)?;
+    let doc = parse(path, &text)?;
+    Ok(Observed {
+        entries: doc
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, Observation::Value(v)))
+            .collect(),
+        exists: true,
+        complete: true,
+        snapshot: Some(text),
+    })
+}
+
+fn check_file(path: &Path, create: bool) -> Result<String, TargetError> {
+    match read_bytes(path)? {
+        Some(bytes) => {
+            let text = decode(path, &bytes)?;
+            let n = parse(path, &text)?.entries().len();
+            Ok(format!("{} parses ({n} keys)", path.display()))
+        }
+        None if create => Ok(format!(
+            "{} is missing; it will be created with mode 0600",
+            path.display()
+        )),
+        None => Err(TargetError::failed(format!(
+            "{} does not exist and the target has `create: false`",
+            path.display()
+        ))
+        .with_hint("create the file, or set `create: true` on the target")),
+    }
+}
+
+fn check_directory(path: &Path) -> Result<String, TargetError> {
+    let dest = write_destination(path)?;
+    let dir = directory_of(&dest);
+    // The honest test of "can the atomic write happen": create (and drop,
+    // which deletes) an empty temp file there.
+    tempfile::Builder::new()
+        .prefix(".secretsync.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map(|_| format!("can create files in {}", dir.display()))
+        .map_err(|e| io_error("cannot create a temporary file in", dir, &e))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TargetError> + Send + 'static,
+) -> Result<T, TargetError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(TargetError::failed(format!("the file task failed: {e}"))))
 }
 
 #[async_trait]
@@ -28,21 +342,42 @@ impl Target for LocalEnvFile {
     }
 
     fn describe(&self) -> String {
-        "env_file".to_string()
+        format!("env file {}", self.written)
+    }
+
+    fn check_value(&self, value: &Secret) -> Result<(), String> {
+        env_file::check_value(value)
     }
 
     async fn read(&self, _round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
-        Err(self.missing())
+        let path = self.path.clone();
+        blocking(move || read_sync(&path)).await
     }
 
-    async fn write(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), TargetError> {
-        Err(self.missing())
+    async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
+        let path = self.path.clone();
+        let create = self.create;
+        let exists = observed.exists;
+        let snapshot = observed.snapshot.clone();
+        let changes = changes.to_vec();
+        blocking(move || write_sync(&path, create, exists, snapshot, &changes)).await
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check {
-            what: "env_file backend".into(),
-            outcome: Err(self.missing()),
-        }]
+        let path = self.path.clone();
+        let create = self.create;
+        let (file, dir) = blocking(move || Ok((check_file(&path, create), check_directory(&path))))
+            .await
+            .unwrap_or_else(|e| (Err(e.clone()), Err(e)));
+        vec![
+            Check {
+                what: "file readable".into(),
+                outcome: file,
+            },
+            Check {
+                what: "directory writable".into(),
+                outcome: dir,
+            },
+        ]
     }
 }

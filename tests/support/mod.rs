@@ -1,4 +1,5 @@
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 //! Helpers shared by the integration tests: each file is one concern.
 
 pub mod cli;
+pub mod conformance;
