@@ -11,15 +11,22 @@ use support::cli::{secretsync_cmd, Sandbox};
 
 /// Kill points tried per run (CI); SECRETSYNC_CRASH_RUNS raises it.
 fn runs() -> usize {
-    std::env::var("SECRETSYNC_CRASH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+    std::env::var("SECRETSYNC_CRASH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
 }
 
 /// A manifest of `n` plain settings on one env file (plain values keep the
 /// run short, so the kills land across its whole length, write included).
 fn setup(sb: &Sandbox, n: usize, generation: &str) {
-    let mut m = String::from("version: 1\ntargets:\n  app: { type: env_file, path: app.env }\nsecrets:\n");
+    let mut m =
+        String::from("version: 1\ntargets:\n  app: { type: env_file, path: app.env }\nsecrets:\n");
     for i in 0..n {
-        m.push_str(&format!("  K{i}:\n    targets: [app]\n    value: \"{generation}-{i}-{}\"\n", "x".repeat(40)));
+        m.push_str(&format!(
+            "  K{i}:\n    targets: [app]\n    value: \"{generation}-{i}-{}\"\n",
+            "x".repeat(40)
+        ));
     }
     sb.write("secrets.yaml", &m);
 }
@@ -34,12 +41,11 @@ fn expected(n: usize, generation: &str, header: &str) -> String {
 
 #[test]
 fn sigkill_during_apply_never_leaves_a_torn_file() {
-    let n = 3000;
+    let n = 1500;
     let sb = Sandbox::new();
     let header = "# app settings\n";
     // Generation 0 is on disk; every run applies the next generation.
     sb.write("app.env", &expected(n, "g0", header));
-    let mut old = expected(n, "g0", header);
 
     // How long one full apply takes, to spread the kill points over it.
     setup(&sb, n, "probe");
@@ -47,7 +53,7 @@ fn sigkill_during_apply_never_leaves_a_torn_file() {
     let out = sb.run(&["apply", "--auto-approve", "-q"]);
     assert_eq!(out.code, 0, "{out:?}");
     let full = t.elapsed();
-    old = {
+    let mut old = {
         let probe = expected(n, "probe", header);
         assert_eq!(sb.read("app.env"), probe);
         probe
@@ -63,11 +69,23 @@ fn sigkill_during_apply_never_leaves_a_torn_file() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % (full.as_micros() as u64 + 1));
+        // Half the kills anywhere in the run, half in its last 40% and a
+        // little past it, where the file is written and renamed.
+        let span = full.as_micros() as u64 + 1;
+        let delay = if run % 2 == 0 {
+            Duration::from_micros(seed % span)
+        } else {
+            Duration::from_micros(span * 6 / 10 + seed % (span / 2))
+        };
 
         let mut cmd = secretsync_cmd(sb.dir.path());
-        cmd.args(["apply", "--auto-approve", "-q", "--identity"]).arg(&sb.identity);
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        cmd.args(["apply", "--auto-approve", "-q", "--identity"])
+            .arg(&sb.identity);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();

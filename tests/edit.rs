@@ -72,7 +72,7 @@ fn set_replaces_only_the_edited_node_and_records_the_old_fingerprint() {
     assert!(after.ends_with(&before[end..]), "suffix changed:\n{after}");
     let today = secretsync::fsutil::today();
     assert!(
-        after.contains(&format!("    previous:\n      - fingerprint: fp:")),
+        after.contains("    previous:\n      - fingerprint: fp:"),
         "{after}"
     );
     assert!(
@@ -263,7 +263,7 @@ fn import_adopts_live_values_and_skips_known_ones() {
     );
     assert!(
         out.stderr
-            .contains("skipped 2 already in the manifest (use --overwrite): AUTH, LOG_LEVEL"),
+            .contains("skipped 1 already in the manifest (use --overwrite): AUTH\n"),
         "{}",
         out.stderr
     );
@@ -277,8 +277,19 @@ fn import_adopts_live_values_and_skips_known_ones() {
     let out = sb.run(&["import", "--from", "app", "AUTH", "--overwrite"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(get(&sb, "AUTH"), "live-auth");
-    // The imported secrets now plan as in sync.
-    assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);
+    // The imported secrets now plan as in sync; only LOG_LEVEL (never on the target) is pending.
+    let plan = sb.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stdout.contains("app (env file app.env): 1 to add\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+LOG_LEVEL=<redacted, new fp:"),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]

@@ -233,17 +233,24 @@ async fn no_temp_file_is_left_after_success_or_refusal() {
 }
 
 #[tokio::test]
-async fn a_write_into_a_missing_directory_fails_cleanly() {
+async fn a_new_file_gets_its_missing_folders_created_private() {
+    use std::os::unix::fs::PermissionsExt;
     let f = LocalFixture::new();
-    let t = f.local_at("missing-dir/app.env");
+    let t = f.local_at("missing-dir/deeper/app.env");
     let obs = read(&t, &[]).await;
     assert!(!obs.exists);
-    let err = t.write(&obs, &[add("A", "canary")]).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Failed);
-    assert!(err.message.contains("missing-dir"), "{err}");
-    assert!(err.hint.is_some(), "{err}");
-    assert!(!err.to_string().contains("canary"));
-    assert_eq!(f.listing(), Vec::<String>::new());
+    t.write(&obs, &[add("A", "canary")]).await.unwrap();
+    let dir = f.dir.path().join("missing-dir");
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let file = dir.join("deeper/app.env");
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "A=\"canary\"\n");
 }
 
 #[tokio::test]

@@ -287,7 +287,7 @@ fn notify_posts_a_redacted_summary_on_drift_only() {
     let body = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     let text = doc["text"].as_str().unwrap();
-    assert!(text.starts_with("*secretsync*: drift in `secrets.yaml`: 3 to add, 1 to change, 1 to delete; 1 target(s) unreachable"), "{text}");
+    assert!(text.starts_with("*secretsync*: drift in `secrets.yaml`: 2 to add, 1 to change, 1 to delete; 1 target(s) unreachable"), "{text}");
     assert!(
         text.contains("• `drift`: A (holds the value replaced on 2026-11-20), EXTRA"),
         "{text}"

@@ -15,6 +15,9 @@ use crate::manifest::{self, ValueSource};
 use crate::render::{Format, JSON_FORMAT_VERSION};
 use crate::target::{self, Check, Context, TargetError};
 
+/// A target's backend, or why it could not be built.
+type Built = Result<Box<dyn target::Target>, TargetError>;
+
 struct Section {
     scope: String,
     checks: Vec<Check>,
@@ -91,7 +94,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     }
 
     let ctx = Context::new(m.dir());
-    let built: Vec<(String, Result<Box<dyn target::Target>, TargetError>)> = m
+    let built: Vec<(String, Built)> = m
         .targets
         .iter()
         .filter(|(n, _)| selected(n))

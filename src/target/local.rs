@@ -217,6 +217,16 @@ fn write_sync(
         None => None,
     };
 
+    // A new file may need its folder: created private, as the file will be.
+    if current.is_none() && !dir.as_os_str().is_empty() && !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io_error("cannot create the folder", dir, &e))?;
+    }
+
     // Dropping `tmp` (every early return below) deletes the temp file.
     let tmp = tempfile::Builder::new()
         .prefix(".secretsync.")
