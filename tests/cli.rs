@@ -436,3 +436,61 @@ fn the_example_manifest_loads() {
         "GATEWAY_TOKEN"
     );
 }
+
+/// The confirmation prompt, driven through a real pseudo-terminal (util-linux
+/// `script`, part of every Debian system): `yes` applies, anything else cancels.
+#[test]
+fn the_prompt_on_a_terminal_applies_only_on_yes() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let answer = |dir: &Path, text: &str| {
+        let line = format!(
+            "{} apply -f secrets.yaml -i demo-identity.txt",
+            env!("CARGO_BIN_EXE_secretsync")
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux `script` runs the command on a pseudo-terminal");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let dir = demo();
+    let worker = dir.path().join("targets/worker.env");
+    let before = std::fs::read(&worker).unwrap();
+    let (code, screen) = answer(dir.path(), "no\n");
+    assert_eq!(code, Some(1), "{screen}");
+    assert!(
+        screen.contains("Apply these changes? Only `yes` is accepted"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("apply cancelled: nothing was changed"),
+        "{screen}"
+    );
+    assert_eq!(std::fs::read(&worker).unwrap(), before);
+
+    let (code, screen) = answer(dir.path(), "yes\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains(
+            "worker (env file targets/worker.env): applied (2 changes, read back and verified)"
+        ),
+        "{screen}"
+    );
+    assert_no_canary("terminal", screen.as_bytes(), DEMO_VALUES);
+}
