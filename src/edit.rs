@@ -129,6 +129,19 @@ impl Text {
         Ok(found)
     }
 
+    /// Replaces the child block at `field` with `new`, or appends `new` at
+    /// the end of `parent`'s block when there is no such child.
+    fn put_child(&mut self, parent: usize, field: Option<usize>, new: Vec<String>) {
+        let (from, to) = match field {
+            Some(f) => (f, self.block_end(f)),
+            None => {
+                let end = self.block_end(parent);
+                (end, end)
+            }
+        };
+        self.lines.splice(from..to, new);
+    }
+
     fn block_scalar(indent: usize, key: &str, body: &str) -> Vec<String> {
         let pad = " ".repeat(indent);
         let mut out = vec![format!("{pad}{key}: |\n")];
@@ -152,17 +165,7 @@ impl Text {
                 let field = self
                     .child(s, "encrypted")
                     .or_else(|| self.child(s, "value"));
-                let new = Self::block_scalar(ci, "encrypted", armored);
-                match field {
-                    Some(f) => {
-                        let end = self.block_end(f);
-                        self.lines.splice(f..end, new);
-                    }
-                    None => {
-                        let end = self.block_end(s);
-                        self.lines.splice(end..end, new);
-                    }
-                }
+                self.put_child(s, field, Self::block_scalar(ci, "encrypted", armored));
                 Ok(())
             }
             None => {
@@ -216,16 +219,8 @@ impl Text {
             new.push(format!("{pad}  - fingerprint: {}\n", p.fingerprint));
             new.push(format!("{pad}    replaced: \"{}\"\n", p.replaced));
         }
-        match self.child(s, "previous") {
-            Some(f) => {
-                let end = self.block_end(f);
-                self.lines.splice(f..end, new);
-            }
-            None => {
-                let end = self.block_end(s);
-                self.lines.splice(end..end, new);
-            }
-        }
+        let field = self.child(s, "previous");
+        self.put_child(s, field, new);
         Ok(())
     }
 
