@@ -13,7 +13,6 @@
 //! Options (after `--`): `--quick` (small sizes), `--latency-ms L` (default 50).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unreachable_pub)]
 mod support;
 
 use std::fmt::Write as _;
