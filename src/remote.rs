@@ -1,7 +1,437 @@
-//! SSH connections shared by every target on a host (one master per host).
+//! Running shell scripts where a target lives: on this machine, or on a host
+//! over SSH through one master connection per host for the whole run.
 //!
-//! Placeholder until the ssh_env target lands: it holds no connection yet.
+//! Both the `ssh_env` and the `keychain` targets talk to their host through a
+//! [`Runner`]. A script is always passed as `sh -c SCRIPT sh ARGS…`: the
+//! script and its arguments are visible in `ps` on the host, so they carry
+//! paths and names only; **values travel on stdin**, never in a command line.
+//!
+//! The SSH side uses the `openssh` crate, which drives the system `ssh`:
+//! `~/.ssh/config`, agents and jump hosts apply as they do for `ssh`. The
+//! master runs in `BatchMode` (no password prompts) and checks host keys
+//! strictly unless the target says `known_hosts: accept-new`.
 
-/// The run's SSH connections, one per distinct host.
-#[derive(Default)]
-pub struct SshPool {}
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OnceCell, Semaphore};
+use zeroize::Zeroizing;
+
+use crate::manifest::{KnownHosts, SshOptions};
+use crate::target::TargetError;
+
+/// How many commands run at once on one SSH connection: below sshd's default
+/// `MaxSessions 10`, so a run with many targets on one host never hits it.
+const SESSIONS_PER_HOST: usize = 8;
+
+/// The default `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a script printed and how it ended. Both streams may hold values (a
+/// read prints the file): they are zeroed when dropped.
+pub struct Output {
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: Zeroizing<Vec<u8>>,
+    pub stderr: Zeroizing<Vec<u8>>,
+}
+
+impl Output {
+    /// The last non-empty line of stderr, for error messages. Scripts print
+    /// only their own diagnostics there, never a value.
+    pub fn stderr_line(&self) -> String {
+        String::from_utf8_lossy(&self.stderr)
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("code", &self.code)
+            .field("stdout", &format_args!("<{} bytes>", self.stdout.len()))
+            .field("stderr", &format_args!("<{} bytes>", self.stderr.len()))
+            .finish()
+    }
+}
+
+/// Where scripts run: this machine or one SSH host.
+#[derive(Clone)]
+pub enum Runner {
+    Local,
+    Ssh(Arc<Host>),
+}
+
+impl Runner {
+    /// Runs `sh -c script sh args…` (through `sudo -n` when `sudo`), writes
+    /// `stdin` to it and collects its output. `Err` only when the script could
+    /// not be run at all (connection lost, no `sh`); a script that fails is an
+    /// `Ok` with its exit code.
+    pub async fn sh(
+        &self,
+        script: &str,
+        args: &[&str],
+        stdin: &[u8],
+        sudo: bool,
+    ) -> Result<Output, TargetError> {
+        match self {
+            Runner::Local => run_local(script, args, stdin, sudo).await,
+            Runner::Ssh(host) => host.sh(script, args, stdin, sudo).await,
+        }
+    }
+
+    /// "this machine" or "host deploy@vps", for messages.
+    pub fn place(&self) -> String {
+        match self {
+            Runner::Local => "this machine".into(),
+            Runner::Ssh(h) => format!("host {}", h.label),
+        }
+    }
+}
+
+async fn run_local(
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+    sudo: bool,
+) -> Result<Output, TargetError> {
+    let mut cmd = if sudo {
+        let mut c = tokio::process::Command::new("sudo");
+        c.arg("-n").arg("sh");
+        c
+    } else {
+        tokio::process::Command::new("sh")
+    };
+    cmd.arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| {
+        TargetError::failed(format!(
+            "cannot run {} on this machine: {e}",
+            if sudo { "sudo" } else { "sh" }
+        ))
+    })?;
+    let mut input = child.stdin.take();
+    let feed = async {
+        if let Some(w) = input.as_mut() {
+            // A script that exits without reading all of stdin closes the
+            // pipe: that is its business, reported by its exit code.
+            let _ = w.write_all(stdin).await;
+            let _ = w.shutdown().await;
+        }
+        drop(input);
+    };
+    let (_, out) = tokio::join!(feed, child.wait_with_output());
+    let out = out.map_err(|e| TargetError::failed(format!("running sh on this machine: {e}")))?;
+    Ok(Output {
+        code: out.status.code(),
+        stdout: Zeroizing::new(out.stdout),
+        stderr: Zeroizing::new(out.stderr),
+    })
+}
+
+/// One SSH host with its master connection, opened on first use.
+pub struct Host {
+    /// `user@host:port` as the manifest names it, for messages.
+    pub label: String,
+    opts: SshOptions,
+    control_dir: PathBuf,
+    session: OnceCell<Result<Arc<openssh::Session>, TargetError>>,
+    slots: Semaphore,
+}
+
+impl Host {
+    /// The master connection, opened once; a failure is remembered for the
+    /// run, so every target on an unreachable host reports the same cause
+    /// without trying again.
+    pub async fn session(&self) -> Result<Arc<openssh::Session>, TargetError> {
+        self.session
+            .get_or_init(|| async { self.connect().await.map(Arc::new) })
+            .await
+            .clone()
+    }
+
+    async fn connect(&self) -> Result<openssh::Session, TargetError> {
+        let mut b = openssh::SessionBuilder::default();
+        b.known_hosts_check(match self.opts.known_hosts {
+            KnownHosts::Strict => openssh::KnownHosts::Strict,
+            KnownHosts::AcceptNew => openssh::KnownHosts::Add,
+        })
+        .connect_timeout(self.opts.connect_timeout.unwrap_or(CONNECT_TIMEOUT))
+        .server_alive_interval(Duration::from_secs(15))
+        .control_directory(&self.control_dir);
+        if let Some(port) = self.opts.port {
+            b.port(port);
+        }
+        if let Some(key) = &self.opts.identity_file {
+            b.keyfile(expand_home(key));
+        }
+        if let Some(file) = &self.opts.known_hosts_file {
+            b.user_known_hosts_file(expand_home(file));
+        }
+        b.connect(&self.opts.host)
+            .await
+            .map_err(|e| connect_error(&self.label, &self.opts, &e))
+    }
+
+    async fn sh(
+        &self,
+        script: &str,
+        args: &[&str],
+        stdin: &[u8],
+        sudo: bool,
+    ) -> Result<Output, TargetError> {
+        let session = self.session().await?;
+        let _slot = self.slots.acquire().await.map_err(|_| {
+            TargetError::failed(format!("the connection to {} was closed", self.label))
+        })?;
+        let mut cmd = if sudo {
+            let mut c = session.command("sudo");
+            c.arg("-n").arg("sh");
+            c
+        } else {
+            session.command("sh")
+        };
+        // `arg` quotes each argument for the remote shell.
+        cmd.arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
+        let mut input = child.stdin().take();
+        let feed = async {
+            if let Some(w) = input.as_mut() {
+                let _ = w.write_all(stdin).await;
+                let _ = w.shutdown().await;
+            }
+            drop(input);
+        };
+        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        let out = match out {
+            Ok(out) => out,
+            // The process mux reports a dropped connection as exit 255 or as
+            // `Disconnected`: ask the master which it was.
+            Err(e) => return Err(self.lost(&e)),
+        };
+        if out.status.code() == Some(255) && session.check().await.is_err() {
+            return Err(self.dropped());
+        }
+        Ok(Output {
+            code: out.status.code(),
+            stdout: Zeroizing::new(out.stdout),
+            stderr: Zeroizing::new(out.stderr),
+        })
+    }
+
+    fn lost(&self, e: &openssh::Error) -> TargetError {
+        match e {
+            openssh::Error::Disconnected | openssh::Error::RemoteProcessTerminated => {
+                self.dropped()
+            }
+            other => TargetError::unreachable(format!(
+                "cannot run a command on {}: {}",
+                self.label,
+                error_chain(other)
+            )),
+        }
+    }
+
+    fn dropped(&self) -> TargetError {
+        TargetError::unreachable(format!(
+            "the SSH connection to {} was lost during the command",
+            self.label
+        ))
+        .with_hint("run plan again: an env file write is atomic, so the file is either old or new")
+    }
+}
+
+/// The run's SSH connections: one [`Host`] per distinct set of connection
+/// options, shared by every target that names it.
+pub struct SshPool {
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Where the control sockets live: short, because a Unix socket path is
+    /// limited to 104–108 bytes.
+    control_dir: PathBuf,
+}
+
+impl Default for SshPool {
+    fn default() -> Self {
+        SshPool {
+            hosts: Mutex::new(HashMap::new()),
+            control_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+impl SshPool {
+    /// The host for `opts`, created on first request (no connection is
+    /// opened until a command runs).
+    pub fn host(&self, opts: &SshOptions) -> Arc<Host> {
+        let key = format!("{opts:?}");
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Host {
+                    label: label(opts),
+                    opts: opts.clone(),
+                    control_dir: self.control_dir.clone(),
+                    session: OnceCell::new(),
+                    slots: Semaphore::new(SESSIONS_PER_HOST),
+                })
+            })
+            .clone()
+    }
+}
+
+/// `user@host` or `user@host:port`.
+pub fn label(opts: &SshOptions) -> String {
+    match opts.port {
+        Some(p) => format!("{}:{p}", opts.host),
+        None => opts.host.clone(),
+    }
+}
+
+/// `~/x` → `$HOME/x` (for local key and known_hosts files).
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) if !home.is_empty() => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = s.source();
+    }
+    text
+}
+
+/// Turns ssh's complaint into an error that says what happened and what to do.
+fn connect_error(label: &str, opts: &SshOptions, e: &openssh::Error) -> TargetError {
+    let detail = error_chain(e);
+    let said = detail.to_ascii_lowercase();
+    let timeout = opts.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+    if said.contains("host key verification failed")
+        || said.contains("remote host identification has changed")
+        || said.contains("host key for")
+        || said.contains("no ") && said.contains("host key is known")
+    {
+        let changed = said.contains("changed");
+        let what = if changed { "changed" } else { "is not known" };
+        return TargetError::auth(format!(
+            "the SSH host key of {label} {what}; the connection was refused ({detail})"
+        ))
+        .with_hint(if changed {
+            "if the host was reinstalled, check its new key out of band, then replace the old \
+             line in known_hosts (`ssh-keygen -R HOST`); otherwise treat this as an attack"
+        } else {
+            "check the host's key out of band and add it to known_hosts (connect once with \
+             `ssh`), or set `known_hosts: accept-new` on the target"
+        });
+    }
+    if said.contains("permission denied") && said.contains('(') {
+        return TargetError::auth(format!("{label} refused the SSH authentication ({detail})"))
+            .with_hint(
+                "check the user, `identity_file` or the agent, and that the public key is in the \
+             user's authorized_keys on the host",
+            );
+    }
+    if said.contains("connection refused") {
+        return TargetError::unreachable(format!("cannot connect to {label}: connection refused"))
+            .with_hint("is sshd running on the host, and is the port right?");
+    }
+    if said.contains("timed out") {
+        return TargetError::unreachable(format!(
+            "cannot connect to {label}: no answer within {}s",
+            timeout.as_secs()
+        ))
+        .with_hint(
+            "check the host name, the network and any firewall, or raise `connect_timeout`",
+        );
+    }
+    if said.contains("could not resolve") || said.contains("name or service not known") {
+        return TargetError::unreachable(format!(
+            "cannot connect to {label}: the host name does not resolve"
+        ))
+        .with_hint("check `host` (an alias must be defined in ~/.ssh/config)");
+    }
+    if said.contains("could not be executed") || said.contains("no such file") {
+        return TargetError::failed(format!(
+            "cannot run the local `ssh` to reach {label}: {detail}"
+        ))
+        .with_hint("install OpenSSH's client (`ssh` on PATH)");
+    }
+    TargetError::unreachable(format!("cannot connect to {label}: {detail}"))
+        .with_hint("try `ssh` to the host by hand to see why")
+}
+
+/// Quotes `s` for a POSIX shell (for paths placed in scripts).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_runner_passes_args_and_stdin() {
+        let out = Runner::Local
+            .sh(
+                r#"printf '%s|' "$1" "$2"; cat"#,
+                &["a b", "it's"],
+                b"from stdin",
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.code, Some(0));
+        assert_eq!(out.stdout.as_slice(), b"a b|it's|from stdin");
+    }
+
+    #[tokio::test]
+    async fn local_runner_reports_exit_code_and_stderr() {
+        let out = Runner::Local
+            .sh("echo oops >&2; exit 7", &[], b"", false)
+            .await
+            .unwrap();
+        assert_eq!(out.code, Some(7));
+        assert_eq!(out.stderr_line(), "oops");
+        assert!(!format!("{out:?}").contains("oops"));
+    }
+
+    #[test]
+    fn quoting_survives_a_shell() {
+        let nasty = "it's a $HOME `x` \"y\"";
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_quote(nasty)))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+    }
+}
