@@ -115,7 +115,7 @@ while [ $# -ge 2 ]; do
   printf '#%s ' "$i"
   if [ "$s" = 1 ]; then
     if ! command -v sudo >/dev/null 2>&1; then echo nosudo
-    elif ! sudo -n true 2>/dev/null; then echo sudorefused
+    elif ! sudo -n sh -c : 2>/dev/null; then echo sudorefused
     else sudo -n sh -c "$R" sh "$p"; fi
   else sh -c "$R" sh "$p"; fi
   i=$((i+1))
@@ -163,7 +163,7 @@ s=$1; p=$2; shift 2
 case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
 if [ "$s" = 1 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "sudo is not installed" >&2; exit 91; }
-  sudo -n true 2>/dev/null || { echo "sudo -n needs a password" >&2; exit 92; }
+  sudo -n sh -c : 2>/dev/null || { echo "sudo -n needs a password" >&2; exit 92; }
   exec sudo -n sh -c "$W" sh "$p" "$@"
 fi
 exec sh -c "$W" sh "$p" "$@"
@@ -181,7 +181,7 @@ s=$1; p=$2
 case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
 if [ "$s" = 1 ]; then
   command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }
-  sudo -n true 2>/dev/null || { echo sudorefused; exit 0; }
+  sudo -n sh -c : 2>/dev/null || { echo sudorefused; exit 0; }
   exec sudo -n sh -c "$C" sh "$p"
 fi
 exec sh -c "$C" sh "$p"
