@@ -4,10 +4,12 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::cli::{secretsync_cmd, Sandbox};
+use support::sshd::Sshd;
 
 /// Kill points tried per run (CI); SECRETSYNC_CRASH_RUNS raises it.
 fn runs() -> usize {
@@ -19,9 +21,8 @@ fn runs() -> usize {
 
 /// A manifest of `n` plain settings on one env file (plain values keep the
 /// run short, so the kills land across its whole length, write included).
-fn setup(sb: &Sandbox, n: usize, generation: &str) {
-    let mut m =
-        String::from("version: 1\ntargets:\n  app: { type: env_file, path: app.env }\nsecrets:\n");
+fn setup(sb: &Sandbox, target: &str, n: usize, generation: &str) {
+    let mut m = format!("version: 1\ntargets:\n  app:\n{target}secrets:\n");
     for i in 0..n {
         m.push_str(&format!(
             "  K{i}:\n    targets: [app]\n    value: \"{generation}-{i}-{}\"\n",
@@ -41,30 +42,75 @@ fn expected(n: usize, generation: &str, header: &str) -> String {
 
 #[test]
 fn sigkill_during_apply_never_leaves_a_torn_file() {
-    let n = 1500;
     let sb = Sandbox::new();
+    let file = sb.path("app.env");
+    crash_loop(
+        &sb,
+        "    type: env_file\n    path: app.env\n",
+        &file,
+        runs(),
+    );
+}
+
+/// Over SSH the remote write outlives a killed sender (its input just ends
+/// early): the host must still install the whole new file or nothing.
+#[test]
+fn sigkill_during_apply_over_ssh_never_leaves_a_torn_file() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let file = sb.path("remote.env");
+    let target = format!(
+        "    type: ssh_env\n{}    path: {}\n",
+        sshd.yaml("root", 4),
+        file.display()
+    );
+    crash_loop(&sb, &target, &file, runs().div_ceil(2));
+}
+
+/// The file once no write is under way on it any more (a remote write may
+/// still finish after the local process died).
+fn settled(file: &Path) -> String {
+    let dir = file.parent().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let busy = std::fs::read_dir(dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".secretsync")
+        });
+        if !busy || Instant::now() > deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            return std::fs::read_to_string(file).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn crash_loop(sb: &Sandbox, target: &str, file: &Path, runs: usize) {
+    let n = 1500;
     let header = "# app settings\n";
+    let read = || std::fs::read_to_string(file).unwrap();
     // Generation 0 is on disk; every run applies the next generation.
-    sb.write("app.env", &expected(n, "g0", header));
+    std::fs::write(file, expected(n, "g0", header)).unwrap();
 
     // How long one full apply takes, to spread the kill points over it.
-    setup(&sb, n, "probe");
+    setup(sb, target, n, "probe");
     let t = Instant::now();
     let out = sb.run(&["apply", "--auto-approve", "-q"]);
     assert_eq!(out.code, 0, "{out:?}");
     let full = t.elapsed();
     let mut old = {
         let probe = expected(n, "probe", header);
-        assert_eq!(sb.read("app.env"), probe);
+        assert_eq!(read(), probe);
         probe
     };
 
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let (mut saw_old, mut saw_new) = (0, 0);
-    let runs = runs();
     for run in 0..runs {
         let generation = format!("g{}", run + 1);
-        setup(&sb, n, &generation);
+        setup(sb, target, n, &generation);
         let new = expected(n, &generation, header);
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -90,7 +136,7 @@ fn sigkill_during_apply_never_leaves_a_torn_file() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
 
-        let now = sb.read("app.env");
+        let now = settled(file);
         if now == old {
             saw_old += 1;
         } else if now == new {
@@ -101,7 +147,7 @@ fn sigkill_during_apply_never_leaves_a_torn_file() {
         // The next apply converges whatever the kill left.
         let out = sb.run(&["apply", "--auto-approve", "-q"]);
         assert_eq!(out.code, 0, "run {run}: {out:?}");
-        assert_eq!(sb.read("app.env"), new);
+        assert_eq!(read(), new);
         old = new;
     }
     eprintln!("{runs} kill points over {full:?}: {saw_old} left the old file, {saw_new} the new one, 0 torn");

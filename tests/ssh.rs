@@ -13,7 +13,7 @@ use secretsync::manifest::{SshEnvSpec, TargetSpec};
 use secretsync::target::{self, Context, ErrorKind, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture};
-use support::sshd::{ensure_user, is_root, Sshd};
+use support::sshd::{ensure_user, is_root, Relay, Sshd};
 
 const CANARY_A: &str = "canary-ssh-aaaa-7d1f0c";
 const CANARY_B: &str = "canary-ssh-bbbb-92e4aa";
@@ -718,4 +718,73 @@ fn doctor_checks_connection_file_and_directory() {
     let down = sb.run(&["doctor"]);
     assert_eq!(down.code, 1, "{down:?}");
     assert!(down.all().contains("connection refused"), "{down:?}");
+}
+
+#[test]
+fn a_connection_dropped_mid_apply_leaves_the_old_file_and_the_next_apply_converges() {
+    let sshd = Sshd::start();
+    let relay = Relay::to(sshd.port);
+    std::fs::write(
+        &sshd.known_hosts,
+        sshd.known_hosts_line(sshd.port) + &sshd.known_hosts_line(relay.port),
+    )
+    .unwrap();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    let old = "TOKEN=\"old\"\n";
+    std::fs::write(&file, old).unwrap();
+    let mut m = sb.header();
+    m.push_str("targets:\n  vps:\n    type: ssh_env\n");
+    m.push_str(&sshd.yaml("root", 4).replace(
+        &format!("port: {}", sshd.port),
+        &format!("port: {}", relay.port),
+    ));
+    m.push_str(&format!("    path: {}\n", file.display()));
+    m.push_str(&format!(
+        "secrets:\n  TOKEN:\n    targets: [vps]\n    encrypted: |\n{}",
+        sb.encrypted(CANARY_A, 6)
+    ));
+    sb.write("secrets.yaml", &m);
+
+    sshd.hold_writes(true);
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.args(["apply", "--auto-approve", "--identity"])
+        .arg(&sb.identity);
+    let running = std::thread::spawn(move || support::cli::run(cmd));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sshd.write_held() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    relay.cut();
+    let apply = running.join().unwrap();
+    assert_eq!(apply.code, 1, "{apply:?}");
+    let all = apply.all();
+    assert!(
+        all.contains(&format!(
+            "the SSH connection to root@127.0.0.1:{} was lost during the command",
+            relay.port
+        )),
+        "{all}"
+    );
+    assert_no_canary("output", all.as_bytes(), &[CANARY_A]);
+    assert!(all.contains("the file is either old or new"), "{all}");
+    // The host may already hold the whole input when the link drops: the
+    // held command then finishes on its own. Either way, never a torn file.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let new = format!("TOKEN=\"{CANARY_A}\"\n");
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert!(now == old || now == new, "torn file: {now:?}");
+
+    sshd.hold_writes(false);
+    let again = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("TOKEN=\"{CANARY_A}\"\n")
+    );
 }

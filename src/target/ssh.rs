@@ -123,10 +123,13 @@ done
 "##;
 
 /// Arguments: sudo (0/1), path, create (0/1), on_change (may be empty).
-/// Stdin: the expected SHA-256 (or `none`) on the first line, then the text.
+/// Stdin: a first line with the SHA-256 of the file as read (or `none`) and
+/// the SHA-256 of the new text, then the new text. The second hash guards
+/// against a sender killed mid-way: the host would see an early end of input
+/// and must not install a truncated file.
 /// Exit codes name the failure (see [`write_error`]); stdout says `written`.
 const WRITE_SCRIPT: &str = r##"W='p=$1; create=$2; hook=$3
-IFS= read -r want || { echo "no input" >&2; exit 70; }
+IFS=" " read -r want newsum || { echo "no input" >&2; exit 70; }
 if [ -L "$p" ]; then
   t=$(readlink -f -- "$p" 2>/dev/null)
   if [ -z "$t" ] || [ ! -e "$t" ]; then echo "$p is a symlink to a missing file" >&2; exit 71; fi
@@ -142,6 +145,7 @@ if [ ! -d "$d" ]; then (umask 077; mkdir -p -- "$d") || exit 77; fi
 t=$(umask 077; mktemp "$d/.secretsync.XXXXXX") || exit 78
 trap "rm -f -- \"\$t\"" EXIT HUP INT TERM
 cat > "$t" || exit 79
+[ "$(sum "$t")" = "$newsum" ] || { echo "the new text arrived incomplete" >&2; exit 83; }
 if [ "$have" != none ]; then
   if [ "$(stat -c %u:%g -- "$t")" != "$(stat -c %u:%g -- "$p")" ]; then
     chown "$(stat -c %u:%g -- "$p")" -- "$t" 2>/dev/null || { echo "cannot keep the owner $(stat -c %U:%G -- "$p")" >&2; exit 81; }
@@ -426,6 +430,10 @@ fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> Tar
             "cannot keep the mode and owner of {location}: {said}; nothing was written"
         ))
         .with_hint("set `sudo: true`, or run as the file's owner"),
+        Some(83) => TargetError::unreachable(format!(
+            "the new text of {location} did not arrive whole; nothing was written"
+        ))
+        .with_hint("the connection or this process was interrupted: run apply again"),
         Some(82) => TargetError::failed(format!(
             "cannot replace {location}: {said}; the old file is intact"
         ))
@@ -486,6 +494,8 @@ impl Target for SshEnvFile {
         let want = current.map_or_else(|| "none".to_string(), sha256_hex);
         let mut input = Zeroizing::new(Vec::with_capacity(new_text.len() + 66));
         input.extend_from_slice(want.as_bytes());
+        input.push(b' ');
+        input.extend_from_slice(sha256_hex(new_text.as_bytes()).as_bytes());
         input.push(b'\n');
         if unchanged {
             return self.confirm_unchanged(&want).await;
@@ -685,6 +695,12 @@ mod tests {
         assert!(matches!(failed[0], FileState::Failed));
     }
 
+    fn with_sums(want: &str, text: &[u8]) -> Vec<u8> {
+        let mut v = format!("{want} {}\n", sha256_hex(text)).into_bytes();
+        v.extend_from_slice(text);
+        v
+    }
+
     #[tokio::test]
     async fn scripts_run_on_this_machine() {
         // The same scripts, through a local sh: read, write, conflict.
@@ -704,7 +720,7 @@ mod tests {
             FileState::Missing
         ));
         let args = vec!["0".into(), p.into(), "1".into(), String::new()];
-        let out = run(WRITE_SCRIPT, args.clone(), b"none\nA=\"1\"\n".to_vec()).await;
+        let out = run(WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"1\"\n")).await;
         assert_eq!(out.code, Some(0), "{}", out.stderr_line());
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
         use std::os::unix::fs::PermissionsExt;
@@ -713,13 +729,18 @@ mod tests {
             0o600
         );
         // A stale expectation is refused and changes nothing.
-        let out = run(WRITE_SCRIPT, args.clone(), b"none\nA=\"2\"\n".to_vec()).await;
+        let out = run(WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"2\"\n")).await;
         assert_eq!(out.code, Some(75));
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
         // The right expectation replaces it, keeping the mode.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let mut input = format!("{}\n", sha256_hex(b"A=\"1\"\n")).into_bytes();
-        input.extend_from_slice(b"A=\"2\"\n");
+        // Input cut short (a killed sender) is refused: no truncated file.
+        let mut cut = with_sums(&sha256_hex(b"A=\"1\"\n"), b"A=\"2\"\nB=\"3\"\n");
+        cut.truncate(cut.len() - 4);
+        let out = run(WRITE_SCRIPT, args.clone(), cut).await;
+        assert_eq!(out.code, Some(83));
+        assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
+        let input = with_sums(&sha256_hex(b"A=\"1\"\n"), b"A=\"2\"\n");
         let out = run(WRITE_SCRIPT, args, input).await;
         assert_eq!(out.code, Some(0), "{}", out.stderr_line());
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"2\"\n");

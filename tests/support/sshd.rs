@@ -100,8 +100,12 @@ impl Sshd {
             format!(
                 "#!/bin/sh\n\
                  printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {log}\n\
+                 case \"$SSH_ORIGINAL_COMMAND\" in *mktemp*)\n\
+                 \x20 if [ -e {d}/hold-writes ]; then : > {d}/write-held; sleep 3; fi;;\n\
+                 esac\n\
                  exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
-                log = d.join("commands.log").display()
+                log = d.join("commands.log").display(),
+                d = d.display()
             ),
         )
         .unwrap();
@@ -122,15 +126,35 @@ impl Sshd {
     }
 
     fn write_known_hosts(&self) {
+        std::fs::write(&self.known_hosts, self.known_hosts_line(self.port)).unwrap();
+    }
+
+    /// A known_hosts line for this server's key reached on `port`.
+    pub fn known_hosts_line(&self, port: u16) -> String {
         let public = std::fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap();
         let mut fields = public.split_whitespace();
-        let line = format!(
-            "[127.0.0.1]:{} {} {}\n",
-            self.port,
+        format!(
+            "[127.0.0.1]:{port} {} {}\n",
             fields.next().unwrap(),
             fields.next().unwrap()
-        );
-        std::fs::write(&self.known_hosts, line).unwrap();
+        )
+    }
+
+    /// From now on, commands that write (they call mktemp) wait 3 s before
+    /// they start, after creating `write-held` in the folder: a test can
+    /// cut the connection while a write is under way.
+    pub fn hold_writes(&self, on: bool) {
+        let flag = self.dir.path().join("hold-writes");
+        if on {
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
+    /// Whether a held write has started.
+    pub fn write_held(&self) -> bool {
+        self.dir.path().join("write-held").exists()
     }
 
     fn config(&self) -> PathBuf {
@@ -196,6 +220,12 @@ impl Sshd {
     /// Stops the server (the port then refuses connections).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // The per-connection sshd processes outlive the listener: end
+            // them too, so clients (and masters of killed runs) see the
+            // connection close.
+            for pid in children_of(c.id()) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -271,6 +301,26 @@ impl Drop for Sshd {
     }
 }
 
+/// The processes whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // `pid (comm) state ppid …`: comm may hold spaces.
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// Whether the tests run as root (needed to create test users).
 pub fn is_root() -> bool {
     nix_uid() == 0
@@ -336,4 +386,51 @@ pub fn ssh_run(s: &Sshd, user: &str, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A TCP relay to a port on 127.0.0.1 that can cut every connection it
+/// carries, as a network failure would.
+pub struct Relay {
+    pub port: u16,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    pub fn to(upstream: u16) -> Relay {
+        use std::net::TcpStream;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let streams: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>> = Default::default();
+        let kept = streams.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                {
+                    let mut k = kept.lock().unwrap();
+                    k.push(client.try_clone().unwrap());
+                    k.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, streams }
+    }
+
+    /// Cuts every connection relayed so far; new ones are still relayed.
+    pub fn cut(&self) {
+        for s in self.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
