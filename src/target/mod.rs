@@ -198,13 +198,16 @@ pub trait Target: Send + Sync {
     async fn check(&self) -> Vec<Check>;
 }
 
-/// State shared by all targets of one run: SSH connections (one per host) and
-/// Railway name resolution (one query per project).
+/// State shared by all targets of one run: SSH connections (one per host),
+/// Railway name resolution (one query per project) and keychain reads (one
+/// command per host and round).
 pub struct Context {
     /// The manifest's folder: relative paths in target specs start here.
     pub manifest_dir: PathBuf,
     pub ssh: Arc<crate::remote::SshPool>,
     pub railway: Arc<railway::Shared>,
+    /// Keychain reads batched per host and round.
+    pub keychain: Arc<keychain::Shared>,
 }
 
 impl Context {
@@ -213,6 +216,7 @@ impl Context {
             manifest_dir,
             ssh: Arc::new(crate::remote::SshPool::default()),
             railway: Arc::new(railway::Shared::default()),
+            keychain: Arc::new(keychain::Shared::default()),
         }
     }
 }
