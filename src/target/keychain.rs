@@ -88,6 +88,12 @@ while [ "$#" -ge 4 ]; do
 done
 "#;
 
+/// `doctor`: the keychain's settings, which `security` shows only unlocked.
+const CHECK_SCRIPT: &str = r#"sec=$1; kc=$2
+case $kc in "~/"*) kc=$HOME/${kc#"~/"} ;; esac
+if [ -n "$kc" ]; then "$sec" show-keychain-info "$kc"; else "$sec" show-keychain-info; fi
+"#;
+
 /// Runs `security -i` (the program is the only argument; commands on stdin).
 const WRITE_SCRIPT: &str = r#"exec "$1" -i"#;
 
@@ -622,6 +628,10 @@ impl KeychainTarget {
             .with_hint(
                 "check `keychain:` on the target; `security list-keychains` on the Mac lists them",
             ),
+            _ if account.is_empty() => TargetError::failed(format!(
+                "{whose}: `security` failed with exit code {}: {said}",
+                code_text(code)
+            )),
             _ => TargetError::failed(format!(
                 "{whose}: reading the item of account `{account}` failed with exit code {}: {said}",
                 code_text(code)
@@ -886,23 +896,30 @@ impl Target for KeychainTarget {
     }
 
     async fn check(&self) -> Vec<Check> {
-        // Looks up an account no one uses: "not found" proves `security`
-        // runs and the keychain can be searched, and no value is read.
-        let probe = "secretsync-doctor-probe".to_string();
-        let outcome = match self.read_now(std::slice::from_ref(&probe)).await {
-            Ok(_) => Ok(format!(
-                "`{}` runs on {} and the keychain{} can be searched",
+        // `show-keychain-info` needs the keychain unlocked (exit 36 when it
+        // is not) and reads no item.
+        let keychain = self.keychain.as_deref().unwrap_or_default();
+        let outcome = match self
+            .runner
+            .sh(
+                CHECK_SCRIPT,
+                &[self.security.as_str(), keychain],
+                b"",
+                false,
+            )
+            .await
+        {
+            Err(e) => Err(e),
+            Ok(out) if out.code == Some(0) => Ok(format!(
+                "`{}` runs on {} and the keychain {} is unlocked",
                 self.security,
                 self.runner.place(),
-                self.keychain
-                    .as_deref()
-                    .map(|k| format!(" {k}"))
-                    .unwrap_or_default()
+                self.keychain.as_deref().unwrap_or("(default)")
             )),
-            Err(e) => Err(e),
+            Ok(out) => Err(self.lookup_error("", out.code, &out.stderr_line())),
         };
         vec![Check {
-            what: "keychain readable".into(),
+            what: "keychain unlocked".into(),
             outcome,
         }]
     }
