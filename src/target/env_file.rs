@@ -29,7 +29,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{Change, Op};
+use zeroize::Zeroizing;
+
+use super::{Change, Observation, Observed, Op, TargetError};
 use crate::secret::Secret;
 
 /// A parsed env file that renders back byte for byte where it was not edited.
@@ -225,6 +227,76 @@ impl EnvFile {
         }
         out
     }
+}
+
+/// The text of a file read from `location` (a path, or `host:path`), or an
+/// error naming the line with the first byte that is not UTF-8.
+pub fn decode(location: &str, bytes: &[u8]) -> Result<Secret, TargetError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(Secret::new(text.to_string())),
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            Err(
+                TargetError::failed(format!("{location}:{line}: the file is not valid UTF-8"))
+                    .with_hint("env files are text: re-save it as UTF-8"),
+            )
+        }
+    }
+}
+
+/// `text` parsed, or an error naming `location` and the line.
+pub fn parse_at(location: &str, text: &Secret) -> Result<EnvFile, TargetError> {
+    EnvFile::parse(text.expose()).map_err(|e| {
+        TargetError::failed(format!("{location}:{}: {}", e.line, e.message))
+            .with_hint("fix that line: secretsync only edits env files it can parse")
+    })
+}
+
+/// What a target observes in a file whose bytes are `bytes` (`None`: the
+/// file does not exist). The whole text is kept as the snapshot, to edit in
+/// place and to detect a concurrent change.
+pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetError> {
+    let Some(bytes) = bytes else {
+        return Ok(Observed {
+            entries: Default::default(),
+            exists: false,
+            complete: true,
+            snapshot: None,
+        });
+    };
+    let text = decode(location, bytes)?;
+    let doc = parse_at(location, &text)?;
+    Ok(Observed {
+        entries: doc
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, Observation::Value(v)))
+            .collect(),
+        exists: true,
+        complete: true,
+        snapshot: Some(text),
+    })
+}
+
+/// The new text of a file that holds `current` (`None`: missing) once
+/// `changes` are made, edited in place.
+pub fn edited(
+    location: &str,
+    current: Option<&[u8]>,
+    changes: &[Change],
+) -> Result<Zeroizing<String>, TargetError> {
+    let text = match current {
+        Some(bytes) => decode(location, bytes)?,
+        None => Secret::default(),
+    };
+    let mut doc = parse_at(location, &text)?;
+    doc.apply(changes)
+        .map_err(|why| TargetError::invalid(format!("{location}: {why}")))?;
+    Ok(Zeroizing::new(doc.render()))
 }
 
 /// Whether a value can be written (NUL and CR cannot).

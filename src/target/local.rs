@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use super::env_file::{self, EnvFile};
-use super::{Change, Check, Context, Observation, Observed, Round, Target, TargetError};
+use super::env_file;
+use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::EnvFileSpec;
 use crate::secret::Secret;
 
@@ -105,33 +105,6 @@ fn io_error(what: &str, path: &Path, e: &io::Error) -> TargetError {
     }
 }
 
-/// The text of `bytes`, or an error naming the line with the first byte that
-/// is not UTF-8.
-fn decode(path: &Path, bytes: &[u8]) -> Result<Secret, TargetError> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(Secret::new(text.to_string())),
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            Err(TargetError::failed(format!(
-                "{}:{line}: the file is not valid UTF-8",
-                path.display()
-            ))
-            .with_hint("env files are text: re-save it as UTF-8"))
-        }
-    }
-}
-
-fn parse(path: &Path, text: &Secret) -> Result<EnvFile, TargetError> {
-    EnvFile::parse(text.expose()).map_err(|e| {
-        TargetError::failed(format!("{}:{}: {}", path.display(), e.line, e.message))
-            .with_hint("fix that line: secretsync only edits env files it can parse")
-    })
-}
-
 /// The file to replace: the target of a symlink, so the link survives.
 fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
     match fs::symlink_metadata(path) {
@@ -189,14 +162,11 @@ fn write_sync(
         .with_hint("create the file, or set `create: true` on the target"));
     }
 
-    let text = match &current {
-        Some(bytes) => decode(path, bytes)?,
-        None => Secret::default(),
-    };
-    let mut doc = parse(path, &text)?;
-    doc.apply(changes)
-        .map_err(|why| TargetError::invalid(format!("{}: {why}", path.display())))?;
-    let new_text = Zeroizing::new(doc.render());
+    let new_text = env_file::edited(
+        &path.display().to_string(),
+        current.as_ref().map(|b| b.as_slice()),
+        changes,
+    )?;
     // Changes that change nothing (deleting an absent key) leave the file,
     // its inode and its mtime alone, and do not create a missing file.
     let same = match &current {
@@ -283,33 +253,19 @@ fn write_sync(
 
 /// The blocking half of [`Target::read`].
 fn read_sync(path: &Path) -> Result<Observed, TargetError> {
-    let Some(bytes) = read_bytes(path)? else {
-        return Ok(Observed {
-            entries: Default::default(),
-            exists: false,
-            complete: true,
-            snapshot: None,
-        });
-    };
-    let text = decode(path, &bytes)?;
-    let doc = parse(path, &text)?;
-    Ok(Observed {
-        entries: doc
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, Observation::Value(v)))
-            .collect(),
-        exists: true,
-        complete: true,
-        snapshot: Some(text),
-    })
+    let bytes = read_bytes(path)?;
+    env_file::observe(
+        &path.display().to_string(),
+        bytes.as_ref().map(|b| b.as_slice()),
+    )
 }
 
 fn check_file(path: &Path, create: bool) -> Result<String, TargetError> {
     match read_bytes(path)? {
         Some(bytes) => {
-            let text = decode(path, &bytes)?;
-            let n = parse(path, &text)?.entries().len();
+            let location = path.display().to_string();
+            let text = env_file::decode(&location, &bytes)?;
+            let n = env_file::parse_at(&location, &text)?.entries().len();
             Ok(format!("{} parses ({n} keys)", path.display()))
         }
         None if create => Ok(format!(

@@ -205,6 +205,8 @@ pub struct Context {
     /// The manifest's folder: relative paths in target specs start here.
     pub manifest_dir: PathBuf,
     pub ssh: Arc<crate::remote::SshPool>,
+    /// Env files per SSH host, read together.
+    pub ssh_files: Arc<ssh::Shared>,
     pub railway: Arc<railway::Shared>,
     /// Keychain reads batched per host and round.
     pub keychain: Arc<keychain::Shared>,
@@ -215,6 +217,7 @@ impl Context {
         Context {
             manifest_dir,
             ssh: Arc::new(crate::remote::SshPool::default()),
+            ssh_files: Arc::new(ssh::Shared::default()),
             railway: Arc::new(railway::Shared::default()),
             keychain: Arc::new(keychain::Shared::default()),
         }

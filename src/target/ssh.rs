@@ -1,23 +1,450 @@
-//! The `ssh_env` target (not built yet: every operation says so).
+//! The `ssh_env` target: an env file on a host reached over SSH.
+//!
+//! ```yaml
+//! targets:
+//!   vps:
+//!     type: ssh_env
+//!     host: deploy@vps.example.com   # or an alias from ~/.ssh/config
+//!     port: 22                       # optional
+//!     identity_file: ~/.ssh/deploy   # optional; otherwise the agent or ssh config
+//!     known_hosts: strict            # strict (default) or accept-new
+//!     connect_timeout: 10s           # optional
+//!     path: /etc/app/app.env
+//!     sudo: false                    # true: read and write through `sudo -n`
+//!     on_change: systemctl restart app   # optional: run once after the file changed
+//!     create: true                   # a missing file is created 0600
+//! ```
+//!
+//! Round trips: every target on one host shares that host's SSH master
+//! ([`crate::remote::SshPool`]); all files of a host are read by **one**
+//! remote command per round (the targets register at construction and the
+//! first reader of a round reads them all); each write is **one** remote
+//! command. The env-file format is [`super::env_file`], as for local files.
+//!
+//! The write script runs on the host: the new text arrives on stdin after a
+//! first line carrying the SHA-256 of the text the plan read (or `none`); the
+//! script refuses (exit 75) when the file's hash differs, writes a temp file
+//! in the same directory (umask 077), gives it the old file's owner and mode,
+//! syncs it, checks the hash once more and renames it over the file. A failure
+//! at any step removes the temp file and leaves the old file as it was.
+
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-use super::{Change, Check, Context, Observed, Round, Target, TargetError};
+use super::{env_file, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
 use crate::manifest::SshEnvSpec;
+use crate::remote::{Host, Runner};
+use crate::secret::Secret;
+
+/// Per run: the env files registered on each SSH host, read together.
+#[derive(Default)]
+pub struct Shared {
+    hosts: Mutex<Vec<Arc<HostFiles>>>,
+}
+
+/// The env files of one host and the read they share in a round.
+struct HostFiles {
+    host: Arc<Host>,
+    files: Mutex<Vec<FileSpec>>,
+    reads: RoundCache<Result<Arc<Vec<FileState>>, TargetError>>,
+}
+
+#[derive(Clone)]
+struct FileSpec {
+    path: String,
+    sudo: bool,
+}
+
+impl Shared {
+    /// Registers `file` on `host`; returns the host's files and its index.
+    fn register(&self, host: Arc<Host>, file: FileSpec) -> (Arc<HostFiles>, usize) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match hosts.iter().find(|h| Arc::ptr_eq(&h.host, &host)) {
+            Some(h) => h.clone(),
+            None => {
+                let h = Arc::new(HostFiles {
+                    host,
+                    files: Mutex::new(Vec::new()),
+                    reads: RoundCache::default(),
+                });
+                hosts.push(h.clone());
+                h
+            }
+        };
+        let mut files = entry.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.push(file);
+        let index = files.len() - 1;
+        drop(files);
+        (entry, index)
+    }
+}
+
+/// What the host said of one file.
+#[derive(Clone)]
+enum FileState {
+    /// The bytes of the file (zeroed on drop: they hold the values).
+    Present(Arc<Zeroizing<Vec<u8>>>),
+    Missing,
+    Directory,
+    Unreadable,
+    DanglingLink,
+    /// `sudo -n` needs a password (or the user may not sudo).
+    SudoRefused,
+    NoSudo,
+    /// The file could not be read for another reason.
+    Failed,
+}
+
+/// Prints, for each `(sudo, path)` pair of arguments, a header `#<i> <state>`
+/// and for a readable file its bytes in base64. `~/` paths are expanded by the
+/// login user's shell, before any `sudo`.
+const READ_SCRIPT: &str = r##"R='p=$1
+if [ -d "$p" ]; then echo dir
+elif [ -e "$p" ]; then
+  if [ -r "$p" ]; then echo ok; base64 < "$p" || echo "#fail"; else echo unreadable; fi
+elif [ -L "$p" ]; then echo dangling
+else echo missing; fi'
+i=0
+while [ $# -ge 2 ]; do
+  s=$1; p=$2; shift 2
+  case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
+  printf '#%s ' "$i"
+  if [ "$s" = 1 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then echo nosudo
+    elif ! sudo -n sh -c : 2>/dev/null; then echo sudorefused
+    else sudo -n sh -c "$R" sh "$p"; fi
+  else sh -c "$R" sh "$p"; fi
+  i=$((i+1))
+done
+"##;
+
+/// Arguments: sudo (0/1), path, create (0/1), on_change (may be empty).
+/// Stdin: the expected SHA-256 (or `none`) on the first line, then the text.
+/// Exit codes name the failure (see [`write_error`]); stdout says `written`.
+const WRITE_SCRIPT: &str = r##"W='p=$1; create=$2; hook=$3
+IFS= read -r want || { echo "no input" >&2; exit 70; }
+if [ -L "$p" ]; then
+  t=$(readlink -f -- "$p" 2>/dev/null)
+  if [ -z "$t" ] || [ ! -e "$t" ]; then echo "$p is a symlink to a missing file" >&2; exit 71; fi
+  p=$t
+fi
+if [ -d "$p" ]; then echo "$p is a directory" >&2; exit 72; fi
+sum() { if command -v sha256sum >/dev/null 2>&1; then sha256sum < "$1"; else shasum -a 256 < "$1"; fi | cut -d" " -f1; }
+if [ -e "$p" ]; then have=$(sum "$p"); [ -n "$have" ] || exit 73; else have=none; fi
+[ "$have" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
+if [ "$have" = none ] && [ "$create" != 1 ]; then echo "missing" >&2; exit 76; fi
+d=$(dirname -- "$p")
+if [ ! -d "$d" ]; then (umask 077; mkdir -p -- "$d") || exit 77; fi
+t=$(umask 077; mktemp "$d/.secretsync.XXXXXX") || exit 78
+trap "rm -f -- \"\$t\"" EXIT HUP INT TERM
+cat > "$t" || exit 79
+if [ "$have" != none ]; then
+  if [ "$(stat -c %u:%g -- "$t")" != "$(stat -c %u:%g -- "$p")" ]; then
+    chown "$(stat -c %u:%g -- "$p")" -- "$t" 2>/dev/null || { echo "cannot keep the owner $(stat -c %U:%G -- "$p")" >&2; exit 81; }
+  fi
+  chmod "$(stat -c %a -- "$p")" -- "$t" || exit 80
+fi
+sync -- "$t" 2>/dev/null || sync
+if [ -e "$p" ]; then now=$(sum "$p"); else now=none; fi
+[ "$now" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
+mv -f -- "$t" "$p" || exit 82
+trap - EXIT HUP INT TERM
+sync -- "$d" 2>/dev/null
+echo written
+if [ -n "$hook" ]; then
+  sh -c "$hook" < /dev/null 1>&2 || { rc=$?; echo "on_change exited with status $rc" >&2; exit 90; }
+fi
+exit 0'
+s=$1; p=$2; shift 2
+case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
+if [ "$s" = 1 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "sudo is not installed" >&2; exit 91; }
+  sudo -n sh -c : 2>/dev/null || { echo "sudo -n needs a password" >&2; exit 92; }
+  exec sudo -n sh -c "$W" sh "$p" "$@"
+fi
+exec sh -c "$W" sh "$p" "$@"
+"##;
+
+/// Checks for `doctor`: the file as a read sees it, and whether a temp file
+/// can be created (and is removed) in its directory. Arguments: sudo, path.
+const CHECK_DIR_SCRIPT: &str = r##"C='p=$1
+if [ -L "$p" ]; then p=$(readlink -f -- "$p"); fi
+d=$(dirname -- "$p")
+[ -d "$d" ] || { echo "missing"; exit 0; }
+t=$(mktemp "$d/.secretsync.XXXXXX" 2>&1) || { echo "denied $t"; exit 0; }
+rm -f -- "$t"; echo ok'
+s=$1; p=$2
+case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
+if [ "$s" = 1 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }
+  sudo -n sh -c : 2>/dev/null || { echo sudorefused; exit 0; }
+  exec sudo -n sh -c "$C" sh "$p"
+fi
+exec sh -c "$C" sh "$p"
+"##;
 
 pub struct SshEnvFile {
     name: String,
+    spec: SshEnvSpec,
+    files: Arc<HostFiles>,
+    index: usize,
 }
 
 impl SshEnvFile {
-    pub fn new(name: &str, _spec: &SshEnvSpec, _ctx: &Context) -> Result<Self, TargetError> {
+    pub fn new(name: &str, spec: &SshEnvSpec, ctx: &Context) -> Result<Self, TargetError> {
+        if spec.path.is_empty() {
+            return Err(TargetError::invalid(format!(
+                "target `{name}`: `path` is empty"
+            )));
+        }
+        let host = ctx.ssh.host(&spec.ssh);
+        let (files, index) = ctx.ssh_files.register(
+            host,
+            FileSpec {
+                path: spec.path.clone(),
+                sudo: spec.sudo,
+            },
+        );
         Ok(SshEnvFile {
             name: name.to_string(),
+            spec: spec.clone(),
+            files,
+            index,
         })
     }
 
-    fn missing(&self) -> TargetError {
-        TargetError::failed("the ssh_env target is not available in this build")
+    fn host(&self) -> &Host {
+        &self.files.host
+    }
+
+    /// `deploy@vps:/etc/app/app.env`, for messages.
+    fn location(&self) -> String {
+        format!("{}:{}", self.host().label, self.spec.path)
+    }
+
+    fn runner(&self) -> Runner {
+        Runner::Ssh(self.files.host.clone())
+    }
+
+    fn sudo_arg(&self) -> &'static str {
+        if self.spec.sudo {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
+    /// This target's file as read in `round` (one command for the host).
+    async fn file_state(&self, round: Round) -> Result<FileState, TargetError> {
+        let files = self.files.clone();
+        let states = self
+            .files
+            .reads
+            .get_or_init(round, async move { read_host(&files).await })
+            .await?;
+        states.get(self.index).cloned().ok_or_else(|| {
+            TargetError::failed(format!(
+                "{}: the host's answer did not cover this file",
+                self.location()
+            ))
+        })
+    }
+
+    fn state_error(&self, state: &FileState) -> TargetError {
+        let at = self.location();
+        let host = &self.host().label;
+        match state {
+            FileState::Directory => TargetError::failed(format!(
+                "{at} is a directory, not an env file"
+            ))
+            .with_hint("point `path` at a file inside it"),
+            FileState::Unreadable => TargetError::failed(format!(
+                "{at} is not readable by the SSH user"
+            ))
+            .with_hint("fix the file's permissions, or set `sudo: true` on the target if it is root-owned"),
+            FileState::DanglingLink => TargetError::failed(format!(
+                "{at} is a symlink to a missing file"
+            ))
+            .with_hint("create the file it points to, or replace the link with a file"),
+            FileState::SudoRefused => sudo_refused(host),
+            FileState::NoSudo => TargetError::failed(format!(
+                "the target has `sudo: true` but sudo is not installed on {host}"
+            ))
+            .with_hint("install sudo on the host, or set `sudo: false` and give the SSH user access to the file"),
+            FileState::Failed => TargetError::failed(format!("{at} could not be read"))
+                .with_hint("check the file on the host"),
+            FileState::Present(_) | FileState::Missing => {
+                TargetError::failed(format!("{at}: unexpected state"))
+            }
+        }
+    }
+}
+
+fn sudo_refused(host: &str) -> TargetError {
+    TargetError::auth(format!(
+        "`sudo -n` on {host} needs a password (or the SSH user may not use sudo)"
+    ))
+    .with_hint(
+        "allow the SSH user passwordless sudo for the commands secretsync runs (sh), e.g. a \
+         NOPASSWD line in /etc/sudoers.d, or set `sudo: false`",
+    )
+}
+
+/// Reads every registered file of a host with one remote command.
+async fn read_host(files: &HostFiles) -> Result<Arc<Vec<FileState>>, TargetError> {
+    let specs: Vec<FileSpec> = files
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut args: Vec<&str> = Vec::with_capacity(specs.len() * 2);
+    for f in &specs {
+        args.push(if f.sudo { "1" } else { "0" });
+        args.push(&f.path);
+    }
+    let runner = Runner::Ssh(files.host.clone());
+    let out = runner.sh(READ_SCRIPT, &args, b"", false).await?;
+    if out.code != Some(0) {
+        return Err(TargetError::failed(format!(
+            "reading env files on {} failed (exit {}): {}",
+            files.host.label,
+            out.code.map_or("by a signal".into(), |c| c.to_string()),
+            out.stderr_line()
+        ))
+        .with_hint("check that the host has a POSIX sh and base64"));
+    }
+    parse_read(&out.stdout, specs.len())
+        .map(Arc::new)
+        .map_err(|why| {
+            TargetError::failed(format!(
+                "the answer from {} could not be understood: {why}",
+                files.host.label
+            ))
+        })
+}
+
+/// Splits the read script's output into one state per file.
+fn parse_read(stdout: &[u8], count: usize) -> Result<Vec<FileState>, String> {
+    let text = std::str::from_utf8(stdout).map_err(|_| "it is not text".to_string())?;
+    let mut states: Vec<Option<FileState>> = vec![None; count];
+    let mut current: Option<(usize, Zeroizing<String>)> = None;
+    let finish = |cur: Option<(usize, Zeroizing<String>)>,
+                  states: &mut Vec<Option<FileState>>|
+     -> Result<(), String> {
+        if let Some((i, b64)) = cur {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|_| format!("file #{i} is not valid base64"))?;
+            states[i] = Some(FileState::Present(Arc::new(Zeroizing::new(bytes))));
+        }
+        Ok(())
+    };
+    for line in text.split('\n') {
+        if let Some(rest) = line.strip_prefix('#') {
+            if rest == "fail" {
+                if let Some((i, _)) = current.take() {
+                    states[i] = Some(FileState::Failed);
+                }
+                continue;
+            }
+            finish(current.take(), &mut states)?;
+            let (index, state) = rest
+                .split_once(' ')
+                .ok_or_else(|| format!("a header without a state: #{rest}"))?;
+            let i: usize = index
+                .parse()
+                .ok()
+                .filter(|&i| i < count)
+                .ok_or_else(|| format!("a header for an unknown file: #{index}"))?;
+            match state {
+                "ok" => current = Some((i, Zeroizing::new(String::new()))),
+                "missing" => states[i] = Some(FileState::Missing),
+                "dir" => states[i] = Some(FileState::Directory),
+                "unreadable" => states[i] = Some(FileState::Unreadable),
+                "dangling" => states[i] = Some(FileState::DanglingLink),
+                "sudorefused" => states[i] = Some(FileState::SudoRefused),
+                "nosudo" => states[i] = Some(FileState::NoSudo),
+                other => return Err(format!("an unknown state `{other}`")),
+            }
+        } else if let Some((_, b64)) = current.as_mut() {
+            b64.push_str(line.trim());
+        }
+    }
+    finish(current.take(), &mut states)?;
+    states
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.ok_or_else(|| format!("no answer for file #{i}")))
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The error for a failed write script, by its exit code.
+fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> TargetError {
+    match code {
+        Some(75) => TargetError::conflict(format!(
+            "{location} changed since it was read; nothing was written"
+        ))
+        .with_hint("run plan again"),
+        Some(71) => TargetError::failed(format!("{location} is a symlink to a missing file"))
+            .with_hint("create the file it points to, or replace the link with a file"),
+        Some(72) => TargetError::failed(format!("{location} is a directory, not an env file"))
+            .with_hint("point `path` at a file inside it"),
+        Some(73) => {
+            TargetError::failed(format!("{location} could not be read to check it: {said}"))
+                .with_hint("check the file's permissions, or set `sudo: true`")
+        }
+        Some(76) => TargetError::failed(format!(
+            "{location} does not exist and the target has `create: false`"
+        ))
+        .with_hint("create the file, or set `create: true` on the target"),
+        Some(77) | Some(78) => TargetError::failed(format!(
+            "cannot create a temporary file next to {location}: {said}"
+        ))
+        .with_hint("check that the SSH user (or sudo) may write in the file's directory"),
+        Some(79) => {
+            let full = said.to_ascii_lowercase().contains("no space");
+            let e = TargetError::failed(format!(
+                "writing {location} failed: {said}; the old file is intact"
+            ));
+            if full {
+                e.with_hint(format!(
+                    "free space on {host}'s file system, then run apply again"
+                ))
+            } else {
+                e.with_hint("check the file system on the host, then run apply again")
+            }
+        }
+        Some(80) | Some(81) => TargetError::failed(format!(
+            "cannot keep the mode and owner of {location}: {said}; nothing was written"
+        ))
+        .with_hint("set `sudo: true`, or run as the file's owner"),
+        Some(82) => TargetError::failed(format!(
+            "cannot replace {location}: {said}; the old file is intact"
+        ))
+        .with_hint("check the permissions of the file's directory"),
+        Some(90) => TargetError::failed(format!(
+            "{location} was written, but on_change failed: {said}"
+        ))
+        .with_hint(
+            "fix the command (it runs on the host after the file changed) and run it by hand",
+        ),
+        Some(91) => TargetError::failed(format!(
+            "the target has `sudo: true` but sudo is not installed on {host}"
+        )),
+        Some(92) => sudo_refused(host),
+        other => TargetError::failed(format!(
+            "writing {location} failed (exit {}): {said}",
+            other.map_or("by a signal".into(), |c| c.to_string())
+        ))
+        .with_hint("run plan again to see the file's state"),
     }
 }
 
@@ -28,21 +455,282 @@ impl Target for SshEnvFile {
     }
 
     fn describe(&self) -> String {
-        "ssh_env".to_string()
+        format!("env file {} over SSH", self.location())
     }
 
-    async fn read(&self, _round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
-        Err(self.missing())
+    fn check_value(&self, value: &Secret) -> Result<(), String> {
+        env_file::check_value(value)
     }
 
-    async fn write(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), TargetError> {
-        Err(self.missing())
+    async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
+        match self.file_state(round).await? {
+            FileState::Present(bytes) => env_file::observe(&self.location(), Some(&bytes)),
+            FileState::Missing => env_file::observe(&self.location(), None),
+            other => Err(self.state_error(&other)),
+        }
+    }
+
+    async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
+        let location = self.location();
+        let current: Option<&[u8]> = match (&observed.snapshot, observed.exists) {
+            (Some(text), true) => Some(text.expose().as_bytes()),
+            _ => None,
+        };
+        let new_text = env_file::edited(&location, current, changes)?;
+        let unchanged = match current {
+            Some(bytes) => bytes == new_text.as_bytes(),
+            None => new_text.is_empty(),
+        };
+        // Nothing to change: still prove the file is as read, so a stale plan
+        // is refused rather than reported as applied.
+        let want = current.map_or_else(|| "none".to_string(), sha256_hex);
+        let mut input = Zeroizing::new(Vec::with_capacity(new_text.len() + 66));
+        input.extend_from_slice(want.as_bytes());
+        input.push(b'\n');
+        if unchanged {
+            return self.confirm_unchanged(&want).await;
+        }
+        input.extend_from_slice(new_text.as_bytes());
+        let args = [
+            self.sudo_arg(),
+            self.spec.path.as_str(),
+            if self.spec.create { "1" } else { "0" },
+            self.spec.on_change.as_deref().unwrap_or(""),
+        ];
+        let out = self.runner().sh(WRITE_SCRIPT, &args, &input, false).await?;
+        if out.code == Some(0) {
+            return Ok(());
+        }
+        Err(write_error(
+            &location,
+            &self.host().label,
+            out.code,
+            &out.stderr_line(),
+        ))
     }
 
     async fn check(&self) -> Vec<Check> {
-        vec![Check {
-            what: "ssh_env backend".into(),
-            outcome: Err(self.missing()),
-        }]
+        let mut checks = Vec::new();
+        let host = &self.host().label;
+        match self.host().session().await {
+            Ok(_) => checks.push(Check {
+                what: format!("SSH connection to {host}"),
+                outcome: Ok("connected and authenticated".into()),
+            }),
+            Err(e) => {
+                checks.push(Check {
+                    what: format!("SSH connection to {host}"),
+                    outcome: Err(e),
+                });
+                return checks;
+            }
+        }
+        let file = match read_one(self).await {
+            Ok(FileState::Present(bytes)) => env_file::observe(&self.location(), Some(&bytes))
+                .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len())),
+            Ok(FileState::Missing) if self.spec.create => Ok(format!(
+                "{} is missing; it will be created with mode 0600",
+                self.location()
+            )),
+            Ok(FileState::Missing) => Err(TargetError::failed(format!(
+                "{} does not exist and the target has `create: false`",
+                self.location()
+            ))
+            .with_hint("create the file, or set `create: true` on the target")),
+            Ok(other) => Err(self.state_error(&other)),
+            Err(e) => Err(e),
+        };
+        checks.push(Check {
+            what: "file readable".into(),
+            outcome: file,
+        });
+        let dir = self
+            .runner()
+            .sh(
+                CHECK_DIR_SCRIPT,
+                &[self.sudo_arg(), self.spec.path.as_str()],
+                b"",
+                false,
+            )
+            .await
+            .and_then(|out| {
+                let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                match said.as_str() {
+                    "ok" => Ok(format!(
+                        "can create files in the directory of {}{}",
+                        self.spec.path,
+                        if self.spec.sudo {
+                            " (through sudo)"
+                        } else {
+                            ""
+                        }
+                    )),
+                    "missing" if self.spec.create => Ok(format!(
+                        "the directory of {} is missing; it will be created (0700)",
+                        self.spec.path
+                    )),
+                    "missing" => Err(TargetError::failed(format!(
+                        "the directory of {} does not exist on {host}",
+                        self.spec.path
+                    ))),
+                    "sudorefused" => Err(sudo_refused(host)),
+                    "nosudo" => Err(TargetError::failed(format!(
+                        "the target has `sudo: true` but sudo is not installed on {host}"
+                    ))),
+                    other => Err(TargetError::failed(format!(
+                        "cannot create files next to {}: {}",
+                        self.location(),
+                        other.strip_prefix("denied ").unwrap_or(other)
+                    ))
+                    .with_hint(
+                        "set `sudo: true`, or give the SSH user write access to the directory",
+                    )),
+                }
+            });
+        checks.push(Check {
+            what: "directory writable".into(),
+            outcome: dir,
+        });
+        checks
+    }
+}
+
+/// Reads just this target's file (doctor; the no-op write check).
+async fn read_one(t: &SshEnvFile) -> Result<FileState, TargetError> {
+    let args = [t.sudo_arg(), t.spec.path.as_str()];
+    let out = t.runner().sh(READ_SCRIPT, &args, b"", false).await?;
+    if out.code != Some(0) {
+        return Err(TargetError::failed(format!(
+            "reading {} failed: {}",
+            t.location(),
+            out.stderr_line()
+        )));
+    }
+    parse_read(&out.stdout, 1)
+        .map_err(|why| TargetError::failed(format!("reading {}: {why}", t.location())))?
+        .pop()
+        .ok_or_else(|| TargetError::failed(format!("reading {}: no answer", t.location())))
+}
+
+impl SshEnvFile {
+    /// A write with nothing to change: refuse if the file moved since the read.
+    async fn confirm_unchanged(&self, want: &str) -> Result<(), TargetError> {
+        let now = match read_one(self).await? {
+            FileState::Present(bytes) => sha256_hex(&bytes),
+            FileState::Missing => "none".to_string(),
+            other => return Err(self.state_error(&other)),
+        };
+        if now == want {
+            Ok(())
+        } else {
+            Err(write_error(
+                &self.location(),
+                &self.host().label,
+                Some(75),
+                "",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn parses_every_state() {
+        let out = format!(
+            "#0 ok\n{}\n#1 missing\n#2 dir\n#3 unreadable\n#4 dangling\n#5 sudorefused\n#6 nosudo\n#7 ok\n#8 ok\n",
+            b64("A=1\nB=\"two\"\n")
+        );
+        let states = parse_read(out.as_bytes(), 9).unwrap();
+        match &states[0] {
+            FileState::Present(b) => assert_eq!(b.as_slice(), b"A=1\nB=\"two\"\n"),
+            _ => panic!("file 0"),
+        }
+        assert!(matches!(states[1], FileState::Missing));
+        assert!(matches!(states[2], FileState::Directory));
+        assert!(matches!(states[3], FileState::Unreadable));
+        assert!(matches!(states[4], FileState::DanglingLink));
+        assert!(matches!(states[5], FileState::SudoRefused));
+        assert!(matches!(states[6], FileState::NoSudo));
+        // An empty file has no base64 lines.
+        assert!(matches!(&states[7], FileState::Present(b) if b.is_empty()));
+        assert!(matches!(&states[8], FileState::Present(b) if b.is_empty()));
+    }
+
+    #[test]
+    fn wrapped_base64_is_joined() {
+        let long = "K=".to_string() + &"x".repeat(200) + "\n";
+        let wrapped: String = b64(&long)
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        let states = parse_read(format!("#0 ok\n{wrapped}").as_bytes(), 1).unwrap();
+        assert!(matches!(&states[0], FileState::Present(b) if b.as_slice() == long.as_bytes()));
+    }
+
+    #[test]
+    fn rejects_answers_it_does_not_understand() {
+        assert!(parse_read(b"#0 ok\n!!!\n", 1).is_err());
+        assert!(parse_read(b"#3 missing\n", 1).is_err());
+        assert!(parse_read(b"#0 weird\n", 1).is_err());
+        assert!(parse_read(b"", 1).is_err());
+        let failed = parse_read(format!("#0 ok\n{}\n#fail\n", b64("A")).as_bytes(), 1).unwrap();
+        assert!(matches!(failed[0], FileState::Failed));
+    }
+
+    #[tokio::test]
+    async fn scripts_run_on_this_machine() {
+        // The same scripts, through a local sh: read, write, conflict.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        let p = path.to_str().unwrap();
+        let run = |script: &'static str, args: Vec<String>, stdin: Vec<u8>| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Runner::Local
+                .sh(script, &args, &stdin, false)
+                .await
+                .unwrap()
+        };
+        let out = run(READ_SCRIPT, vec!["0".into(), p.into()], vec![]).await;
+        assert!(matches!(
+            parse_read(&out.stdout, 1).unwrap()[0],
+            FileState::Missing
+        ));
+        let args = vec!["0".into(), p.into(), "1".into(), String::new()];
+        let out = run(WRITE_SCRIPT, args.clone(), b"none\nA=\"1\"\n".to_vec()).await;
+        assert_eq!(out.code, Some(0), "{}", out.stderr_line());
+        assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A stale expectation is refused and changes nothing.
+        let out = run(WRITE_SCRIPT, args.clone(), b"none\nA=\"2\"\n".to_vec()).await;
+        assert_eq!(out.code, Some(75));
+        assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
+        // The right expectation replaces it, keeping the mode.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut input = format!("{}\n", sha256_hex(b"A=\"1\"\n")).into_bytes();
+        input.extend_from_slice(b"A=\"2\"\n");
+        let out = run(WRITE_SCRIPT, args, input).await;
+        assert_eq!(out.code, Some(0), "{}", out.stderr_line());
+        assert_eq!(std::fs::read(&path).unwrap(), b"A=\"2\"\n");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }
