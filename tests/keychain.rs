@@ -704,3 +704,176 @@ fn plan_refuses_a_value_with_a_newline_before_anything_is_written() {
         "nothing was written"
     );
 }
+
+/// The same target on a "Mac" reached over the test sshd (this machine as
+/// root, the stand-in named by its absolute path in `security:`).
+mod remote {
+    use super::*;
+    use support::sshd::Sshd;
+
+    struct RemoteFixture {
+        sshd: Sshd,
+        local: KeychainFixture,
+    }
+
+    impl RemoteFixture {
+        fn new() -> Self {
+            RemoteFixture {
+                sshd: Sshd::start(),
+                local: KeychainFixture::new(),
+            }
+        }
+
+        fn spec(&self, service: &str) -> KeychainSpec {
+            KeychainSpec {
+                ssh: Some(self.sshd.options("root")),
+                ..self.local.spec(service)
+            }
+        }
+
+        fn keychain_target(&self, service: &str) -> KeychainTarget {
+            KeychainTarget::new(service, &self.spec(service), &self.local.ctx).unwrap()
+        }
+    }
+
+    #[async_trait]
+    impl Fixture for RemoteFixture {
+        fn target(&self) -> Box<dyn Target> {
+            Box::new(self.keychain_target(SERVICE))
+        }
+
+        async fn tamper(&self, key: &str) {
+            self.local.set(key, &format!("\"{TAMPERED}\""));
+        }
+
+        fn can_hold(&self, value: &str) -> bool {
+            self.local.can_hold(value)
+        }
+
+        fn lists_all(&self) -> bool {
+            false
+        }
+    }
+
+    secretsync_conformance_tests!(RemoteFixture::new());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_connection_and_one_read_command_per_host_and_round() {
+        let f = RemoteFixture::new();
+        let targets: Vec<KeychainTarget> = ["svc-a", "svc-b", "svc-c"]
+            .iter()
+            .map(|s| f.keychain_target(s))
+            .collect();
+        let keys: Vec<String> = (0..4).map(|i| format!("K{i}")).collect();
+        for round in 1..=2u64 {
+            let reads =
+                futures_util::future::join_all(targets.iter().map(|t| t.read(Round(round), &keys)))
+                    .await;
+            for r in reads {
+                r.unwrap();
+            }
+            assert_eq!(
+                f.sshd.command_count(),
+                round as usize,
+                "{}",
+                f.sshd.commands()
+            );
+        }
+        assert_eq!(f.sshd.connections(), 1);
+        // A write: one read to check for conflicts, one `security -i`.
+        let before = targets[0].read(Round(3), &keys).await.unwrap();
+        targets[0]
+            .write(&before, &[add("K0", "zero"), add("K1", "one")])
+            .await
+            .unwrap();
+        assert_eq!(f.sshd.command_count(), 5, "{}", f.sshd.commands());
+        assert_eq!(f.sshd.connections(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_keychain_over_ssh_says_to_unlock_it_in_an_ssh_session() {
+        let f = RemoteFixture::new();
+        f.local.set("K", "\"set-before-lock\"");
+        f.local.lock();
+        let t = f.keychain_target(SERVICE);
+        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+        assert!(
+            err.message.contains("User interaction is not allowed."),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains(&format!("on host root@127.0.0.1:{}", f.sshd.port)),
+            "{err}"
+        );
+        let hint = err.hint.unwrap();
+        assert!(
+            hint.contains(&format!(
+                "in an SSH session on root@127.0.0.1:{}, run `security unlock-keychain {}`",
+                f.sshd.port,
+                f.local.keychain()
+            )),
+            "{hint}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_host_without_security_is_not_a_mac() {
+        let f = RemoteFixture::new();
+        let mut spec = f.spec(SERVICE);
+        spec.security = Some("/nonexistent/security".into());
+        let t = KeychainTarget::new("mac", &spec, &f.local.ctx).unwrap();
+        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        assert!(
+            err.message
+                .contains("the host is not a Mac or the `security` path is wrong"),
+            "{err}"
+        );
+    }
+
+    /// The real binary over sshd: the wrapper's log of every command line the
+    /// host ran holds no value, and neither does any output.
+    #[test]
+    fn no_value_on_any_command_line_the_host_saw() {
+        let sshd = Sshd::start();
+        let local = KeychainFixture::new();
+        let sb = Sandbox::new();
+        let canaries = [
+            "CANARY-ssh-\"q\" \\ $x 'y'",
+            "CANARY-ssh-é🔑",
+            "CANARY-ssh-plain",
+        ];
+        sb.write(
+            "secrets.yaml",
+            &format!(
+                "{}targets:\n  mac:\n    type: keychain\n{}    service: openclaw\n    keychain: {}\n    security: {}\nsecrets:\n  A:\n    targets: [mac]\n    encrypted: |\n{}  B:\n    targets: [mac]\n    encrypted: |\n{}  C:\n    targets: [mac]\n    value: CANARY-ssh-plain\n",
+                sb.header(),
+                sshd.yaml("root", 4),
+                local.keychain(),
+                standin().display(),
+                sb.encrypted(canaries[0], 6),
+                sb.encrypted(canaries[1], 6)
+            ),
+        );
+        let apply = sb.run(&["apply", "--auto-approve"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        let plan = sb.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        for out in [&apply, &plan] {
+            assert_no_canary("output", out.all().as_bytes(), &canaries);
+        }
+        let commands = sshd.commands();
+        assert!(commands.contains("find-generic-password"), "{commands}");
+        assert!(commands.contains("-i"), "{commands}");
+        assert_no_canary(
+            "the host's command log",
+            commands.as_bytes(),
+            &["CANARY-ssh"],
+        );
+        // apply: plan read, conflict read, `security -i`, verify read; plan: one read.
+        assert_eq!(sshd.command_count(), 5, "{commands}");
+        let store = local.raw_store();
+        assert!(store.contains("\"account\": \"C\""), "{store}");
+    }
+}
