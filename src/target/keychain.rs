@@ -368,8 +368,7 @@ fn lookup(code: i32, said: &[&[u8]]) -> Lookup {
 fn diagnostic(said: &[&[u8]]) -> String {
     said.iter()
         .map(|l| String::from_utf8_lossy(l).trim().to_string())
-        .filter(|l| !l.is_empty() && !l.starts_with("password:"))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !l.starts_with("password:"))
         .unwrap_or_default()
 }
 
