@@ -198,8 +198,9 @@ pub trait Target: Send + Sync {
     async fn check(&self) -> Vec<Check>;
 }
 
-/// State shared by all targets of one run: SSH connections (one per host) and
-/// Railway name resolution (one query per project).
+/// State shared by all targets of one run: SSH connections (one per host),
+/// Railway name resolution (one query per project) and keychain reads (one
+/// command per host and round).
 pub struct Context {
     /// The manifest's folder: relative paths in target specs start here.
     pub manifest_dir: PathBuf,
@@ -207,6 +208,8 @@ pub struct Context {
     /// Env files per SSH host, read together.
     pub ssh_files: Arc<ssh::Shared>,
     pub railway: Arc<railway::Shared>,
+    /// Keychain reads batched per host and round.
+    pub keychain: Arc<keychain::Shared>,
 }
 
 impl Context {
@@ -216,6 +219,7 @@ impl Context {
             ssh: Arc::new(crate::remote::SshPool::default()),
             ssh_files: Arc::new(ssh::Shared::default()),
             railway: Arc::new(railway::Shared::default()),
+            keychain: Arc::new(keychain::Shared::default()),
         }
     }
 }

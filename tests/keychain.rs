@@ -1,0 +1,879 @@
+//! The `keychain` target on this machine, against the stand-in `security`
+//! (tests/support/security, which follows Apple's source of the tool): the
+//! shared conformance suite, then what only a keychain has (the `-g` hex
+//! form, a locked keychain, a missing `security`, the 4095-byte line, no
+//! value in any argv, one read command per host and round).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use async_trait::async_trait;
+use secretsync::manifest::KeychainSpec;
+use secretsync::secret::Secret;
+use secretsync::target::keychain::KeychainTarget;
+use secretsync::target::{Context, ErrorKind, Round, Target};
+use support::cli::{assert_no_canary, Sandbox};
+use support::conformance::{add, read, update, value_of, Fixture, TAMPERED};
+
+/// The stand-in `security`.
+pub fn standin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security")
+}
+
+/// Runs the stand-in with `args` and `stdin`; (exit code, stdout, stderr).
+pub fn security(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(standin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the stand-in security");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SERVICE: &str = "secretsync-test";
+const KEYCHAIN_PASSWORD: &str = "standin-keychain-pw";
+
+/// A fresh keychain file in a temp dir and the context its targets share.
+struct KeychainFixture {
+    dir: tempfile::TempDir,
+    ctx: Context,
+    /// `security:` of the targets (the stand-in unless a test wraps it).
+    security: PathBuf,
+}
+
+impl KeychainFixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("test.keychain-db");
+        let (code, _, err) = security(
+            &[
+                "create-keychain",
+                "-p",
+                KEYCHAIN_PASSWORD,
+                kc.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(code, 0, "{err}");
+        KeychainFixture {
+            ctx: Context::new(dir.path().to_path_buf()),
+            dir,
+            security: standin(),
+        }
+    }
+
+    fn keychain(&self) -> String {
+        self.dir
+            .path()
+            .join("test.keychain-db")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn spec(&self, service: &str) -> KeychainSpec {
+        KeychainSpec {
+            ssh: None,
+            service: service.into(),
+            keychain: Some(self.keychain()),
+            security: Some(self.security.to_string_lossy().into_owned()),
+        }
+    }
+
+    fn keychain_target(&self) -> KeychainTarget {
+        KeychainTarget::new("mac", &self.spec(SERVICE), &self.ctx).unwrap()
+    }
+
+    /// A `security` wrapper in the temp dir running `body` (sh) before
+    /// handing over to the stand-in; the targets use it from now on.
+    fn wrap(&mut self, body: &str) {
+        let path = self.dir.path().join("security-wrapper");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n{body}\nexec {} \"$@\"\n",
+                standin().to_string_lossy()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self.security = path;
+    }
+
+    /// Sets `account` out of band, through `security -i` as a person would.
+    fn set(&self, account: &str, value_line_part: &str) {
+        let line = format!(
+            "add-generic-password -U -a \"{account}\" -s \"{SERVICE}\" -w {value_line_part} \"{}\"\n",
+            self.keychain()
+        );
+        let (code, _, err) = security(&["-i"], line.as_bytes());
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("returned"), "{err}");
+    }
+
+    fn lock(&self) {
+        let (code, _, err) = security(&["lock-keychain", &self.keychain()], b"");
+        assert_eq!(code, 0, "{err}");
+    }
+
+    fn raw_store(&self) -> String {
+        std::fs::read_to_string(self.keychain()).unwrap()
+    }
+}
+
+#[async_trait]
+impl Fixture for KeychainFixture {
+    fn target(&self) -> Box<dyn Target> {
+        Box::new(self.keychain_target())
+    }
+
+    async fn tamper(&self, key: &str) {
+        self.set(key, &format!("\"{TAMPERED}\""));
+    }
+
+    fn can_hold(&self, value: &str) -> bool {
+        !value.contains(['\n', '\r', '\0'])
+    }
+
+    fn lists_all(&self) -> bool {
+        false
+    }
+}
+
+secretsync_conformance_tests!(KeychainFixture::new());
+
+fn s(v: &str) -> Secret {
+    Secret::new(v.to_string())
+}
+
+#[tokio::test]
+async fn values_with_quotes_backslashes_dollars_unicode_and_spaces_round_trip() {
+    let f = KeychainFixture::new();
+    let t = f.keychain_target();
+    let values = [
+        r#"he said "hi" \ and \" and \\"#,
+        "'single' $HOME ${x} $(id) `id`",
+        " leading and trailing ",
+        "unicode é ü 漢字 🔑",
+        "-w looks like an option",
+        "-U",
+        "ends with a backslash \\",
+        "\"",
+        "tab\tand\u{7f}del",
+        "",
+    ];
+    let keys: Vec<String> = (0..values.len()).map(|i| format!("V{i}")).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let before = read(&t, &key_refs).await;
+    let changes: Vec<_> = keys.iter().zip(values).map(|(k, v)| add(k, v)).collect();
+    for c in &changes {
+        t.check_value(c.op.value().unwrap()).unwrap();
+    }
+    t.write(&before, &changes).await.unwrap();
+    let after = read(&t, &key_refs).await;
+    for (k, v) in keys.iter().zip(values) {
+        assert_eq!(value_of(&after, k).as_deref(), Some(v), "{k}");
+    }
+    assert!(!after.complete, "a keychain cannot be listed");
+}
+
+#[tokio::test]
+async fn hex_encoded_values_are_decoded() {
+    let f = KeychainFixture::new();
+    // Written out of band; each is printed in another `-g` form.
+    f.set("HEX_MIXED", "\"caf\u{e9} \\\\ tab\t\"");
+    f.set("HEX_ONLY", "\"\u{e9}\u{6f22}\"");
+    f.set("QUOTED", "\"plain \\\" quote\"");
+    let kc = f.keychain();
+    let g = |account: &str| {
+        let (code, _, err) = security(
+            &[
+                "find-generic-password",
+                "-a",
+                account,
+                "-s",
+                SERVICE,
+                "-g",
+                &kc,
+            ],
+            b"",
+        );
+        assert_eq!(code, 0, "{err}");
+        err
+    };
+    assert_eq!(
+        g("HEX_MIXED"),
+        "password: 0x636166C3A9205C2074616209  \"caf\\303\\251 \\134 tab\\011\"\n"
+    );
+    assert_eq!(g("HEX_ONLY"), "password: 0xC3A9E6BCA2 \n");
+    assert_eq!(g("QUOTED"), "password: \"plain \" quote\"\n");
+
+    let t = f.keychain_target();
+    let got = read(&t, &["HEX_MIXED", "HEX_ONLY", "QUOTED"]).await;
+    assert_eq!(
+        value_of(&got, "HEX_MIXED").as_deref(),
+        Some("café \\ tab\t")
+    );
+    assert_eq!(value_of(&got, "HEX_ONLY").as_deref(), Some("é漢"));
+    assert_eq!(value_of(&got, "QUOTED").as_deref(), Some("plain \" quote"));
+}
+
+#[tokio::test]
+async fn a_locked_keychain_says_so_and_how_to_unlock_it() {
+    let f = KeychainFixture::new();
+    let t = f.keychain_target();
+    let seeded = {
+        let before = read(&t, &["LOCKED_A"]).await;
+        t.write(&before, &[add("LOCKED_A", "before-lock")])
+            .await
+            .unwrap();
+        read(&t, &["LOCKED_A"]).await
+    };
+    let store = f.raw_store();
+    f.lock();
+
+    let err = t.read(Round(9000), &["LOCKED_A".into()]).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(err.message.contains("target `mac`"), "{err}");
+    assert!(err.message.contains("the keychain is locked"), "{err}");
+    assert!(
+        err.message.contains("User interaction is not allowed."),
+        "{err}"
+    );
+    let hint = err.hint.as_deref().unwrap();
+    assert!(
+        hint.contains(&format!("security unlock-keychain {}", f.keychain())),
+        "{hint}"
+    );
+
+    let err = t
+        .write(&seeded, &[update("LOCKED_A", "after-lock")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(!err.to_string().contains("after-lock"));
+    assert_eq!(
+        f.raw_store()
+            .replace("\"locked\": true", "\"locked\": false"),
+        store,
+        "nothing written"
+    );
+
+    let doctor = t.check().await;
+    assert!(
+        matches!(&doctor[0].outcome, Err(e) if e.kind == ErrorKind::Auth),
+        "{doctor:?}"
+    );
+
+    let (code, _, _) = security(
+        &["unlock-keychain", "-p", KEYCHAIN_PASSWORD, &f.keychain()],
+        b"",
+    );
+    assert_eq!(code, 0);
+    let after = read(&t, &["LOCKED_A"]).await;
+    assert_eq!(value_of(&after, "LOCKED_A").as_deref(), Some("before-lock"));
+}
+
+#[tokio::test]
+async fn a_missing_security_says_the_host_is_not_a_mac_or_the_path_is_wrong() {
+    let mut f = KeychainFixture::new();
+    f.security = f.dir.path().join("no-such-security");
+    let t = f.keychain_target();
+    let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+    assert!(
+        err.message
+            .contains("the host is not a Mac or the `security` path is wrong"),
+        "{err}"
+    );
+    assert!(err.message.contains("on this machine"), "{err}");
+    assert!(err.hint.as_deref().unwrap().contains("/usr/bin/security"));
+    let doctor = t.check().await;
+    assert!(doctor[0].outcome.is_err());
+}
+
+#[tokio::test]
+async fn a_missing_keychain_file_is_named() {
+    let f = KeychainFixture::new();
+    let mut spec = f.spec(SERVICE);
+    spec.keychain = Some(
+        f.dir
+            .path()
+            .join("absent.keychain-db")
+            .to_string_lossy()
+            .into(),
+    );
+    let t = KeychainTarget::new("mac", &spec, &f.ctx).unwrap();
+    let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+    assert!(err.message.contains("absent.keychain-db"), "{err}");
+    assert!(err.message.contains("does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn doctor_runs_security_and_reads_no_item() {
+    let mut f = KeychainFixture::new();
+    let log = f.dir.path().join("argv.log");
+    f.wrap(&format!(
+        "printf '%s\\n' \"$*\" >> {}",
+        log.to_string_lossy()
+    ));
+    f.set("SECRET", "\"doctor-canary\"");
+    let t = f.keychain_target();
+    let checks = t.check().await;
+    assert_eq!(checks.len(), 1);
+    let detail = checks[0].outcome.as_ref().unwrap();
+    assert!(detail.contains("is unlocked"), "{detail}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls, format!("show-keychain-info {}\n", f.keychain()));
+}
+
+#[tokio::test]
+async fn a_value_too_long_for_a_security_line_is_refused_before_writing() {
+    let f = KeychainFixture::new();
+    let t = f.keychain_target();
+    let before = read(&t, &["LONG"]).await;
+    let long = "x".repeat(4050);
+    let why = t.check_value(&s(&long)).unwrap_err();
+    assert!(why.contains("4095"), "{why}");
+    let err = t.write(&before, &[add("LONG", &long)]).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert!(err.message.contains("nothing was written"), "{err}");
+    assert!(!f.raw_store().contains("\"LONG\""));
+    // Just under the limit is fine, and reads back whole.
+    let fits = "y".repeat(3900);
+    t.check_value(&s(&fits)).unwrap();
+    t.write(&before, &[add("LONG", &fits)]).await.unwrap();
+    let after = read(&t, &["LONG"]).await;
+    assert_eq!(value_of(&after, "LONG").as_deref(), Some(fits.as_str()));
+}
+
+#[tokio::test]
+async fn values_security_i_cannot_carry_are_refused() {
+    let f = KeychainFixture::new();
+    let t = f.keychain_target();
+    for bad in ["two\nlines", "carriage\rreturn", "nul\0byte"] {
+        assert!(t.check_value(&s(bad)).is_err(), "{bad:?}");
+        let before = read(&t, &["BAD"]).await;
+        let err = t.write(&before, &[add("BAD", bad)]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+    }
+    assert!(!f.raw_store().contains("\"BAD\""));
+}
+
+#[tokio::test]
+async fn a_failed_command_inside_security_i_is_an_error_even_with_exit_0() {
+    let mut f = KeychainFixture::new();
+    // `security -i` goes on after a failure and exits with the last
+    // command's status: here the failure is in the middle.
+    f.wrap(
+        r#"if [ "$1" = "-i" ]; then
+  cat >/dev/null
+  echo 'security: SecKeychainItemCreateFromContent (<default>): The specified item already exists in the keychain.' >&2
+  echo 'add-generic-password: returned -25299' >&2
+  exit 0
+fi"#,
+    );
+    let t = f.keychain_target();
+    let before = read(&t, &["W1", "W2"]).await;
+    let err = t
+        .write(&before, &[add("W1", "one"), add("W2", "two")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Failed, "{err}");
+    assert!(err.message.contains("failed 1 of 2 commands"), "{err}");
+    assert!(err.message.contains("already exists"), "{err}");
+    assert!(err.hint.unwrap().contains("secretsync plan"));
+}
+
+/// Each read script is one `sh`: the wrapper logs its parent's pid, so the
+/// distinct pids count the commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
+    let mut f = KeychainFixture::new();
+    let log = f.dir.path().join("ppid.log");
+    f.wrap(&format!("echo \"$PPID\" >> {}", log.to_string_lossy()));
+    let services = ["svc-a", "svc-b", "svc-c"];
+    let targets: Vec<KeychainTarget> = services
+        .iter()
+        .map(|svc| KeychainTarget::new(svc, &f.spec(svc), &f.ctx).unwrap())
+        .collect();
+    let keys: Vec<String> = (0..5).map(|i| format!("K{i}")).collect();
+    let commands = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let pids: std::collections::BTreeSet<&str> = text.lines().collect();
+        (pids.len(), text.lines().count())
+    };
+
+    for round in 1..=2 {
+        let reads =
+            futures_util::future::join_all(targets.iter().map(|t| t.read(Round(round), &keys)))
+                .await;
+        for r in reads {
+            assert!(r.unwrap().entries.is_empty());
+        }
+        assert_eq!(
+            commands(),
+            (round as usize, round as usize * 15),
+            "one command per round for 3 targets x 5 keys"
+        );
+    }
+
+    // A target whose neighbours do not read this round still gets its read
+    // (after the short batching window), alone.
+    let alone = targets[0].read(Round(3), &keys).await.unwrap();
+    assert!(alone.entries.is_empty());
+    assert_eq!(commands(), (3, 35));
+
+    // Dropped targets leave the batch: the last one reads at once.
+    drop(targets);
+    let last = f.keychain_target();
+    last.read(Round(4), &keys).await.unwrap();
+    assert_eq!(commands(), (4, 40));
+}
+
+/// The stand-in itself: Apple's `security -i` line rules, so that the tests
+/// above exercise what a Mac would do.
+#[test]
+fn the_standin_follows_apples_line_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("rules.keychain-db");
+    let kc = kc.to_str().unwrap();
+    assert_eq!(security(&["create-keychain", "-p", "pw", kc], b"").0, 0);
+    let value_of = |account: &str| {
+        let (code, _, err) = security(
+            &["find-generic-password", "-a", account, "-s", "s", "-g", kc],
+            b"",
+        );
+        (code, err)
+    };
+
+    // Quotes of both kinds, backslash escapes inside and outside quotes.
+    let input = format!(
+        "add-generic-password -a 'q1' -s s -w \"a\\\"b\\\\c 'd'\" {kc}\nadd-generic-password -a q2 -s s -w un\\ quoted {kc}\n"
+    );
+    let (code, _, err) = security(&["-i"], input.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        value_of("q1").1,
+        "password: 0x6122625C6320276427  \"a\"b\\134c 'd'\"\n"
+    );
+    assert_eq!(value_of("q2").1, "password: \"un quoted\"\n");
+
+    // A last line without a newline is dropped.
+    let input = format!("add-generic-password -a dropped -s s -w x {kc}");
+    assert_eq!(security(&["-i"], input.as_bytes()).0, 0);
+    assert_eq!(value_of("dropped").0, 44);
+
+    // A line is cut after 4095 bytes; the rest runs as the next command.
+    let head = "add-generic-password -a long -s s -w v -j ";
+    let tail = format!(" {kc}");
+    let input = format!(
+        "{head}{}{tail}find-generic-password -a long -s s {kc}\n",
+        "z".repeat(4095 - head.len() - tail.len())
+    );
+    let (_, out, err) = security(&["-i"], input.as_bytes());
+    assert_eq!(value_of("long").0, 0, "the cut line ran: {err}");
+    assert!(
+        out.contains("keychain:"),
+        "the rest ran as `find-generic-password`"
+    );
+
+    // A failed command prints `NAME: returned STATUS`, the next one runs,
+    // and the exit code is the last command's.
+    let input = format!(
+        "add-generic-password -a q2 -s s -w again {kc}\nadd-generic-password -a after -s s -w ok {kc}\n"
+    );
+    let (code, _, err) = security(&["-i"], input.as_bytes());
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("add-generic-password: returned -25299"),
+        "{err}"
+    );
+    assert_eq!(value_of("after").0, 0);
+
+    // At most 32 arguments: the 33rd (the keychain) is ignored, so the item
+    // lands in the default keychain.
+    let home = dir.path().join("home");
+    // 7 + 24 + 1 = 32 arguments; the keychain would be the 33rd.
+    let fillers = format!("{} -U", " -j c".repeat(12));
+    let input = format!("add-generic-password -a many -s s -w v{fillers} {kc}\n");
+    let out = Command::new(standin())
+        .arg("-i")
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(value_of("many").0, 44);
+    assert!(home.join("Library/Keychains/login.keychain-db").exists());
+
+    // Exit codes: 45 duplicate, 36 locked, 50 no such keychain.
+    assert_eq!(
+        security(
+            &["add-generic-password", "-a", "q2", "-s", "s", "-w", "x", kc],
+            b""
+        )
+        .0,
+        45
+    );
+    assert_eq!(security(&["lock-keychain", kc], b"").0, 0);
+    let (code, _, err) = security(
+        &[
+            "add-generic-password",
+            "-U",
+            "-a",
+            "q2",
+            "-s",
+            "s",
+            "-w",
+            "x",
+            kc,
+        ],
+        b"",
+    );
+    assert_eq!(code, 36);
+    assert!(err.contains("User interaction is not allowed."), "{err}");
+    let missing = dir.path().join("missing.keychain-db");
+    assert_eq!(
+        security(
+            &[
+                "find-generic-password",
+                "-a",
+                "x",
+                "-s",
+                "s",
+                missing.to_str().unwrap()
+            ],
+            b""
+        )
+        .0,
+        50
+    );
+}
+
+/// The real binary with the stand-in as `security` on PATH and the default
+/// keychain under $HOME: plan and apply through every path, and the
+/// stand-in's argv log shows no value on any command line.
+#[test]
+fn no_value_reaches_a_command_line_or_an_output() {
+    let sb = Sandbox::new();
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = sb.path("argv.log");
+    let env = [
+        ("PATH", path.as_str()),
+        ("SECURITY_STANDIN_ARGV_LOG", log.to_str().unwrap()),
+    ];
+    let canaries = [
+        "CANARY-kc-\"quoted\" \\ $HOME",
+        "CANARY-kc-unicode-é🔑",
+        "CANARY-kc-plain",
+    ];
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  mac:\n    type: keychain\n    service: openclaw\nsecrets:\n  A:\n    targets: [mac]\n    encrypted: |\n{}  B:\n    targets: [mac]\n    encrypted: |\n{}  C:\n    targets: [mac]\n    value: CANARY-kc-plain\n",
+            sb.header(),
+            sb.encrypted(canaries[0], 6),
+            sb.encrypted(canaries[1], 6)
+        ),
+    );
+    let plan = sb.run_with(&["plan", "--detailed-exitcode"], &env);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("keychain service openclaw"),
+        "{}",
+        plan.stdout
+    );
+    let apply = sb.run_with(&["apply", "--auto-approve", "-v"], &env);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let again = sb.run_with(&["plan", "--detailed-exitcode"], &env);
+    assert_eq!(again.code, 0, "{}", again.all());
+    let doctor = sb.run_with(&["doctor"], &env);
+    let json = sb.run_with(&["plan", "--format", "json"], &env);
+
+    for (what, out) in [
+        ("plan", &plan),
+        ("apply", &apply),
+        ("plan again", &again),
+        ("doctor", &doctor),
+        ("json", &json),
+    ] {
+        assert_no_canary(what, out.all().as_bytes(), &canaries);
+    }
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        argv.contains("[\"-i\"]"),
+        "the write went through -i:\n{argv}"
+    );
+    assert!(argv.contains("find-generic-password"), "{argv}");
+    assert_no_canary("the argv of every security run", argv.as_bytes(), &canaries);
+    assert_no_canary(
+        "the argv log (JSON-escaped)",
+        argv.as_bytes(),
+        &["CANARY-kc"],
+    );
+
+    // The values did land, in the default keychain under $HOME.
+    let kc = sb.path("Library/Keychains/login.keychain-db");
+    let store = std::fs::read_to_string(&kc).unwrap();
+    assert!(store.contains("\"account\": \"A\""), "{store}");
+    let (code, _, err) = security(
+        &[
+            "find-generic-password",
+            "-a",
+            "A",
+            "-s",
+            "openclaw",
+            "-g",
+            kc.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        err.starts_with("password: 0x"),
+        "a backslash makes the hex form"
+    );
+    assert!(
+        err.ends_with("  \"CANARY-kc-\"quoted\" \\134 $HOME\"\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_refuses_a_value_with_a_newline_before_anything_is_written() {
+    let sb = Sandbox::new();
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  mac:\n    type: keychain\n    service: openclaw\nsecrets:\n  OK:\n    targets: [mac]\n    value: fine\n  MULTI:\n    targets: [mac]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted("CANARY-first\nCANARY-second", 6)
+        ),
+    );
+    let env = [("PATH", path.as_str())];
+    let apply = sb.run_with(&["apply", "--auto-approve"], &env);
+    assert_ne!(apply.code, 0, "{}", apply.all());
+    assert!(
+        apply
+            .all()
+            .contains("the value of `MULTI` cannot be written to this target"),
+        "{}",
+        apply.all()
+    );
+    assert!(apply.all().contains("newline"), "{}", apply.all());
+    assert_no_canary(
+        "apply",
+        apply.all().as_bytes(),
+        &["CANARY-first", "CANARY-second"],
+    );
+    assert!(
+        !sb.path("Library/Keychains/login.keychain-db").exists(),
+        "nothing was written"
+    );
+}
+
+/// The same target on a "Mac" reached over the test sshd (this machine as
+/// root, the stand-in named by its absolute path in `security:`).
+mod remote {
+    use super::*;
+    use support::sshd::Sshd;
+
+    struct RemoteFixture {
+        sshd: Sshd,
+        local: KeychainFixture,
+    }
+
+    impl RemoteFixture {
+        fn new() -> Self {
+            RemoteFixture {
+                sshd: Sshd::start(),
+                local: KeychainFixture::new(),
+            }
+        }
+
+        fn spec(&self, service: &str) -> KeychainSpec {
+            KeychainSpec {
+                ssh: Some(self.sshd.options("root")),
+                ..self.local.spec(service)
+            }
+        }
+
+        fn keychain_target(&self, service: &str) -> KeychainTarget {
+            KeychainTarget::new(service, &self.spec(service), &self.local.ctx).unwrap()
+        }
+    }
+
+    #[async_trait]
+    impl Fixture for RemoteFixture {
+        fn target(&self) -> Box<dyn Target> {
+            Box::new(self.keychain_target(SERVICE))
+        }
+
+        async fn tamper(&self, key: &str) {
+            self.local.set(key, &format!("\"{TAMPERED}\""));
+        }
+
+        fn can_hold(&self, value: &str) -> bool {
+            self.local.can_hold(value)
+        }
+
+        fn lists_all(&self) -> bool {
+            false
+        }
+    }
+
+    secretsync_conformance_tests!(RemoteFixture::new());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_connection_and_one_read_command_per_host_and_round() {
+        let f = RemoteFixture::new();
+        let targets: Vec<KeychainTarget> = ["svc-a", "svc-b", "svc-c"]
+            .iter()
+            .map(|s| f.keychain_target(s))
+            .collect();
+        let keys: Vec<String> = (0..4).map(|i| format!("K{i}")).collect();
+        for round in 1..=2u64 {
+            let reads =
+                futures_util::future::join_all(targets.iter().map(|t| t.read(Round(round), &keys)))
+                    .await;
+            for r in reads {
+                r.unwrap();
+            }
+            assert_eq!(
+                f.sshd.command_count(),
+                round as usize,
+                "{}",
+                f.sshd.commands()
+            );
+        }
+        assert_eq!(f.sshd.connections(), 1);
+        // A write: one read to check for conflicts, one `security -i`.
+        let before = targets[0].read(Round(3), &keys).await.unwrap();
+        targets[0]
+            .write(&before, &[add("K0", "zero"), add("K1", "one")])
+            .await
+            .unwrap();
+        assert_eq!(f.sshd.command_count(), 5, "{}", f.sshd.commands());
+        assert_eq!(f.sshd.connections(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_keychain_over_ssh_says_to_unlock_it_in_an_ssh_session() {
+        let f = RemoteFixture::new();
+        f.local.set("K", "\"set-before-lock\"");
+        f.local.lock();
+        let t = f.keychain_target(SERVICE);
+        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+        assert!(
+            err.message.contains("User interaction is not allowed."),
+            "{err}"
+        );
+        assert!(
+            err.message
+                .contains(&format!("on host root@127.0.0.1:{}", f.sshd.port)),
+            "{err}"
+        );
+        let hint = err.hint.unwrap();
+        assert!(
+            hint.contains(&format!(
+                "in an SSH session on root@127.0.0.1:{}, run `security unlock-keychain {}`",
+                f.sshd.port,
+                f.local.keychain()
+            )),
+            "{hint}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_host_without_security_is_not_a_mac() {
+        let f = RemoteFixture::new();
+        let mut spec = f.spec(SERVICE);
+        spec.security = Some("/nonexistent/security".into());
+        let t = KeychainTarget::new("mac", &spec, &f.local.ctx).unwrap();
+        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        assert!(
+            err.message
+                .contains("the host is not a Mac or the `security` path is wrong"),
+            "{err}"
+        );
+    }
+
+    /// The real binary over sshd: the wrapper's log of every command line the
+    /// host ran holds no value, and neither does any output.
+    #[test]
+    fn no_value_on_any_command_line_the_host_saw() {
+        let sshd = Sshd::start();
+        let local = KeychainFixture::new();
+        let sb = Sandbox::new();
+        let canaries = [
+            "CANARY-ssh-\"q\" \\ $x 'y'",
+            "CANARY-ssh-é🔑",
+            "CANARY-ssh-plain",
+        ];
+        sb.write(
+            "secrets.yaml",
+            &format!(
+                "{}targets:\n  mac:\n    type: keychain\n{}    service: openclaw\n    keychain: {}\n    security: {}\nsecrets:\n  A:\n    targets: [mac]\n    encrypted: |\n{}  B:\n    targets: [mac]\n    encrypted: |\n{}  C:\n    targets: [mac]\n    value: CANARY-ssh-plain\n",
+                sb.header(),
+                sshd.yaml("root", 4),
+                local.keychain(),
+                standin().display(),
+                sb.encrypted(canaries[0], 6),
+                sb.encrypted(canaries[1], 6)
+            ),
+        );
+        let apply = sb.run(&["apply", "--auto-approve"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        let plan = sb.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        for out in [&apply, &plan] {
+            assert_no_canary("output", out.all().as_bytes(), &canaries);
+        }
+        let commands = sshd.commands();
+        assert!(commands.contains("find-generic-password"), "{commands}");
+        assert!(commands.contains("-i"), "{commands}");
+        assert_no_canary(
+            "the host's command log",
+            commands.as_bytes(),
+            &["CANARY-ssh"],
+        );
+        // apply: plan read, conflict read, `security -i`, verify read; plan: one read.
+        assert_eq!(sshd.command_count(), 5, "{commands}");
+        let store = local.raw_store();
+        assert!(store.contains("\"account\": \"C\""), "{store}");
+    }
+}
