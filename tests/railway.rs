@@ -791,3 +791,71 @@ fn every_request_carries_the_token_only_in_its_header() {
         assert_eq!(r.header, Header::Bearer);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The test server itself: it must refuse what Railway would refuse.
+
+async fn post(server: &RailwayServer, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(server.url())
+        .bearer_auth(ACCOUNT)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_server_rejects_what_the_schema_does_not_allow() {
+    let server = world();
+    // A field Railway does not have.
+    let (status, v) = post(
+        &server,
+        serde_json::json!({"query": "query { variables(projectId: \"p\", environmentId: \"e\") nope }"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("nope"),
+        "{v}"
+    );
+    // skipDeploys is a Boolean, and VariableDeleteInput has none.
+    let (_, v) = post(
+        &server,
+        serde_json::json!({
+            "query": "mutation m($i: VariableDeleteInput!) { variableDelete(input: $i) }",
+            "variables": {"i": {"projectId": PROJECT, "environmentId": PROD, "name": "X", "skipDeploys": true}}
+        }),
+    )
+    .await;
+    assert!(v.get("data").is_none(), "a request error has no data: {v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skipDeploys"),
+        "{v}"
+    );
+    // A valid request does run; replace is counted so tests can assert it never comes.
+    let (status, v) = post(
+        &server,
+        serde_json::json!({
+            "query": "mutation m($i: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $i) }",
+            "variables": {"i": {"projectId": PROJECT, "environmentId": PROD, "serviceId": API, "variables": {"A": "1"}, "replace": true}}
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["data"]["variableCollectionUpsert"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+    assert_eq!(server.replaces(), 1);
+    assert_eq!(
+        server.vars(PROJECT, PROD, Some(API)).len(),
+        1,
+        "replace dropped LOG_LEVEL"
+    );
+}
