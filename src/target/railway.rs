@@ -701,13 +701,17 @@ fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
     )
 }
 
+/// One round's read of a project: each registered scope's variables, or
+/// why that scope could not be read.
+type Batch = HashMap<ScopeSpec, Result<Vars, TargetError>>;
+
 /// The targets of one project reached with one token at one endpoint: they
 /// share name resolution and one batched read per round.
 #[derive(Default)]
 struct Group {
     project: OnceCell<Result<Arc<ProjectInfo>, TargetError>>,
     scopes: Mutex<Vec<ScopeSpec>>,
-    reads: RoundCache<Result<Arc<HashMap<ScopeSpec, Result<Vars, TargetError>>>, TargetError>>,
+    reads: RoundCache<Result<Arc<Batch>, TargetError>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -877,9 +881,7 @@ impl RailwayTarget {
     }
 
     /// Reads every registered scope of this target's project in one request.
-    async fn read_group(
-        &self,
-    ) -> Result<Arc<HashMap<ScopeSpec, Result<Vars, TargetError>>>, TargetError> {
+    async fn read_group(&self) -> Result<Arc<Batch>, TargetError> {
         let group = self.group()?;
         let info = self.project_info().await?;
         let scopes = group
