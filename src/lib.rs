@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;
+pub mod notice;
 pub mod notify;
 pub mod plan;
 pub mod remote;

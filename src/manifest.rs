@@ -807,7 +807,29 @@ impl<'a> Checker<'a> {
                 project: required(&t.project, "project")?,
                 environment: required(&t.environment, "environment")?,
                 service: opt(&t.service),
-                token_env: opt(&t.token_env),
+                token_env: match &t.token_env {
+                    Some(v) if !is_env_key(&v.value) => {
+                        return Err(self.at(
+                            v,
+                            format!("`{}` is not an environment variable name", v.value),
+                            Some("name the variable holding the token, such as RAILWAY_TOKEN".into()),
+                        ))
+                    }
+                    // Railway's CLI fixes the kind of its two variables; any
+                    // other cannot be guessed (the two headers differ).
+                    Some(v)
+                        if t.token_kind.is_none()
+                            && v.value != "RAILWAY_API_TOKEN"
+                            && v.value != "RAILWAY_TOKEN" =>
+                    {
+                        return Err(self.at(
+                            v,
+                            format!("`token_env: {}` needs `token_kind`", v.value),
+                            Some("add `token_kind: account` (sent as Bearer) or `token_kind: project` (Project-Access-Token)".into()),
+                        ))
+                    }
+                    v => v.as_ref().map(|s| s.value.clone()),
+                },
                 token_kind: match &t.token_kind {
                     None => None,
                     Some(k) => Some(match k.value.as_str() {
@@ -823,7 +845,18 @@ impl<'a> Checker<'a> {
                     }),
                 },
                 skip_deploys: flag(&t.skip_deploys, false),
-                endpoint: opt(&t.endpoint),
+                endpoint: match &t.endpoint {
+                    Some(e)
+                        if !(e.value.starts_with("https://") || e.value.starts_with("http://")) =>
+                    {
+                        return Err(self.at(
+                            e,
+                            "`endpoint` must be an http(s) URL",
+                            Some("omit it for Railway's public API (https://backboard.railway.com/graphql/v2)".into()),
+                        ))
+                    }
+                    e => e.as_ref().map(|s| s.value.clone()),
+                },
                 overwrite_sealed: flag(&t.overwrite_sealed, false),
                 prune: flag(&t.prune, false),
             }),
@@ -1061,6 +1094,63 @@ mod tests {
     }
 
     const OK: &str = "version: 1\ntargets:\n  app:\n    type: env_file\n    path: ./app.env\nsecrets:\n  LOG_LEVEL:\n    targets: [app]\n    value: info\n    rename: { app: APP_LOG_LEVEL }\n  PORT:\n    targets: [app]\n    value: 8080\n";
+
+    const RAILWAY: &str = "version: 1\ntargets:\n  api:\n    type: railway\n    project: p1\n    environment: production\n    service: api\n    token_env: CI_TOKEN\n    token_kind: project\n    skip_deploys: true\n    endpoint: https://proxy.example/graphql/v2\n    overwrite_sealed: true\n    prune: true\nsecrets:\n  A:\n    targets: [api]\n    value: x\n";
+
+    #[test]
+    fn loads_every_railway_field() {
+        let m = load_str(RAILWAY).unwrap();
+        assert_eq!(
+            m.targets["api"],
+            TargetSpec::Railway(RailwaySpec {
+                project: "p1".into(),
+                environment: "production".into(),
+                service: Some("api".into()),
+                token_env: Some("CI_TOKEN".into()),
+                token_kind: Some(TokenKind::Project),
+                skip_deploys: true,
+                endpoint: Some("https://proxy.example/graphql/v2".into()),
+                overwrite_sealed: true,
+                prune: true,
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_bad_railway_fields_where_they_stand() {
+        let e = load_str(&RAILWAY.replace("    token_kind: project\n", "")).unwrap_err();
+        assert!(
+            e.starts_with("`token_env: CI_TOKEN` needs `token_kind`\n  --> secrets.yaml:8:16"),
+            "{e}"
+        );
+        let e = load_str(&RAILWAY.replace("token_kind: project", "token_kind: user")).unwrap_err();
+        assert!(
+            e.starts_with("unknown token_kind `user`\n  --> secrets.yaml:9:17"),
+            "{e}"
+        );
+        let e = load_str(&RAILWAY.replace("https://proxy", "ftp://proxy")).unwrap_err();
+        assert!(
+            e.starts_with("`endpoint` must be an http(s) URL\n  --> secrets.yaml:11:15"),
+            "{e}"
+        );
+        let e = load_str(&RAILWAY.replace("CI_TOKEN", "CI-TOKEN")).unwrap_err();
+        assert!(
+            e.starts_with("`CI-TOKEN` is not an environment variable name\n"),
+            "{e}"
+        );
+        let e = load_str(&RAILWAY.replace("    environment: production\n", "")).unwrap_err();
+        assert!(
+            e.contains("target `api` (railway) needs `environment`"),
+            "{e}"
+        );
+        // The two well-known variables need no kind.
+        load_str(
+            &RAILWAY
+                .replace("CI_TOKEN", "RAILWAY_TOKEN")
+                .replace("    token_kind: project\n", ""),
+        )
+        .unwrap();
+    }
 
     #[test]
     fn loads_a_plain_manifest() {

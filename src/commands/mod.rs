@@ -44,6 +44,7 @@ impl Exit {
 
 pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let g = &cli.global;
+    crate::notice::set_quiet(g.quiet);
     match cli.command {
         Command::Plan(a) => plan::run(g, a).await,
         Command::Apply(a) => apply::run(g, a).await,

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod conformance;
+pub mod railway_server;
 pub mod sshd;

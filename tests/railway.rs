@@ -1,0 +1,860 @@
+//! The `railway` target against the in-repo Railway test server: the shared
+//! conformance cases, batching and request counts, sealed variables, every
+//! error with its message, the retry paths, and the real binary end to end
+//! (plan, apply, doctor) with canaries that must never be printed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use secretsync::manifest::{RailwaySpec, TokenKind};
+use secretsync::target::railway::RailwayTarget;
+use secretsync::target::{Context, ErrorKind, Observation, Round, Target, TargetError};
+use support::cli::{assert_no_canary, Sandbox};
+use support::conformance::{self as c, Fixture, TAMPERED};
+use support::railway_server::{Fault, Header, RailwayServer};
+
+const PROJECT: &str = "p-0f1e2d3c";
+const PROD: &str = "env-prod-1";
+const STAGING: &str = "env-stg-2";
+const API: &str = "svc-api-1";
+const WORKER: &str = "svc-worker-2";
+
+/// Tokens are canaries: none may ever be printed.
+const ACCOUNT: &str = "CANARY-account-token-5e1d";
+const PROJECT_TOKEN: &str = "CANARY-project-token-9a2b";
+const EXPIRED: &str = "CANARY-expired-token-77c0";
+const OTHER_PROJECT: &str = "CANARY-other-project-token-31aa";
+const DEAD: &str = "CANARY-dead-project-token-0b0b";
+
+/// A server with one project: two environments, two services, a few
+/// variables (one sealed) and every kind of token.
+fn world() -> RailwayServer {
+    let s = RailwayServer::start();
+    s.add_project(PROJECT, "shop");
+    s.add_environment(PROJECT, PROD, "production");
+    s.add_environment(PROJECT, STAGING, "staging");
+    s.add_service(PROJECT, API, "api");
+    s.add_service(PROJECT, WORKER, "Worker");
+    s.add_project("p-other", "elsewhere");
+    s.add_environment("p-other", "env-o", "production");
+    s.add_account_token(ACCOUNT);
+    s.add_project_token(PROJECT_TOKEN, PROJECT, PROD);
+    s.add_expired_token(EXPIRED);
+    s.add_account_token_for(OTHER_PROJECT, &["p-other"]);
+    s.add_dead_project_token(DEAD);
+    s.set_var(PROJECT, PROD, Some(API), "LOG_LEVEL", "info");
+    s.set_var(PROJECT, PROD, None, "REGION", "eu");
+    s
+}
+
+fn spec(service: Option<&str>) -> RailwaySpec {
+    RailwaySpec {
+        project: PROJECT.into(),
+        environment: "production".into(),
+        service: service.map(Into::into),
+        token_env: None,
+        token_kind: None,
+        skip_deploys: false,
+        endpoint: None,
+        overwrite_sealed: false,
+        prune: false,
+    }
+}
+
+/// The environment a target sees: the server, one token, fast limits.
+fn env_with(server: &RailwayServer, token: (&str, &str)) -> HashMap<String, String> {
+    HashMap::from([
+        (
+            "SECRETSYNC_RAILWAY_ENDPOINT".to_string(),
+            server.url().to_string(),
+        ),
+        (token.0.to_string(), token.1.to_string()),
+        ("SECRETSYNC_RAILWAY_TIMEOUT".into(), "2".into()),
+        ("SECRETSYNC_RAILWAY_BACKOFF".into(), "0.01".into()),
+        ("SECRETSYNC_RAILWAY_MAX_WAIT".into(), "3".into()),
+    ])
+}
+
+fn build(
+    ctx: &Context,
+    spec: &RailwaySpec,
+    env: &HashMap<String, String>,
+) -> Result<RailwayTarget, TargetError> {
+    RailwayTarget::with_env("api", spec, ctx, &|k| env.get(k).cloned())
+}
+
+fn ctx() -> Context {
+    Context::new(PathBuf::from("."))
+}
+
+fn keys(k: &[&str]) -> Vec<String> {
+    k.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Conformance
+
+struct RailwayFixture {
+    server: RailwayServer,
+    ctx: Context,
+    env: HashMap<String, String>,
+}
+
+impl RailwayFixture {
+    fn new() -> RailwayFixture {
+        let server = world();
+        let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+        RailwayFixture {
+            server,
+            ctx: ctx(),
+            env,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Fixture for RailwayFixture {
+    fn target(&self) -> Box<dyn Target> {
+        Box::new(build(&self.ctx, &spec(Some("api")), &self.env).unwrap())
+    }
+
+    async fn tamper(&self, key: &str) {
+        self.server.set_var(PROJECT, PROD, Some(API), key, TAMPERED);
+    }
+
+    fn can_hold(&self, _value: &str) -> bool {
+        true
+    }
+
+    fn lists_all(&self) -> bool {
+        true
+    }
+}
+
+secretsync_conformance_tests!(RailwayFixture::new());
+
+/// The conformance writes never asked Railway to replace a collection.
+#[tokio::test]
+async fn conformance_never_sends_replace() {
+    let f = RailwayFixture::new();
+    c::run_all(&f).await;
+    assert!(f.server.mutations() > 5);
+    assert_eq!(f.server.replaces(), 0);
+    for r in f.server.requests() {
+        assert!(!r.query.contains("replace"), "{}", r.query);
+        assert_eq!(r.status, 200, "{}", r.query);
+        assert_eq!(r.header, Header::Bearer);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batching and request counts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_project_query_per_run_and_one_read_per_project_per_round() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(WORKER), "QUEUE", "q1");
+    server.set_var(PROJECT, STAGING, Some(API), "LOG_LEVEL", "debug");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let api = build(&ctx, &spec(Some("api")), &env).unwrap();
+    // Names and ids, any case for services.
+    let worker = build(&ctx, &spec(Some("worker")), &env).unwrap();
+    let shared = build(&ctx, &spec(None), &env).unwrap();
+    let mut staging_spec = spec(Some(API));
+    staging_spec.environment = STAGING.into();
+    let staging = build(&ctx, &staging_spec, &env).unwrap();
+
+    let round = Round(1);
+    let k = keys(&[]);
+    let (a, w, s, st) = tokio::join!(
+        api.read(round, &k),
+        worker.read(round, &k),
+        shared.read(round, &k),
+        staging.read(round, &k)
+    );
+    let value = |o: &secretsync::target::Observed, key: &str| match o.entries.get(key) {
+        Some(Observation::Value(v)) => Some(v.expose().to_string()),
+        _ => None,
+    };
+    assert_eq!(value(&a.unwrap(), "LOG_LEVEL").as_deref(), Some("info"));
+    assert_eq!(value(&w.unwrap(), "QUEUE").as_deref(), Some("q1"));
+    assert_eq!(value(&s.unwrap(), "REGION").as_deref(), Some("eu"));
+    assert_eq!(value(&st.unwrap(), "LOG_LEVEL").as_deref(), Some("debug"));
+    assert_eq!(server.count("project"), 1, "{:#?}", server.requests());
+    assert_eq!(server.count("variables"), 1, "four targets, one read");
+    let read = &server.requests()[1];
+    assert_eq!(
+        read.query.matches(": variables(").count(),
+        4,
+        "{}",
+        read.query
+    );
+
+    // A new round reads again, still without resolving names again.
+    let (a, w) = tokio::join!(api.read(Round(2), &k), worker.read(Round(2), &k));
+    a.unwrap();
+    w.unwrap();
+    assert_eq!(server.count("project"), 1);
+    assert_eq!(server.count("variables"), 2);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_write_is_one_check_read_and_one_mutation_with_upsert_and_deletes() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(API), "OLD", "x");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let mut s = spec(Some("api"));
+    s.skip_deploys = true;
+    let t = build(&ctx(), &s, &env).unwrap();
+    let before = t.read(Round(1), &[]).await.unwrap();
+    server.clear_requests();
+    t.write(
+        &before,
+        &[
+            c::add("NEW", "n"),
+            c::update("LOG_LEVEL", "warn"),
+            c::delete("OLD"),
+        ],
+    )
+    .await
+    .unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(reqs[0].fields, ["variables"]);
+    assert_eq!(
+        reqs[1].fields,
+        ["variableCollectionUpsert", "variableDelete"]
+    );
+    let upsert = &reqs[1].variables["upsert"];
+    assert_eq!(
+        upsert["variables"],
+        serde_json::json!({"NEW": "n", "LOG_LEVEL": "warn"})
+    );
+    assert_eq!(upsert["skipDeploys"], true);
+    assert!(upsert.get("replace").is_none());
+    assert_eq!(reqs[1].variables["d0"]["name"], "OLD");
+    let vars = server.vars(PROJECT, PROD, Some(API));
+    assert_eq!(
+        vars.into_iter().collect::<Vec<_>>(),
+        [
+            ("LOG_LEVEL".to_string(), Some("warn".to_string())),
+            ("NEW".to_string(), Some("n".to_string()))
+        ]
+    );
+    // The upsert skipped deploys; only the delete (which has no such flag) counts.
+    assert_eq!(server.deploys(PROJECT, PROD, Some(API)), 1);
+}
+
+#[tokio::test]
+async fn shared_variables_are_read_and_written_without_a_service() {
+    let server = world();
+    let env = env_with(&server, ("RAILWAY_TOKEN", PROJECT_TOKEN));
+    let t = build(&ctx(), &spec(None), &env).unwrap();
+    let before = t.read(Round(1), &[]).await.unwrap();
+    assert_eq!(before.entries.len(), 1, "REGION only");
+    t.write(&before, &[c::add("SHARED_KEY", "s")])
+        .await
+        .unwrap();
+    assert_eq!(
+        server.vars(PROJECT, PROD, None).get("SHARED_KEY"),
+        Some(&Some("s".to_string()))
+    );
+    assert!(!server
+        .vars(PROJECT, PROD, Some(API))
+        .contains_key("SHARED_KEY"));
+    for r in server.requests() {
+        assert_eq!(r.header, Header::ProjectAccessToken);
+        assert!(!r.query.contains("serviceId"), "{}", r.query);
+    }
+    assert_eq!(
+        server.deploys(PROJECT, PROD, None),
+        1,
+        "skip_deploys is off"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Sealed variables
+
+#[tokio::test]
+async fn sealed_variables_read_as_sealed() {
+    let server = world();
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let o = t.read(Round(1), &[]).await.unwrap();
+    assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
+    assert!(o.complete && o.exists);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+async fn read_error(
+    server: &RailwayServer,
+    token: (&str, &str),
+    spec: &RailwaySpec,
+) -> TargetError {
+    let env = env_with(server, token);
+    let t = build(&ctx(), spec, &env).unwrap();
+    let e = t.read(Round(1), &[]).await.expect_err("the read must fail");
+    let text = e.to_string();
+    for canary in [ACCOUNT, PROJECT_TOKEN, EXPIRED, OTHER_PROJECT, DEAD] {
+        assert!(!text.contains(canary), "token in {text}");
+    }
+    e
+}
+
+#[tokio::test]
+async fn an_expired_token_names_its_variable_and_doctor() {
+    let server = world();
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", EXPIRED), &spec(Some("api"))).await;
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert_eq!(
+        e.to_string(),
+        "Railway refused the account token in RAILWAY_API_TOKEN: it is expired or revoked, or it lacks access to project p-0f1e2d3c\n  hint: create a token with access to this project and environment, export it as RAILWAY_API_TOKEN, and check it with `secretsync doctor`"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_project_or_environment_is_refused() {
+    let server = world();
+    let e = read_error(
+        &server,
+        ("RAILWAY_API_TOKEN", OTHER_PROJECT),
+        &spec(Some("api")),
+    )
+    .await;
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(e.message.contains("RAILWAY_API_TOKEN"), "{e}");
+    // A project token of production reading staging.
+    let mut s = spec(Some("api"));
+    s.environment = "staging".into();
+    let e = read_error(&server, ("RAILWAY_TOKEN", PROJECT_TOKEN), &s).await;
+    assert_eq!(
+        e.message,
+        "Railway refused the project token in RAILWAY_TOKEN: it is expired or revoked, or it lacks access to project p-0f1e2d3c / environment staging"
+    );
+    assert!(e.hint.unwrap().contains("`secretsync doctor`"));
+}
+
+#[tokio::test]
+async fn a_dead_project_token_and_a_401_are_auth_errors() {
+    let server = world();
+    let mut s = spec(None);
+    s.token_env = Some("CI_RAILWAY".into());
+    s.token_kind = Some(TokenKind::Project);
+    let e = read_error(&server, ("CI_RAILWAY", DEAD), &s).await;
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message
+            .starts_with("Railway refused the project token in CI_RAILWAY: it is expired"),
+        "{e}"
+    );
+
+    for status in [401, 403] {
+        server.fail_next(1, Fault::Status(status));
+        let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+        assert_eq!(e.kind, ErrorKind::Auth, "{status}: {e}");
+        assert!(e.message.contains("expired or revoked"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_project_and_unknown_names_say_what_exists() {
+    let server = world();
+    let mut s = spec(Some("api"));
+    s.project = "p-missing".into();
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &s).await;
+    assert_eq!(
+        e.message,
+        "Railway has no project p-missing that the token in RAILWAY_API_TOKEN can see (Project not found)"
+    );
+
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(Some("web"))).await;
+    assert_eq!(
+        e.message,
+        "project shop (p-0f1e2d3c) has no service `web`; its services: api, Worker"
+    );
+    let mut s = spec(None);
+    s.environment = "Production".into();
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &s).await;
+    assert_eq!(
+        e.message,
+        "project shop (p-0f1e2d3c) has no environment `Production`; its environments: production, staging"
+    );
+    assert_eq!(
+        server.count("variables"),
+        0,
+        "nothing to read for unknown names"
+    );
+}
+
+#[tokio::test]
+async fn no_token_says_which_variables_to_set() {
+    let server = world();
+    let env = env_with(&server, ("UNRELATED", "x"));
+    let t = build(&ctx(), &spec(None), &env).unwrap();
+    let e = t.read(Round(1), &[]).await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"
+    );
+    assert!(server.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Retries
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after_then_succeeds() {
+    let server = world();
+    server.fail_next(1, Fault::RateLimited { retry_after: 1 });
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let start = Instant::now();
+    t.read(Round(1), &[]).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "waited Retry-After"
+    );
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200, 200]);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_limit_fails_at_once() {
+    let server = world();
+    server.fail_next(1, Fault::RateLimited { retry_after: 3600 });
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_eq!(e.kind, ErrorKind::Unreachable);
+    assert_eq!(
+        e.to_string(),
+        "Railway rate-limited requests for project p-0f1e2d3c and asks to wait 3600s, longer than the 3s secretsync waits\n  hint: run again later, or raise SECRETSYNC_RAILWAY_MAX_WAIT"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn endless_429s_give_up_after_the_retries() {
+    let server = world();
+    server.fail_next(10, Fault::RateLimited { retry_after: 0 });
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_eq!(
+        e.message,
+        "Railway kept rate-limiting requests for project p-0f1e2d3c (4 attempts)"
+    );
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_then_succeed() {
+    let server = world();
+    server.fail_next(2, Fault::Status(500));
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    t.read(Round(1), &[]).await.unwrap();
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 500, 200, 200]);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_and_garbage_end_in_clear_errors() {
+    let server = world();
+    server.fail_next(4, Fault::Status(502));
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_eq!(e.kind, ErrorKind::Unreachable);
+    assert_eq!(
+        e.message,
+        format!("Railway at {} answered HTTP 502 (4 attempts)", server.url())
+    );
+
+    server.fail_next(1, Fault::Malformed);
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    build(&ctx(), &spec(None), &env)
+        .unwrap()
+        .read(Round(1), &[])
+        .await
+        .expect("one malformed answer is retried");
+
+    server.fail_next(4, Fault::Malformed);
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_eq!(e.kind, ErrorKind::Failed);
+    assert!(
+        e.message.starts_with(&format!(
+            "Railway at {} answered with something that is not JSON (expected value",
+            server.url()
+        )),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_hung_request_times_out() {
+    let server = world();
+    server.fail_next(2, Fault::Hang);
+    let mut env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    env.insert("SECRETSYNC_RAILWAY_TIMEOUT".into(), "0.3".into());
+    env.insert("SECRETSYNC_RAILWAY_RETRIES".into(), "1".into());
+    let t = build(&ctx(), &spec(None), &env).unwrap();
+    let start = Instant::now();
+    let e = t.read(Round(1), &[]).await.unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(e.kind, ErrorKind::Unreachable);
+    assert_eq!(
+        e.message,
+        format!(
+            "Railway at {} did not answer within 300ms (2 attempts)",
+            server.url()
+        )
+    );
+}
+
+#[tokio::test]
+async fn latency_below_the_timeout_is_fine() {
+    let server = world();
+    server.set_latency(Duration::from_millis(100));
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(None), &env).unwrap();
+    t.read(Round(1), &[]).await.unwrap();
+    assert!(server.requests().iter().all(|r| r.status == 200));
+}
+
+#[tokio::test]
+async fn refused_writes_never_echo_the_values() {
+    let server = world();
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let before = t.read(Round(1), &[]).await.unwrap();
+    // The token loses access between the read and the write.
+    server.add_expired_token(ACCOUNT);
+    let e = t
+        .write(&before, &[c::add("K", "CANARY-value-never-shown")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(!e.to_string().contains("CANARY"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// The real binary
+
+const VALUES: &[&str] = &["CANARY-db-password-4471", "CANARY-shared-secret-8812"];
+
+/// A manifest with the `api` service and the shared variables of production.
+fn sandbox(server: &RailwayServer, extra: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  api:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    service: API\n    prune: true\n{extra}  shared:\n    type: railway\n    project: {PROJECT}\n    environment: {PROD}\nsecrets:\n  DB_PASSWORD:\n    targets: [api]\n    encrypted: |\n{}  SHARED_SECRET:\n    targets: [shared, api]\n    encrypted: |\n{}  LOG_LEVEL:\n    targets: [api]\n    value: info\n",
+            sb.header(),
+            sb.encrypted(VALUES[0], 6),
+            sb.encrypted(VALUES[1], 6),
+        ),
+    );
+    let _ = server;
+    sb
+}
+
+fn run(
+    sb: &Sandbox,
+    server: &RailwayServer,
+    token: (&str, &str),
+    args: &[&str],
+) -> support::cli::Out {
+    let out = sb.run_with(
+        args,
+        &[
+            ("SECRETSYNC_RAILWAY_ENDPOINT", &server.url()),
+            token,
+            ("SECRETSYNC_RAILWAY_BACKOFF", "0.01"),
+            ("SECRETSYNC_RAILWAY_TIMEOUT", "2"),
+        ],
+    );
+    let mut canaries = VALUES.to_vec();
+    canaries.extend([ACCOUNT, PROJECT_TOKEN, EXPIRED, OTHER_PROJECT, DEAD]);
+    assert_no_canary(
+        &format!("secretsync {args:?}"),
+        out.all().as_bytes(),
+        &canaries,
+    );
+    out
+}
+
+#[test]
+fn plan_and_apply_a_service_and_shared_variables() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(API), "STALE", "old");
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+
+    let plan = run(&sb, &server, token, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("railway service API in production (project p-0f1e2d3c)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains(
+            "Plan: 3 to add, 0 to change, 1 to delete. 0 targets in sync, 2 with changes."
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(server.count("project"), 1, "{:#?}", server.requests());
+    assert_eq!(server.count("variables"), 1, "two targets, one read");
+    assert_eq!(server.requests().len(), 2);
+    server.clear_requests();
+
+    let apply = run(&sb, &server, token, &["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    // 1 project + 1 plan read + 2 pre-write reads + 2 writes + 1 verify read.
+    assert_eq!(server.count("project"), 1);
+    assert_eq!(server.mutations(), 2, "one write per target");
+    assert_eq!(server.count("variables"), 4);
+    assert_eq!(server.requests().len(), 7);
+    assert_eq!(server.replaces(), 0);
+
+    let api = server.vars(PROJECT, PROD, Some(API));
+    assert_eq!(api.get("DB_PASSWORD"), Some(&Some(VALUES[0].to_string())));
+    assert_eq!(api.get("SHARED_SECRET"), Some(&Some(VALUES[1].to_string())));
+    assert_eq!(api.get("LOG_LEVEL"), Some(&Some("info".to_string())));
+    assert!(!api.contains_key("STALE"), "pruned");
+    let shared = server.vars(PROJECT, PROD, None);
+    assert_eq!(
+        shared.get("SHARED_SECRET"),
+        Some(&Some(VALUES[1].to_string()))
+    );
+    assert_eq!(
+        shared.get("REGION"),
+        Some(&Some("eu".to_string())),
+        "not pruned"
+    );
+
+    let again = run(&sb, &server, token, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{again:?}");
+}
+
+#[test]
+fn a_sealed_variable_is_reported_and_left_alone() {
+    let server = world();
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_TOKEN", PROJECT_TOKEN);
+    let plan = run(&sb, &server, token, &["plan", "--target", "api"]);
+    assert!(plan.stdout.contains("DB_PASSWORD"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("sealed"), "{}", plan.stdout);
+    let apply = run(
+        &sb,
+        &server,
+        token,
+        &["apply", "--auto-approve", "--target", "api"],
+    );
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(
+        server.vars(PROJECT, PROD, Some(API)).get("DB_PASSWORD"),
+        Some(&None),
+        "still sealed, not overwritten"
+    );
+    for r in server.requests() {
+        if r.fields.iter().any(|f| f == "variableCollectionUpsert") {
+            assert!(r.variables["upsert"]["variables"]
+                .get("DB_PASSWORD")
+                .is_none());
+        }
+    }
+
+    // With overwrite_sealed the value is written.
+    let sb = sandbox(&server, "    overwrite_sealed: true\n");
+    let apply = run(
+        &sb,
+        &server,
+        token,
+        &["apply", "--auto-approve", "--target", "api"],
+    );
+    assert_eq!(
+        server.vars(PROJECT, PROD, Some(API)).get("DB_PASSWORD"),
+        Some(&Some(VALUES[0].to_string())),
+        "{apply:?}"
+    );
+}
+
+#[test]
+fn an_expired_token_fails_the_plan_with_a_clear_message() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    let out = run(&sb, &server, ("RAILWAY_API_TOKEN", EXPIRED), &["plan"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all().contains(
+            "Railway refused the account token in RAILWAY_API_TOKEN: it is expired or revoked"
+        ),
+        "{out:?}"
+    );
+    assert!(out.all().contains("`secretsync doctor`"), "{out:?}");
+}
+
+#[test]
+fn doctor_checks_the_token_and_the_names() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    let ok = run(&sb, &server, ("RAILWAY_TOKEN", PROJECT_TOKEN), &["doctor"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stdout
+            .contains("RAILWAY_TOKEN is set (project token, sent as Project-Access-Token)"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout
+            .contains("the project token is accepted for project p-0f1e2d3c"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout
+            .contains("environment production (env-prod-1), service API (svc-api-1)"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout
+            .contains("variables readable: 2 variables, 0 sealed")
+            || ok
+                .stdout
+                .contains("variables readable: 1 variables, 0 sealed"),
+        "{}",
+        ok.stdout
+    );
+
+    let bad = run(&sb, &server, ("RAILWAY_API_TOKEN", EXPIRED), &["doctor"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stdout.contains("FAIL token accepted: Railway refused the account token in RAILWAY_API_TOKEN: it is expired or revoked"), "{}", bad.stdout);
+
+    let none = run(&sb, &server, ("UNRELATED", "x"), &["doctor"]);
+    assert_eq!(none.code, 1);
+    assert!(none.stdout.contains("FAIL token variable: no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"), "{}", none.stdout);
+}
+
+#[test]
+fn a_rate_limit_is_announced_on_stderr_and_waited_out() {
+    let server = world();
+    server.fail_next(1, Fault::RateLimited { retry_after: 1 });
+    let sb = sandbox(&server, "");
+    let out = run(
+        &sb,
+        &server,
+        ("RAILWAY_API_TOKEN", ACCOUNT),
+        &["plan", "--detailed-exitcode"],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("railway: rate limited on project p-0f1e2d3c, waiting 1s (retry 1/3)"),
+        "{}",
+        out.stderr
+    );
+    server.fail_next(1, Fault::RateLimited { retry_after: 0 });
+    let quiet = run(
+        &sb,
+        &server,
+        ("RAILWAY_API_TOKEN", ACCOUNT),
+        &["-q", "plan"],
+    );
+    assert!(!quiet.stderr.contains("rate limited"), "{}", quiet.stderr);
+}
+
+#[test]
+fn every_request_carries_the_token_only_in_its_header() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    run(
+        &sb,
+        &server,
+        ("RAILWAY_API_TOKEN", ACCOUNT),
+        &["apply", "--auto-approve"],
+    );
+    let reqs = server.requests();
+    assert!(reqs.len() >= 5);
+    for r in reqs {
+        assert!(!r.body.contains(ACCOUNT));
+        assert_eq!(r.header, Header::Bearer);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The test server itself: it must refuse what Railway would refuse.
+
+async fn post(server: &RailwayServer, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(server.url())
+        .bearer_auth(ACCOUNT)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_server_rejects_what_the_schema_does_not_allow() {
+    let server = world();
+    // A field Railway does not have.
+    let (status, v) = post(
+        &server,
+        serde_json::json!({"query": "query { variables(projectId: \"p\", environmentId: \"e\") nope }"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["errors"][0]["message"].as_str().unwrap().contains("nope"),
+        "{v}"
+    );
+    // skipDeploys is a Boolean, and VariableDeleteInput has none.
+    let (_, v) = post(
+        &server,
+        serde_json::json!({
+            "query": "mutation m($i: VariableDeleteInput!) { variableDelete(input: $i) }",
+            "variables": {"i": {"projectId": PROJECT, "environmentId": PROD, "name": "X", "skipDeploys": true}}
+        }),
+    )
+    .await;
+    assert!(v.get("data").is_none(), "a request error has no data: {v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skipDeploys"),
+        "{v}"
+    );
+    // A valid request does run; replace is counted so tests can assert it never comes.
+    let (status, v) = post(
+        &server,
+        serde_json::json!({
+            "query": "mutation m($i: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $i) }",
+            "variables": {"i": {"projectId": PROJECT, "environmentId": PROD, "serviceId": API, "variables": {"A": "1"}, "replace": true}}
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, &v["data"]["variableCollectionUpsert"]),
+        (200, &serde_json::json!(true)),
+        "{v}"
+    );
+    assert_eq!(server.replaces(), 1);
+    assert_eq!(
+        server.vars(PROJECT, PROD, Some(API)).len(),
+        1,
+        "replace dropped LOG_LEVEL"
+    );
+}

@@ -1,0 +1,844 @@
+//! A stand-in for Railway's public GraphQL API, for tests and benchmarks.
+//!
+//! It serves HTTP/1.1 on 127.0.0.1 from a thread of its own (so sync tests,
+//! async tests and a benchmark can all use it), and behaves like Railway for
+//! what secretsync sends: every request's document is parsed and validated
+//! with apollo-compiler against Railway's published schema
+//! (`tests/fixtures/railway/schema.graphql`) and its variables coerced to the
+//! operation's types, then `me`, `projectToken`, `project`, `variables`,
+//! `variableCollectionUpsert`, `variableUpsert` and `variableDelete` run
+//! against projects, environments, services and variables (shared and
+//! sealed) kept in memory. Both auth headers are checked: account tokens
+//! (all projects or some), project tokens (one environment of one project),
+//! expired tokens and dead project tokens. Faults can be injected (429 with
+//! `Retry-After`, any status, a malformed body, no answer), latency added,
+//! and every request is logged so tests can count them.
+//!
+//! Self-contained: a benchmark includes it with
+//! `#[path = "../tests/support/railway_server.rs"] mod railway_server;`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use apollo_compiler::executable::{Selection, SelectionSet};
+use apollo_compiler::response::JsonMap;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ast, ExecutableDocument, Schema};
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SCHEMA_SDL: &str = include_str!("../fixtures/railway/schema.graphql");
+
+/// Railway's schema, parsed once per process.
+fn schema() -> &'static Valid<Schema> {
+    static SCHEMA: OnceLock<Valid<Schema>> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::parse_and_validate(SCHEMA_SDL, "schema.graphql")
+            .unwrap_or_else(|e| panic!("Railway's schema does not validate: {e}"))
+    })
+}
+
+/// A failure the server produces instead of answering the next requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After: secs`.
+    RateLimited { retry_after: u64 },
+    /// An empty answer with this HTTP status (500, 502, 401, 403…).
+    Status(u16),
+    /// HTTP 200 whose body is not JSON.
+    Malformed,
+    /// No answer at all (the connection stays open for a minute).
+    Hang,
+}
+
+/// Which auth header a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    None,
+    Bearer,
+    ProjectAccessToken,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub operation: Option<String>,
+    /// The root fields' names (not aliases), in order.
+    pub fields: Vec<String>,
+    pub header: Header,
+    pub status: u16,
+    pub query: String,
+    pub variables: Value,
+    /// The body as received, for leak checks.
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+enum Access {
+    /// `None`: every project.
+    Account(Option<Vec<String>>),
+    Project {
+        project: String,
+        environment: String,
+    },
+    Expired,
+    /// A deleted project token: Railway says "project token not found".
+    DeadProject,
+}
+
+#[derive(Debug, Default)]
+struct Project {
+    name: String,
+    environments: Vec<(String, String)>,
+    services: Vec<(String, String)>,
+}
+
+type ScopeKey = (String, String, Option<String>);
+
+#[derive(Default)]
+struct State {
+    projects: BTreeMap<String, Project>,
+    /// Value `None`: sealed.
+    vars: HashMap<ScopeKey, BTreeMap<String, Option<String>>>,
+    tokens: HashMap<String, Access>,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    log: Vec<Logged>,
+    /// Deploys triggered (upserts without skipDeploys), per scope.
+    deploys: HashMap<ScopeKey, usize>,
+    /// Upserts that asked for `replace: true` (secretsync never should).
+    replaces: usize,
+}
+
+/// A running server; stops when dropped.
+pub struct RailwayServer {
+    state: Arc<Mutex<State>>,
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for RailwayServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl RailwayServer {
+    pub fn start() -> RailwayServer {
+        let _ = schema();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => {
+                            if let Ok((stream, _)) = accepted {
+                                tokio::spawn(serve(stream, st.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        RailwayServer {
+            state,
+            port,
+            stop: Some(stop),
+        }
+    }
+
+    /// The GraphQL endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/graphql/v2", self.port)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add_project(&self, id: &str, name: &str) {
+        self.state().projects.insert(
+            id.into(),
+            Project {
+                name: name.into(),
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn add_environment(&self, project: &str, id: &str, name: &str) {
+        self.state()
+            .projects
+            .get_mut(project)
+            .expect("add the project first")
+            .environments
+            .push((id.into(), name.into()));
+    }
+
+    pub fn add_service(&self, project: &str, id: &str, name: &str) {
+        self.state()
+            .projects
+            .get_mut(project)
+            .expect("add the project first")
+            .services
+            .push((id.into(), name.into()));
+    }
+
+    /// Sets a variable (`service: None`: the environment's shared variables).
+    pub fn set_var(&self, project: &str, env: &str, service: Option<&str>, key: &str, value: &str) {
+        self.state()
+            .vars
+            .entry(scope(project, env, service))
+            .or_default()
+            .insert(key.into(), Some(value.into()));
+    }
+
+    /// A sealed variable: listed, its value never returned.
+    pub fn set_sealed(&self, project: &str, env: &str, service: Option<&str>, key: &str) {
+        self.state()
+            .vars
+            .entry(scope(project, env, service))
+            .or_default()
+            .insert(key.into(), None);
+    }
+
+    /// The variables of a scope (`None` values: sealed).
+    pub fn vars(
+        &self,
+        project: &str,
+        env: &str,
+        service: Option<&str>,
+    ) -> BTreeMap<String, Option<String>> {
+        self.state()
+            .vars
+            .get(&scope(project, env, service))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// An account token with access to every project.
+    pub fn add_account_token(&self, token: &str) {
+        self.state()
+            .tokens
+            .insert(token.into(), Access::Account(None));
+    }
+
+    /// An account token that sees only `projects` (a wrong-project token for
+    /// any other).
+    pub fn add_account_token_for(&self, token: &str, projects: &[&str]) {
+        self.state().tokens.insert(
+            token.into(),
+            Access::Account(Some(projects.iter().map(|p| p.to_string()).collect())),
+        );
+    }
+
+    /// A project token for one environment of one project.
+    pub fn add_project_token(&self, token: &str, project: &str, environment: &str) {
+        self.state().tokens.insert(
+            token.into(),
+            Access::Project {
+                project: project.into(),
+                environment: environment.into(),
+            },
+        );
+    }
+
+    /// A token that once existed and has expired (either header).
+    pub fn add_expired_token(&self, token: &str) {
+        self.state().tokens.insert(token.into(), Access::Expired);
+    }
+
+    /// A deleted project token.
+    pub fn add_dead_project_token(&self, token: &str) {
+        self.state()
+            .tokens
+            .insert(token.into(), Access::DeadProject);
+    }
+
+    /// Delay before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// The next `n` requests get `fault` instead of an answer.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut s = self.state();
+        for _ in 0..n {
+            s.faults.push_back(fault.clone());
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.state().log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().log.clear();
+    }
+
+    /// Requests with a root field named `field` (however many times).
+    pub fn count(&self, field: &str) -> usize {
+        self.state()
+            .log
+            .iter()
+            .filter(|r| r.fields.iter().any(|f| f == field))
+            .count()
+    }
+
+    /// Requests whose document is a mutation.
+    pub fn mutations(&self) -> usize {
+        self.state()
+            .log
+            .iter()
+            .filter(|r| r.query.trim_start().starts_with("mutation"))
+            .count()
+    }
+
+    /// Upserts that would have redeployed the scope's services.
+    pub fn deploys(&self, project: &str, env: &str, service: Option<&str>) -> usize {
+        self.state()
+            .deploys
+            .get(&scope(project, env, service))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Upserts sent with `replace: true`.
+    pub fn replaces(&self) -> usize {
+        self.state().replaces
+    }
+}
+
+fn scope(project: &str, env: &str, service: Option<&str>) -> ScopeKey {
+    (project.into(), env.into(), service.map(Into::into))
+}
+
+/// What to send back for one request.
+enum Reply {
+    Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    Hang,
+}
+
+fn answer(status: u16, body: Value) -> Reply {
+    Reply::Answer {
+        status,
+        headers: vec![],
+        body: body.to_string(),
+    }
+}
+
+async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+        buf.drain(..head_end + len);
+
+        let (reply, latency) = {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let reply = handle(&mut s, &headers, &body);
+            (reply, s.latency)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match reply {
+            Reply::Hang => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            Reply::Answer {
+                status,
+                headers,
+                body,
+            } => {
+                let mut out = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                    reason(status),
+                    body.len()
+                );
+                for (k, v) in headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&body);
+                if stream.write_all(out.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Handles one request and logs it.
+fn handle(s: &mut State, headers: &[(String, String)], body: &str) -> Reply {
+    let header_value = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (header, token) = match (
+        header_value("authorization"),
+        header_value("project-access-token"),
+    ) {
+        (Some(a), _) => (
+            Header::Bearer,
+            a.strip_prefix("Bearer ").map(str::to_string),
+        ),
+        (None, Some(p)) => (Header::ProjectAccessToken, Some(p)),
+        (None, None) => (Header::None, None),
+    };
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let query = parsed
+        .as_ref()
+        .and_then(|v| v.get("query"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let variables = parsed
+        .as_ref()
+        .and_then(|v| v.get("variables"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let operation_name = parsed
+        .as_ref()
+        .and_then(|v| v.get("operationName"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut logged = Logged {
+        operation: None,
+        fields: vec![],
+        header,
+        status: 200,
+        query: query.clone(),
+        variables: variables.clone(),
+        body: body.to_string(),
+    };
+
+    let reply = if let Some(fault) = s.faults.pop_front() {
+        match fault {
+            Fault::RateLimited { retry_after } => Reply::Answer {
+                status: 429,
+                headers: vec![
+                    ("retry-after".into(), retry_after.to_string()),
+                    ("x-ratelimit-limit".into(), "1000".into()),
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                ],
+                body: json!({"errors": [{"message": "Too many requests"}]}).to_string(),
+            },
+            Fault::Status(code) => Reply::Answer {
+                status: code,
+                headers: vec![],
+                body: String::new(),
+            },
+            Fault::Malformed => Reply::Answer {
+                status: 200,
+                headers: vec![],
+                body: "<html>upstream glitch".into(),
+            },
+            Fault::Hang => Reply::Hang,
+        }
+    } else if parsed.is_none() {
+        answer(
+            400,
+            json!({"errors": [{"message": "the body is not JSON"}]}),
+        )
+    } else {
+        run(
+            s,
+            token.as_deref(),
+            header,
+            &query,
+            operation_name.as_deref(),
+            &variables,
+            &mut logged,
+        )
+    };
+    logged.status = match &reply {
+        Reply::Answer { status, .. } => *status,
+        Reply::Hang => 0,
+    };
+    s.log.push(logged);
+    reply
+}
+
+fn errors(messages: &[String]) -> Value {
+    json!({ "data": null, "errors": messages.iter().map(|m| json!({"message": m})).collect::<Vec<_>>() })
+}
+
+/// Validates and executes one GraphQL request.
+fn run(
+    s: &mut State,
+    token: Option<&str>,
+    header: Header,
+    query: &str,
+    operation_name: Option<&str>,
+    variables: &Value,
+    logged: &mut Logged,
+) -> Reply {
+    let schema = schema();
+    let doc = match ExecutableDocument::parse_and_validate(schema, query, "request.graphql") {
+        Ok(d) => d,
+        Err(e) => {
+            let messages: Vec<String> = e.errors.iter().map(|d| d.to_json().message).collect();
+            return answer(
+                400,
+                json!({ "errors": messages.iter().map(|m| json!({"message": m})).collect::<Vec<_>>() }),
+            );
+        }
+    };
+    let op = match doc.operations.get(operation_name) {
+        Ok(op) => op,
+        Err(e) => {
+            return answer(
+                400,
+                json!({"errors": [{"message": e.message().to_string()}]}),
+            )
+        }
+    };
+    logged.operation = op.name.as_ref().map(|n| n.to_string());
+    logged.fields = op
+        .selection_set
+        .selections
+        .iter()
+        .filter_map(|sel| match sel {
+            Selection::Field(f) => Some(f.name.to_string()),
+            _ => None,
+        })
+        .collect();
+    let raw: JsonMap = match variables {
+        Value::Null => JsonMap::new(),
+        v => match serde_json::from_value(v.clone()) {
+            Ok(m) => m,
+            Err(_) => {
+                return answer(
+                    400,
+                    json!({"errors": [{"message": "variables must be an object"}]}),
+                )
+            }
+        },
+    };
+    let coerced = match apollo_compiler::request::coerce_variable_values(schema, op, &raw) {
+        Ok(c) => c,
+        Err(e) => {
+            return answer(
+                200,
+                json!({"errors": [{"message": e.message().to_string()}]}),
+            )
+        }
+    };
+    let vars: Value = serde_json::to_value(coerced.into_inner()).unwrap_or(Value::Null);
+
+    // Authentication, as Railway answers it: HTTP 200, data null.
+    let access = match (header, token.and_then(|t| s.tokens.get(t))) {
+        (Header::None, _) | (_, None) => return answer(200, errors(&["Not Authorized".into()])),
+        (_, Some(Access::Expired)) => return answer(200, errors(&["Not Authorized".into()])),
+        (Header::ProjectAccessToken, Some(Access::DeadProject)) => {
+            return answer(200, errors(&["project token not found".into()]))
+        }
+        (Header::Bearer, Some(a @ Access::Account(_)))
+        | (Header::ProjectAccessToken, Some(a @ Access::Project { .. })) => a.clone(),
+        // A token sent in the other kind's header.
+        _ => return answer(200, errors(&["Not Authorized".into()])),
+    };
+
+    let mutation = query.trim_start().starts_with("mutation");
+    let mut data = Map::new();
+    let mut errs = Vec::new();
+    for sel in &op.selection_set.selections {
+        let Selection::Field(f) = sel else {
+            errs.push("the test server runs root fields only".to_string());
+            break;
+        };
+        let args: Map<String, Value> = f
+            .arguments
+            .iter()
+            .map(|a| (a.name.to_string(), literal(&a.value, &vars)))
+            .collect();
+        match field(s, &access, f.name.as_str(), &args) {
+            Ok(v) => {
+                data.insert(
+                    f.response_key().to_string(),
+                    select(&v, &f.selection_set, &doc),
+                );
+            }
+            Err(m) => {
+                errs.push(m);
+                // Mutation fields run in order; a failed one stops the rest.
+                if mutation {
+                    break;
+                }
+            }
+        }
+    }
+    if errs.is_empty() {
+        answer(200, json!({ "data": data }))
+    } else {
+        // Every root field secretsync uses is non-null: one error nulls all.
+        answer(200, errors(&errs))
+    }
+}
+
+/// A GraphQL value with variables replaced, as JSON.
+fn literal(v: &ast::Value, vars: &Value) -> Value {
+    match v {
+        ast::Value::Null => Value::Null,
+        ast::Value::Enum(n) => json!(n.as_str()),
+        ast::Value::Variable(n) => vars.get(n.as_str()).cloned().unwrap_or(Value::Null),
+        ast::Value::String(s) => json!(s),
+        ast::Value::Float(f) => serde_json::from_str(f.as_str()).unwrap_or(Value::Null),
+        ast::Value::Int(i) => serde_json::from_str(i.as_str()).unwrap_or(Value::Null),
+        ast::Value::Boolean(b) => json!(b),
+        ast::Value::List(l) => Value::Array(l.iter().map(|x| literal(x, vars)).collect()),
+        ast::Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.to_string(), literal(x, vars)))
+                .collect(),
+        ),
+    }
+}
+
+/// `v` cut down to what `set` selects, under response keys.
+fn select(v: &Value, set: &SelectionSet, doc: &ExecutableDocument) -> Value {
+    if set.selections.is_empty() {
+        return v.clone();
+    }
+    match v {
+        Value::Array(items) => Value::Array(items.iter().map(|i| select(i, set, doc)).collect()),
+        Value::Object(obj) => {
+            let mut out = Map::new();
+            select_into(obj, set, doc, &mut out);
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn select_into(
+    obj: &Map<String, Value>,
+    set: &SelectionSet,
+    doc: &ExecutableDocument,
+    out: &mut Map<String, Value>,
+) {
+    for sel in &set.selections {
+        match sel {
+            Selection::Field(f) => {
+                let value = if f.name == "__typename" {
+                    json!(set.ty.as_str())
+                } else {
+                    obj.get(f.name.as_str()).cloned().unwrap_or(Value::Null)
+                };
+                out.insert(
+                    f.response_key().to_string(),
+                    select(&value, &f.selection_set, doc),
+                );
+            }
+            Selection::InlineFragment(i) => select_into(obj, &i.selection_set, doc, out),
+            Selection::FragmentSpread(sp) => {
+                if let Some(frag) = doc.fragments.get(&sp.fragment_name) {
+                    select_into(obj, &frag.selection_set, doc, out);
+                }
+            }
+        }
+    }
+}
+
+fn str_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(Value::as_str)
+}
+
+/// Whether `access` reaches `project` (and `environment`, when given).
+fn allowed(access: &Access, project: &str, environment: Option<&str>) -> bool {
+    match access {
+        Access::Account(None) => true,
+        Access::Account(Some(list)) => list.iter().any(|p| p == project),
+        Access::Project {
+            project: p,
+            environment: e,
+        } => p == project && environment.is_none_or(|env| env == e),
+        Access::Expired | Access::DeadProject => false,
+    }
+}
+
+/// Checks access and that the scope exists; returns its key.
+fn scope_of(s: &State, access: &Access, input: &Map<String, Value>) -> Result<ScopeKey, String> {
+    let project = str_arg(input, "projectId").unwrap_or_default();
+    let env = str_arg(input, "environmentId").unwrap_or_default();
+    let service = str_arg(input, "serviceId");
+    let Some(p) = s.projects.get(project) else {
+        return Err("Project not found".into());
+    };
+    if !allowed(access, project, Some(env)) {
+        return Err("Not Authorized".into());
+    }
+    if !p.environments.iter().any(|(id, _)| id == env) {
+        return Err("Environment not found".into());
+    }
+    if let Some(svc) = service {
+        if !p.services.iter().any(|(id, _)| id == svc) {
+            return Err("Service not found".into());
+        }
+    }
+    Ok(scope(project, env, service))
+}
+
+fn edges(list: &[(String, String)]) -> Value {
+    json!({ "edges": list.iter().map(|(id, name)| json!({"node": {"id": id, "name": name}})).collect::<Vec<_>>() })
+}
+
+/// Runs one root field.
+fn field(
+    s: &mut State,
+    access: &Access,
+    name: &str,
+    args: &Map<String, Value>,
+) -> Result<Value, String> {
+    match name {
+        "me" => match access {
+            Access::Account(_) => {
+                Ok(json!({"id": "user-1", "email": "dev@example.com", "name": "Dev"}))
+            }
+            _ => Err("Not Authorized".into()),
+        },
+        "projectToken" => match access {
+            Access::Project {
+                project,
+                environment,
+            } => Ok(json!({
+                "id": "pt-1", "name": "ci", "projectId": project, "environmentId": environment
+            })),
+            _ => Err("Not Authorized".into()),
+        },
+        "project" => {
+            let id = str_arg(args, "id").unwrap_or_default();
+            let Some(p) = s.projects.get(id) else {
+                return Err("Project not found".into());
+            };
+            if !allowed(access, id, None) {
+                return Err("Not Authorized".into());
+            }
+            Ok(json!({
+                "id": id,
+                "name": p.name,
+                "services": edges(&p.services),
+                "environments": edges(&p.environments),
+            }))
+        }
+        "variables" => {
+            let key = scope_of(s, access, args)?;
+            let vars = s.vars.get(&key).cloned().unwrap_or_default();
+            Ok(Value::Object(
+                vars.into_iter()
+                    .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+                    .collect(),
+            ))
+        }
+        "variableCollectionUpsert" | "variableUpsert" | "variableDelete" => {
+            let input = args
+                .get("input")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let key = scope_of(s, access, &input)?;
+            let skip = input.get("skipDeploys").and_then(Value::as_bool) == Some(true);
+            let target = s.vars.entry(key.clone()).or_default();
+            match name {
+                "variableCollectionUpsert" => {
+                    let Some(set) = input.get("variables").and_then(Value::as_object) else {
+                        return Err("variables must be an object of strings".into());
+                    };
+                    let mut new = Vec::new();
+                    for (k, v) in set {
+                        match v.as_str() {
+                            Some(v) => new.push((k.clone(), v.to_string())),
+                            None => return Err(format!("variable {k}: value must be a string")),
+                        }
+                    }
+                    if input.get("replace").and_then(Value::as_bool) == Some(true) {
+                        target.clear();
+                        s.replaces += 1;
+                    }
+                    let target = s.vars.entry(key.clone()).or_default();
+                    for (k, v) in new {
+                        target.insert(k, Some(v));
+                    }
+                }
+                "variableUpsert" => {
+                    let k = str_arg(&input, "name").unwrap_or_default().to_string();
+                    let v = str_arg(&input, "value").unwrap_or_default().to_string();
+                    target.insert(k, Some(v));
+                }
+                _ => {
+                    let k = str_arg(&input, "name").unwrap_or_default();
+                    target.remove(k);
+                }
+            }
+            if !skip {
+                *s.deploys.entry(key).or_default() += 1;
+            }
+            Ok(json!(true))
+        }
+        other => Err(format!("the test server does not implement `{other}`")),
+    }
+}
