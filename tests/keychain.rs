@@ -877,3 +877,87 @@ mod remote {
         assert!(store.contains("\"account\": \"C\""), "{store}");
     }
 }
+
+/// A sandbox whose PATH finds the stand-in `security`, with a keychain file
+/// `kc.keychain-db` and a manifest whose `mac` target uses it.
+fn cli_keychain(secrets: &str) -> (Sandbox, Vec<(String, String)>, String) {
+    let sb = Sandbox::new();
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kc = sb.path("kc.keychain-db").display().to_string();
+    let (code, _, err) = security(&["create-keychain", "-p", KEYCHAIN_PASSWORD, &kc], b"");
+    assert_eq!(code, 0, "{err}");
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  mac:\n    type: keychain\n    service: {SERVICE}\n    keychain: {kc}\nsecrets:\n{secrets}",
+            sb.header()
+        ),
+    );
+    (sb, vec![("PATH".to_string(), path)], kc)
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+fn import_adopts_named_items_and_asks_for_names() {
+    let (sb, env, kc) = cli_keychain("  KNOWN:\n    targets: [mac]\n    value: known\n");
+    let env = env_refs(&env);
+    let live = "CANARY-kc-live-token \"q\" é";
+    let line = format!(
+        "add-generic-password -a GATEWAY_TOKEN -s {SERVICE} -w \"CANARY-kc-live-token \\\"q\\\" é\" \"{kc}\"\n"
+    );
+    let (code, _, err) = security(&["-i"], line.as_bytes());
+    assert_eq!(code, 0, "{err}");
+
+    // A keychain cannot be listed: import needs the names.
+    let out = sb.run_with(&["import", "--from", "mac"], &env);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("target `mac` cannot list its keys"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run_with(
+        &["import", "--from", "mac", "GATEWAY_TOKEN", "ABSENT"],
+        &env,
+    );
+    assert_eq!(out.code, 1, "an absent key is reported: {out:?}");
+    assert!(
+        out.stderr
+            .contains("imported 1 secret(s) from `mac`: GATEWAY_TOKEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("not on the target: ABSENT"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary("import output", out.all().as_bytes(), &[live]);
+    let get = sb.run_with(&["get", "GATEWAY_TOKEN"], &env);
+    assert_eq!((get.code, get.stdout.as_str()), (0, live));
+}
+
+#[test]
+fn doctor_reports_a_locked_keychain_with_the_unlock_command() {
+    let (sb, env, kc) = cli_keychain("  A:\n    targets: [mac]\n    value: a\n");
+    let env = env_refs(&env);
+    let ok = sb.run_with(&["doctor"], &env);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let (code, _, err) = security(&["lock-keychain", &kc], b"");
+    assert_eq!(code, 0, "{err}");
+    let locked = sb.run_with(&["doctor"], &env);
+    assert_eq!(locked.code, 1, "{locked:?}");
+    let all = locked.all();
+    assert!(all.contains("User interaction is not allowed"), "{all}");
+    assert!(all.contains("security unlock-keychain"), "{all}");
+}

@@ -858,3 +858,37 @@ async fn the_server_rejects_what_the_schema_does_not_allow() {
         "replace dropped LOG_LEVEL"
     );
 }
+
+#[test]
+fn import_adopts_a_services_live_variables_but_not_sealed_ones() {
+    let server = world();
+    let live = "CANARY-live-stripe-key-6620";
+    server.set_var(PROJECT, PROD, Some(API), "STRIPE_KEY", live);
+    server.set_sealed(PROJECT, PROD, Some(API), "SEALED_ONE");
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let out = run(&sb, &server, token, &["import", "--from", "api"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("imported 1 secret(s) from `api`: STRIPE_KEY\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("skipped 1 sealed (their value cannot be read): SEALED_ONE"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("skipped 1 already in the manifest (use --overwrite): LOG_LEVEL"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary("import output", out.all().as_bytes(), &[live]);
+    assert!(!sb.read("secrets.yaml").contains(live), "stored encrypted");
+    let get = run(&sb, &server, token, &["get", "STRIPE_KEY"]);
+    assert_eq!((get.code, get.stdout.as_str()), (0, live));
+}

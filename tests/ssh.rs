@@ -788,3 +788,49 @@ fn a_connection_dropped_mid_apply_leaves_the_old_file_and_the_next_apply_converg
         format!("TOKEN=\"{CANARY_A}\"\n")
     );
 }
+
+#[test]
+fn import_adopts_the_live_values_of_a_remote_file() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(
+        &file,
+        format!("# live\nexport TOKEN='{CANARY_A}'\nMULTI=\"line one\nline two\"\n"),
+    )
+    .unwrap();
+    let mut m = sb.header();
+    m.push_str("targets:\n  vps:\n    type: ssh_env\n");
+    m.push_str(&sshd.yaml("root", 4));
+    m.push_str(&format!("    path: {}\nsecrets: {{}}\n", file.display()));
+    sb.write("secrets.yaml", &m);
+    let out = sb.run(&["import", "--from", "vps"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("imported 2 secret(s) from `vps`: MULTI, TOKEN"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary(
+        "import output",
+        out.all().as_bytes(),
+        &[CANARY_A, "line two"],
+    );
+    assert_no_canary(
+        "remote command lines",
+        sshd.commands().as_bytes(),
+        &[CANARY_A],
+    );
+    assert!(
+        !sb.read("secrets.yaml").contains(CANARY_A),
+        "stored encrypted"
+    );
+    let get = sb.run(&["get", "TOKEN"]);
+    assert_eq!((get.code, get.stdout.as_str()), (0, CANARY_A));
+    let get = sb.run(&["get", "MULTI"]);
+    assert_eq!(get.stdout, "line one\nline two");
+    // The adopted values plan as in sync.
+    assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);
+}
