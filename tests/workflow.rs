@@ -345,3 +345,112 @@ fn completions_are_generated() {
         assert!(out.stdout.contains("detailed-exitcode"), "{shell}");
     }
 }
+
+/// The per-key targets: Railway (a sealed variable left alone, one
+/// overwritten, an unmanaged one kept, a change) and a keychain (an add and
+/// an item in sync), in every format.
+fn per_key_scenario() -> (
+    Sandbox,
+    support::railway_server::RailwayServer,
+    Vec<(String, String)>,
+) {
+    use support::railway_server::RailwayServer;
+    let server = RailwayServer::start();
+    server.add_project("p-golden", "shop");
+    server.add_environment("p-golden", "env-prod", "production");
+    server.add_service("p-golden", "svc-api", "api");
+    server.add_account_token("CANARY-golden-token");
+    server.set_var(
+        "p-golden",
+        "env-prod",
+        Some("svc-api"),
+        "A",
+        "CANARY-old-alpha",
+    );
+    server.set_var(
+        "p-golden",
+        "env-prod",
+        Some("svc-api"),
+        "KEEP",
+        "CANARY-bravo",
+    );
+    server.set_sealed("p-golden", "env-prod", Some("svc-api"), "SEALED");
+    server.set_sealed("p-golden", "env-prod", None, "SEALED");
+
+    let sb = Sandbox::new();
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security"),
+        bin.join("security"),
+    )
+    .unwrap();
+    let kc = sb.path("golden.keychain-db");
+    let add = format!(
+        "create-keychain -p pw \"{0}\"\nadd-generic-password -a B -s golden -w \"CANARY-bravo\" \"{0}\"\n",
+        kc.display()
+    );
+    let mut child = std::process::Command::new(bin.join("security"))
+        .arg("-i")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(add.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let fp = Fingerprinter::new(Some(&Secret::new(
+        "0123456789abcdef0123456789abcdef".into(),
+    )));
+    let old = fp
+        .fingerprint(&Secret::new("CANARY-old-alpha".into()))
+        .unwrap();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  api:\n    type: railway\n    project: p-golden\n    environment: production\n    service: api\n  shared:\n    type: railway\n    project: p-golden\n    environment: production\n    overwrite_sealed: true\n  mac:\n    type: keychain\n    service: golden\n    keychain: {}\nsecrets:\n  A:\n    targets: [api, mac]\n    encrypted: |\n{}    previous:\n      - fingerprint: {old}\n        replaced: \"2026-11-20\"\n  B:\n    targets: [mac]\n    value: CANARY-bravo\n  SEALED:\n    targets: [api, shared]\n    encrypted: |\n{}",
+            sb.header(),
+            kc.display(),
+            sb.encrypted("CANARY-alpha", 6),
+            sb.encrypted("CANARY-charlie", 6)
+        ),
+    );
+    let env = vec![
+        (
+            "PATH".to_string(),
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+        ("SECRETSYNC_RAILWAY_ENDPOINT".to_string(), server.url()),
+        (
+            "RAILWAY_API_TOKEN".to_string(),
+            "CANARY-golden-token".to_string(),
+        ),
+    ];
+    (sb, server, env)
+}
+
+#[test]
+fn per_key_targets_match_the_golden_files_in_every_format() {
+    let (sb, _server, env) = per_key_scenario();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut canaries = CANARIES.to_vec();
+    canaries.extend(["CANARY-charlie", "CANARY-golden-token"]);
+    for (format, file) in [
+        ("text", "plan-per-key.txt"),
+        ("json", "plan-per-key.json"),
+        ("markdown", "plan-per-key.md"),
+    ] {
+        let out = sb.run_with(&["plan", "--format", format], &env);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_no_canary(format, out.all().as_bytes(), &canaries);
+        golden(file, &out.stdout, &sb);
+    }
+}
