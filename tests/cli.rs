@@ -494,3 +494,39 @@ fn the_prompt_on_a_terminal_applies_only_on_yes() {
     );
     assert_no_canary("terminal", screen.as_bytes(), DEMO_VALUES);
 }
+
+#[test]
+fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
+    let sb = Sandbox::new();
+    let key = sb.path("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(sb.path("id_ed25519.pub")).unwrap();
+    let recipient = secretsync::crypto::parse_recipient(public.trim()).unwrap();
+    let armored =
+        secretsync::crypto::encrypt(std::slice::from_ref(&recipient), b"CANARY-ssh-identity")
+            .unwrap();
+    let block: String = armored.lines().map(|l| format!("      {l}\n")).collect();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "version: 1\nrecipients:\n  - \"{}\"\ntargets:\n  t: {{ type: env_file, path: t.env }}\nsecrets:\n  S:\n    targets: [t]\n    encrypted: |\n{block}",
+            public.trim()
+        ),
+    );
+    let mut cmd = secretsync_cmd(sb.dir.path());
+    cmd.args(["apply", "--auto-approve", "--identity"])
+        .arg(&key);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(sb.read("t.env"), "S=\"CANARY-ssh-identity\"\n");
+    assert_no_canary("apply", out.all().as_bytes(), &["CANARY-ssh-identity"]);
+    // The same key through SECRETSYNC_AGE_KEY_FILE.
+    let mut cmd = secretsync_cmd(sb.dir.path());
+    cmd.args(["get", "S"]).env("SECRETSYNC_AGE_KEY_FILE", &key);
+    assert_eq!(run(cmd).stdout, "CANARY-ssh-identity");
+}
