@@ -574,14 +574,7 @@ fn the_standin_follows_apples_line_rules() {
 #[test]
 fn no_value_reaches_a_command_line_or_an_output() {
     let sb = Sandbox::new();
-    let bin = sb.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = standin_on_path(&sb);
     let log = sb.path("argv.log");
     let env = [
         ("PATH", path.as_str()),
@@ -667,14 +660,7 @@ fn no_value_reaches_a_command_line_or_an_output() {
 #[test]
 fn plan_refuses_a_value_with_a_newline_before_anything_is_written() {
     let sb = Sandbox::new();
-    let bin = sb.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = standin_on_path(&sb);
     sb.write(
         "secrets.yaml",
         &format!(
@@ -878,18 +864,23 @@ mod remote {
     }
 }
 
+/// A PATH on which `security` is the stand-in (linked into the sandbox).
+fn standin_on_path(sb: &Sandbox) -> String {
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// A sandbox whose PATH finds the stand-in `security`, with a keychain file
 /// `kc.keychain-db` and a manifest whose `mac` target uses it.
 fn cli_keychain(secrets: &str) -> (Sandbox, Vec<(String, String)>, String) {
     let sb = Sandbox::new();
-    let bin = sb.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(standin(), bin.join("security")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = standin_on_path(&sb);
     let kc = sb.path("kc.keychain-db").display().to_string();
     let (code, _, err) = security(&["create-keychain", "-p", KEYCHAIN_PASSWORD, &kc], b"");
     assert_eq!(code, 0, "{err}");
