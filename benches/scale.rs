@@ -176,6 +176,15 @@ fn ssh_fields(s: &Sshd) -> String {
     )
 }
 
+/// Whether the pair (secret `i`, target `t`) is seeded with an old value
+/// (splitmix64 of the pair, one in DRIFT_EVERY).
+fn drifts(i: usize, t: usize) -> bool {
+    let mut z = ((i as u64) << 20 | t as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % DRIFT_EVERY as u64 == 0
+}
+
 fn value_of(i: usize, generation: u32) -> String {
     format!("value-{generation}-{i:06}-{}", "s".repeat(24))
 }
@@ -206,6 +215,8 @@ struct Cost {
     ssh_connections: usize,
     remote_commands: usize,
     peak_rss_kib: u64,
+    /// User + system CPU time of the run and the processes it waited for.
+    cpu: Duration,
 }
 
 impl<'w> Scenario<'w> {
@@ -354,10 +365,11 @@ impl<'w> Scenario<'w> {
         let manifest = d.join("secrets.yaml");
         std::fs::write(&manifest, yaml).unwrap();
 
-        // Seed the targets: in sync but for one pair in DRIFT_EVERY.
-        let seeded = |i: usize| value_of(i, u32::from(i % DRIFT_EVERY != 0));
+        // Seed the targets: in sync but for one pair in DRIFT_EVERY, picked
+        // by a hash of (secret, target) so that drift is spread over all.
         let mut keychain_lines = String::new();
-        for t in &targets {
+        for (n, t) in targets.iter().enumerate() {
+            let seeded = |i: usize| value_of(i, u32::from(!drifts(i, n)));
             match &t.kind {
                 Kind::Railway { project, service } => {
                     for &i in &t.keys {
@@ -448,6 +460,7 @@ impl<'w> Scenario<'w> {
         Cost {
             wall: Duration::from_nanos(f[0] as u64),
             peak_rss_kib: f[1] as u64,
+            cpu: Duration::from_micros(f[3] as u64),
             http: reqs.len(),
             http_project: reqs.iter().filter(|r| r.fields == ["project"]).count(),
             http_reads: reqs
@@ -463,9 +476,14 @@ impl<'w> Scenario<'w> {
         }
     }
 
-    /// `plan` `runs` times: the median wall time, the largest peak RSS.
+    /// `plan` `runs` times: the run of median wall time, with the largest
+    /// peak RSS.
     fn plan(&self, runs: usize) -> Cost {
-        let mut costs: Vec<Cost> = (0..runs).map(|_| self.run(&["plan"])).collect();
+        self.plan_args(&["plan"], runs)
+    }
+
+    fn plan_args(&self, args: &[&str], runs: usize) -> Cost {
+        let mut costs: Vec<Cost> = (0..runs).map(|_| self.run(args)).collect();
         let rss = costs.iter().map(|c| c.peak_rss_kib).max().unwrap();
         costs.sort_by_key(|c| c.wall);
         let mut c = costs.swap_remove(costs.len() / 2);
@@ -672,24 +690,34 @@ fn measure_child(out: &str) -> ! {
         .status()
         .expect("run the measured command");
     let wall = start.elapsed();
-    let rss = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .map(|u| u.max_rss())
-        .unwrap_or(0);
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    let cpu = |t: nix::sys::time::TimeVal| t.tv_sec() * 1_000_000 + t.tv_usec();
     std::fs::write(
         out,
         format!(
-            "{} {} {}\n",
+            "{} {} {} {}\n",
             wall.as_nanos(),
-            rss,
-            status.code().unwrap_or(-1)
+            usage.max_rss(),
+            status.code().unwrap_or(-1),
+            cpu(usage.user_time()) + cpu(usage.system_time())
         ),
     )
     .unwrap();
     std::process::exit(0)
 }
 
-/// Time `decrypt_all` (what plan and apply call) takes for `n` values.
-fn decrypt_time(n: usize) -> Duration {
+/// CPU time (user + system) of this process so far.
+fn self_cpu() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .expect("getrusage");
+    let us = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(us(u.user_time()) + us(u.system_time()))
+}
+
+/// Wall and CPU time `decrypt_all` (what plan and apply call) takes for `n`
+/// values: the median of three runs.
+fn decrypt_time(n: usize) -> (Duration, Duration) {
     let id = age::x25519::Identity::generate();
     let recipient = crypto::Recipient::X25519(id.to_public());
     let cts: Vec<(String, String)> = (0..n)
@@ -704,14 +732,14 @@ fn decrypt_time(n: usize) -> Duration {
         keys: vec![crypto::Identity::X25519(id)],
         origin: "bench".into(),
     };
-    // The median of three.
-    let mut times: Vec<Duration> = (0..3)
+    let mut times: Vec<(Duration, Duration)> = (0..3)
         .map(|_| {
+            let cpu = self_cpu();
             let start = Instant::now();
             let clear = secretsync::engine::decrypt_all(&ids, &items).unwrap();
             let took = start.elapsed();
             assert_eq!(clear.len(), n);
-            took
+            (took, self_cpu() - cpu)
         })
         .collect();
     times.sort();
@@ -791,10 +819,11 @@ fn list(s: &str) -> Vec<usize> {
 
 fn cost_row(n: usize, sc: &Scenario, what: &str, c: &Cost) -> String {
     format!(
-        "| {n} | {} | {} | {what} | {} | {} ({} project, {} read, {} write) | {} | {} | {:.1} MiB |",
+        "| {n} | {} | {} | {what} | {} | {} | {} ({} project, {} read, {} write) | {} | {} | {:.1} MiB |",
         sc.targets.len(),
         sc.pairs(),
         ms(c.wall),
+        ms(c.cpu),
         c.http,
         c.http_project,
         c.http_reads,
@@ -853,7 +882,7 @@ fn main() {
         parallelism.as_deref().unwrap_or("default")
     );
 
-    let head = "| secrets | targets | key x target pairs | command | wall | HTTP requests | SSH connections | remote commands | peak RSS |\n|---|---|---|---|---|---|---|---|---|";
+    let head = "| secrets | targets | key x target pairs | command | wall | CPU | HTTP requests | SSH connections | remote commands | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|";
     let mut by_n = String::new();
     let mut by_m = String::new();
     let mut baselines = String::new();
@@ -873,23 +902,13 @@ fn main() {
         );
         let mut sc = Scenario::build(&world, n, shape, latency);
         sc.parallelism = parallelism.clone();
-        if args.iter().any(|a| a == "--hold") {
-            println!(
-                "HOLD dir={} url={} manifest={} id={}",
-                sc.dir.path().display(),
-                sc.server.url(),
-                sc.manifest.display(),
-                sc.identity.display()
-            );
-            std::thread::sleep(Duration::from_secs(900));
-        }
         eprintln!("[{:>4}s] plan", started.elapsed().as_secs());
-        let plan = sc.plan(3);
+        let plan = sc.plan(if n == headline_n && m == max_m { 5 } else { 3 });
         if n == headline_n && m == max_m {
             // Where the time goes: the same plan without latency, an older
             // parallelism, and the manifest work in-process.
             sc.server.set_latency(Duration::ZERO);
-            let floor = sc.plan(3);
+            let floor = sc.plan(5);
             sc.server.set_latency(latency);
             let _ = writeln!(
                 profile,
@@ -900,7 +919,7 @@ fn main() {
             let _ = writeln!(profile, "| plan, latency 0 ms | {} |", ms(floor.wall));
             if parallelism.is_none() {
                 sc.parallelism = Some("16".into());
-                let p16 = sc.plan(3);
+                let p16 = sc.plan(5);
                 sc.parallelism = None;
                 let _ = writeln!(
                     profile,
@@ -909,6 +928,52 @@ fn main() {
                     ms(p16.wall)
                 );
             }
+            let mut only: Vec<&str> = vec!["plan"];
+            for t in &sc.targets {
+                if matches!(t.kind, Kind::Railway { .. }) {
+                    only.extend(["--target", t.name.as_str()]);
+                }
+            }
+            let rail = sc.plan_args(&only, 5);
+            let _ = writeln!(
+                profile,
+                "| plan of the {} Railway targets only (`--target` each), latency {} ms | {} |",
+                (only.len() - 1) / 2,
+                latency.as_millis(),
+                ms(rail.wall)
+            );
+            let mut one_ssh: Vec<Duration> = (0..5)
+                .map(|_| {
+                    let start = Instant::now();
+                    assert!(ssh(&world.mac, "true").unwrap().status.success());
+                    start.elapsed()
+                })
+                .collect();
+            one_ssh.sort();
+            let _ = writeln!(
+                profile,
+                "| one new SSH connection running `true` (`ssh host true`, median of 5) | {} |",
+                ms(one_ssh[2])
+            );
+            let mut one_sec: Vec<Duration> = (0..5)
+                .map(|_| {
+                    let start = Instant::now();
+                    let st = Command::new(&world.standin)
+                        .arg("help")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .unwrap();
+                    let _ = st;
+                    start.elapsed()
+                })
+                .collect();
+            one_sec.sort();
+            let _ = writeln!(
+                profile,
+                "| one run of the stand-in `security` (a Python process; median of 5) | {} |",
+                ms(one_sec[2])
+            );
             let _ = writeln!(
                 profile,
                 "| in-process: load the manifest, decrypt {n} values, build {m} targets | {} |",
@@ -944,7 +1009,8 @@ fn main() {
             base.time.as_secs_f64() / plan.wall.as_secs_f64()
         );
         if m == max_m {
-            let _ = writeln!(decrypts, "| {n} | {} |", ms(decrypt_time(n)));
+            let (wall, cpu) = decrypt_time(n);
+            let _ = writeln!(decrypts, "| {n} | {} | {} |", ms(wall), ms(cpu));
         }
         eprintln!(
             "[{:>4}s] done: {}",
@@ -976,7 +1042,7 @@ fn main() {
     }
     let _ = writeln!(
         report,
-        "### decrypt_all\n\n| values | time (median of 3) |\n|---|---|\n{decrypts}"
+        "### decrypt_all (median of 3)\n\n| values | wall | CPU (all threads) |\n|---|---|---|\n{decrypts}"
     );
     let _ = writeln!(
         report,
