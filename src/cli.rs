@@ -87,8 +87,10 @@ pub struct Selection {
     /// Only this target (repeatable).
     #[arg(short = 't', long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// How many targets are read or written at once.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many targets are read or written at once. Reads are already
+    /// batched per Railway project and per SSH host (which caps its own
+    /// sessions), so the default covers a 50-target manifest in one wave.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
 }
 

@@ -249,8 +249,9 @@ impl Engine {
 }
 
 /// Decrypts many values, spread over the machine's cores (age's X25519 work
-/// dominates a plan of many secrets).
-fn decrypt_all(
+/// dominates a plan of many secrets). Public so that the benchmark
+/// (`benches/scale.rs`) times this very function.
+pub fn decrypt_all(
     ids: &Identities,
     items: &[(&str, &str)],
 ) -> Result<IndexMap<String, Secret>, Error> {
