@@ -233,13 +233,20 @@ pub fn decrypt(ids: &Identities, armored: &str, what: &str) -> Result<Secret, Cr
             },
             other => corrupt(other.to_string()),
         })?;
-    let mut bytes = Zeroizing::new(Vec::new());
+    // The plaintext is shorter than its armored ciphertext: with that much
+    // room the buffer never grows, so no copy of it is freed unzeroed, and
+    // it becomes the value without another copy.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(armored.len()));
     stream
         .read_to_end(&mut bytes)
         .map_err(|e| corrupt(e.to_string()))?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| corrupt("the value is not UTF-8 text".into()))?;
-    Ok(Secret::new(text.to_string()))
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok(Secret::new(text)),
+        Err(e) => {
+            drop(Zeroizing::new(e.into_bytes()));
+            Err(corrupt("the value is not UTF-8 text".into()))
+        }
+    }
 }
 
 /// Encrypts `value` to every recipient, armored.

@@ -1,6 +1,11 @@
 //! Hostile and broken input: the manifest loader never panics, never hangs,
-//! and always explains. (The env-file parser has its own property tests in
+//! and always explains; env files of arbitrary bytes, invalid UTF-8 and
+//! symlinks, local and over SSH; huge values and enormous files end to end.
+//! (The env-file parser and editor have their round-trip property tests in
 //! src/target/env_file.rs.)
+//!
+//! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
+//! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
 
 mod support;
 
@@ -16,8 +21,17 @@ fn parse(text: &str) -> Result<manifest::Manifest, String> {
     manifest::parse(Path::new("m.yaml"), text.to_string()).map_err(|e| e.to_string())
 }
 
+/// `ci` cases, or PROPTEST_CASES when set (a longer run).
+fn cases(ci: u32) -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ci);
+    ProptestConfig::with_cases(n)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(cases(512))]
 
     /// Any text: a manifest or an error that names the file, never a panic.
     #[test]
@@ -157,4 +171,219 @@ fn the_manifest_is_read_through_a_symlink_and_a_directory_is_explained() {
         )),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Env files: arbitrary bytes, invalid UTF-8, symlinks (local and over SSH),
+// huge values and enormous files, through the real binary.
+
+use secretsync::target::env_file;
+use support::cli::{assert_no_canary, Sandbox};
+use support::sshd::Sshd;
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Any bytes as an env file: its entries, or an error that names the
+    /// file; never a panic, and never the bytes in the message.
+    #[test]
+    fn any_bytes_as_an_env_file_read_or_explain(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        match env_file::observe("/x/app.env", Some(&bytes)) {
+            Ok(obs) => {
+                let text = std::str::from_utf8(&bytes).unwrap();
+                let snapshot = obs.snapshot.unwrap();
+                prop_assert_eq!(snapshot.expose(), text);
+            }
+            Err(e) => {
+                prop_assert!(e.message.contains("/x/app.env"), "{}", e);
+            }
+        }
+    }
+
+    /// Env-like text with junk bytes spliced in: the same.
+    #[test]
+    fn env_text_with_junk_reads_or_explains(
+        lines in prop::collection::vec("[A-Z]{1,3}=(\"[a-z $]{0,5}\"|'[a-z]{0,4}'|[a-z0-9]{0,5})", 0..8),
+        junk in prop::collection::vec((0usize..200, any::<u8>()), 0..4),
+    ) {
+        let mut bytes = lines.join("\n").into_bytes();
+        for (at, b) in junk {
+            let i = at % (bytes.len() + 1);
+            bytes.insert(i, b);
+        }
+        if let Err(e) = env_file::observe("/x/app.env", Some(&bytes)) {
+            prop_assert!(e.message.contains("/x/app.env:"), "{}", e);
+        }
+    }
+}
+
+fn one_secret(sb: &Sandbox, target: &str, value: &str) -> String {
+    format!(
+        "{}targets:\n{target}secrets:\n  A:\n    targets: [t]\n    encrypted: |\n{}",
+        sb.header(),
+        sb.encrypted(value, 6)
+    )
+}
+
+fn ssh_target(sshd: &Sshd, path: &Path) -> String {
+    format!(
+        "  t:\n    type: ssh_env\n{}    path: {}\n",
+        sshd.yaml("root", 4),
+        path.display()
+    )
+}
+
+#[test]
+fn invalid_utf8_in_an_env_file_over_ssh_names_the_line() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(&file, b"A=1\nB=CANARY-junk\xff\xfe\x00\n").unwrap();
+    sb.write(
+        "secrets.yaml",
+        &one_secret(&sb, &ssh_target(&sshd, &file), "CANARY-utf8-value"),
+    );
+    let plan = sb.run(&["plan"]);
+    assert_eq!(plan.code, 1, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "error: root@127.0.0.1:{}:{}:2: the file is not valid UTF-8\n    hint: env files are text: re-save it as UTF-8\n",
+            sshd.port,
+            file.display()
+        )),
+        "{}",
+        plan.stdout
+    );
+    assert_no_canary("plan", plan.all().as_bytes(), &["CANARY"]);
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"A=1\nB=CANARY-junk\xff\xfe\x00\n",
+        "left alone"
+    );
+}
+
+#[test]
+fn symlinked_env_files_over_ssh_are_written_through_and_dangling_ones_refused() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let real = dir.path().join("real/app.env");
+    std::fs::write(&real, "# kept\nA=old\n").unwrap();
+    let link = dir.path().join("app.env");
+    std::os::unix::fs::symlink("real/app.env", &link).unwrap();
+    sb.write(
+        "secrets.yaml",
+        &one_secret(&sb, &ssh_target(&sshd, &link), "CANARY-through-link"),
+    );
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&real).unwrap(),
+        "# kept\nA=\"CANARY-through-link\"\n"
+    );
+    assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);
+
+    let dangling = dir.path().join("dangling.env");
+    std::os::unix::fs::symlink("nowhere/app.env", &dangling).unwrap();
+    sb.write(
+        "secrets.yaml",
+        &one_secret(&sb, &ssh_target(&sshd, &dangling), "CANARY-through-link"),
+    );
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(
+        apply.stdout.contains(&format!(
+            "{} is a symlink to a missing file",
+            dangling.display()
+        )),
+        "{}",
+        apply.stdout
+    );
+    assert!(!dir.path().join("nowhere").exists(), "nothing was created");
+    assert_no_canary("apply", apply.all().as_bytes(), &["CANARY"]);
+}
+
+/// A 10 MB value through a local env file and an env file over SSH: written,
+/// read back, in sync afterwards, `get` gives it whole, nothing printed.
+#[test]
+fn a_10_mb_value_reaches_local_and_remote_env_files() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("app.env");
+    // Printable, varied, and with the characters a file must escape.
+    let value: String = (0..10_000_000usize)
+        .map(|i| match i % 97 {
+            0 => '"',
+            1 => '$',
+            2 => '\\',
+            3 => ' ',
+            n => (b'a' + (n % 26) as u8) as char,
+        })
+        .collect();
+    let value = format!("CANARY{value}");
+    let target = format!(
+        "  local: {{ type: env_file, path: local.env }}\n{}",
+        ssh_target(&sshd, &remote)
+    );
+    let manifest = format!(
+        "{}targets:\n{target}secrets:\n  A:\n    targets: [local, t]\n    encrypted: |\n{}",
+        sb.header(),
+        sb.encrypted(&value, 6)
+    );
+    assert!(manifest.len() < manifest::MAX_BYTES as usize);
+    sb.write("secrets.yaml", &manifest);
+    let t = Instant::now();
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(apply.all().len() < 4096, "no value printed");
+    assert_no_canary("apply", apply.all().as_bytes(), &["CANARY"]);
+    for text in [
+        sb.read("local.env"),
+        std::fs::read_to_string(&remote).unwrap(),
+    ] {
+        let doc = env_file::EnvFile::parse(&text).unwrap();
+        assert!(doc.entries()["A"].expose() == value, "the value is whole");
+    }
+    assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);
+    let got = sb.run(&["get", "A"]);
+    assert!(got.stdout == value, "get gives the value whole");
+    eprintln!("10 MB value: apply, plan and get in {:?}", t.elapsed());
+}
+
+/// An enormous env file (200,000 lines, 8 MB): planned and edited in place,
+/// every other line kept.
+#[test]
+fn an_enormous_env_file_is_planned_and_edited() {
+    let sb = Sandbox::new();
+    let mut big = String::with_capacity(9 << 20);
+    for i in 0..200_000 {
+        big.push_str(&format!("KEY_{i}=\"value-{i}-padding-padding\"\n"));
+    }
+    sb.write("big.env", &big);
+    sb.write(
+        "secrets.yaml",
+        &one_secret(
+            &sb,
+            "  t: { type: env_file, path: big.env }\n",
+            "CANARY-big",
+        ),
+    );
+    let t = Instant::now();
+    let plan = sb.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("1 to add"), "{}", plan.stdout);
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(sb.read("big.env"), format!("{big}A=\"CANARY-big\"\n"));
+    assert!(t.elapsed() < Duration::from_secs(120), "{:?}", t.elapsed());
+    eprintln!("200,000-line env file: plan and apply in {:?}", t.elapsed());
 }

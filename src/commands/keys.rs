@@ -27,10 +27,36 @@ fn say(stored: &Stored, key: &str, path: &std::path::Path) {
 pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
     let value = if a.stdin {
-        let mut text = zeroize::Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::other(format!("cannot read the value from stdin: {e}")))?;
+        // Read in chunks into a buffer that zeroes what it leaves when it
+        // grows (read_to_string would leave copies behind).
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        let mut chunk = zeroize::Zeroizing::new([0u8; 8192]);
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let n = stdin
+                .read(&mut chunk[..])
+                .map_err(|e| Error::other(format!("cannot read the value from stdin: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if bytes.len() + n > bytes.capacity() {
+                let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(
+                    (bytes.len() + n).max(2 * bytes.capacity()),
+                ));
+                bigger.extend_from_slice(&bytes);
+                bytes = bigger;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        let text = zeroize::Zeroizing::new(
+            String::from_utf8(std::mem::take(&mut *bytes)).map_err(|e| {
+                drop(zeroize::Zeroizing::new(e.into_bytes()));
+                Error::usage(
+                    "the value on stdin is not UTF-8 text",
+                    "secretsync stores text; encode binary values (base64) first",
+                )
+            })?,
+        );
         let trimmed = text.strip_suffix('\n').unwrap_or(&text);
         Secret::new(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_string())
     } else {

@@ -523,11 +523,11 @@ impl<'a> Parser<'a> {
     /// crosses.
     fn quoted(&mut self, open: usize, q: char, key: &str) -> Result<(Secret, usize), ParseError> {
         let opened_on = self.line;
-        let mut value = String::new();
+        let mut value = crate::secret::SecretBuf::default();
         let mut chars = self.text[open + 1..].char_indices();
         while let Some((i, c)) = chars.next() {
             match c {
-                c if c == q => return Ok((Secret::new(value), open + 1 + i + 1)),
+                c if c == q => return Ok((value.into_secret(), open + 1 + i + 1)),
                 '\r' => {
                     return Err(self.err(
                         self.line,
@@ -568,7 +568,7 @@ impl<'a> Parser<'a> {
             }
         }
         // Scrub what was collected before reporting.
-        drop(Secret::new(value));
+        drop(value);
         let kind = if q == '"' { "double" } else { "single" };
         Err(self.err(
             opened_on,
@@ -891,7 +891,9 @@ mod tests {
                     4 => prop::sample::select(vec![
                         '\\', '"', '\'', '$', '#', '\n', '\t', ' ', '=', '`', 'n', 'é', '🔑',
                     ]),
-                    4 => any::<char>().prop_filter("no NUL or CR", |c| *c != '\0' && *c != '\r'),
+                    // Mapped, not filtered: a filter hits proptest's cap on
+                    // rejections (65,536) in long runs.
+                    4 => any::<char>().prop_map(|c| if c == '\0' || c == '\r' { 'x' } else { c }),
                 ],
                 0..40,
             )

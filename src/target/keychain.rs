@@ -476,7 +476,7 @@ fn command_line(
     account: &str,
     op: &Op,
 ) -> Zeroizing<String> {
-    let mut line = Zeroizing::new(String::new());
+    let mut line = crate::secret::SecretBuf::default();
     match op.value() {
         Some(v) => {
             let _ = write!(
@@ -500,7 +500,7 @@ fn command_line(
         line.push(' ');
         line.push_str(&quote(kc));
     }
-    line
+    line.into_inner()
 }
 
 /// What a read taught about line lengths, for `check_value`.
@@ -863,7 +863,7 @@ impl Target for KeychainTarget {
         }
 
         let keychain = self.keychain_on_host(&home);
-        let mut script = Zeroizing::new(String::new());
+        let mut script = crate::secret::SecretBuf::default();
         for c in changes {
             let line = command_line(&self.service, keychain.as_deref(), &c.key, &c.op);
             if line.len() > MAX_LINE {
@@ -883,7 +883,7 @@ impl Target for KeychainTarget {
             .sh(
                 WRITE_SCRIPT,
                 &[self.security.as_str()],
-                script.as_bytes(),
+                script.as_str().as_bytes(),
                 false,
             )
             .await?;

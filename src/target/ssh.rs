@@ -335,13 +335,13 @@ async fn read_host(files: &HostFiles) -> Result<Arc<Vec<FileState>>, TargetError
 fn parse_read(stdout: &[u8], count: usize) -> Result<Vec<FileState>, String> {
     let text = std::str::from_utf8(stdout).map_err(|_| "it is not text".to_string())?;
     let mut states: Vec<Option<FileState>> = vec![None; count];
-    let mut current: Option<(usize, Zeroizing<String>)> = None;
-    let finish = |cur: Option<(usize, Zeroizing<String>)>,
+    let mut current: Option<(usize, crate::secret::SecretBuf)> = None;
+    let finish = |cur: Option<(usize, crate::secret::SecretBuf)>,
                   states: &mut Vec<Option<FileState>>|
      -> Result<(), String> {
         if let Some((i, b64)) = cur {
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
+                .decode(b64.as_str().as_bytes())
                 .map_err(|_| format!("file #{i} is not valid base64"))?;
             states[i] = Some(FileState::Present(Arc::new(Zeroizing::new(bytes))));
         }
@@ -365,7 +365,7 @@ fn parse_read(stdout: &[u8], count: usize) -> Result<Vec<FileState>, String> {
                 .filter(|&i| i < count)
                 .ok_or_else(|| format!("a header for an unknown file: #{index}"))?;
             match state {
-                "ok" => current = Some((i, Zeroizing::new(String::new()))),
+                "ok" => current = Some((i, crate::secret::SecretBuf::default())),
                 "missing" => states[i] = Some(FileState::Missing),
                 "dir" => states[i] = Some(FileState::Directory),
                 "unreadable" => states[i] = Some(FileState::Unreadable),

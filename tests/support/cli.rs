@@ -15,7 +15,7 @@ pub struct Sandbox {
 }
 
 /// What a run printed and how it ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Out {
     pub code: i32,
     pub stdout: String,

@@ -74,6 +74,9 @@ pub struct Logged {
     pub variables: Value,
     /// The body as received, for leak checks.
     pub body: String,
+    /// The request line and headers as received, for leak checks (the
+    /// token belongs in its auth header and nowhere else).
+    pub head: String,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +287,11 @@ impl RailwayServer {
         }
     }
 
+    /// Drops the faults not yet served.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
     pub fn requests(&self) -> Vec<Logged> {
         self.state().log.clone()
     }
@@ -382,7 +390,7 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
 
         let (reply, latency) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            let reply = handle(&mut s, &headers, &body);
+            let reply = handle(&mut s, &head, &headers, &body);
             (reply, s.latency)
         };
         if !latency.is_zero() {
@@ -431,7 +439,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Handles one request and logs it.
-fn handle(s: &mut State, headers: &[(String, String)], body: &str) -> Reply {
+fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -> Reply {
     let header_value = |name: &str| {
         headers
             .iter()
@@ -474,6 +482,7 @@ fn handle(s: &mut State, headers: &[(String, String)], body: &str) -> Reply {
         query: query.clone(),
         variables: variables.clone(),
         body: body.to_string(),
+        head: head.to_string(),
     };
 
     let reply = if let Some(fault) = s.faults.pop_front() {

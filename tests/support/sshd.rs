@@ -231,6 +231,14 @@ impl Sshd {
         }
     }
 
+    /// Starts the server again after [`Sshd::stop`], on the same port and
+    /// with the same host key.
+    pub fn restart(&mut self) {
+        if self.child.is_none() {
+            self.launch();
+        }
+    }
+
     /// Restarts on the same port with a new host key: clients holding the
     /// old known_hosts line must refuse it.
     pub fn change_host_key(&mut self) {
