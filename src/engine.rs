@@ -5,9 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use futures_util::stream::{self, StreamExt};
 use indexmap::IndexMap;
+use tokio::sync::oneshot;
 
 use crate::crypto::{self, Fingerprinter, Identities};
 use crate::error::Error;
@@ -54,16 +56,35 @@ impl Slot {
 pub struct Engine {
     pub manifest: Manifest,
     pub slots: Vec<Slot>,
-    /// Target name → what the manifest wants there.
-    pub desired: IndexMap<String, Desired>,
+    /// Target name → the keys the manifest manages there: all a read needs,
+    /// known before any value is decrypted.
+    keys: IndexMap<String, Vec<String>>,
+    /// Target name → what the manifest wants there, once decrypted.
+    desired: tokio::sync::OnceCell<Result<IndexMap<String, Desired>, Failure>>,
+    /// The values being decrypted on a thread of their own while the
+    /// targets are read; taken by the first [`Engine::ready`].
+    decrypting: Mutex<Option<oneshot::Receiver<Result<Clear, Error>>>>,
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     round: AtomicU64,
 }
 
+/// Secret name → its decrypted value.
+type Clear = IndexMap<String, Secret>;
+
+/// A decryption failure as shown to the user (an [`Error`] is not `Clone`).
+#[derive(Clone)]
+struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
 impl Engine {
-    /// Loads the manifest, checks the target selection, decrypts what the
-    /// selected targets need and builds their backends.
+    /// Loads the manifest, checks the target selection and the identity,
+    /// builds the targets' backends and starts decrypting what they need on
+    /// a thread of its own: [`Engine::plan`] reads the targets meanwhile
+    /// (a read needs key names only), so a plan costs the longer of the two,
+    /// not their sum.
     pub fn open(opts: &Options) -> Result<Engine, Error> {
         let manifest = manifest::load(&opts.manifest)?;
         for t in &opts.targets {
@@ -105,26 +126,37 @@ impl Engine {
             _ => Fingerprinter::default(),
         };
 
-        let encrypted: Vec<(&str, &str)> = needed
+        let encrypted: Vec<(String, String)> = needed
             .iter()
             .filter_map(|s| match &s.value {
-                ValueSource::Encrypted(a) => Some((s.name.as_str(), a.as_str())),
+                ValueSource::Encrypted(a) => Some((s.name.clone(), a.clone())),
                 ValueSource::Plain(_) => None,
             })
             .collect();
-        let mut clear = match &identities {
-            Some(ids) => decrypt_all(ids, &encrypted)?,
-            None => IndexMap::new(),
-        };
+        let (done, decrypting) = oneshot::channel();
+        match identities {
+            Some(ids) if !encrypted.is_empty() => {
+                std::thread::spawn(move || {
+                    let items: Vec<(&str, &str)> = encrypted
+                        .iter()
+                        .map(|(n, a)| (n.as_str(), a.as_str()))
+                        .collect();
+                    let _ = done.send(decrypt_all(&ids, &items));
+                });
+            }
+            _ => {
+                let _ = done.send(Ok(IndexMap::new()));
+            }
+        }
 
         let ctx = Context::new(manifest.dir());
-        let mut desired: IndexMap<String, Desired> = IndexMap::new();
+        let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();
         for (name, spec) in &manifest.targets {
             if !selected(name) {
                 continue;
             }
-            desired.insert(name.clone(), Desired::new());
+            keys.insert(name.clone(), Vec::new());
             slots.push(Slot {
                 name: name.clone(),
                 spec: spec.clone(),
@@ -132,13 +164,84 @@ impl Engine {
             });
         }
         for s in &needed {
+            for t in s.targets.iter().filter(|t| selected(t)) {
+                keys[t.as_str()].push(s.key_on(t).to_string());
+            }
+        }
+        Ok(Engine {
+            manifest,
+            slots,
+            keys,
+            desired: tokio::sync::OnceCell::new(),
+            decrypting: Mutex::new(Some(decrypting)),
+            fingerprints,
+            parallelism: opts.parallelism.max(1),
+            round: AtomicU64::new(0),
+        })
+    }
+
+    /// Waits for the values to be decrypted. `Err` when one cannot be (an
+    /// identity that is not a recipient of it), for every caller.
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.desired_map()
+            .await
+            .map(|_| ())
+            .map_err(|f| Error::Other {
+                message: f.message,
+                hint: f.hint,
+            })
+    }
+
+    async fn desired_map(&self) -> Result<&IndexMap<String, Desired>, Failure> {
+        self.desired
+            .get_or_init(|| async {
+                let pending = self
+                    .decrypting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                let clear = match pending {
+                    Some(rx) => rx.await.unwrap_or_else(|_| {
+                        Err(Error::other("the decryption thread stopped unexpectedly"))
+                    }),
+                    None => Err(Error::other("the values were not decrypted")),
+                };
+                match clear {
+                    Ok(clear) => Ok(self.wanted(clear)),
+                    Err(e) => Err(Failure {
+                        message: e.to_string(),
+                        hint: e.hint(),
+                    }),
+                }
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// What the manifest wants on each selected target, values included.
+    fn wanted(&self, mut clear: Clear) -> IndexMap<String, Desired> {
+        let mut desired: IndexMap<String, Desired> = self
+            .keys
+            .keys()
+            .map(|t| (t.clone(), Desired::new()))
+            .collect();
+        for s in self.manifest.secrets.values() {
+            let on: Vec<&String> = s
+                .targets
+                .iter()
+                .filter(|t| desired.contains_key(t.as_str()))
+                .collect();
+            if on.is_empty() {
+                continue;
+            }
             let value = match &s.value {
                 ValueSource::Plain(v) => Secret::new(v.clone()),
                 ValueSource::Encrypted(_) => {
                     clear.shift_remove(s.name.as_str()).unwrap_or_default()
                 }
             };
-            for t in s.targets.iter().filter(|t| selected(t)) {
+            for t in on {
                 desired[t.as_str()].insert(
                     s.key_on(t).to_string(),
                     Wanted {
@@ -149,56 +252,77 @@ impl Engine {
                 );
             }
         }
-        Ok(Engine {
-            manifest,
-            slots,
-            desired,
-            fingerprints,
-            parallelism: opts.parallelism.max(1),
-            round: AtomicU64::new(0),
-        })
+        desired
     }
 
     fn next_round(&self) -> Round {
         Round(self.round.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
-    /// Reads every target (at most `parallelism` at once) and compares.
-    pub async fn plan(&self) -> Plan {
+    /// Reads every target (at most `parallelism` at once) while the values
+    /// are decrypted, then compares. `Err` only when the manifest's values
+    /// cannot be decrypted; a target that fails is reported in the plan.
+    pub async fn plan(&self) -> Result<Plan, Error> {
         self.plan_with_progress(None).await
     }
 
-    /// [`Engine::plan`], telling `progress` as each target starts and ends.
-    pub async fn plan_with_progress(&self, progress: Option<Box<dyn Progress>>) -> Plan {
+    /// [`Engine::plan`], telling `progress` as each target's read starts and ends.
+    pub async fn plan_with_progress(
+        &self,
+        progress: Option<Box<dyn Progress>>,
+    ) -> Result<Plan, Error> {
         let round = self.next_round();
         let progress = progress.as_deref();
-        let targets = stream::iter(self.slots.iter().map(|slot| async move {
+        let reads = stream::iter(self.slots.iter().map(|slot| async move {
             let description = slot.describe();
             if let Some(p) = progress {
                 p.started(&slot.name, &description);
             }
-            let outcome = self.plan_one(slot, round).await;
+            let observed = self.read(slot, round).await;
             if let Some(p) = progress {
-                p.finished(&slot.name, outcome.is_ok());
+                p.finished(&slot.name, observed.is_ok());
             }
-            TargetPlan {
+            (slot, description, observed)
+        }))
+        .buffered(self.parallelism)
+        .collect::<Vec<_>>();
+        let (ready, reads) = tokio::join!(self.ready(), reads);
+        ready?;
+        let mut targets = Vec::with_capacity(reads.len());
+        for (slot, description, observed) in reads {
+            let outcome = match observed {
+                Ok(o) => self.compare(slot, o).await,
+                Err(e) => Err(e),
+            };
+            targets.push(TargetPlan {
                 target: slot.name.clone(),
                 description,
                 outcome,
-            }
-        }))
-        .buffered(self.parallelism)
-        .collect()
-        .await;
-        Plan { targets }
+            });
+        }
+        Ok(Plan { targets })
     }
 
     /// Reads and compares one target.
     pub async fn plan_one(&self, slot: &Slot, round: Round) -> Result<TargetDiff, TargetError> {
+        let observed = self.read(slot, round).await?;
+        self.compare(slot, observed).await
+    }
+
+    /// Reads the keys the manifest manages on one target.
+    async fn read(&self, slot: &Slot, round: Round) -> Result<Observed, TargetError> {
         let target = slot.target.as_ref().map_err(Clone::clone)?;
-        let wanted = &self.desired[slot.name.as_str()];
-        let keys: Vec<String> = wanted.keys().cloned().collect();
-        let observed = target.read(round, &keys).await?;
+        target.read(round, &self.keys[slot.name.as_str()]).await
+    }
+
+    /// Compares what a target holds with what the manifest wants there.
+    async fn compare(&self, slot: &Slot, observed: Observed) -> Result<TargetDiff, TargetError> {
+        let target = slot.target.as_ref().map_err(Clone::clone)?;
+        let desired = self
+            .desired_map()
+            .await
+            .map_err(|f| TargetError::failed(f.message))?;
+        let wanted = &desired[slot.name.as_str()];
         let opts = plan::Options {
             prune: slot.spec.prune() && observed.complete,
             overwrite_sealed: slot.spec.overwrite_sealed(),

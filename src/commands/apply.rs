@@ -31,7 +31,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         opts.targets = s.targets.iter().map(|t| t.name.clone()).collect();
     }
     let engine = Engine::open(&opts)?;
-    let plan = engine.plan_with_progress(super::progress(g)).await;
+    let plan = engine.plan_with_progress(super::progress(g)).await?;
     let manifest = engine.manifest_path().display().to_string();
 
     if let Some(s) = &saved_plan {

@@ -9,7 +9,7 @@ use crate::{notify, saved};
 
 pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     let engine = Engine::open(&options(g, &a.selection))?;
-    let plan = engine.plan_with_progress(super::progress(g)).await;
+    let plan = engine.plan_with_progress(super::progress(g)).await?;
     let manifest = engine.manifest_path().display().to_string();
     match a.format {
         Format::Text => emit(g, &render::plan_text(&plan, &style(g))),
