@@ -692,7 +692,7 @@ fn plan_refuses_a_value_with_a_newline_before_anything_is_written() {
 }
 
 /// The same target on a "Mac" reached over the test sshd (this machine as
-/// root, the stand-in named by its absolute path in `security:`).
+/// root), the stand-in found as `security` on the host's PATH.
 mod remote {
     use super::*;
     use support::sshd::Sshd;
@@ -704,8 +704,10 @@ mod remote {
 
     impl RemoteFixture {
         fn new() -> Self {
+            let sshd = Sshd::start();
+            sshd.install_program("security", &standin());
             RemoteFixture {
-                sshd: Sshd::start(),
+                sshd,
                 local: KeychainFixture::new(),
             }
         }
@@ -713,6 +715,8 @@ mod remote {
         fn spec(&self, service: &str) -> KeychainSpec {
             KeychainSpec {
                 ssh: Some(self.sshd.options("root")),
+                // `security` from the host's PATH, as on a Mac.
+                security: None,
                 ..self.local.spec(service)
             }
         }
@@ -823,6 +827,7 @@ mod remote {
     #[test]
     fn no_value_on_any_command_line_the_host_saw() {
         let sshd = Sshd::start();
+        sshd.install_program("security", &standin());
         let local = KeychainFixture::new();
         let sb = Sandbox::new();
         let canaries = [
@@ -833,11 +838,10 @@ mod remote {
         sb.write(
             "secrets.yaml",
             &format!(
-                "{}targets:\n  mac:\n    type: keychain\n{}    service: openclaw\n    keychain: {}\n    security: {}\nsecrets:\n  A:\n    targets: [mac]\n    encrypted: |\n{}  B:\n    targets: [mac]\n    encrypted: |\n{}  C:\n    targets: [mac]\n    value: CANARY-ssh-plain\n",
+                "{}targets:\n  mac:\n    type: keychain\n{}    service: openclaw\n    keychain: {}\nsecrets:\n  A:\n    targets: [mac]\n    encrypted: |\n{}  B:\n    targets: [mac]\n    encrypted: |\n{}  C:\n    targets: [mac]\n    value: CANARY-ssh-plain\n",
                 sb.header(),
                 sshd.yaml("root", 4),
                 local.keychain(),
-                standin().display(),
                 sb.encrypted(canaries[0], 6),
                 sb.encrypted(canaries[1], 6)
             ),

@@ -103,6 +103,7 @@ impl Sshd {
                  case \"$SSH_ORIGINAL_COMMAND\" in *mktemp*)\n\
                  \x20 if [ -e {d}/hold-writes ]; then : > {d}/write-held; sleep 3; fi;;\n\
                  esac\n\
+                 PATH={d}/bin:$PATH; export PATH\n\
                  exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
                 log = d.join("commands.log").display(),
                 d = d.display()
@@ -110,6 +111,7 @@ impl Sshd {
         )
         .unwrap();
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(d.join("bin")).unwrap();
         // sshd as root wants its privilege-separation folder.
         let _ = std::fs::create_dir_all("/run/sshd");
 
@@ -248,6 +250,14 @@ impl Sshd {
         std::fs::remove_file(d.join("host_key.pub")).unwrap();
         keygen(&d.join("host_key"));
         self.launch();
+    }
+
+    /// Puts `program` on the PATH of every command the host runs, as `name`
+    /// (the host's own `bin`, searched first).
+    pub fn install_program(&self, name: &str, program: &Path) {
+        let link = self.dir.path().join("bin").join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(program, link).unwrap();
     }
 
     /// sshd's log.
