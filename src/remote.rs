@@ -97,6 +97,16 @@ impl Runner {
     }
 }
 
+/// Writes `bytes` to a child's stdin and closes it (EOF), while the caller
+/// collects the output. A script that exits without reading all of its
+/// input closes the pipe: that is its business, told by its exit code.
+async fn feed<W: tokio::io::AsyncWrite + Unpin>(input: Option<W>, bytes: &[u8]) {
+    if let Some(mut w) = input {
+        let _ = w.write_all(bytes).await;
+        let _ = w.shutdown().await;
+    }
+}
+
 async fn run_local(
     script: &str,
     args: &[&str],
@@ -124,17 +134,8 @@ async fn run_local(
             if sudo { "sudo" } else { "sh" }
         ))
     })?;
-    let mut input = child.stdin.take();
-    let feed = async {
-        if let Some(w) = input.as_mut() {
-            // A script that exits without reading all of stdin closes the
-            // pipe: that is its business, reported by its exit code.
-            let _ = w.write_all(stdin).await;
-            let _ = w.shutdown().await;
-        }
-        drop(input);
-    };
-    let (_, out) = tokio::join!(feed, child.wait_with_output());
+    let input = child.stdin.take();
+    let (_, out) = tokio::join!(feed(input, stdin), child.wait_with_output());
     let out = out.map_err(|e| TargetError::failed(format!("running sh on this machine: {e}")))?;
     Ok(Output {
         code: out.status.code(),
@@ -214,15 +215,8 @@ impl Host {
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped());
         let mut child = cmd.spawn().await.map_err(|e| self.lost(&e))?;
-        let mut input = child.stdin().take();
-        let feed = async {
-            if let Some(w) = input.as_mut() {
-                let _ = w.write_all(stdin).await;
-                let _ = w.shutdown().await;
-            }
-            drop(input);
-        };
-        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        let input = child.stdin().take();
+        let (_, out) = tokio::join!(feed(input, stdin), child.wait_with_output());
         let out = match out {
             Ok(out) => out,
             // The process mux reports a dropped connection as exit 255 or as
