@@ -622,30 +622,20 @@ struct Baseline {
 
 /// `ssh host script` over a connection of its own, as a loop would.
 fn ssh(s: &Sshd, script: &str) -> Option<std::process::Output> {
-    Command::new("ssh")
-        .arg("-p")
-        .arg(s.port.to_string())
-        .arg("-i")
-        .arg(&s.client_key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "ControlMaster=no",
-            "-o",
-            "ControlPath=none",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg(format!("{SSH_USER}@127.0.0.1"))
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .ok()
+    // ssh options are taken in order: a later `-o` never overrides, so the
+    // no-multiplexing options go before the host the command builder adds.
+    let mut cmd = Command::new("ssh");
+    cmd.args([
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "LogLevel=ERROR",
+    ]);
+    let base = s.ssh_command(SSH_USER);
+    cmd.args(base.get_args()).arg(script).stdin(Stdio::null());
+    cmd.output().ok()
 }
 
 /// One POST on a connection of its own (a CLI process per request).

@@ -260,6 +260,22 @@ impl Sshd {
         std::os::unix::fs::symlink(program, link).unwrap();
     }
 
+    /// A plain `ssh` to this server as `user`, with its key and known_hosts,
+    /// no prompts, no stdin: add the remote command and run it.
+    pub fn ssh_command(&self, user: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-p")
+            .arg(self.port.to_string())
+            .arg("-i")
+            .arg(&self.client_key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .arg(format!("{user}@127.0.0.1"))
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// sshd's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
@@ -385,19 +401,7 @@ pub fn ensure_user(name: &str, sudo: bool) -> PathBuf {
 /// Runs `script` on the server as `user` with plain `ssh` (for tampering and
 /// checks out of band); returns stdout.
 pub fn ssh_run(s: &Sshd, user: &str, script: &str) -> String {
-    let out = Command::new("ssh")
-        .arg("-p")
-        .arg(s.port.to_string())
-        .arg("-i")
-        .arg(&s.client_key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-        .arg(format!("{user}@127.0.0.1"))
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ssh");
+    let out = s.ssh_command(user).arg(script).output().expect("run ssh");
     assert!(
         out.status.success(),
         "ssh {script:?} failed: {}",
