@@ -31,7 +31,8 @@
 //! Options (after `--`): `--quick` (small sizes), `--latency-ms L` (default
 //! 50), `--sample K` (baseline keys measured per target, default 10),
 //! `--sizes 10,100` and `--targets 5,50` (override the series),
-//! `--parallelism P` (passed to the binary).
+//! `--parallelism P` (passed to the binary), `--hold` (build the largest
+//! scenario, print the command to run against it, wait for stdin to end).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -853,6 +854,23 @@ fn cost_row(n: usize, sc: &Scenario, what: &str, c: &Cost) -> String {
     )
 }
 
+/// `--hold`: builds one scenario, prints how to run the binary against it,
+/// and keeps the servers up until stdin ends (for profiling by hand).
+fn hold(world: &World, n: usize, m: usize, latency: Duration) {
+    let sc = Scenario::build(world, n, Shape::for_targets(m), latency);
+    println!(
+        "cd {} && SECRETSYNC_RAILWAY_ENDPOINT={} RAILWAY_API_TOKEN={TOKEN} {} plan -f {} --identity {} -q",
+        sc.dir.path().display(),
+        sc.server.url(),
+        env!("CARGO_BIN_EXE_secretsync"),
+        sc.manifest.display(),
+        sc.identity.display()
+    );
+    println!("(servers up until stdin ends)");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+}
+
 fn main() {
     if let Ok(out) = std::env::var(MEASURE_ENV) {
         measure_child(&out);
@@ -912,6 +930,10 @@ fn main() {
         if m != max_m {
             runs.push((headline_n, m));
         }
+    }
+    if args.iter().any(|a| a == "--hold") {
+        hold(&world, headline_n, max_m, latency);
+        return;
     }
     for (n, m) in runs {
         let shape = Shape::for_targets(m);

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
 use indexmap::IndexMap;
@@ -67,6 +67,7 @@ pub struct Engine {
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     round: AtomicU64,
+    ssh: Arc<crate::remote::SshPool>,
 }
 
 /// Secret name → its decrypted value.
@@ -177,7 +178,16 @@ impl Engine {
             fingerprints,
             parallelism: opts.parallelism.max(1),
             round: AtomicU64::new(0),
+            ssh: ctx.ssh.clone(),
         })
+    }
+
+    /// Ends the run's connections, all at once (dropping the engine would
+    /// close its SSH masters one after another).
+    pub async fn close(self) {
+        let ssh = self.ssh.clone();
+        drop(self);
+        ssh.close().await;
     }
 
     /// Waits for the values to be decrypted. `Err` when one cannot be (an

@@ -8,6 +8,7 @@ mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use secretsync::manifest::{SshEnvSpec, TargetSpec};
 use secretsync::target::{self, Context, ErrorKind, Target};
@@ -279,6 +280,10 @@ fn two_targets_on_one_host_share_one_connection_and_one_read() {
     assert_eq!(plan.code, 0, "{plan:?}");
     assert_eq!(sshd.connections(), 1, "plan: one connection for the host");
     assert_eq!(sshd.command_count(), 1, "plan: one read for both files");
+    assert!(
+        sshd.all_closed(Duration::from_secs(3)),
+        "the run ended its master connection"
+    );
 
     let apply = sb.run(&["apply", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{apply:?}");

@@ -83,6 +83,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         }
     }
     github_report(&report, a.format);
+    engine.close().await;
     Ok(if report.converged() {
         Exit::Ok
     } else {

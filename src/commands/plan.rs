@@ -42,6 +42,8 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
     }
 
+    engine.close().await;
+
     let mut exit = if plan.has_errors() {
         Exit::Failed
     } else if a.detailed_exitcode && plan.has_changes() {

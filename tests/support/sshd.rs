@@ -286,6 +286,22 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
+    /// Whether every client connection has ended within `within` (each
+    /// connection is a child process of the listening sshd).
+    pub fn all_closed(&self, within: Duration) -> bool {
+        let Some(c) = &self.child else {
+            return true;
+        };
+        let deadline = Instant::now() + within;
+        while !children_of(c.id()).is_empty() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Every command line a client ran, one after another.
     pub fn commands(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("commands.log")).unwrap_or_default()
