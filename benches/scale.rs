@@ -767,6 +767,7 @@ fn open_time(sc: &Scenario) -> Duration {
         identity: Some(sc.identity.clone()),
         targets: vec![],
         parallelism: 16,
+        ssh_persist: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

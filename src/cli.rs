@@ -92,6 +92,16 @@ pub struct Selection {
     /// sessions), so the default covers a 50-target manifest in one wave.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+    /// Keep each SSH host's connection open this long after the run (`60s`,
+    /// `5m`; 0 = close at exit), so that the next run, such as the apply
+    /// after a plan, skips the handshake. As ssh's ControlPersist: the
+    /// socket is in a folder only you can enter.
+    #[arg(long, value_name = "DURATION", env = "SECRETSYNC_SSH_PERSIST", value_parser = persist_duration)]
+    pub ssh_persist: Option<std::time::Duration>,
+}
+
+fn persist_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::manifest::parse_duration(text)
 }
 
 #[derive(Debug, Args)]

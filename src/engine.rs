@@ -35,6 +35,8 @@ pub struct Options {
     pub targets: Vec<String>,
     /// How many targets are read or written at once.
     pub parallelism: usize,
+    /// Keep SSH masters this long after the run, for the next one.
+    pub ssh_persist: Option<std::time::Duration>,
 }
 
 /// A target of the run, built or not.
@@ -150,7 +152,15 @@ impl Engine {
             }
         }
 
-        let ctx = Context::new(manifest.dir());
+        let mut ctx = Context::new(manifest.dir());
+        if let Some(idle) = opts.ssh_persist {
+            match crate::remote::SshPool::persistent(idle) {
+                Ok(pool) => ctx.ssh = Arc::new(pool),
+                Err(why) => crate::notice::notice(&format!(
+                    "note: SSH connections are not kept (--ssh-persist): {why}"
+                )),
+            }
+        }
         let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();
         for (name, spec) in &manifest.targets {

@@ -150,6 +150,8 @@ pub struct Host {
     pub label: String,
     opts: SshOptions,
     control_dir: PathBuf,
+    /// Set when masters outlive the run (`--ssh-persist`).
+    persist: Option<Persist>,
     session: OnceCell<Result<Arc<openssh::Session>, TargetError>>,
     slots: Semaphore,
 }
@@ -166,6 +168,11 @@ impl Host {
     }
 
     async fn connect(&self) -> Result<openssh::Session, TargetError> {
+        if let Some(p) = &self.persist {
+            if let Some(kept) = p.resume(&self.opts) {
+                return Ok(kept);
+            }
+        }
         let mut b = openssh::SessionBuilder::default();
         b.known_hosts_check(match self.opts.known_hosts {
             KnownHosts::Strict => openssh::KnownHosts::Strict,
@@ -183,9 +190,17 @@ impl Host {
         if let Some(file) = &self.opts.known_hosts_file {
             b.user_known_hosts_file(expand_home(file));
         }
-        b.connect(&self.opts.host)
+        if let Some(p) = &self.persist {
+            b.control_persist(openssh::ControlPersist::IdleFor(p.idle));
+        }
+        let session = b
+            .connect(&self.opts.host)
             .await
-            .map_err(|e| connect_error(&self.label, &self.opts, &e))
+            .map_err(|e| connect_error(&self.label, &self.opts, &e))?;
+        if let Some(p) = &self.persist {
+            p.remember(&self.opts, &session);
+        }
+        Ok(session)
     }
 
     async fn sh(
@@ -262,6 +277,7 @@ pub struct SshPool {
     /// Where the control sockets live: short, because a Unix socket path is
     /// limited to 104–108 bytes.
     control_dir: PathBuf,
+    persist: Option<Persist>,
 }
 
 impl Default for SshPool {
@@ -269,12 +285,27 @@ impl Default for SshPool {
         SshPool {
             hosts: Mutex::new(HashMap::new()),
             control_dir: std::env::temp_dir(),
+            persist: None,
         }
     }
 }
 
 impl SshPool {
-    /// Closes every master connection at once. Dropping a session closes it
+    /// A pool whose masters stay up `idle` after their last command, for the
+    /// next run to reuse (as ssh's own `ControlPersist`): a plan followed by
+    /// an apply pays for each host's handshake once. The sockets live in a
+    /// folder only this user can enter; `Err` says why it cannot be used.
+    pub fn persistent(idle: Duration) -> Result<SshPool, String> {
+        let p = Persist::open(idle)?;
+        Ok(SshPool {
+            control_dir: p.dir.clone(),
+            persist: Some(p),
+            ..SshPool::default()
+        })
+    }
+
+    /// Closes every master connection at once (with `--ssh-persist`, leaves
+    /// them to their idle timeout instead). Dropping a session closes it
     /// too, but by running `ssh -O exit` and waiting for it: one host after
     /// another, ~15 ms each. Sessions still in use elsewhere are left to
     /// their drop.
@@ -288,6 +319,12 @@ impl SshPool {
             .filter_map(|h| Arc::try_unwrap(h).ok())
             .filter_map(|h| h.session.into_inner()?.ok())
             .filter_map(|s| Arc::try_unwrap(s).ok());
+        if self.persist.is_some() {
+            for s in sessions {
+                let _ = s.detach();
+            }
+            return;
+        }
         // A master that is already gone has nothing left to close.
         futures_util::future::join_all(sessions.map(openssh::Session::close)).await;
     }
@@ -304,11 +341,118 @@ impl SshPool {
                     label: label(opts),
                     opts: opts.clone(),
                     control_dir: self.control_dir.clone(),
+                    persist: self.persist.clone(),
                     session: OnceCell::new(),
                     slots: Semaphore::new(SESSIONS_PER_HOST),
                 })
             })
             .clone()
+    }
+}
+
+/// Masters kept between runs: one folder per user, one link per set of
+/// connection options pointing at the master's control folder.
+#[derive(Clone)]
+struct Persist {
+    dir: PathBuf,
+    idle: std::num::NonZeroUsize,
+}
+
+impl Persist {
+    /// `$XDG_RUNTIME_DIR/secretsync-ssh`, else `secretsync-ssh-UID` in the
+    /// temp folder: created 0700, and refused unless it is a real folder of
+    /// this user that nobody else may enter (a socket there lets its user run
+    /// commands on the host). Masters that ended leave their folder behind:
+    /// removed here.
+    fn open(idle: Duration) -> Result<Persist, String> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = nix::unistd::geteuid().as_raw();
+        let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+            Some(d) if d.is_absolute() => d.join("secretsync-ssh"),
+            _ => std::env::temp_dir().join(format!("secretsync-ssh-{uid}")),
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} must be a folder of this user with mode 0700",
+                dir.display()
+            ));
+        }
+        sweep(&dir);
+        let secs = usize::try_from(idle.as_secs().max(1)).unwrap_or(usize::MAX);
+        Ok(Persist {
+            dir,
+            idle: std::num::NonZeroUsize::new(secs).unwrap_or(std::num::NonZeroUsize::MIN),
+        })
+    }
+
+    /// The link for one set of options: a hash, so that the socket path
+    /// stays short and names no host.
+    fn link(&self, opts: &SshOptions) -> PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{opts:?}").as_bytes());
+        self.dir.join(hex::encode(&digest[..8]))
+    }
+
+    /// A live master kept by an earlier run with the same options.
+    fn resume(&self, opts: &SshOptions) -> Option<openssh::Session> {
+        let link = self.link(opts);
+        let ctl = link.join("master");
+        if std::os::unix::net::UnixStream::connect(&ctl).is_ok() {
+            let log = link.join("log");
+            return Some(openssh::Session::resume(ctl.into(), Some(log.into())));
+        }
+        let _ = std::fs::remove_file(&link);
+        None
+    }
+
+    /// Points the options' link at a new master's folder (replacing the
+    /// link of a master that ended, atomically).
+    fn remember(&self, opts: &SshOptions, session: &openssh::Session) {
+        let Some(folder) = session.control_socket().parent().and_then(Path::file_name) else {
+            return;
+        };
+        let link = self.link(opts);
+        let tmp = link.with_extension(format!("{:08x}", rand::random::<u32>()));
+        if std::os::unix::fs::symlink(folder, &tmp).is_ok() && std::fs::rename(&tmp, &link).is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// Removes the folders of masters that ended (no socket answers, and older
+/// than any handshake: another run may be connecting) and links to nowhere.
+fn sweep(dir: &Path) {
+    let settled = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600))
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() && name.to_string_lossy().starts_with(".ssh-connection") {
+            if settled(&path)
+                && std::os::unix::net::UnixStream::connect(path.join("master")).is_err()
+            {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else if kind.is_symlink() && !path.exists() {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

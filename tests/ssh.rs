@@ -839,3 +839,173 @@ fn import_adopts_the_live_values_of_a_remote_file() {
     // The adopted values plan as in sync.
     assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+// --ssh-persist: masters kept between runs.
+
+/// A private runtime folder for one test's kept masters; ends them on drop.
+struct Kept {
+    runtime: tempfile::TempDir,
+}
+
+impl Kept {
+    fn new() -> Kept {
+        let runtime = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Kept { runtime }
+    }
+
+    fn env(&self, idle: &'static str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SECRETSYNC_SSH_PERSIST", idle.to_string()),
+            ("XDG_RUNTIME_DIR", self.runtime.path().display().to_string()),
+        ]
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.runtime.path().join("secretsync-ssh")
+    }
+
+    /// The links to kept masters, by name.
+    fn links(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.dir()) else {
+            return vec![];
+        };
+        let mut v: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_symlink())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Asks every kept master to exit, as `ssh -O exit` does.
+    fn end_all(&self) {
+        for link in self.links() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(link.join("master"))
+                .args(["-O", "exit", "kept"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.end_all();
+    }
+}
+
+fn run_env(sb: &Sandbox, args: &[&str], env: &[(&'static str, String)]) -> support::cli::Out {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sb.run_with(args, &env)
+}
+
+#[test]
+fn ssh_persist_lets_the_next_run_skip_the_handshake() {
+    let sshd = Sshd::start();
+    let other = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.env"), dir.path().join("b.env"));
+    let mut m = sb.header();
+    m.push_str("targets:\n");
+    for (name, host, path) in [("api", &sshd, &a), ("worker", &other, &b)] {
+        m.push_str(&format!("  {name}:\n    type: ssh_env\n"));
+        m.push_str(&host.yaml("root", 4));
+        m.push_str(&format!("    path: {}\n", path.display()));
+    }
+    m.push_str(&format!(
+        "secrets:\n  TOKEN:\n    targets: [api, worker]\n    encrypted: |\n{}",
+        sb.encrypted(CANARY_A, 6)
+    ));
+    sb.write("secrets.yaml", &m);
+    let kept = Kept::new();
+    let env = kept.env("30s");
+
+    let plan = run_env(&sb, &["plan"], &env);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert_eq!((sshd.connections(), other.connections()), (1, 1));
+    // One link per host, named by a hash: no host name in the folder.
+    let links = kept.links();
+    assert_eq!(links.len(), 2, "{links:?}");
+    for l in &links {
+        let name = l.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            name.len() == 16 && name.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name}"
+        );
+    }
+    let mode = std::fs::metadata(kept.dir()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(
+        !sshd.all_closed(Duration::from_millis(200)),
+        "the master stays"
+    );
+
+    // The apply and the plan after it reuse both masters: no new login.
+    let apply = run_env(&sb, &["apply", "--auto-approve"], &env);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let again = run_env(&sb, &["plan", "--detailed-exitcode"], &env);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!((sshd.connections(), other.connections()), (1, 1));
+    assert_eq!(
+        std::fs::read_to_string(&a).unwrap(),
+        format!("TOKEN=\"{CANARY_A}\"\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&b).unwrap(),
+        format!("TOKEN=\"{CANARY_A}\"\n")
+    );
+    // plan, apply (read, write, verify), plan: 5 commands per host.
+    assert_eq!(sshd.command_count(), 5, "{}", sshd.commands());
+    assert_no_canary(
+        "remote command lines",
+        sshd.commands().as_bytes(),
+        &[CANARY_A],
+    );
+
+    // A master that ended (idle timeout, reboot) is replaced, not an error.
+    kept.end_all();
+    assert!(sshd.all_closed(Duration::from_secs(3)));
+    let after = run_env(&sb, &["plan"], &env);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!((sshd.connections(), other.connections()), (2, 2));
+    assert_eq!(kept.links().len(), 2);
+
+    // Without the option, the run closes what it opened.
+    kept.end_all();
+    let plain = sb.run(&["plan"]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert_eq!(sshd.connections(), 3);
+    assert!(sshd.all_closed(Duration::from_secs(3)));
+}
+
+#[test]
+fn ssh_persist_refuses_a_folder_others_can_enter_and_still_plans() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    manifest(
+        &sb,
+        &sshd,
+        &[("api", "root", &dir.path().join("a.env"), "")],
+        &[("TOKEN", CANARY_A)],
+    );
+    let kept = Kept::new();
+    std::fs::create_dir(kept.dir()).unwrap();
+    std::fs::set_permissions(kept.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let plan = run_env(&sb, &["plan"], &kept.env("30s"));
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let all = plan.all();
+    assert!(all.contains("SSH connections are not kept"), "{all}");
+    assert!(all.contains("mode 0700"), "{all}");
+    assert!(kept.links().is_empty());
+    assert!(
+        sshd.all_closed(Duration::from_secs(3)),
+        "closed at exit as usual"
+    );
+}

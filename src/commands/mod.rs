@@ -70,6 +70,7 @@ fn options(g: &Global, s: &Selection) -> Options {
         identity: g.identity.clone(),
         targets: s.targets.clone(),
         parallelism: usize::from(s.parallelism),
+        ssh_persist: s.ssh_persist.filter(|d| !d.is_zero()),
     }
 }
 
