@@ -159,6 +159,31 @@ impl World {
             (c + s.connections(), n + s.command_count())
         })
     }
+
+    /// CPU time the SSH "hosts" have spent so far (their sshd, shells and
+    /// stand-ins): on a real deployment, spent on the hosts, not here.
+    fn hosts_cpu(&self) -> Duration {
+        let ticks: u64 = self.all().map(Sshd::cpu_ticks).sum();
+        Duration::from_millis(ticks * 1000 / clock_ticks())
+    }
+
+    /// Waits until no client is connected to any host.
+    fn all_closed(&self) -> bool {
+        self.all().all(|s| s.all_closed(Duration::from_secs(5)))
+    }
+}
+
+/// Clock ticks per second of /proc's CPU times.
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 enum Kind {
@@ -216,6 +241,8 @@ struct Scenario<'w> {
     manifest: PathBuf,
     targets: Vec<Target>,
     parallelism: Option<String>,
+    /// With `--ssh-persist`: the private runtime folder of the kept masters.
+    kept: Option<tempfile::TempDir>,
 }
 
 /// What one run of the binary cost.
@@ -231,6 +258,9 @@ struct Cost {
     peak_rss_kib: u64,
     /// User + system CPU time of the run and the processes it waited for.
     cpu: Duration,
+    /// CPU time the SSH hosts spent serving the run (sshd, the remote
+    /// shells, the stand-in `security`), at 10 ms resolution.
+    hosts_cpu: Duration,
 }
 
 impl<'w> Scenario<'w> {
@@ -379,8 +409,26 @@ impl<'w> Scenario<'w> {
         let manifest = d.join("secrets.yaml");
         std::fs::write(&manifest, yaml).unwrap();
 
-        // Seed the targets: in sync but for one pair in DRIFT_EVERY, picked
-        // by a hash of (secret, target) so that drift is spread over all.
+        let sc = Scenario {
+            world,
+            dir,
+            server,
+            identity,
+            manifest,
+            targets,
+            parallelism: None,
+            kept: None,
+        };
+        sc.seed();
+        sc.server.set_latency(latency);
+        sc
+    }
+
+    /// Puts the targets in their starting state: in sync but for one pair
+    /// in DRIFT_EVERY, picked by a hash of (secret, target) so that drift is
+    /// spread over all. Again after an apply, to drift them once more.
+    fn seed(&self) {
+        let (server, targets, d) = (&self.server, &self.targets, self.dir.path());
         let mut keychain_lines = String::new();
         for (n, t) in targets.iter().enumerate() {
             let seeded = |i: usize| value_of(i, u32::from(!drifts(i, n)));
@@ -411,11 +459,17 @@ impl<'w> Scenario<'w> {
                 }
             }
         }
-        if shape.keychains > 0 {
+        if let Some(keychain) = self.keychain() {
             std::fs::create_dir_all(keychain.parent().unwrap()).unwrap();
             let kc = keychain.to_str().unwrap();
-            security(&world.standin, &["create-keychain", "-p", "bench", kc], b"");
-            security(&world.standin, &["-i"], keychain_lines.as_bytes());
+            if !keychain.exists() {
+                security(
+                    &self.world.standin,
+                    &["create-keychain", "-p", "bench", kc],
+                    b"",
+                );
+            }
+            security(&self.world.standin, &["-i"], keychain_lines.as_bytes());
         }
         // The SSH user owns what its hosts hold (files, keychains).
         use std::os::unix::fs::PermissionsExt;
@@ -427,16 +481,48 @@ impl<'w> Scenario<'w> {
             .status()
             .unwrap();
         assert!(owned.success(), "chown the scenario to {SSH_USER}");
-        server.set_latency(latency);
-        Scenario {
-            world,
-            dir,
-            server,
-            identity,
-            manifest,
-            targets,
-            parallelism: None,
+    }
+
+    /// The keychain file of the scenario's keychain targets, if any.
+    fn keychain(&self) -> Option<PathBuf> {
+        self.targets.iter().find_map(|t| match &t.kind {
+            Kind::Keychain { keychain, .. } => Some(keychain.clone()),
+            _ => None,
+        })
+    }
+
+    /// From now on runs keep their SSH masters for the next (`--ssh-persist
+    /// 60s`, sockets in a private runtime folder of the scenario's).
+    fn keep_connections(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let runtime = tempfile::Builder::new()
+            .prefix("ss-bench-run")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        self.kept = Some(runtime);
+    }
+
+    /// Ends the kept masters (`ssh -O exit`) and goes back to runs that
+    /// close their connections.
+    fn end_connections(&mut self) {
+        let Some(runtime) = self.kept.take() else {
+            return;
+        };
+        for e in std::fs::read_dir(runtime.path().join("secretsync-ssh"))
+            .unwrap()
+            .flatten()
+        {
+            if e.path().is_symlink() {
+                let _ = Command::new("ssh")
+                    .arg("-S")
+                    .arg(e.path().join("master"))
+                    .args(["-O", "exit", "kept"])
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
+        assert!(self.world.all_closed(), "the kept masters ended");
     }
 
     fn pairs(&self) -> usize {
@@ -447,6 +533,7 @@ impl<'w> Scenario<'w> {
     fn run(&self, args: &[&str]) -> Cost {
         self.server.clear_requests();
         let (conns, cmds) = self.world.ssh_counters();
+        let hosts_cpu = self.world.hosts_cpu();
         let out_file = self.dir.path().join("measure.out");
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.env(MEASURE_ENV, &out_file)
@@ -459,6 +546,12 @@ impl<'w> Scenario<'w> {
             .arg("-q");
         if let Some(p) = &self.parallelism {
             cmd.arg("--parallelism").arg(p);
+        }
+        if let Some(runtime) = &self.kept {
+            cmd.env("XDG_RUNTIME_DIR", runtime.path())
+                .env("SECRETSYNC_SSH_PERSIST", "60s");
+        } else {
+            cmd.env_remove("SECRETSYNC_SSH_PERSIST");
         }
         cmd.current_dir(self.dir.path())
             .env("SECRETSYNC_RAILWAY_ENDPOINT", self.server.url())
@@ -481,6 +574,11 @@ impl<'w> Scenario<'w> {
         );
         let reqs = self.server.requests();
         let (conns2, cmds2) = self.world.ssh_counters();
+        if self.kept.is_none() {
+            // The hosts' side of a connection ends just after the client's.
+            assert!(self.world.all_closed(), "a run left a connection open");
+        }
+        let hosts_cpu = self.world.hosts_cpu().saturating_sub(hosts_cpu);
         Cost {
             wall: Duration::from_nanos(f[0] as u64),
             peak_rss_kib: f[1] as u64,
@@ -497,6 +595,7 @@ impl<'w> Scenario<'w> {
                 .count(),
             ssh_connections: conns2 - conns,
             remote_commands: cmds2 - cmds,
+            hosts_cpu,
         }
     }
 
@@ -840,11 +939,12 @@ fn list(s: &str) -> Vec<usize> {
 
 fn cost_row(n: usize, sc: &Scenario, what: &str, c: &Cost) -> String {
     format!(
-        "| {n} | {} | {} | {what} | {} | {} | {} ({} project, {} read, {} write) | {} | {} | {:.1} MiB |",
+        "| {n} | {} | {} | {what} | {} | {} | {} | {} ({} project, {} read, {} write) | {} | {} | {:.1} MiB |",
         sc.targets.len(),
         sc.pairs(),
         ms(c.wall),
         ms(c.cpu),
+        ms(c.hosts_cpu),
         c.http,
         c.http_project,
         c.http_reads,
@@ -920,7 +1020,7 @@ fn main() {
         parallelism.as_deref().unwrap_or("default")
     );
 
-    let head = "| secrets | targets | key x target pairs | command | wall | CPU | HTTP requests | SSH connections | remote commands | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|";
+    let head = "| secrets | targets | key x target pairs | command | wall | CPU here | CPU on the hosts | HTTP requests | SSH connections | remote commands | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|";
     let mut by_n = String::new();
     let mut by_m = String::new();
     let mut baselines = String::new();
@@ -1026,6 +1126,33 @@ fn main() {
         let apply = sc.run(&["apply", "--auto-approve"]);
         let after = sc.run(&["plan", "--detailed-exitcode"]);
         assert_eq!(after.http_writes, 0);
+        let mut warm_rows = String::new();
+        if n == headline_n && m == max_m {
+            // The same drift again, now with masters kept between runs: a
+            // first plan opens them, the next plans and the apply reuse them.
+            eprintln!("[{:>4}s] kept connections", started.elapsed().as_secs());
+            sc.seed();
+            sc.keep_connections();
+            let opening = sc.run(&["plan"]);
+            let warm = sc.plan(5);
+            let warm_apply = sc.run(&["apply", "--auto-approve"]);
+            sc.end_connections();
+            assert_eq!(warm.ssh_connections, 0);
+            assert_eq!(warm_apply.ssh_connections, 0);
+            for (what, c) in [
+                ("plan, opening kept connections", &opening),
+                ("plan, connections kept by the previous run", &warm),
+                ("apply, connections kept by the previous run", &warm_apply),
+            ] {
+                warm_rows.push_str(&cost_row(n, &sc, what, c));
+                warm_rows.push('\n');
+            }
+            let _ = writeln!(
+                profile,
+                "| plan, SSH connections kept by the previous run (`--ssh-persist 60s`) | {} |",
+                ms(warm.wall)
+            );
+        }
         eprintln!("[{:>4}s] baseline", started.elapsed().as_secs());
         let base = sc.baseline(sample);
         let rows = if m == max_m { &mut by_n } else { &mut by_m };
@@ -1033,6 +1160,7 @@ fn main() {
         rows.push('\n');
         rows.push_str(&cost_row(n, &sc, "apply", &apply));
         rows.push('\n');
+        rows.push_str(&warm_rows);
         let _ = writeln!(
             baselines,
             "| {n} | {m} | {} | {}{} | {} HTTP, {} SSH connections, {} remote commands{} | {} | {:.0}x |",

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use support::cli::{assert_no_canary, Sandbox};
 use support::railway_server::RailwayServer;
-use support::sshd::{is_root, Sshd};
+use support::sshd::{is_root, KeptMasters, Sshd};
 
 const TOKEN: &str = "CANARY-scale-counts-token-51f0";
 const ENV: &str = "env-prod";
@@ -55,15 +55,24 @@ impl World {
     /// (`project` queries, `variables` reads, mutations, all), and its SSH
     /// connections and remote commands.
     fn run(&self, args: &[&str]) -> (i32, [usize; 4], (usize, usize)) {
+        self.run_env(args, &[])
+    }
+
+    /// [`World::run`] with more environment variables.
+    fn run_env(
+        &self,
+        args: &[&str],
+        more: &[(&'static str, String)],
+    ) -> (i32, [usize; 4], (usize, usize)) {
         self.server.clear_requests();
         let (c0, m0) = self.ssh();
-        let out = self.sb.run_with(
-            args,
-            &[
-                ("SECRETSYNC_RAILWAY_ENDPOINT", &self.server.url()),
-                ("RAILWAY_API_TOKEN", TOKEN),
-            ],
-        );
+        let url = self.server.url();
+        let mut env: Vec<(&str, &str)> = vec![
+            ("SECRETSYNC_RAILWAY_ENDPOINT", &url),
+            ("RAILWAY_API_TOKEN", TOKEN),
+        ];
+        env.extend(more.iter().map(|(k, v)| (*k, v.as_str())));
+        let out = self.sb.run_with(args, &env);
         let mut canaries = vec![TOKEN.to_string(), OLD.to_string()];
         canaries.extend(SECRETS.iter().map(|k| value(k)));
         let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
@@ -247,4 +256,32 @@ fn plan_and_apply_make_the_round_trips_the_design_says() {
     assert_eq!(ssh, (2, 3));
     let vars = w.server.vars("p-two", ENV, Some("svc-d"));
     assert_eq!(vars.get("S2"), Some(&Some(value("S2"))));
+}
+
+#[test]
+fn kept_connections_are_opened_once_across_runs() {
+    if !is_root() {
+        eprintln!("skipped: the SSH hosts log in as root");
+        return;
+    }
+    let w = world();
+    let kept = KeptMasters::new();
+    let env = kept.env("60s");
+
+    // The first run opens the two hosts' masters and leaves them up; the
+    // next ones make the same requests and commands over them, and no new
+    // connection (the benchmark's warm rows).
+    let (code, http, ssh) = w.run_env(&["plan", "--detailed-exitcode"], &env);
+    assert_eq!(code, 2);
+    assert_eq!(http, [2, 2, 0, 4]);
+    assert_eq!(ssh, (2, 3));
+    assert_eq!(kept.links().len(), 2);
+    let (code, http, ssh) = w.run_env(&["plan", "--detailed-exitcode"], &env);
+    assert_eq!(code, 2);
+    assert_eq!(http, [2, 2, 0, 4]);
+    assert_eq!(ssh, (0, 3), "plan again: no new connection");
+    let (code, http, ssh) = w.run_env(&["apply", "--auto-approve"], &env);
+    assert_eq!(code, 0);
+    assert_eq!(http, [2, 6, 2, 10]);
+    assert_eq!(ssh, (0, 8), "apply: the plan's connections");
 }

@@ -14,7 +14,7 @@ use secretsync::manifest::{SshEnvSpec, TargetSpec};
 use secretsync::target::{self, Context, ErrorKind, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture};
-use support::sshd::{ensure_user, is_root, Relay, Sshd};
+use support::sshd::{ensure_user, is_root, KeptMasters, Relay, Sshd};
 
 const CANARY_A: &str = "canary-ssh-aaaa-7d1f0c";
 const CANARY_B: &str = "canary-ssh-bbbb-92e4aa";
@@ -842,62 +842,6 @@ fn import_adopts_the_live_values_of_a_remote_file() {
 
 // --ssh-persist: masters kept between runs.
 
-/// A private runtime folder for one test's kept masters; ends them on drop.
-struct Kept {
-    runtime: tempfile::TempDir,
-}
-
-impl Kept {
-    fn new() -> Kept {
-        let runtime = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        Kept { runtime }
-    }
-
-    fn env(&self, idle: &'static str) -> Vec<(&'static str, String)> {
-        vec![
-            ("SECRETSYNC_SSH_PERSIST", idle.to_string()),
-            ("XDG_RUNTIME_DIR", self.runtime.path().display().to_string()),
-        ]
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.runtime.path().join("secretsync-ssh")
-    }
-
-    /// The links to kept masters, by name.
-    fn links(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(self.dir()) else {
-            return vec![];
-        };
-        let mut v: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_symlink())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Asks every kept master to exit, as `ssh -O exit` does.
-    fn end_all(&self) {
-        for link in self.links() {
-            let _ = std::process::Command::new("ssh")
-                .arg("-S")
-                .arg(link.join("master"))
-                .args(["-O", "exit", "kept"])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-    }
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        self.end_all();
-    }
-}
-
 fn run_env(sb: &Sandbox, args: &[&str], env: &[(&'static str, String)]) -> support::cli::Out {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     sb.run_with(args, &env)
@@ -922,7 +866,7 @@ fn ssh_persist_lets_the_next_run_skip_the_handshake() {
         sb.encrypted(CANARY_A, 6)
     ));
     sb.write("secrets.yaml", &m);
-    let kept = Kept::new();
+    let kept = KeptMasters::new();
     let env = kept.env("30s");
 
     let plan = run_env(&sb, &["plan"], &env);
@@ -994,7 +938,7 @@ fn ssh_persist_refuses_a_folder_others_can_enter_and_still_plans() {
         &[("api", "root", &dir.path().join("a.env"), "")],
         &[("TOKEN", CANARY_A)],
     );
-    let kept = Kept::new();
+    let kept = KeptMasters::new();
     std::fs::create_dir(kept.dir()).unwrap();
     std::fs::set_permissions(kept.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
 

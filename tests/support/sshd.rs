@@ -286,6 +286,25 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
+    /// CPU time, in clock ticks, that this "host" has spent serving clients:
+    /// every per-connection sshd and what it ran (sessions, shells, the
+    /// programs they started), ended or still running.
+    pub fn cpu_ticks(&self) -> u64 {
+        let Some(c) = &self.child else {
+            return 0;
+        };
+        // The listener's waited-for children, plus every live process
+        // below it (a connection's monitor, its session process, the shells)
+        // with their own waited-for children.
+        let mut ticks = stat_fields(c.id()).map_or(0, |f| f[13] + f[14]);
+        let mut live = children_of(c.id());
+        while let Some(pid) = live.pop() {
+            ticks += stat_fields(pid).map_or(0, |f| f[11] + f[12] + f[13] + f[14]);
+            live.extend(children_of(pid));
+        }
+        ticks
+    }
+
     /// Whether every client connection has ended within `within` (each
     /// connection is a child process of the listening sshd).
     pub fn all_closed(&self, within: Duration) -> bool {
@@ -349,6 +368,75 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `--ssh-persist` in a test: a private runtime folder for the masters the
+/// runs keep, all ended when dropped.
+pub struct KeptMasters {
+    runtime: tempfile::TempDir,
+}
+
+impl KeptMasters {
+    pub fn new() -> KeptMasters {
+        let runtime = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        KeptMasters { runtime }
+    }
+
+    pub fn env(&self, idle: &'static str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SECRETSYNC_SSH_PERSIST", idle.to_string()),
+            ("XDG_RUNTIME_DIR", self.runtime.path().display().to_string()),
+        ]
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.runtime.path().join("secretsync-ssh")
+    }
+
+    /// The links to kept masters, by name.
+    pub fn links(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.dir()) else {
+            return vec![];
+        };
+        let mut v: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_symlink())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Asks every kept master to exit, as `ssh -O exit` does.
+    pub fn end_all(&self) {
+        for link in self.links() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(link.join("master"))
+                .args(["-O", "exit", "kept"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for KeptMasters {
+    fn drop(&mut self) {
+        self.end_all();
+    }
+}
+
+/// The fields of /proc/PID/stat after `(comm)`: state is [0], ppid [1],
+/// utime [11], stime [12], cutime [13], cstime [14].
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse::<i64>().map_or(0, |v| v.max(0) as u64))
+            .collect(),
+    )
 }
 
 /// The processes whose parent is `pid` (from /proc).
