@@ -136,22 +136,6 @@ impl Engine {
                 ValueSource::Plain(_) => None,
             })
             .collect();
-        let (done, decrypting) = oneshot::channel();
-        match identities {
-            Some(ids) if !encrypted.is_empty() => {
-                std::thread::spawn(move || {
-                    let items: Vec<(&str, &str)> = encrypted
-                        .iter()
-                        .map(|(n, a)| (n.as_str(), a.as_str()))
-                        .collect();
-                    let _ = done.send(decrypt_all(&ids, &items));
-                });
-            }
-            _ => {
-                let _ = done.send(Ok(IndexMap::new()));
-            }
-        }
-
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
             match crate::remote::SshPool::persistent(idle) {
@@ -179,6 +163,25 @@ impl Engine {
                 keys[t.as_str()].push(s.key_on(t).to_string());
             }
         }
+        // The SSH handshakes are most of a cold plan: under way before the
+        // decryption takes a core.
+        ctx.ssh.connect_all();
+        let (done, decrypting) = oneshot::channel();
+        match identities {
+            Some(ids) if !encrypted.is_empty() => {
+                std::thread::spawn(move || {
+                    let items: Vec<(&str, &str)> = encrypted
+                        .iter()
+                        .map(|(n, a)| (n.as_str(), a.as_str()))
+                        .collect();
+                    let _ = done.send(decrypt_all(&ids, &items));
+                });
+            }
+            _ => {
+                let _ = done.send(Ok(IndexMap::new()));
+            }
+        }
+
         Ok(Engine {
             manifest,
             slots,

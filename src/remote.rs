@@ -329,6 +329,24 @@ impl SshPool {
         futures_util::future::join_all(sessions.map(openssh::Session::close)).await;
     }
 
+    /// Starts connecting to every host known so far, in the background: the
+    /// first command of each then finds its handshake under way or done.
+    pub fn connect_all(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let hosts: Vec<Arc<Host>> = {
+            let map = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            map.values().cloned().collect()
+        };
+        for host in hosts {
+            runtime.spawn(async move {
+                // A failure is kept in the host and told by its targets.
+                let _ = host.session().await;
+            });
+        }
+    }
+
     /// The host for `opts`, created on first request (no connection is
     /// opened until a command runs).
     pub fn host(&self, opts: &SshOptions) -> Arc<Host> {
