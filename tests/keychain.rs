@@ -395,13 +395,18 @@ fi"#,
     assert!(err.hint.unwrap().contains("secretsync plan"));
 }
 
-/// Each read script is one `sh`: the wrapper logs its parent's pid, so the
-/// distinct pids count the commands.
+/// Each read script is one `sh` with its own random marker in its argv, which
+/// its subshells (the pipeline stages that run the lookups at once) share:
+/// the wrapper logs the marker it finds in its parent's argv, so the distinct
+/// markers count the commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let mut f = KeychainFixture::new();
-    let log = f.dir.path().join("ppid.log");
-    f.wrap(&format!("echo \"$PPID\" >> {}", log.to_string_lossy()));
+    let log = f.dir.path().join("marker.log");
+    f.wrap(&format!(
+        "tr '\\0' '\\n' < /proc/$PPID/cmdline | grep -m1 -x 'secretsync-[0-9a-f]\\{{16\\}}' >> {}",
+        log.to_string_lossy()
+    ));
     let services = ["svc-a", "svc-b", "svc-c"];
     let targets: Vec<KeychainTarget> = services
         .iter()
@@ -410,8 +415,8 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let keys: Vec<String> = (0..5).map(|i| format!("K{i}")).collect();
     let commands = || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let pids: std::collections::BTreeSet<&str> = text.lines().collect();
-        (pids.len(), text.lines().count())
+        let markers: std::collections::BTreeSet<&str> = text.lines().collect();
+        (markers.len(), text.lines().count())
     };
 
     for round in 1..=2 {
