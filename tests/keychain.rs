@@ -122,6 +122,26 @@ impl KeychainFixture {
         assert!(!err.contains("returned"), "{err}");
     }
 
+    /// Sets `account` to `value` on the stand-in's command line: no 4095-byte
+    /// line limit, for test values only (secretsync never does this).
+    fn put(&self, account: &str, value: &str) {
+        let (code, _, err) = security(
+            &[
+                "add-generic-password",
+                "-U",
+                "-a",
+                account,
+                "-s",
+                SERVICE,
+                "-w",
+                value,
+                &self.keychain(),
+            ],
+            b"",
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+
     fn lock(&self) {
         let (code, _, err) = security(&["lock-keychain", &self.keychain()], b"");
         assert_eq!(code, 0, "{err}");
@@ -395,13 +415,18 @@ fi"#,
     assert!(err.hint.unwrap().contains("secretsync plan"));
 }
 
-/// Each read script is one `sh`: the wrapper logs its parent's pid, so the
-/// distinct pids count the commands.
+/// Each read script is one `sh` with its own random marker in its argv, which
+/// its subshells (the pipeline stages that run the lookups at once) share:
+/// the wrapper logs the marker it finds in its parent's argv, so the distinct
+/// markers count the commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let mut f = KeychainFixture::new();
-    let log = f.dir.path().join("ppid.log");
-    f.wrap(&format!("echo \"$PPID\" >> {}", log.to_string_lossy()));
+    let log = f.dir.path().join("marker.log");
+    f.wrap(&format!(
+        "tr '\\0' '\\n' < /proc/$PPID/cmdline | grep -m1 -x 'secretsync-[0-9a-f]\\{{16\\}}' >> {}",
+        log.to_string_lossy()
+    ));
     let services = ["svc-a", "svc-b", "svc-c"];
     let targets: Vec<KeychainTarget> = services
         .iter()
@@ -410,8 +435,8 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let keys: Vec<String> = (0..5).map(|i| format!("K{i}")).collect();
     let commands = || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let pids: std::collections::BTreeSet<&str> = text.lines().collect();
-        (pids.len(), text.lines().count())
+        let markers: std::collections::BTreeSet<&str> = text.lines().collect();
+        (markers.len(), text.lines().count())
     };
 
     for round in 1..=2 {
@@ -439,6 +464,157 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let last = f.keychain_target();
     last.read(Round(4), &keys).await.unwrap();
     assert_eq!(commands(), (4, 40));
+}
+
+/// 20 items, more than one group of lookups run at once (8): present and
+/// absent ones at group edges, an empty value, both hex forms, values of
+/// 1 byte to 60 KB whose frames outgrow a pipe's buffer, each naming its key.
+fn wide_read_items() -> Vec<(String, Option<String>)> {
+    let key = |i: usize| format!("WIDE_{i:02}");
+    (0..20)
+        .map(|i| {
+            let k = key(i);
+            let v = match i {
+                1 | 6 | 8 | 17 => None, // absent; 8 opens the second group
+                2 => Some(String::new()),
+                3 => Some(format!("caf\u{e9} \\ tab\t {k}")), // `0xHEX  "…"`
+                4 => Some("\u{e9}\u{6f22}".repeat(3)),        // `0xHEX ` only
+                5 => Some(format!("{}-{k}", "x".repeat(5000))), // > 4 KiB, quoted
+                // ~60 KB of UTF-8: a frame of ~240 KB, beyond any pipe buffer.
+                9 => Some(format!("{}-{k}", "\u{e9}".repeat(30_000))),
+                10 => Some(format!("with \"quotes\" {k}")),
+                11..=15 => Some(format!("{k}-{}", "a".repeat(10usize.pow(i as u32 - 11)))),
+                _ => Some(format!("plain-{k}")),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// Seeds [`wide_read_items`] in `f`'s keychain, reads them all through `t` in
+/// one read and checks each key got its own value (or none).
+async fn wide_read_case(f: &KeychainFixture, t: &dyn Target) {
+    let items = wide_read_items();
+    for (k, v) in &items {
+        if let Some(v) = v {
+            f.put(k, v);
+        }
+    }
+    let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+    let got = read(t, &keys).await;
+    for (k, want) in &items {
+        let have = value_of(&got, k);
+        assert!(
+            have == *want,
+            "{k}: read {:?} ({} bytes), expected {:?} ({} bytes)",
+            have.as_deref()
+                .map(|v| v.chars().take(40).collect::<String>()),
+            have.as_ref().map_or(0, String::len),
+            want.as_deref()
+                .map(|v| v.chars().take(40).collect::<String>()),
+            want.as_ref().map_or(0, String::len),
+        );
+    }
+    assert_eq!(
+        got.entries.len(),
+        items.iter().filter(|(_, v)| v.is_some()).count()
+    );
+}
+
+#[tokio::test]
+async fn a_read_of_more_items_than_one_group_attributes_each_value_to_its_key() {
+    let f = KeychainFixture::new();
+    wide_read_case(&f, &f.keychain_target()).await;
+}
+
+/// The stand-in, held at its gate, shows how many lookups are in flight: the
+/// first 8 all start before any of them may finish, no 9th starts while they
+/// are held, and over the whole read (20 items) at most 8 ever overlap.
+#[tokio::test]
+async fn lookups_run_eight_at_once_and_never_more() {
+    let mut f = KeychainFixture::new();
+    let items = wide_read_items();
+    for (k, v) in &items {
+        if let Some(v) = v {
+            f.put(k, v);
+        }
+    }
+    let timing = f.dir.path().join("timing.log");
+    let gate = f.dir.path().join("gate");
+    f.wrap(&format!(
+        "SECURITY_STANDIN_TIMING_LOG='{}' SECURITY_STANDIN_GATE='{}'\n\
+         export SECURITY_STANDIN_TIMING_LOG SECURITY_STANDIN_GATE",
+        timing.display(),
+        gate.display()
+    ));
+    let t = f.keychain_target();
+    let keys: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+    let events = || -> Vec<(String, u64, String)> {
+        std::fs::read_to_string(&timing)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut w = l.splitn(3, ' ');
+                let (kind, ns, acct) = (w.next(), w.next(), w.next());
+                (
+                    kind.unwrap().to_string(),
+                    ns.unwrap().parse().unwrap(),
+                    acct.unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let count =
+        |ev: &[(String, u64, String)], kind: &str| ev.iter().filter(|(k, _, _)| k == kind).count();
+
+    // Watches the log while the read runs; opens the gate once 8 lookups
+    // are held (or, failing, after a minute, so that nothing stays blocked).
+    let watch = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ev = events();
+            if count(&ev, "start") >= 8 || std::time::Instant::now() > deadline {
+                std::fs::write(&gate, b"").unwrap();
+                return ev;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let (got, held) = tokio::join!(t.read(Round(1), &keys), watch);
+    let got = got.unwrap();
+    assert_eq!(
+        (count(&held, "start"), count(&held, "end")),
+        (8, 0),
+        "8 lookups in flight at once, none finished, no 9th started: {held:?}"
+    );
+    for (k, want) in &items {
+        assert!(value_of(&got, k) == *want, "{k}");
+    }
+
+    // The whole read: every item looked up once, at most 8 at a time.
+    let ev = events();
+    let mut accounts: Vec<&str> = ev
+        .iter()
+        .filter(|(k, _, _)| k == "start")
+        .map(|(_, _, a)| a.as_str())
+        .collect();
+    accounts.sort_unstable();
+    let mut expected: Vec<&str> = keys.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(accounts, expected);
+    assert_eq!(count(&ev, "end"), keys.len());
+    // Ends sort before starts at the same instant: a tie is not an overlap.
+    let mut sweep: Vec<(u64, i32)> = ev
+        .iter()
+        .map(|(k, ns, _)| (*ns, if k == "start" { 1 } else { -1 }))
+        .collect();
+    sweep.sort_unstable();
+    let (mut now, mut most) = (0, 0);
+    for (_, step) in sweep {
+        now += step;
+        most = most.max(now);
+    }
+    assert_eq!(most, 8, "at most 8 lookups at once, and 8 did overlap");
 }
 
 /// The stand-in itself: Apple's `security -i` line rules, so that the tests
@@ -778,6 +954,13 @@ mod remote {
             .unwrap();
         assert_eq!(f.sshd.command_count(), 5, "{}", f.sshd.commands());
         assert_eq!(f.sshd.connections(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_of_more_items_than_one_group_over_ssh_attributes_each_value_to_its_key() {
+        let f = RemoteFixture::new();
+        wide_read_case(&f.local, &f.keychain_target(SERVICE)).await;
+        assert_eq!(f.sshd.command_count(), 1, "{}", f.sshd.commands());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

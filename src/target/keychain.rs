@@ -13,11 +13,16 @@
 //! ```
 //!
 //! **Read.** All keychain targets on one host share one command per round: a
-//! short `sh` script loops over (security, keychain, service, account) tuples
-//! given as its arguments (names only) and runs
+//! short POSIX `sh` script is given (security, keychain, service, account)
+//! tuples as its arguments (names only) and runs
 //! `security find-generic-password -a ACCOUNT -s SERVICE -g [KEYCHAIN]` for
 //! each, framing what each printed on stderr between lines carrying a random
-//! marker, with the exit code. [`decode_password`] reads every form `-g` prints
+//! marker, with the exit code. Up to `READ_WIDTH` (8) lookups run at once:
+//! each group of 8 items is one pipeline whose stages each run a lookup into
+//! a shell variable, pass the earlier stages' frames on, then print their own,
+//! so the frames come out whole and in item order. No temp file or FIFO holds
+//! the output, which contains the passwords: it lives only in shell variables
+//! and pipes. [`decode_password`] reads every form `-g` prints
 //! (`"…"`, `0xHEX  "…"`, `0xHEX `, empty); exit 44 is an absent item. A
 //! keychain cannot be listed, so a read is never `complete` and the target is
 //! never pruned.
@@ -69,22 +74,56 @@ const EXIT_DUPLICATE: i32 = 45; // errSecDuplicateItem, -25299
 const EXIT_INTERACTION: i32 = 36; // errSecInteractionNotAllowed, -25308
 const EXIT_NO_KEYCHAIN: i32 = 50; // errSecNoSuchKeychain, -25294
 
-/// Reads every tuple given as arguments, after a marker unique to the run.
-const READ_SCRIPT: &str = r#"m=$1; shift
+/// How many `find-generic-password` a read runs at once on one host.
+const READ_WIDTH: usize = 8;
+
+/// Reads every tuple given as arguments (after a marker unique to the run and
+/// [`READ_WIDTH`]), `width` lookups at a time.
+///
+/// The items of a group of at most `width` are the stages of one pipeline
+/// (built by the recursive `chain`), so their lookups run at once: each stage
+/// captures its lookup's stderr and exit code (`out=$(…); rc=$?`), then copies
+/// the frames of the group's earlier items from its stdin (`cat`, which ends
+/// when the previous stage has exited), then prints its own frame. The frames
+/// thus come out whole and in order, whatever their size (no reliance on
+/// atomic writes), and, `security`'s stderr ending with one newline, byte for
+/// byte as when the lookups ran one after another: `$(…)` drops that newline
+/// and `printf '%s\n'` puts it back. Values live only in shell variables
+/// (printed by the `printf` builtin) and pipes: no temp file, no FIFO, nothing
+/// in any argv. Groups run one after another: the last stage of a group exits
+/// only after every other one, so at most `width` lookups ever run at once.
+const READ_SCRIPT: &str = r#"m=$1 width=$2; shift 2
 printf '%s home %s\n' "$m" "$HOME"
-i=0
-while [ "$#" -ge 4 ]; do
-  sec=$1; kc=$2; svc=$3; acct=$4; shift 4
+# look FIRST I SECURITY KEYCHAIN SERVICE ACCOUNT: item I's lookup; then, unless
+# FIRST is 1, the frames of the items before it in its group, from stdin; then
+# its own frame.
+look() {
+  first=$1 i=$2 sec=$3 kc=$4 svc=$5 acct=$6
   case $kc in "~/"*) kc=$HOME/${kc#"~/"} ;; esac
-  printf '%s item %d\n' "$m" "$i"
-  if [ -n "$kc" ]; then
-    "$sec" find-generic-password -a "$acct" -s "$svc" -g "$kc" 2>&1 >/dev/null
-  else
-    "$sec" find-generic-password -a "$acct" -s "$svc" -g 2>&1 >/dev/null
-  fi
+  if [ -n "$kc" ]; then set -- "$kc"; else set --; fi
+  out=$("$sec" find-generic-password -a "$acct" -s "$svc" -g "$@" 2>&1 >/dev/null </dev/null)
   rc=$?
+  [ "$first" = 1 ] || cat
+  printf '%s item %d\n' "$m" "$i"
+  [ -z "$out" ] || printf '%s\n' "$out"
   printf '\n%s end %d %d\n' "$m" "$i" "$rc"
-  i=$((i+1))
+}
+# chain N I FIRST TUPLES...: the first N tuples as one pipeline, numbered from I.
+chain() {
+  n=$1 i=$2 first=$3 sec=$4 kc=$5 svc=$6 acct=$7; shift 7
+  if [ "$n" -gt 1 ]; then
+    look "$first" "$i" "$sec" "$kc" "$svc" "$acct" | chain $((n - 1)) $((i + 1)) 0 "$@"
+  else
+    look "$first" "$i" "$sec" "$kc" "$svc" "$acct"
+  fi
+}
+base=0
+while [ "$#" -ge 4 ]; do
+  size=$(($# / 4))
+  [ "$size" -le "$width" ] || size=$width
+  chain "$size" "$base" 1 "$@"
+  base=$((base + size))
+  shift $((size * 4))
 done
 "#;
 
@@ -273,7 +312,8 @@ fn cancelled() -> TargetError {
 /// Runs the read script for `items` (not batched: the write's conflict check).
 async fn read_items(runner: &Runner, items: &[Item]) -> Result<HostRead, TargetError> {
     let marker = format!("secretsync-{:016x}", rand::random::<u64>());
-    let mut args: Vec<&str> = vec![&marker];
+    let width = READ_WIDTH.to_string();
+    let mut args: Vec<&str> = vec![&marker, &width];
     for it in items {
         args.extend([
             it.security.as_str(),
