@@ -49,6 +49,8 @@ use support::sshd::{ensure_user, Sshd};
 
 /// Set in the environment of the wrapper: the file it writes its figures to.
 const MEASURE_ENV: &str = "SECRETSYNC_BENCH_MEASURE_OUT";
+/// Set in the environment of the wrapper: the cgroup it joins first.
+const CGROUP_ENV: &str = "SECRETSYNC_BENCH_CGROUP_PROCS";
 /// A test token of the test server (never printed).
 const TOKEN: &str = "bench-account-token-not-a-secret";
 const ENV_ID: &str = "env-production";
@@ -108,6 +110,10 @@ struct World {
     /// costs ~0.2 s a call, which would be measuring pyenv).
     standin: PathBuf,
     _dir: tempfile::TempDir,
+    /// Every sshd above and all they start (dropped after them).
+    hosts_group: Option<CpuGroup>,
+    /// Each measured run and all it starts, the daemonised SSH masters too.
+    client_group: Option<CpuGroup>,
 }
 
 impl World {
@@ -142,12 +148,24 @@ impl World {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        World {
+        let world = World {
             hosts: (0..hosts).map(|_| Sshd::start()).collect(),
             mac: Sshd::start(),
             standin,
             _dir: dir,
+            hosts_group: CpuGroup::new("ss-bench-hosts"),
+            client_group: CpuGroup::new("ss-bench-client"),
+        };
+        let grouped = world
+            .hosts_group
+            .as_ref()
+            .is_some_and(|g| world.all().all(|s| s.pid().is_some_and(|pid| g.add(pid))));
+        if !grouped {
+            eprintln!(
+                "no writable cgroup here: CPU figures from getrusage only, none for the hosts"
+            );
         }
+        world
     }
 
     fn all(&self) -> impl Iterator<Item = &Sshd> {
@@ -162,9 +180,8 @@ impl World {
 
     /// CPU time the SSH "hosts" have spent so far (their sshd, shells and
     /// stand-ins): on a real deployment, spent on the hosts, not here.
-    fn hosts_cpu(&self) -> Duration {
-        let ticks: u64 = self.all().map(Sshd::cpu_ticks).sum();
-        Duration::from_millis(ticks * 1000 / clock_ticks())
+    fn hosts_cpu(&self) -> Option<Duration> {
+        self.hosts_group.as_ref().map(CpuGroup::usage)
     }
 
     /// Waits until no client is connected to any host.
@@ -173,17 +190,66 @@ impl World {
     }
 }
 
-/// Clock ticks per second of /proc's CPU times.
-fn clock_ticks() -> u64 {
-    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-            .unwrap_or(100)
-    })
+/// A cgroup that accounts the CPU time of every process in it and of every
+/// process they start, exactly (daemons and orphans included). cgroup v2 or
+/// v1's `cpuacct`; `None` where the bench may not create one (not root, a
+/// read-only cgroupfs): its figures are then left out.
+struct CpuGroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl CpuGroup {
+    fn new(name: &str) -> Option<CpuGroup> {
+        let name = format!("{name}-{}", std::process::id());
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let dir = if v2 {
+            Path::new("/sys/fs/cgroup").join(name)
+        } else {
+            Path::new("/sys/fs/cgroup/cpuacct").join(name)
+        };
+        std::fs::create_dir(&dir).ok()?;
+        let g = CpuGroup { dir, v2 };
+        g.read().map(|_| g)
+    }
+
+    fn read(&self) -> Option<Duration> {
+        if self.v2 {
+            let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+            let usec = stat
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(Duration::from_micros(usec))
+        } else {
+            let ns = std::fs::read_to_string(self.dir.join("cpuacct.usage")).ok()?;
+            Some(Duration::from_nanos(ns.trim().parse().ok()?))
+        }
+    }
+
+    fn usage(&self) -> Duration {
+        self.read().unwrap_or_default()
+    }
+
+    /// Moves process `pid` (and what it starts from now on) into the group.
+    fn add(&self, pid: u32) -> bool {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).is_ok()
+    }
+}
+
+impl Drop for CpuGroup {
+    fn drop(&mut self) {
+        // A cgroup is removed once empty: hand what is left to the root.
+        let root = self.dir.parent().unwrap().join("cgroup.procs");
+        if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = std::fs::write(&root, pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 enum Kind {
@@ -259,8 +325,8 @@ struct Cost {
     /// User + system CPU time of the run and the processes it waited for.
     cpu: Duration,
     /// CPU time the SSH hosts spent serving the run (sshd, the remote
-    /// shells, the stand-in `security`), at 10 ms resolution.
-    hosts_cpu: Duration,
+    /// shells, the stand-in `security`); `None` without a cgroup.
+    hosts_cpu: Option<Duration>,
 }
 
 impl<'w> Scenario<'w> {
@@ -534,8 +600,12 @@ impl<'w> Scenario<'w> {
         self.server.clear_requests();
         let (conns, cmds) = self.world.ssh_counters();
         let hosts_cpu = self.world.hosts_cpu();
+        let client_cpu = self.world.client_group.as_ref().map(CpuGroup::usage);
         let out_file = self.dir.path().join("measure.out");
         let mut cmd = Command::new(std::env::current_exe().unwrap());
+        if let Some(g) = &self.world.client_group {
+            cmd.env(CGROUP_ENV, g.dir.join("cgroup.procs"));
+        }
         cmd.env(MEASURE_ENV, &out_file)
             .arg(env!("CARGO_BIN_EXE_secretsync"))
             .args(args)
@@ -578,11 +648,23 @@ impl<'w> Scenario<'w> {
             // The hosts' side of a connection ends just after the client's.
             assert!(self.world.all_closed(), "a run left a connection open");
         }
-        let hosts_cpu = self.world.hosts_cpu().saturating_sub(hosts_cpu);
+        let hosts_cpu = self
+            .world
+            .hosts_cpu()
+            .zip(hosts_cpu)
+            .map(|(after, before)| after.saturating_sub(before));
+        let client_cpu = self
+            .world
+            .client_group
+            .as_ref()
+            .map(CpuGroup::usage)
+            .zip(client_cpu)
+            .map(|(after, before)| after.saturating_sub(before));
         Cost {
             wall: Duration::from_nanos(f[0] as u64),
             peak_rss_kib: f[1] as u64,
-            cpu: Duration::from_micros(f[3] as u64),
+            // The cgroup also counts the SSH masters, which daemonise.
+            cpu: client_cpu.unwrap_or(Duration::from_micros(f[3] as u64)),
             http: reqs.len(),
             http_project: reqs.iter().filter(|r| r.fields == ["project"]).count(),
             http_reads: reqs
@@ -796,6 +878,9 @@ fn security(standin: &Path, args: &[&str], stdin: &[u8]) {
 /// The wrapper mode: runs argv, waits, writes `wall_ns max_rss_kib code`.
 fn measure_child(out: &str) -> ! {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(procs) = std::env::var_os(CGROUP_ENV) {
+        std::fs::write(procs, std::process::id().to_string()).expect("join the client cgroup");
+    }
     let start = Instant::now();
     let status = Command::new(&args[0])
         .args(&args[1..])
@@ -944,7 +1029,7 @@ fn cost_row(n: usize, sc: &Scenario, what: &str, c: &Cost) -> String {
         sc.pairs(),
         ms(c.wall),
         ms(c.cpu),
-        ms(c.hosts_cpu),
+        c.hosts_cpu.map_or("n/a".into(), ms),
         c.http,
         c.http_project,
         c.http_reads,

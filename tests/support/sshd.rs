@@ -286,23 +286,9 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
-    /// CPU time, in clock ticks, that this "host" has spent serving clients:
-    /// every per-connection sshd and what it ran (sessions, shells, the
-    /// programs they started), ended or still running.
-    pub fn cpu_ticks(&self) -> u64 {
-        let Some(c) = &self.child else {
-            return 0;
-        };
-        // The listener's waited-for children, plus every live process
-        // below it (a connection's monitor, its session process, the shells)
-        // with their own waited-for children.
-        let mut ticks = stat_fields(c.id()).map_or(0, |f| f[13] + f[14]);
-        let mut live = children_of(c.id());
-        while let Some(pid) = live.pop() {
-            ticks += stat_fields(pid).map_or(0, |f| f[11] + f[12] + f[13] + f[14]);
-            live.extend(children_of(pid));
-        }
-        ticks
+    /// The listening sshd's pid (every connection's processes descend from it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether every client connection has ended within `within` (each
@@ -425,18 +411,6 @@ impl Drop for KeptMasters {
     fn drop(&mut self) {
         self.end_all();
     }
-}
-
-/// The fields of /proc/PID/stat after `(comm)`: state is [0], ppid [1],
-/// utime [11], stime [12], cutime [13], cstime [14].
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse::<i64>().map_or(0, |v| v.max(0) as u64))
-            .collect(),
-    )
 }
 
 /// The processes whose parent is `pid` (from /proc).
