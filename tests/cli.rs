@@ -530,3 +530,29 @@ fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
     cmd.args(["get", "S"]).env("SECRETSYNC_AGE_KEY_FILE", &key);
     assert_eq!(run(cmd).stdout, "CANARY-ssh-identity");
 }
+
+#[test]
+fn ssh_persist_without_ssh_targets_creates_nothing_and_rejects_bad_durations() {
+    let dir = demo();
+    let runtime = tempfile::tempdir().unwrap();
+    let mut cmd = secretsync_cmd(dir.path());
+    cmd.args(["plan", "-f", "secrets.yaml", "-i", "demo-identity.txt"])
+        .env("SECRETSYNC_SSH_PERSIST", "60s")
+        .env("XDG_RUNTIME_DIR", runtime.path());
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        std::fs::read_dir(runtime.path()).unwrap().count(),
+        0,
+        "no socket folder for a manifest without SSH targets"
+    );
+
+    let out = demo_run(dir.path(), &["plan", "--ssh-persist", "soon"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("invalid value 'soon' for '--ssh-persist <DURATION>': not a duration"),
+        "{}",
+        out.stderr
+    );
+}
