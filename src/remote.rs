@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::manifest::{KnownHosts, SshOptions};
@@ -29,6 +29,15 @@ use crate::target::TargetError;
 /// How many commands run at once on one SSH connection: below sshd's default
 /// `MaxSessions 10`, so a run with many targets on one host never hits it.
 const SESSIONS_PER_HOST: usize = 8;
+
+/// How long a master waits, idle, for its run's next command before it ends
+/// itself. A run closes its masters when it ends; this bounds the life of
+/// one left by a run that was killed (`SIGKILL` leaves no chance to close),
+/// and is longer than any pause within a run (`apply`'s confirmation).
+const ORPHAN_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(3600) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// The default `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,19 +163,31 @@ pub struct Host {
     control_dir: PathBuf,
     /// Set when masters outlive the run (`--ssh-persist`).
     persist: Option<Persist>,
-    session: OnceCell<Result<Arc<openssh::Session>, TargetError>>,
+    /// `None` until the first command; then the master, or why there is none.
+    session: AsyncMutex<Option<Result<Arc<openssh::Session>, TargetError>>>,
     slots: Semaphore,
 }
 
 impl Host {
-    /// The master connection, opened once; a failure is remembered for the
-    /// run, so every target on an unreachable host reports the same cause
-    /// without trying again.
+    /// The master connection, opened on first use; a failure is remembered
+    /// for the run, so every target on an unreachable host reports the same
+    /// cause without trying again. A master that has ended since (the host
+    /// rebooted, or it idled out during a long pause such as `apply`'s
+    /// confirmation) is replaced: every write checks what it replaces, so a
+    /// new connection is as safe as the old one.
     pub async fn session(&self) -> Result<Arc<openssh::Session>, TargetError> {
-        self.session
-            .get_or_init(|| async { self.connect().await.map(Arc::new) })
-            .await
-            .clone()
+        let mut slot = self.session.lock().await;
+        if let Some(Ok(s)) = slot.as_ref() {
+            if std::os::unix::net::UnixStream::connect(s.control_socket()).is_err() {
+                *slot = None;
+            }
+        }
+        if let Some(known) = slot.as_ref() {
+            return known.clone();
+        }
+        let made = self.connect().await.map(Arc::new);
+        *slot = Some(made.clone());
+        made
     }
 
     async fn connect(&self) -> Result<openssh::Session, TargetError> {
@@ -192,9 +213,9 @@ impl Host {
         if let Some(file) = &self.opts.known_hosts_file {
             b.user_known_hosts_file(expand_home(file));
         }
-        if let Some(p) = &self.persist {
-            b.control_persist(openssh::ControlPersist::IdleFor(p.idle));
-        }
+        b.control_persist(openssh::ControlPersist::IdleFor(
+            self.persist.as_ref().map_or(ORPHAN_IDLE, |p| p.idle),
+        ));
         let session = b
             .connect_mux(&self.opts.host)
             .await
@@ -363,7 +384,7 @@ impl SshPool {
                     opts: opts.clone(),
                     control_dir: self.control_dir.clone(),
                     persist: self.persist.clone(),
-                    session: OnceCell::new(),
+                    session: AsyncMutex::new(None),
                     slots: Semaphore::new(SESSIONS_PER_HOST),
                 })
             })

@@ -953,3 +953,91 @@ fn ssh_persist_refuses_a_folder_others_can_enter_and_still_plans() {
         "closed at exit as usual"
     );
 }
+
+#[test]
+fn a_master_that_ended_between_two_commands_is_replaced() {
+    let mut sshd = Sshd::start();
+    let pool = secretsync::remote::SshPool::default();
+    let runner = secretsync::remote::Runner::Ssh(pool.host(&sshd.options("root")));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let first = rt.block_on(runner.sh("echo one", &[], b"", false)).unwrap();
+    assert_eq!(&first.stdout[..], b"one\n");
+
+    // The host goes away and comes back (a reboot, a restarted sshd): the
+    // master sees its connection close and ends.
+    sshd.stop();
+    sshd.restart();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let second = rt.block_on(runner.sh("echo two", &[], b"", false)).unwrap();
+    assert_eq!(&second.stdout[..], b"two\n");
+    assert_eq!(sshd.connections(), 2, "a new connection, not an error");
+    drop(runner);
+    rt.block_on(pool.close());
+    assert!(sshd.all_closed(Duration::from_secs(3)));
+}
+
+#[test]
+fn the_master_of_a_killed_run_ends_itself_after_an_hour_idle() {
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    manifest(
+        &sb,
+        &sshd,
+        &[("vps", "root", &file, "")],
+        &[("TOKEN", CANARY_A)],
+    );
+
+    // Kill the run while its write is held on the host: it cannot close
+    // its master.
+    sshd.hold_writes(true);
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.args(["apply", "--auto-approve", "--identity"])
+        .arg(&sb.identity)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sshd.write_held() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The master left behind was started with a bounded ControlPersist.
+    let port = sshd.port.to_string();
+    let masters: Vec<(u32, Vec<String>)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_master = args.first().is_some_and(|a| a.ends_with("ssh"))
+                && args.iter().any(|a| a == "-M")
+                && args.windows(2).any(|w| w[0] == "-p" && w[1] == port);
+            is_master.then_some((pid, args))
+        })
+        .collect();
+    for (pid, _) in &masters {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    sshd.hold_writes(false);
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    assert!(
+        masters[0].1.iter().any(|a| a == "ControlPersist=3600s"),
+        "{:?}",
+        masters[0].1
+    );
+}
