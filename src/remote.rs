@@ -34,10 +34,7 @@ const SESSIONS_PER_HOST: usize = 8;
 /// itself. A run closes its masters when it ends; this bounds the life of
 /// one left by a run that was killed (`SIGKILL` leaves no chance to close),
 /// and is longer than any pause within a run (`apply`'s confirmation).
-const ORPHAN_IDLE: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(3600) {
-    Some(n) => n,
-    None => unreachable!(),
-};
+const ORPHAN_IDLE: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3600).unwrap();
 
 /// The default `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,7 +175,7 @@ impl Host {
     pub async fn session(&self) -> Result<Arc<openssh::Session>, TargetError> {
         let mut slot = self.session.lock().await;
         if let Some(Ok(s)) = slot.as_ref() {
-            if std::os::unix::net::UnixStream::connect(s.control_socket()).is_err() {
+            if !answers(s.control_socket()) {
                 *slot = None;
             }
         }
@@ -330,9 +327,8 @@ impl SshPool {
 
     /// Closes every master connection at once (with `--ssh-persist`, leaves
     /// them to their idle timeout instead). Dropping a session closes it
-    /// too, but by running `ssh -O exit` and waiting for it: one host after
-    /// another, ~15 ms each. Sessions still in use elsewhere are left to
-    /// their drop.
+    /// too, but synchronously: one host after another. Sessions still in use
+    /// elsewhere are left to their drop.
     pub async fn close(&self) {
         let hosts: Vec<Arc<Host>> = {
             let mut map = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
@@ -446,7 +442,7 @@ impl Persist {
     fn resume(&self, opts: &SshOptions) -> Option<openssh::Session> {
         let link = self.link(opts);
         let ctl = link.join("master");
-        if std::os::unix::net::UnixStream::connect(&ctl).is_ok() {
+        if answers(&ctl) {
             let log = link.join("log");
             return Some(openssh::Session::resume_mux(ctl.into(), Some(log.into())));
         }
@@ -469,6 +465,12 @@ impl Persist {
     }
 }
 
+/// Whether a master listens on this control socket (a connect is enough:
+/// the socket file outlives a master that was killed).
+fn answers(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
 /// Removes the folders of masters that ended (no socket answers, and older
 /// than any handshake: another run may be connecting) and links to nowhere.
 fn sweep(dir: &Path) {
@@ -487,9 +489,7 @@ fn sweep(dir: &Path) {
         let name = e.file_name();
         let Ok(kind) = e.file_type() else { continue };
         if kind.is_dir() && name.to_string_lossy().starts_with(".ssh-connection") {
-            if settled(&path)
-                && std::os::unix::net::UnixStream::connect(path.join("master")).is_err()
-            {
+            if settled(&path) && !answers(&path.join("master")) {
                 let _ = std::fs::remove_dir_all(&path);
             }
         } else if kind.is_symlink() && !path.exists() {
