@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use secretsync::crypto;
 use support::railway_server::RailwayServer;
-use support::sshd::{ensure_user, Sshd};
+use support::sshd::{ensure_user, KeptMasters, Sshd};
 
 /// Set in the environment of the wrapper: the file it writes its figures to.
 const MEASURE_ENV: &str = "SECRETSYNC_BENCH_MEASURE_OUT";
@@ -307,8 +307,8 @@ struct Scenario<'w> {
     manifest: PathBuf,
     targets: Vec<Target>,
     parallelism: Option<String>,
-    /// With `--ssh-persist`: the private runtime folder of the kept masters.
-    kept: Option<tempfile::TempDir>,
+    /// With `--ssh-persist`: the kept masters (ended when dropped).
+    kept: Option<KeptMasters>,
 }
 
 /// What one run of the binary cost.
@@ -560,34 +560,13 @@ impl<'w> Scenario<'w> {
     /// From now on runs keep their SSH masters for the next (`--ssh-persist
     /// 60s`, sockets in a private runtime folder of the scenario's).
     fn keep_connections(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let runtime = tempfile::Builder::new()
-            .prefix("ss-bench-run")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        self.kept = Some(runtime);
+        self.kept = Some(KeptMasters::new());
     }
 
-    /// Ends the kept masters (`ssh -O exit`) and goes back to runs that
-    /// close their connections.
+    /// Ends the kept masters and goes back to runs that close their
+    /// connections.
     fn end_connections(&mut self) {
-        let Some(runtime) = self.kept.take() else {
-            return;
-        };
-        for e in std::fs::read_dir(runtime.path().join("secretsync-ssh"))
-            .unwrap()
-            .flatten()
-        {
-            if e.path().is_symlink() {
-                let _ = Command::new("ssh")
-                    .arg("-S")
-                    .arg(e.path().join("master"))
-                    .args(["-O", "exit", "kept"])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
+        drop(self.kept.take());
         assert!(self.world.all_closed(), "the kept masters ended");
     }
 
@@ -617,11 +596,13 @@ impl<'w> Scenario<'w> {
         if let Some(p) = &self.parallelism {
             cmd.arg("--parallelism").arg(p);
         }
-        if let Some(runtime) = &self.kept {
-            cmd.env("XDG_RUNTIME_DIR", runtime.path())
-                .env("SECRETSYNC_SSH_PERSIST", "60s");
-        } else {
-            cmd.env_remove("SECRETSYNC_SSH_PERSIST");
+        match &self.kept {
+            Some(kept) => {
+                cmd.envs(kept.env("60s"));
+            }
+            None => {
+                cmd.env_remove("SECRETSYNC_SSH_PERSIST");
+            }
         }
         cmd.current_dir(self.dir.path())
             .env("SECRETSYNC_RAILWAY_ENDPOINT", self.server.url())

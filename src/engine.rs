@@ -137,21 +137,8 @@ impl Engine {
             })
             .collect();
         let mut ctx = Context::new(manifest.dir());
-        let over_ssh = manifest.targets.iter().any(|(name, spec)| {
-            selected(name)
-                && match spec {
-                    TargetSpec::SshEnv(_) => true,
-                    TargetSpec::Keychain(k) => k.ssh.is_some(),
-                    _ => false,
-                }
-        });
-        if let Some(idle) = opts.ssh_persist.filter(|_| over_ssh) {
-            match crate::remote::SshPool::persistent(idle) {
-                Ok(pool) => ctx.ssh = Arc::new(pool),
-                Err(why) => crate::notice::notice(&format!(
-                    "note: SSH connections are not kept (--ssh-persist): {why}"
-                )),
-            }
+        if let Some(idle) = opts.ssh_persist {
+            ctx.ssh = Arc::new(crate::remote::SshPool::persistent(idle));
         }
         let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();

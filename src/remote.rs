@@ -295,18 +295,19 @@ impl Host {
 /// options, shared by every target that names it.
 pub struct SshPool {
     hosts: Mutex<HashMap<String, Arc<Host>>>,
-    /// Where the control sockets live: short, because a Unix socket path is
-    /// limited to 104–108 bytes.
-    control_dir: PathBuf,
-    persist: Option<Persist>,
+    /// `--ssh-persist`: how long masters outlive the run.
+    keep: Option<Duration>,
+    /// The private folder of kept masters, opened with the first host (a run
+    /// without SSH targets makes none); `None` when not keeping, or refused.
+    persist: std::sync::OnceLock<Option<Persist>>,
 }
 
 impl Default for SshPool {
     fn default() -> Self {
         SshPool {
             hosts: Mutex::new(HashMap::new()),
-            control_dir: std::env::temp_dir(),
-            persist: None,
+            keep: None,
+            persist: std::sync::OnceLock::new(),
         }
     }
 }
@@ -315,14 +316,27 @@ impl SshPool {
     /// A pool whose masters stay up `idle` after their last command, for the
     /// next run to reuse (as ssh's own `ControlPersist`): a plan followed by
     /// an apply pays for each host's handshake once. The sockets live in a
-    /// folder only this user can enter; `Err` says why it cannot be used.
-    pub fn persistent(idle: Duration) -> Result<SshPool, String> {
-        let p = Persist::open(idle)?;
-        Ok(SshPool {
-            control_dir: p.dir.clone(),
-            persist: Some(p),
+    /// folder only this user can enter, created with the first host; when it
+    /// cannot be used, a notice says why and masters close at exit.
+    pub fn persistent(idle: Duration) -> SshPool {
+        SshPool {
+            keep: Some(idle),
             ..SshPool::default()
-        })
+        }
+    }
+
+    fn persist(&self) -> Option<&Persist> {
+        self.persist
+            .get_or_init(|| {
+                Persist::open(self.keep?)
+                    .map_err(|why| {
+                        crate::notice::notice(&format!(
+                            "note: SSH connections are not kept (--ssh-persist): {why}"
+                        ));
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Closes every master connection at once (with `--ssh-persist`, leaves
@@ -339,7 +353,7 @@ impl SshPool {
             .filter_map(|h| Arc::try_unwrap(h).ok())
             .filter_map(|h| h.session.into_inner()?.ok())
             .filter_map(|s| Arc::try_unwrap(s).ok());
-        if self.persist.is_some() {
+        if self.persist.get().is_some_and(Option::is_some) {
             for s in sessions {
                 let _ = s.detach();
             }
@@ -370,16 +384,20 @@ impl SshPool {
     /// The host for `opts`, created on first request (no connection is
     /// opened until a command runs).
     pub fn host(&self, opts: &SshOptions) -> Arc<Host> {
-        let key = format!("{opts:?}");
+        let key = options_key(opts);
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
             .entry(key)
             .or_insert_with(|| {
+                let persist = self.persist().cloned();
                 Arc::new(Host {
                     label: label(opts),
                     opts: opts.clone(),
-                    control_dir: self.control_dir.clone(),
-                    persist: self.persist.clone(),
+                    // Short: a Unix socket path is limited to 104–108 bytes.
+                    control_dir: persist
+                        .as_ref()
+                        .map_or_else(std::env::temp_dir, |p| p.dir.clone()),
+                    persist,
                     session: AsyncMutex::new(None),
                     slots: Semaphore::new(SESSIONS_PER_HOST),
                 })
@@ -434,7 +452,7 @@ impl Persist {
     /// stays short and names no host.
     fn link(&self, opts: &SshOptions) -> PathBuf {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("{opts:?}").as_bytes());
+        let digest = sha2::Sha256::digest(options_key(opts).as_bytes());
         self.dir.join(hex::encode(&digest[..8]))
     }
 
@@ -496,6 +514,11 @@ fn sweep(dir: &Path) {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// What makes two targets' connections the same one: every option.
+fn options_key(opts: &SshOptions) -> String {
+    format!("{opts:?}")
 }
 
 /// `user@host` or `user@host:port`.

@@ -757,14 +757,7 @@ fn a_connection_dropped_mid_apply_leaves_the_old_file_and_the_next_apply_converg
     cmd.args(["apply", "--auto-approve", "--identity"])
         .arg(&sb.identity);
     let running = std::thread::spawn(move || support::cli::run(cmd));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !sshd.write_held() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the write never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    sshd.wait_for_held_write();
     relay.cut();
     let apply = running.join().unwrap();
     assert_eq!(apply.code, 1, "{apply:?}");
@@ -999,14 +992,7 @@ fn the_master_of_a_killed_run_ends_itself_after_an_hour_idle() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !sshd.write_held() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the write never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sshd.wait_for_held_write();
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -154,9 +154,13 @@ impl Sshd {
         }
     }
 
-    /// Whether a held write has started.
-    pub fn write_held(&self) -> bool {
-        self.dir.path().join("write-held").exists()
+    /// Waits (up to 20 s, else panics) until a held write has started.
+    pub fn wait_for_held_write(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.dir.path().join("write-held").exists() {
+            assert!(Instant::now() < deadline, "the write never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn config(&self) -> PathBuf {
