@@ -110,6 +110,8 @@ pub enum CryptoError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the identity file {} can be read or changed by other users (mode {mode:04o})", path.display())]
+    OpenIdentity { path: PathBuf, mode: u32 },
     #[error("the identity from {origin} is not usable: {why}")]
     BadIdentity { origin: String, why: String },
     #[error("{what} is not encrypted to the identity from {origin}")]
@@ -126,6 +128,9 @@ impl CryptoError {
         match self {
             CryptoError::NoIdentity { .. } => Some(
                 "pass --identity FILE, or set SECRETSYNC_AGE_KEY (the key) or SECRETSYNC_AGE_KEY_FILE (its path)",
+            ),
+            CryptoError::OpenIdentity { .. } => Some(
+                "it decrypts every value of the manifest: make it private with `chmod 600 FILE`, as ssh requires of private keys",
             ),
             CryptoError::NotRecipient { .. } => Some(
                 "use an identity whose public key is listed under `recipients`, or ask a holder of one to run `secretsync recipients add` and `secretsync rekey`",
@@ -152,6 +157,9 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>, Crypt
         why: why.to_string(),
     };
     if text.contains(OPENSSH_KEY_HEADER) {
+        if ssh_key_type(text).as_deref() != Some("ssh-ed25519") {
+            return Err(bad("only ssh-ed25519 private keys are supported (recipients are age1… or ssh-ed25519 keys)"));
+        }
         let id = age::ssh::Identity::from_buffer(text.as_bytes(), None)
             .map_err(|_| bad("the SSH private key does not parse"))?;
         return match id {
@@ -178,6 +186,71 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>, Crypt
     Ok(keys)
 }
 
+/// The key type of an OpenSSH private key file (`ssh-ed25519`, `ssh-rsa`),
+/// read from its public part: age would accept an ssh-rsa key, which the
+/// manifest's recipients cannot name, so it is refused by type, not by luck.
+fn ssh_key_type(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.contains(OPENSSH_KEY_HEADER))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .map(str::trim)
+        .collect();
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?,
+    );
+    let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;
+    // An SSH wire-format string: a big-endian u32 length, then the bytes.
+    fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let s = rest.get(4..4usize.checked_add(len)?)?;
+        *rest = &rest[4 + len..];
+        Some(s)
+    }
+    // cipher, kdf, kdf options; then the count of keys and the first public key.
+    for _ in 0..3 {
+        string(&mut rest)?;
+    }
+    rest = rest.get(4..)?;
+    let mut public = string(&mut rest)?;
+    String::from_utf8(string(&mut public)?.to_vec()).ok()
+}
+
+/// The public key of the demo identity in examples/demo, published with the
+/// repository on purpose: its file may be readable by anyone.
+const DEMO_RECIPIENT: &str = "age1mq0k4y5f9vu3emmqkdv65l5hmzz2u85fdalx2fu6e4gujq7cfqds6pjmuc";
+
+/// Refuses an identity file that others can read or change, as ssh refuses
+/// a private key with open permissions: the key decrypts every value.
+#[cfg(unix)]
+fn check_permissions(path: &Path, keys: &[Identity]) -> Result<(), CryptoError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    let demo_only = keys.iter().all(|k| match k {
+        Identity::X25519(i) => i.to_public().to_string() == DEMO_RECIPIENT,
+        Identity::Ssh(_) => false,
+    });
+    if mode & 0o077 != 0 && !demo_only {
+        return Err(CryptoError::OpenIdentity {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _keys: &[Identity]) -> Result<(), CryptoError> {
+    Ok(())
+}
+
 /// Finds the identity, in this order: `--identity FILE`, `SECRETSYNC_AGE_KEY`
 /// (the key itself), `SECRETSYNC_AGE_KEY_FILE`, then SOPS's `SOPS_AGE_KEY`,
 /// `SOPS_AGE_KEY_FILE` and `~/.config/sops/age/keys.txt`. The first one
@@ -190,15 +263,14 @@ pub fn find_identities(explicit: Option<&Path>) -> Result<Identities, CryptoErro
                 source,
             }
         })?);
-        Ok(Identities {
-            keys: parse_identities(&text, &origin)?,
-            origin,
-        })
+        let keys = parse_identities(&text, &origin)?;
+        check_permissions(path, &keys)?;
+        Ok(Identities { keys, origin })
     };
     if let Some(path) = explicit {
         return from_file(path, format!("--identity {}", path.display()));
     }
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let var = |name: &str| crate::environ::var(name).filter(|v| !v.trim().is_empty());
     for (key_var, file_var) in [
         ("SECRETSYNC_AGE_KEY", "SECRETSYNC_AGE_KEY_FILE"),
         ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE"),
@@ -308,6 +380,22 @@ impl Fingerprinter {
         let key = self.key.as_ref()?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(b"secretsync-digest-v1\0");
+        mac.update(bytes);
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// A MAC (64 hex digits) of `bytes` for the purpose `label` ("saved-plan"),
+    /// under a key of its own derived from the fingerprint key, so that no
+    /// MAC can be passed off as a fingerprint or a digest; `None` without a key.
+    pub fn authenticate(&self, label: &str, bytes: &[u8]) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let mut derive =
+            Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+        derive.update(b"secretsync-mac-key-v1\0");
+        derive.update(label.as_bytes());
+        let subkey = Zeroizing::new(derive.finalize().into_bytes().to_vec());
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&subkey).expect("HMAC takes keys of any length");
         mac.update(bytes);
         Some(hex::encode(mac.finalize().into_bytes()))
     }

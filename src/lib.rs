@@ -13,6 +13,7 @@ pub mod commands;
 pub mod crypto;
 pub mod edit;
 pub mod engine;
+pub mod environ;
 pub mod error;
 pub mod fsutil;
 pub mod manifest;

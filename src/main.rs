@@ -6,6 +6,8 @@ use clap::Parser;
 use secretsync::cli::Cli;
 
 fn main() -> ExitCode {
+    // First: no core dumps while values may be in memory.
+    secretsync::environ::harden();
     // A panic must not print its payload (it could, in principle, carry data)
     // nor a backtrace: say where, and that it is a bug.
     std::panic::set_hook(Box::new(|info| {
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Then, after clap has read the variables it takes and while this is the
+    // only thread: the identity and tokens out of the environment that every
+    // child would inherit.
+    secretsync::environ::take();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
