@@ -429,6 +429,11 @@ impl<'w> Scenario<'w> {
         let identity = d.join("id.txt");
         use secrecy::ExposeSecret;
         std::fs::write(&identity, id.to_string().expose_secret()).unwrap();
+        std::fs::set_permissions(
+            &identity,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let recipient = crypto::Recipient::X25519(id.to_public());
         let mut yaml = format!("version: 1\nrecipients:\n  - {recipient}\ntargets:\n");
         for t in &targets {
@@ -443,10 +448,9 @@ impl<'w> Scenario<'w> {
                     path.display()
                 ),
                 Kind::Keychain { service, keychain } => format!(
-                    "type: keychain, {}, service: {service}, keychain: {}, security: {}",
+                    "type: keychain, {}, service: {service}, keychain: {}",
                     ssh_fields(&world.mac),
                     keychain.display(),
-                    world.standin.display()
                 ),
                 Kind::Local { path } => format!("type: env_file, path: {}", path.display()),
             };
@@ -606,6 +610,7 @@ impl<'w> Scenario<'w> {
         }
         cmd.current_dir(self.dir.path())
             .env("SECRETSYNC_RAILWAY_ENDPOINT", self.server.url())
+            .env("SECRETSYNC_SECURITY", &self.world.standin)
             .env("RAILWAY_API_TOKEN", TOKEN)
             .env_remove("RAILWAY_TOKEN")
             .stdin(Stdio::null())
@@ -1026,9 +1031,10 @@ fn cost_row(n: usize, sc: &Scenario, what: &str, c: &Cost) -> String {
 fn hold(world: &World, n: usize, m: usize, latency: Duration) {
     let sc = Scenario::build(world, n, Shape::for_targets(m), latency);
     println!(
-        "cd {} && SECRETSYNC_RAILWAY_ENDPOINT={} RAILWAY_API_TOKEN={TOKEN} {} plan -f {} --identity {} -q",
+        "cd {} && SECRETSYNC_RAILWAY_ENDPOINT={} SECRETSYNC_SECURITY={} RAILWAY_API_TOKEN={TOKEN} {} plan -f {} --identity {} -q",
         sc.dir.path().display(),
         sc.server.url(),
+        world.standin.display(),
         env!("CARGO_BIN_EXE_secretsync"),
         sc.manifest.display(),
         sc.identity.display()

@@ -129,9 +129,13 @@ impl TargetSpec {
                 }
             }
             TargetSpec::Keychain(_) => {
-                if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
+                if key.is_empty()
+                    || key.len() > 255
+                    || key.chars().any(char::is_control)
+                    || key.starts_with('-')
+                {
                     Err(
-                        "a keychain account must be 1 to 255 bytes without control characters"
+                        "a keychain account must be 1 to 255 bytes without control characters, not starting with `-`"
                             .into(),
                     )
                 } else {
@@ -214,7 +218,6 @@ pub struct RailwaySpec {
     pub token_env: Option<String>,
     pub token_kind: Option<TokenKind>,
     pub skip_deploys: bool,
-    pub endpoint: Option<String>,
     pub overwrite_sealed: bool,
     pub prune: bool,
 }
@@ -226,8 +229,6 @@ pub struct KeychainSpec {
     pub ssh: Option<SshOptions>,
     pub service: String,
     pub keychain: Option<String>,
-    /// The `security` program (default: `security` from PATH).
-    pub security: Option<String>,
 }
 
 /// A manifest that cannot be used, with where and why.
@@ -538,6 +539,33 @@ impl Scalar {
 
 // ---- validation ----------------------------------------------------------------
 
+/// Fields a manifest may no longer set, because they let it choose how
+/// secretsync behaves: why, and what to do instead.
+fn withdrawn(field: &str) -> Option<(String, &'static str)> {
+    match field {
+        "endpoint" => Some((
+            "`endpoint` is no longer read from the manifest: a manifest must not choose where Railway tokens are sent".into(),
+            "remove the line; secretsync talks to Railway's public API, or to the URL in the environment variable SECRETSYNC_RAILWAY_ENDPOINT of the run (https, or http on loopback)",
+        )),
+        "security" => Some((
+            "`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs".into(),
+            "remove the line; secretsync runs /usr/bin/security, or the program in the environment variable SECRETSYNC_SECURITY of the run",
+        )),
+        _ => None,
+    }
+}
+
+/// Why `value` could be read as an option or break a command line, if it could.
+pub fn argv_safe(value: &str) -> Result<(), &'static str> {
+    if value.starts_with('-') {
+        Err("starts with `-`, which a program would read as an option")
+    } else if value.chars().any(char::is_control) {
+        Err("contains a control character")
+    } else {
+        Ok(())
+    }
+}
+
 const TYPES: &[(&str, &[&str])] = &[
     ("env_file", &["path", "prune", "create"]),
     (
@@ -565,7 +593,6 @@ const TYPES: &[(&str, &[&str])] = &[
             "token_env",
             "token_kind",
             "skip_deploys",
-            "endpoint",
             "overwrite_sealed",
             "prune",
         ],
@@ -581,7 +608,6 @@ const TYPES: &[(&str, &[&str])] = &[
             "connect_timeout",
             "service",
             "keychain",
-            "security",
         ],
     ),
 ];
@@ -716,6 +742,7 @@ impl<'a> Checker<'a> {
 
         let mut targets = IndexMap::new();
         for (name, t) in raw.targets {
+            self.name(&name.0, "target")?;
             let spec = self.target(&name.0, t)?;
             targets.insert(name.0.value, spec);
         }
@@ -724,6 +751,7 @@ impl<'a> Checker<'a> {
         // target → key on target → (secret that put it there)
         let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (name, s) in raw.secrets {
+            self.name(&name.0, "secret")?;
             let def = self.secret(&name.0, s, &targets, &mut landed)?;
             secrets.insert(def.name.clone(), def);
         }
@@ -736,6 +764,19 @@ impl<'a> Checker<'a> {
             targets,
             secrets,
         })
+    }
+
+    /// Names are printed in plans, PR comments and annotations: no control
+    /// character (a terminal escape, a line break) may forge their output.
+    fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), ManifestError> {
+        if name.value.is_empty() || name.value.chars().any(char::is_control) {
+            return Err(self.at(
+                name,
+                format!("a {what} name must be non-empty and hold no control characters"),
+                Some("rename it in the manifest".into()),
+            ));
+        }
+        Ok(())
     }
 
     fn target(
@@ -761,6 +802,9 @@ impl<'a> Checker<'a> {
             ));
         };
         for (field, floc) in t.given() {
+            if let Some((why, hint)) = withdrawn(field) {
+                return Err(self.key_error(floc, field, why, Some(hint.into())));
+            }
             if !allowed.contains(&field) {
                 return Err(self.key_error(
                     floc,
@@ -788,6 +832,35 @@ impl<'a> Checker<'a> {
         };
         let flag = |f: &S<bool>, default: bool| f.as_ref().map_or(default, |s| s.value);
         let opt = |f: &S<String>| f.as_ref().map(|s| s.value.clone());
+        // Strings that reach a command line (ssh, sh scripts, `security`)
+        // must never be read there as an option, whoever wrote them.
+        for (field, value) in [
+            ("host", &t.host),
+            ("path", &t.path),
+            ("identity_file", &t.identity_file),
+            ("known_hosts_file", &t.known_hosts_file),
+            ("service", &t.service),
+            ("keychain", &t.keychain),
+        ] {
+            if let Some(v) = value {
+                if let Err(why) = argv_safe(&v.value) {
+                    return Err(self.at(
+                        v,
+                        format!("`{field}` of target `{}` {why}", name.value),
+                        Some("a manifest value is passed to ssh, sh or security as an operand, never as an option".into()),
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &t.host {
+            if h.value.chars().any(char::is_whitespace) {
+                return Err(self.at(
+                    h,
+                    format!("`host` of target `{}` contains white space", name.value),
+                    Some("write `user@host` or an alias from ~/.ssh/config".into()),
+                ));
+            }
+        }
 
         Ok(match kind.value.as_str() {
             "env_file" => TargetSpec::EnvFile(EnvFileSpec {
@@ -813,6 +886,15 @@ impl<'a> Checker<'a> {
                             v,
                             format!("`{}` is not an environment variable name", v.value),
                             Some("name the variable holding the token, such as RAILWAY_TOKEN".into()),
+                        ))
+                    }
+                    // A manifest naming any variable could send the identity
+                    // (SECRETSYNC_AGE_KEY) to Railway as a token.
+                    Some(v) if !v.value.starts_with("RAILWAY_") => {
+                        return Err(self.at(
+                            v,
+                            format!("`token_env: {}` does not start with RAILWAY_", v.value),
+                            Some("a manifest may name only RAILWAY_* variables as a token, so that it cannot send another credential to Railway; export the token as RAILWAY_<SOMETHING>".into()),
                         ))
                     }
                     // Railway's CLI fixes the kind of its two variables; any
@@ -845,18 +927,6 @@ impl<'a> Checker<'a> {
                     }),
                 },
                 skip_deploys: flag(&t.skip_deploys, false),
-                endpoint: match &t.endpoint {
-                    Some(e)
-                        if !(e.value.starts_with("https://") || e.value.starts_with("http://")) =>
-                    {
-                        return Err(self.at(
-                            e,
-                            "`endpoint` must be an http(s) URL",
-                            Some("omit it for Railway's public API (https://backboard.railway.com/graphql/v2)".into()),
-                        ))
-                    }
-                    e => e.as_ref().map(|s| s.value.clone()),
-                },
                 overwrite_sealed: flag(&t.overwrite_sealed, false),
                 prune: flag(&t.prune, false),
             }),
@@ -886,7 +956,6 @@ impl<'a> Checker<'a> {
                 },
                 service: required(&t.service, "service")?,
                 keychain: opt(&t.keychain),
-                security: opt(&t.security),
             }),
             _ => unreachable!("TYPES lists every type handled here"),
         })
@@ -1095,7 +1164,7 @@ mod tests {
 
     const OK: &str = "version: 1\ntargets:\n  app:\n    type: env_file\n    path: ./app.env\nsecrets:\n  LOG_LEVEL:\n    targets: [app]\n    value: info\n    rename: { app: APP_LOG_LEVEL }\n  PORT:\n    targets: [app]\n    value: 8080\n";
 
-    const RAILWAY: &str = "version: 1\ntargets:\n  api:\n    type: railway\n    project: p1\n    environment: production\n    service: api\n    token_env: CI_TOKEN\n    token_kind: project\n    skip_deploys: true\n    endpoint: https://proxy.example/graphql/v2\n    overwrite_sealed: true\n    prune: true\nsecrets:\n  A:\n    targets: [api]\n    value: x\n";
+    const RAILWAY: &str = "version: 1\ntargets:\n  api:\n    type: railway\n    project: p1\n    environment: production\n    service: api\n    token_env: RAILWAY_CI_TOKEN\n    token_kind: project\n    skip_deploys: true\n    overwrite_sealed: true\n    prune: true\nsecrets:\n  A:\n    targets: [api]\n    value: x\n";
 
     #[test]
     fn loads_every_railway_field() {
@@ -1106,10 +1175,9 @@ mod tests {
                 project: "p1".into(),
                 environment: "production".into(),
                 service: Some("api".into()),
-                token_env: Some("CI_TOKEN".into()),
+                token_env: Some("RAILWAY_CI_TOKEN".into()),
                 token_kind: Some(TokenKind::Project),
                 skip_deploys: true,
-                endpoint: Some("https://proxy.example/graphql/v2".into()),
                 overwrite_sealed: true,
                 prune: true,
             })
@@ -1120,7 +1188,9 @@ mod tests {
     fn refuses_bad_railway_fields_where_they_stand() {
         let e = load_str(&RAILWAY.replace("    token_kind: project\n", "")).unwrap_err();
         assert!(
-            e.starts_with("`token_env: CI_TOKEN` needs `token_kind`\n  --> secrets.yaml:8:16"),
+            e.starts_with(
+                "`token_env: RAILWAY_CI_TOKEN` needs `token_kind`\n  --> secrets.yaml:8:16"
+            ),
             "{e}"
         );
         let e = load_str(&RAILWAY.replace("token_kind: project", "token_kind: user")).unwrap_err();
@@ -1128,14 +1198,9 @@ mod tests {
             e.starts_with("unknown token_kind `user`\n  --> secrets.yaml:9:17"),
             "{e}"
         );
-        let e = load_str(&RAILWAY.replace("https://proxy", "ftp://proxy")).unwrap_err();
+        let e = load_str(&RAILWAY.replace("RAILWAY_CI_TOKEN", "RAILWAY-TOKEN")).unwrap_err();
         assert!(
-            e.starts_with("`endpoint` must be an http(s) URL\n  --> secrets.yaml:11:15"),
-            "{e}"
-        );
-        let e = load_str(&RAILWAY.replace("CI_TOKEN", "CI-TOKEN")).unwrap_err();
-        assert!(
-            e.starts_with("`CI-TOKEN` is not an environment variable name\n"),
+            e.starts_with("`RAILWAY-TOKEN` is not an environment variable name\n"),
             "{e}"
         );
         let e = load_str(&RAILWAY.replace("    environment: production\n", "")).unwrap_err();
@@ -1146,10 +1211,71 @@ mod tests {
         // The two well-known variables need no kind.
         load_str(
             &RAILWAY
-                .replace("CI_TOKEN", "RAILWAY_TOKEN")
+                .replace("RAILWAY_CI_TOKEN", "RAILWAY_TOKEN")
                 .replace("    token_kind: project\n", ""),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_manifest_cannot_choose_where_tokens_go_or_what_runs() {
+        let e = load_str(&RAILWAY.replace(
+            "    prune: true\n",
+            "    prune: true\n    endpoint: http://attacker.example/graphql\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("`endpoint` is no longer read from the manifest: a manifest must not choose where Railway tokens are sent\n  --> secrets.yaml:13:5"),
+            "{e}"
+        );
+        assert!(e.contains("SECRETSYNC_RAILWAY_ENDPOINT"), "{e}");
+        let e = load_str(&RAILWAY.replace("RAILWAY_CI_TOKEN", "SECRETSYNC_AGE_KEY")).unwrap_err();
+        assert!(
+            e.starts_with("`token_env: SECRETSYNC_AGE_KEY` does not start with RAILWAY_\n  --> secrets.yaml:8:16"),
+            "{e}"
+        );
+        let kc = "version: 1\ntargets:\n  mac:\n    type: keychain\n    service: app\n    security: /tmp/planted\nsecrets: {}\n";
+        let e = load_str(kc).unwrap_err();
+        assert!(
+            e.starts_with("`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs\n  --> secrets.yaml:6:5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn strings_that_reach_argv_cannot_be_options() {
+        let ssh = "version: 1\ntargets:\n  vps:\n    type: ssh_env\n    host: deploy@vps\n    path: /etc/app.env\nsecrets:\n  A:\n    targets: [vps]\n    value: x\n";
+        load_str(ssh).unwrap();
+        for (from, to, field) in [
+            ("deploy@vps", "-oProxyCommand=sh", "host"),
+            ("deploy@vps", "'deploy@vps x'", "host"),
+            ("/etc/app.env", "-x", "path"),
+            ("/etc/app.env", "\"/etc/a\\tb\"", "path"),
+        ] {
+            let e = load_str(&ssh.replace(from, to)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("`{field}` of target `vps`")),
+                "{to}: {e}"
+            );
+            assert!(e.contains("secrets.yaml:"), "{e}");
+        }
+        let kc = "version: 1\ntargets:\n  mac:\n    type: keychain\n    host: admin@mac\n    service: app\nsecrets:\n  A:\n    targets: [mac]\n    value: x\n    rename: { mac: ACCOUNT }\n";
+        load_str(kc).unwrap();
+        let e = load_str(&kc.replace("ACCOUNT", "\"-oProxyCommand=x\"")).unwrap_err();
+        assert!(
+            e.starts_with("`-oProxyCommand=x` cannot be a key on target `mac`"),
+            "{e}"
+        );
+        let e = load_str(&kc.replace("service: app", "service: -d")).unwrap_err();
+        assert!(
+            e.starts_with("`service` of target `mac` starts with `-`"),
+            "{e}"
+        );
+        let e = load_str(&kc.replace("admin@mac", "-oProxyCommand=x")).unwrap_err();
+        assert!(
+            e.starts_with("`host` of target `mac` starts with `-`"),
+            "{e}"
+        );
     }
 
     #[test]

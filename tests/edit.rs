@@ -301,6 +301,11 @@ fn rekey_moves_to_a_new_identity_and_drops_the_old() {
     let new_file = sb.path("new-id.txt");
     use secrecy::ExposeSecret;
     std::fs::write(&new_file, new_id.to_string().expose_secret()).unwrap();
+    std::fs::set_permissions(
+        &new_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
 
     assert_eq!(sb.run(&["recipients", "add", &new_pub]).code, 0);
     let list = sb.run(&["recipients", "list"]);

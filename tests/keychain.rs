@@ -86,12 +86,17 @@ impl KeychainFixture {
             ssh: None,
             service: service.into(),
             keychain: Some(self.keychain()),
-            security: Some(self.security.to_string_lossy().into_owned()),
         }
     }
 
+    /// The `security` program the targets run.
+    fn program(&self) -> String {
+        self.security.to_string_lossy().into_owned()
+    }
+
     fn keychain_target(&self) -> KeychainTarget {
-        KeychainTarget::new("mac", &self.spec(SERVICE), &self.ctx).unwrap()
+        KeychainTarget::with_program("mac", &self.spec(SERVICE), &self.ctx, &self.program())
+            .unwrap()
     }
 
     /// A `security` wrapper in the temp dir running `body` (sh) before
@@ -333,7 +338,7 @@ async fn a_missing_keychain_file_is_named() {
             .to_string_lossy()
             .into(),
     );
-    let t = KeychainTarget::new("mac", &spec, &f.ctx).unwrap();
+    let t = KeychainTarget::with_program("mac", &spec, &f.ctx, &f.program()).unwrap();
     let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
     assert!(err.message.contains("absent.keychain-db"), "{err}");
     assert!(err.message.contains("does not exist"), "{err}");
@@ -430,7 +435,7 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     let services = ["svc-a", "svc-b", "svc-c"];
     let targets: Vec<KeychainTarget> = services
         .iter()
-        .map(|svc| KeychainTarget::new(svc, &f.spec(svc), &f.ctx).unwrap())
+        .map(|svc| KeychainTarget::with_program(svc, &f.spec(svc), &f.ctx, &f.program()).unwrap())
         .collect();
     let keys: Vec<String> = (0..5).map(|i| format!("K{i}")).collect();
     let commands = || {
@@ -752,8 +757,10 @@ fn no_value_reaches_a_command_line_or_an_output() {
     let sb = Sandbox::new();
     let path = standin_on_path(&sb);
     let log = sb.path("argv.log");
+    let program = sb.path("bin/security").display().to_string();
     let env = [
         ("PATH", path.as_str()),
+        ("SECRETSYNC_SECURITY", program.as_str()),
         ("SECURITY_STANDIN_ARGV_LOG", log.to_str().unwrap()),
     ];
     let canaries = [
@@ -845,7 +852,11 @@ fn plan_refuses_a_value_with_a_newline_before_anything_is_written() {
             sb.encrypted("CANARY-first\nCANARY-second", 6)
         ),
     );
-    let env = [("PATH", path.as_str())];
+    let program = sb.path("bin/security").display().to_string();
+    let env = [
+        ("PATH", path.as_str()),
+        ("SECRETSYNC_SECURITY", program.as_str()),
+    ];
     let apply = sb.run_with(&["apply", "--auto-approve"], &env);
     assert_ne!(apply.code, 0, "{}", apply.all());
     assert!(
@@ -891,14 +902,14 @@ mod remote {
         fn spec(&self, service: &str) -> KeychainSpec {
             KeychainSpec {
                 ssh: Some(self.sshd.options("root")),
-                // `security` from the host's PATH, as on a Mac.
-                security: None,
                 ..self.local.spec(service)
             }
         }
 
         fn keychain_target(&self, service: &str) -> KeychainTarget {
-            KeychainTarget::new(service, &self.spec(service), &self.local.ctx).unwrap()
+            // `security` from the host's PATH (the stand-in installed there).
+            KeychainTarget::with_program(service, &self.spec(service), &self.local.ctx, "security")
+                .unwrap()
         }
     }
 
@@ -994,9 +1005,9 @@ mod remote {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_host_without_security_is_not_a_mac() {
         let f = RemoteFixture::new();
-        let mut spec = f.spec(SERVICE);
-        spec.security = Some("/nonexistent/security".into());
-        let t = KeychainTarget::new("mac", &spec, &f.local.ctx).unwrap();
+        let spec = f.spec(SERVICE);
+        let t = KeychainTarget::with_program("mac", &spec, &f.local.ctx, "/nonexistent/security")
+            .unwrap();
         let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
         assert!(
             err.message
@@ -1010,7 +1021,6 @@ mod remote {
     #[test]
     fn no_value_on_any_command_line_the_host_saw() {
         let sshd = Sshd::start();
-        sshd.install_program("security", &standin());
         let local = KeychainFixture::new();
         let sb = Sandbox::new();
         let canaries = [
@@ -1029,9 +1039,11 @@ mod remote {
                 sb.encrypted(canaries[1], 6)
             ),
         );
-        let apply = sb.run(&["apply", "--auto-approve"]);
+        let program = standin().display().to_string();
+        let env = [("SECRETSYNC_SECURITY", program.as_str())];
+        let apply = sb.run_with(&["apply", "--auto-approve"], &env);
         assert_eq!(apply.code, 0, "{}", apply.all());
-        let plan = sb.run(&["plan", "--detailed-exitcode"]);
+        let plan = sb.run_with(&["plan", "--detailed-exitcode"], &env);
         assert_eq!(plan.code, 0, "{}", plan.all());
         for out in [&apply, &plan] {
             assert_no_canary("output", out.all().as_bytes(), &canaries);
@@ -1051,7 +1063,8 @@ mod remote {
     }
 }
 
-/// A PATH on which `security` is the stand-in (linked into the sandbox).
+/// A PATH on which `security` is the stand-in (linked into the sandbox as
+/// `bin/security`, which SECRETSYNC_SECURITY names for the binary).
 fn standin_on_path(sb: &Sandbox) -> String {
     let bin = sb.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -1078,7 +1091,15 @@ fn cli_keychain(secrets: &str) -> (Sandbox, Vec<(String, String)>, String) {
             sb.header()
         ),
     );
-    (sb, vec![("PATH".to_string(), path)], kc)
+    let program = sb.path("bin/security").display().to_string();
+    (
+        sb,
+        vec![
+            ("PATH".to_string(), path),
+            ("SECRETSYNC_SECURITY".to_string(), program),
+        ],
+        kc,
+    )
 }
 
 fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {

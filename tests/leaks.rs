@@ -120,8 +120,6 @@ struct Variant {
     /// The SSH user of the `vps` env file (root unless set).
     ssh_user: Option<&'static str>,
     sudo: bool,
-    /// `security:` of the keychain over SSH.
-    remote_security: Option<&'static str>,
     /// The multi-line value is sent to the keychains too (they cannot hold it).
     newline_to_keychains: bool,
     /// A value with a CR is sent to the env files (they cannot hold it).
@@ -256,11 +254,8 @@ impl World {
         m.push_str("  macssh:\n    type: keychain\n");
         m.push_str(&self.sshd.yaml("root", 4));
         m.push_str(&format!(
-            "    service: leaks\n    keychain: {}\n    security: {}\n",
+            "    service: leaks\n    keychain: {}\n",
             self.remote_keychain(),
-            v.remote_security
-                .map(str::to_string)
-                .unwrap_or_else(|| standin().display().to_string())
         ));
         m.push_str(&format!(
             "  api:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    service: api\n    prune: true\n"
@@ -359,6 +354,8 @@ impl World {
             .arg("--identity")
             .arg(&self.sb.identity)
             .env("PATH", &self.path_env)
+            // Here and on the SSH host (this machine): the stand-in.
+            .env("SECRETSYNC_SECURITY", self.sb.path("bin/security"))
             .env("SECURITY_STANDIN_ARGV_LOG", &argv_log)
             .env("SECRETSYNC_RAILWAY_ENDPOINT", &url)
             .env("RAILWAY_API_TOKEN", TOKEN)
@@ -1081,11 +1078,11 @@ fn no_canary_leaks_from_any_failure_of_any_target() {
         },
         Failure {
             name: "security missing",
-            variant: Variant {
-                remote_security: Some("/nonexistent/security"),
-                ..Variant::default()
-            },
-            env: vec![("PATH", std::env::var("PATH").unwrap_or_default())],
+            variant: Variant::default(),
+            env: vec![
+                ("PATH", std::env::var("PATH").unwrap_or_default()),
+                ("SECRETSYNC_SECURITY", "/nonexistent/security".into()),
+            ],
             says: "the host is not a Mac or the `security` path is wrong",
             doctor_fails: true,
             setup: nothing(),

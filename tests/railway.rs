@@ -58,7 +58,6 @@ fn spec(service: Option<&str>) -> RailwaySpec {
         token_env: None,
         token_kind: None,
         skip_deploys: false,
-        endpoint: None,
         overwrite_sealed: false,
         prune: false,
     }
@@ -347,13 +346,13 @@ async fn a_token_for_another_project_or_environment_is_refused() {
 async fn a_dead_project_token_and_a_401_are_auth_errors() {
     let server = world();
     let mut s = spec(None);
-    s.token_env = Some("CI_RAILWAY".into());
+    s.token_env = Some("RAILWAY_CI".into());
     s.token_kind = Some(TokenKind::Project);
-    let e = read_error(&server, ("CI_RAILWAY", DEAD), &s).await;
+    let e = read_error(&server, ("RAILWAY_CI", DEAD), &s).await;
     assert_eq!(e.kind, ErrorKind::Auth);
     assert!(
         e.message
-            .starts_with("Railway refused the project token in CI_RAILWAY: it is expired"),
+            .starts_with("Railway refused the project token in RAILWAY_CI: it is expired"),
         "{e}"
     );
 

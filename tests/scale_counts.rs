@@ -70,6 +70,7 @@ impl World {
         let mut env: Vec<(&str, &str)> = vec![
             ("SECRETSYNC_RAILWAY_ENDPOINT", &url),
             ("RAILWAY_API_TOKEN", TOKEN),
+            ("SECRETSYNC_SECURITY", STANDIN),
         ];
         env.extend(more.iter().map(|(k, v)| (*k, v.as_str())));
         let out = self.sb.run_with(args, &env);
@@ -90,6 +91,9 @@ impl World {
         )
     }
 }
+
+/// The `security` stand-in, here and on the SSH host (this machine).
+const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/security");
 
 fn security(args: &[&str], stdin: &str) {
     use std::io::Write;
@@ -188,14 +192,10 @@ fn world() -> World {
             sb.path(&format!("{f}.env")).display()
         ));
     }
-    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security");
     for k in ["k1", "k2"] {
         m.push_str(&format!("  {k}:\n    type: keychain\n"));
         m.push_str(&h1.yaml("root", 4));
-        m.push_str(&format!(
-            "    service: {k}\n    keychain: {kc}\n    security: {}\n",
-            standin.display()
-        ));
+        m.push_str(&format!("    service: {k}\n    keychain: {kc}\n"));
     }
     m.push_str("secrets:\n");
     for k in SECRETS {

@@ -430,6 +430,10 @@ fn per_key_scenario() -> (
         ),
         ("SECRETSYNC_RAILWAY_ENDPOINT".to_string(), server.url()),
         (
+            "SECRETSYNC_SECURITY".to_string(),
+            bin.join("security").display().to_string(),
+        ),
+        (
             "RAILWAY_API_TOKEN".to_string(),
             "CANARY-golden-token".to_string(),
         ),

@@ -9,8 +9,12 @@
 //!     host: admin@mac-mini.local   # omit for this machine; SSH options as ssh_env
 //!     service: openclaw            # the items' service; the account is the key
 //!     keychain: ~/Library/Keychains/login.keychain-db   # optional
-//!     security: /usr/bin/security  # optional; `security` from PATH otherwise
 //! ```
+//!
+//! The program run is `/usr/bin/security`, where it is on every Mac; the
+//! environment variable `SECRETSYNC_SECURITY` of the run may name another
+//! (tests, wrappers). The manifest cannot: a pull request that could name a
+//! program would run it during `plan`.
 //!
 //! **Read.** All keychain targets on one host share one command per round: a
 //! short POSIX `sh` script is given (security, keychain, service, account)
@@ -561,6 +565,24 @@ impl Drop for Membership {
     }
 }
 
+/// Where `security` is on every Mac.
+pub const SECURITY: &str = "/usr/bin/security";
+/// Another `security` program (tests, a wrapper), chosen by whoever runs
+/// secretsync, never by the manifest: the same path on every host.
+pub const SECURITY_ENV: &str = "SECRETSYNC_SECURITY";
+
+/// The `security` program to run: [`SECURITY`], or [`SECURITY_ENV`].
+fn security_program() -> Result<String, TargetError> {
+    match crate::environ::var(SECURITY_ENV).filter(|v| !v.is_empty()) {
+        None => Ok(SECURITY.to_string()),
+        Some(p) if p.starts_with('/') && !p.chars().any(char::is_control) => Ok(p),
+        Some(_) => Err(TargetError::invalid(format!(
+            "{SECURITY_ENV} must be an absolute path without control characters"
+        ))
+        .with_hint(format!("unset it to run {SECURITY}"))),
+    }
+}
+
 pub struct KeychainTarget {
     name: String,
     service: String,
@@ -575,6 +597,17 @@ pub struct KeychainTarget {
 
 impl KeychainTarget {
     pub fn new(name: &str, spec: &KeychainSpec, ctx: &Context) -> Result<Self, TargetError> {
+        Self::with_program(name, spec, ctx, &security_program()?)
+    }
+
+    /// [`KeychainTarget::new`] running `security` as the program (tests run
+    /// targets with different stand-ins in one process).
+    pub fn with_program(
+        name: &str,
+        spec: &KeychainSpec,
+        ctx: &Context,
+        security: &str,
+    ) -> Result<Self, TargetError> {
         let bad = |field: &str, why: &str| {
             TargetError::invalid(format!("target `{name}`: `{field}` {why}"))
                 .with_hint("fix the target in the manifest")
@@ -590,13 +623,7 @@ impl KeychainTarget {
                 return Err(bad("keychain", "must be a path without control characters"));
             }
         }
-        let security = spec.security.clone().unwrap_or_else(|| "security".into());
-        if security.is_empty() || security.chars().any(char::is_control) {
-            return Err(bad(
-                "security",
-                "must be a program path without control characters",
-            ));
-        }
+        let security = security.to_string();
         let (runner, key, host_label) = match &spec.ssh {
             None => (Runner::Local, "local".to_string(), None),
             Some(opts) => (
@@ -702,7 +729,7 @@ impl KeychainTarget {
             "{whose}: `{}` cannot be run ({said}): the host is not a Mac or the `security` path is wrong",
             self.security
         ))
-        .with_hint("keychain targets need macOS; set `security:` to the tool's path (/usr/bin/security)")
+        .with_hint(format!("keychain targets need macOS, where `security` is {SECURITY}; {SECURITY_ENV} names another path"))
     }
 
     fn observe(&self, read: &HostRead, keys: &[String]) -> Result<Observed, TargetError> {
@@ -1112,7 +1139,6 @@ mod tests {
             ssh: None,
             service: "svc".into(),
             keychain: keychain.map(String::from),
-            security: None,
         };
         KeychainTarget::new("mac", &spec, &Context::new(".".into())).unwrap()
     }

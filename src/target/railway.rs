@@ -8,7 +8,8 @@
 //!     project: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0   # project id
 //!     environment: production    # name (exact) or id
 //!     service: api               # name (any case) or id; omit for shared variables
-//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_API_TOKEN, else RAILWAY_TOKEN
+//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_API_TOKEN, else RAILWAY_TOKEN;
+//!                                # only RAILWAY_* variables may be named
 //!     token_kind: project        # needed only when token_env is another variable
 //!     skip_deploys: false        # true: set variables without redeploying
 //!     overwrite_sealed: false    # true: replace sealed variables
@@ -166,6 +167,17 @@ fn find_token(
         (PROJECT_TOKEN_ENV, None) => Some(TokenKind::Project),
         _ => None,
     };
+    if let Some(var) = spec
+        .token_env
+        .as_ref()
+        .filter(|v| !v.starts_with("RAILWAY_"))
+    {
+        // The manifest loader refuses it too; a spec built another way must
+        // not send the identity (or any other variable) as a token either.
+        return Err(TargetError::invalid(format!(
+            "`token_env: {var}` does not start with RAILWAY_"
+        )));
+    }
     let (var, value) = match &spec.token_env {
         Some(var) => match get(var) {
             Some(v) => (var.clone(), v),
@@ -201,6 +213,38 @@ fn find_token(
         var,
         kind,
     })
+}
+
+/// The endpoint: Railway's, or [`ENDPOINT_ENV`] of the run (never the
+/// manifest's choice), which must be https except on a loopback address.
+fn endpoint(env: &dyn Fn(&str) -> Option<String>) -> Result<String, TargetError> {
+    let Some(url) = env(ENDPOINT_ENV).filter(|e| !e.is_empty()) else {
+        return Ok(DEFAULT_ENDPOINT.to_string());
+    };
+    let refuse = |why: &str| {
+        Err(TargetError::invalid(format!(
+            "{ENDPOINT_ENV}={} {why}",
+            shown_url(&url)
+        ))
+        .with_hint(format!(
+            "unset it to use Railway's API ({DEFAULT_ENDPOINT}); plain http is only for a server on this machine"
+        )))
+    };
+    let Ok(parsed) = reqwest::Url::parse(&url) else {
+        return refuse("is not a URL");
+    };
+    let loopback = parsed.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => refuse("is plain http to another machine: the token would travel in clear"),
+        _ => refuse("is not an http(s) URL"),
+    }
 }
 
 /// `url` without user info, query or fragment, for messages.
@@ -366,6 +410,13 @@ impl Api {
                     if status == 401 || status == 403 {
                         return Err(self.auth_error(about));
                     }
+                    if (300..400).contains(&status) {
+                        return Err(TargetError::failed(format!(
+                            "Railway at {} answered with a redirect (HTTP {status}), which secretsync does not follow: it would send the token elsewhere",
+                            self.shown
+                        ))
+                        .with_hint(format!("check {ENDPOINT_ENV} and any proxy in between")));
+                    }
                     if status >= 500 {
                         Transient::Status(status)
                     } else {
@@ -400,7 +451,7 @@ impl Api {
                         "cannot reach Railway at {}: {c} ({tries} attempts)",
                         self.shown
                     ))
-                    .with_hint("check the network, a proxy, and `endpoint` / SECRETSYNC_RAILWAY_ENDPOINT"),
+                    .with_hint(format!("check the network, a proxy, and {ENDPOINT_ENV} if set")),
                     Transient::Status(s) => TargetError::unreachable(format!(
                         "Railway at {} answered HTTP {s} ({tries} attempts)",
                         self.shown
@@ -410,7 +461,7 @@ impl Api {
                         "Railway at {} answered with something that is not JSON ({e}; {tries} attempts)",
                         self.shown
                     ))
-                    .with_hint("check `endpoint` / SECRETSYNC_RAILWAY_ENDPOINT and any proxy in between"),
+                    .with_hint(format!("check {ENDPOINT_ENV} if set, and any proxy in between")),
                 };
                 return Err(err);
             }
@@ -477,7 +528,7 @@ impl Api {
                 "Railway answered HTTP {status} for {}",
                 about.scope()
             ))
-            .with_hint("check `endpoint` / SECRETSYNC_RAILWAY_ENDPOINT"));
+            .with_hint(format!("check {ENDPOINT_ENV} if set")));
         }
         match v.get("data") {
             Some(Value::Object(m)) => Ok(m.clone()),
@@ -737,6 +788,9 @@ impl Shared {
         }
         let c = reqwest::Client::builder()
             .user_agent(concat!("secretsync/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the token header and the body, values
+            // included, to an address nobody chose.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 TargetError::failed(format!("cannot set up the HTTP client: {}", cause(&e)))
@@ -774,7 +828,7 @@ pub struct RailwayTarget {
 
 impl RailwayTarget {
     pub fn new(name: &str, spec: &RailwaySpec, ctx: &Context) -> Result<Self, TargetError> {
-        Self::with_env(name, spec, ctx, &|k| std::env::var(k).ok())
+        Self::with_env(name, spec, ctx, &crate::environ::var)
     }
 
     /// [`RailwayTarget::new`] with the environment variables read through
@@ -785,22 +839,7 @@ impl RailwayTarget {
         ctx: &Context,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, TargetError> {
-        let endpoint = env(ENDPOINT_ENV)
-            .filter(|e| !e.is_empty())
-            .or_else(|| spec.endpoint.clone())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        match reqwest::Url::parse(&endpoint) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
-            _ => {
-                return Err(TargetError::invalid(format!(
-                    "target `{name}`: the Railway endpoint {} is not an http(s) URL",
-                    shown_url(&endpoint)
-                ))
-                .with_hint(format!(
-                    "fix `endpoint` or {ENDPOINT_ENV}; the default is {DEFAULT_ENDPOINT}"
-                )))
-            }
-        }
+        let endpoint = endpoint(env)?;
         let policy = RetryPolicy::from_env(env)?;
         let token = find_token(spec, env);
         if let Err(e) = &token {
@@ -1187,7 +1226,6 @@ mod tests {
             token_env: None,
             token_kind: None,
             skip_deploys: false,
-            endpoint: None,
             overwrite_sealed: false,
             prune: false,
         }
@@ -1221,10 +1259,16 @@ mod tests {
     #[test]
     fn token_env_needs_a_kind_unless_well_known() {
         let mut s = spec();
-        s.token_env = Some("MY_TOKEN".into());
-        let env = env_of(&[("MY_TOKEN", "x")]);
+        s.token_env = Some("RAILWAY_MY_TOKEN".into());
+        let env = env_of(&[("RAILWAY_MY_TOKEN", "x"), ("SECRETSYNC_AGE_KEY", "id")]);
         let e = find_token(&s, &env).err().unwrap();
         assert!(e.message.contains("token_kind"), "{e}");
+        s.token_env = Some("SECRETSYNC_AGE_KEY".into());
+        s.token_kind = Some(TokenKind::Project);
+        let e = find_token(&s, &env).err().unwrap();
+        assert!(e.message.contains("does not start with RAILWAY_"), "{e}");
+        s.token_env = Some("RAILWAY_MY_TOKEN".into());
+        s.token_kind = None;
         s.token_kind = Some(TokenKind::Project);
         assert_eq!(find_token(&s, &env).unwrap().kind, TokenKind::Project);
         s.token_env = Some(PROJECT_TOKEN_ENV.into());
@@ -1252,6 +1296,25 @@ mod tests {
         );
         assert_eq!(out, "bad value <redacted> (<redacted>)");
         assert!(redact(&"x".repeat(500), &[]).chars().count() <= 301);
+    }
+
+    #[test]
+    fn endpoint_is_https_or_loopback_and_never_from_the_manifest() {
+        assert_eq!(endpoint(&env_of(&[])).unwrap(), DEFAULT_ENDPOINT);
+        for ok in [
+            "https://proxy.example/graphql/v2",
+            "http://127.0.0.1:8080/graphql/v2",
+            "http://localhost:1/g",
+            "http://[::1]:9/g",
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(ENDPOINT_ENV, ok)]));
+            assert_eq!(endpoint(&env_of(pairs)).unwrap(), ok);
+        }
+        for bad in ["http://attacker.example/graphql", "ftp://x/", "not a url"] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([(ENDPOINT_ENV, bad)]));
+            let e = endpoint(&env_of(pairs)).unwrap_err();
+            assert!(e.message.starts_with(ENDPOINT_ENV), "{e}");
+        }
     }
 
     #[test]

@@ -35,6 +35,9 @@ impl Sandbox {
         let identity = dir.path().join("id.txt");
         use secrecy::ExposeSecret;
         std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        // Private, as secretsync requires of an identity file.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
         Sandbox {
             dir,
             identity,
