@@ -5,6 +5,12 @@
 //! fingerprint key, so the file does not let anyone test guesses offline),
 //! and the changes. Applying it plans again and refuses, naming what moved,
 //! unless the manifest and every target are exactly as they were.
+//!
+//! The file is authenticated: `mac` is an HMAC-SHA256 of everything else in
+//! it under a key derived from the fingerprint key, which only holders of an
+//! identity can decrypt. `apply FILE` trusts a saved plan enough to skip the
+//! confirmation, so a file that anyone could edit (its target list emptied,
+//! a change added) would be a way to write targets nobody reviewed.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,8 @@ use crate::crypto::Fingerprinter;
 use crate::plan::Plan;
 use crate::target::{Observation, Op};
 
-pub const SAVED_FORMAT_VERSION: u32 = 1;
+/// 2: the file carries `mac`.
+pub const SAVED_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +33,56 @@ pub struct SavedPlan {
     pub manifest_sha256: String,
     pub created: String,
     pub targets: Vec<SavedTarget>,
+    /// HMAC of the rest of the file (see the module docs); `None` only
+    /// while it is being computed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mac: Option<String>,
+}
+
+impl SavedPlan {
+    /// The MAC of everything but `mac`, as serialised by this struct (so
+    /// white space and the order of fields in the file do not matter, and
+    /// any change of content does).
+    fn compute_mac(&self, fp: &Fingerprinter) -> Option<String> {
+        let mut bare = self.clone();
+        bare.mac = None;
+        let bytes = serde_json::to_vec(&bare).ok()?;
+        fp.authenticate("saved-plan", &bytes)
+    }
+}
+
+/// Why a saved plan cannot be trusted, if it cannot: a missing or wrong MAC,
+/// or a plan that names no target (which `apply` would take for "all").
+pub fn verify(saved: &SavedPlan, fp: &Fingerprinter) -> Result<(), String> {
+    if saved.format_version != SAVED_FORMAT_VERSION {
+        return Err(format!(
+            "the plan file has format_version {}, this secretsync reads {SAVED_FORMAT_VERSION}",
+            saved.format_version
+        ));
+    }
+    let Some(mac) = &saved.mac else {
+        return Err("the plan file carries no MAC, so it cannot be told from an edited one".into());
+    };
+    let Some(expected) = saved.compute_mac(fp) else {
+        return Err("checking the plan file needs the manifest's fingerprint_key".into());
+    };
+    // Both are hex of equal length; compare without an early exit.
+    let same = mac.len() == expected.len()
+        && mac
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(
+            "the plan file was altered after it was saved (its MAC does not match), or saved for another manifest"
+                .into(),
+        );
+    }
+    if saved.targets.is_empty() {
+        return Err("the plan file names no target".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,14 +176,17 @@ pub fn from_plan(
             },
         })
         .collect();
-    Some(SavedPlan {
+    let mut saved = SavedPlan {
         format_version: SAVED_FORMAT_VERSION,
         kind: "saved_plan".into(),
         manifest: manifest_path.to_string(),
         manifest_sha256: manifest_sha256(manifest_text),
         created: crate::fsutil::today(),
         targets,
-    })
+        mac: None,
+    };
+    saved.mac = Some(saved.compute_mac(fp)?);
+    Some(saved)
 }
 
 /// Why a saved plan cannot be applied: every difference found, plainly.

@@ -23,6 +23,14 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
                 ),
                 hint: None,
             })?;
+            if plan.targets.is_empty() {
+                return Err(Error::Other {
+                    message: format!("{} names no target, so nothing was applied", path.display()),
+                    hint: Some(
+                        "run `secretsync plan --out FILE` again and review the new plan".into(),
+                    ),
+                });
+            }
             Some(plan)
         }
     };
@@ -35,6 +43,12 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     let manifest = engine.manifest_path().display().to_string();
 
     if let Some(s) = &saved_plan {
+        if let Err(why) = saved::verify(s, &engine.fingerprints) {
+            return Err(Error::Other {
+                message: format!("the saved plan cannot be trusted, so nothing was applied: {why}"),
+                hint: Some("run `secretsync plan --out FILE` again and review the new plan".into()),
+            });
+        }
         let now = saved::from_plan(
             &plan,
             &manifest,
