@@ -12,15 +12,15 @@ pub fn message(plan: &Plan, manifest: &str) -> Option<serde_json::Value> {
     }
     let s = plan.summary();
     let mut lines = vec![format!(
-        "*secretsync*: drift in `{manifest}`: {} to add, {} to change, {} to delete; {} target(s) unreachable",
-        s.add, s.change, s.delete, s.targets_failed
+        "*secretsync*: drift in {}: {} to add, {} to change, {} to delete; {} target(s) unreachable",
+        code(manifest), s.add, s.change, s.delete, s.targets_failed
     )];
     for t in &plan.targets {
         match &t.outcome {
             Err(e) => lines.push(format!(
-                "• `{}` cannot be read: {}",
-                t.target,
-                e.message.lines().next().unwrap_or("")
+                "• {} cannot be read: {}",
+                code(&t.target),
+                slack_escape(e.message.lines().next().unwrap_or(""))
             )),
             Ok(d) if !d.changes.is_empty() => {
                 let keys: Vec<String> = d
@@ -30,16 +30,40 @@ pub fn message(plan: &Plan, manifest: &str) -> Option<serde_json::Value> {
                     .map(|i| match &i.state {
                         State::Differs {
                             replaced_on: Some(day),
-                        } => format!("{} (holds the value replaced on {day})", i.key),
-                        _ => i.key.clone(),
+                        } => format!(
+                            "{} (holds the value replaced on {})",
+                            slack_escape(&i.key),
+                            slack_escape(day)
+                        ),
+                        _ => slack_escape(&i.key),
                     })
                     .collect();
-                lines.push(format!("• `{}`: {}", t.target, keys.join(", ")));
+                lines.push(format!("• {}: {}", code(&t.target), keys.join(", ")));
             }
             Ok(_) => {}
         }
     }
     Some(serde_json::json!({ "text": lines.join("\n") }))
+}
+
+/// Text for Slack's mrkdwn: `&`, `<` and `>` as its three entities, so a
+/// name cannot become a link (`<https://…|text>`) or a mention (`<!channel>`);
+/// line breaks as spaces, so it cannot start a line of its own.
+fn slack_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            c if c.is_control() => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A name as inline code; a backtick in it would end the code early.
+fn code(s: &str) -> String {
+    format!("`{}`", slack_escape(s).replace('`', "'"))
 }
 
 /// POSTs `body` to `url`. The error says why, without the URL's secret path.

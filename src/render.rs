@@ -285,8 +285,63 @@ pub fn plan_json(plan: &Plan, manifest: &str) -> Value {
     })
 }
 
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Text for a markdown table cell or paragraph: every character that could
+/// start markup (links, images, HTML, code, emphasis) or end the cell is
+/// escaped, and line breaks become spaces, so a manifest (target names,
+/// paths, key names) or a remote error message cannot forge the comment a
+/// pull request shows.
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name as inline code: `` `name` `` when it is plain, else an HTML
+/// `<code>` whose every punctuation character is an entity (a backtick or a
+/// pipe cannot end it, nor the table cell around it).
+pub fn md_code(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || " _.,:/@+=-()".contains(c));
+    if plain {
+        return format!("`{s}`");
+    }
+    format!("<code>{}</code>", html_escape(s))
+}
+
+/// Text inside raw HTML (`<summary>`): every ASCII punctuation character as an
+/// entity, line breaks and control characters as spaces.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push(' ');
+        } else if c.is_ascii_punctuation() {
+            let _ = write!(out, "&#{};", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A fenced code block around `body`: the fence is longer than any run of
+/// backticks in it, so no line of the body can close it early.
+pub fn md_fence(info: &str, body: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    format!("{fence}{info}\n{body}\n{fence}\n")
 }
 
 fn state_md(i: &Item) -> String {
@@ -324,8 +379,8 @@ pub fn plan_markdown(plan: &Plan) -> String {
         };
         let _ = writeln!(
             out,
-            "| `{}` ({}) | {} |",
-            t.target,
+            "| {} ({}) | {} |",
+            md_code(&t.target),
             md_escape(&t.description),
             status
         );
@@ -334,28 +389,24 @@ pub fn plan_markdown(plan: &Plan) -> String {
         let _ = write!(
             out,
             "\n<details><summary><code>{}</code></summary>\n\n",
-            t.target
+            html_escape(&t.target)
         );
         match &t.outcome {
-            Err(e) => {
-                let _ = writeln!(out, "```\n{e}\n```");
-            }
+            Err(e) => out.push_str(&md_fence("", &e.to_string())),
             Ok(d) => {
                 out.push_str("| key | secret | state |\n|---|---|---|\n");
                 for i in &d.items {
                     let _ = writeln!(
                         out,
-                        "| `{}` | {} | {} |",
-                        i.key,
-                        i.secret
-                            .as_deref()
-                            .map(|s| format!("`{s}`"))
-                            .unwrap_or_default(),
+                        "| {} | {} | {} |",
+                        md_code(&i.key),
+                        i.secret.as_deref().map(md_code).unwrap_or_default(),
                         md_escape(&state_md(i))
                     );
                 }
                 if let Some(diff) = &d.file_diff {
-                    let _ = writeln!(out, "\n```diff\n{}```", diff);
+                    out.push('\n');
+                    out.push_str(&md_fence("diff", diff));
                 }
             }
         }
@@ -465,10 +516,22 @@ pub fn report_markdown(report: &Report) -> String {
             Outcome::NotRead(e) | Outcome::Failed(e) => {
                 format!(": {}", md_escape(e.message.lines().next().unwrap_or("")))
             }
-            Outcome::NotConverged { keys, .. } => format!(": still different: {}", keys.join(", ")),
+            Outcome::NotConverged { keys, .. } => format!(
+                ": still different: {}",
+                keys.iter()
+                    .map(|k| md_code(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             _ => String::new(),
         };
-        let _ = writeln!(out, "| `{}` | {}{} |", r.target, r.outcome.status(), detail);
+        let _ = writeln!(
+            out,
+            "| {} | {}{} |",
+            md_code(&r.target),
+            r.outcome.status(),
+            detail
+        );
     }
     out
 }
