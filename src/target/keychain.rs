@@ -96,49 +96,13 @@ const READ_WIDTH: usize = 8;
 /// (printed by the `printf` builtin) and pipes: no temp file, no FIFO, nothing
 /// in any argv. Groups run one after another: the last stage of a group exits
 /// only after every other one, so at most `width` lookups ever run at once.
-const READ_SCRIPT: &str = r#"m=$1 width=$2; shift 2
-printf '%s home %s\n' "$m" "$HOME"
-# look FIRST I SECURITY KEYCHAIN SERVICE ACCOUNT: item I's lookup; then, unless
-# FIRST is 1, the frames of the items before it in its group, from stdin; then
-# its own frame.
-look() {
-  first=$1 i=$2 sec=$3 kc=$4 svc=$5 acct=$6
-  case $kc in "~/"*) kc=$HOME/${kc#"~/"} ;; esac
-  if [ -n "$kc" ]; then set -- "$kc"; else set --; fi
-  out=$("$sec" find-generic-password -a "$acct" -s "$svc" -g "$@" 2>&1 >/dev/null </dev/null)
-  rc=$?
-  [ "$first" = 1 ] || cat
-  printf '%s item %d\n' "$m" "$i"
-  [ -z "$out" ] || printf '%s\n' "$out"
-  printf '\n%s end %d %d\n' "$m" "$i" "$rc"
-}
-# chain N I FIRST TUPLES...: the first N tuples as one pipeline, numbered from I.
-chain() {
-  n=$1 i=$2 first=$3 sec=$4 kc=$5 svc=$6 acct=$7; shift 7
-  if [ "$n" -gt 1 ]; then
-    look "$first" "$i" "$sec" "$kc" "$svc" "$acct" | chain $((n - 1)) $((i + 1)) 0 "$@"
-  else
-    look "$first" "$i" "$sec" "$kc" "$svc" "$acct"
-  fi
-}
-base=0
-while [ "$#" -ge 4 ]; do
-  size=$(($# / 4))
-  [ "$size" -le "$width" ] || size=$width
-  chain "$size" "$base" 1 "$@"
-  base=$((base + size))
-  shift $((size * 4))
-done
-"#;
+const READ_SCRIPT: &str = super::scripts::KEYCHAIN_READ;
 
 /// `doctor`: the keychain's settings, which `security` shows only unlocked.
-const CHECK_SCRIPT: &str = r#"sec=$1; kc=$2
-case $kc in "~/"*) kc=$HOME/${kc#"~/"} ;; esac
-if [ -n "$kc" ]; then "$sec" show-keychain-info "$kc"; else "$sec" show-keychain-info; fi
-"#;
+const CHECK_SCRIPT: &str = super::scripts::KEYCHAIN_CHECK;
 
 /// Runs `security -i` (the program is the only argument; commands on stdin).
-const WRITE_SCRIPT: &str = r#"exec "$1" -i"#;
+const WRITE_SCRIPT: &str = super::scripts::KEYCHAIN_WRITE;
 
 /// One item as the read script addresses it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

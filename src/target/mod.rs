@@ -11,6 +11,7 @@ pub mod env_file;
 pub mod keychain;
 pub mod local;
 pub mod railway;
+pub mod scripts;
 pub mod ssh;
 
 use std::collections::BTreeMap;

@@ -28,14 +28,16 @@
 //! syncs it, checks the hash once more and renames it over the file. A failure
 //! at any step removes the temp file and leaves the old file as it was.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{env_file, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
+use super::{
+    env_file, scripts, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError,
+};
 use crate::manifest::SshEnvSpec;
 use crate::remote::{Host, Runner};
 use crate::secret::Secret;
@@ -102,25 +104,7 @@ enum FileState {
 /// Prints, for each `(sudo, path)` pair of arguments, a header `#<i> <state>`
 /// and for a readable file its bytes in base64. `~/` paths are expanded by the
 /// login user's shell, before any `sudo`.
-const READ_SCRIPT: &str = r##"R='p=$1
-if [ -d "$p" ]; then echo dir
-elif [ -e "$p" ]; then
-  if [ -r "$p" ]; then echo ok; base64 < "$p" || echo "#fail"; else echo unreadable; fi
-elif [ -L "$p" ]; then echo dangling
-else echo missing; fi'
-i=0
-while [ $# -ge 2 ]; do
-  s=$1; p=$2; shift 2
-  case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
-  printf '#%s ' "$i"
-  if [ "$s" = 1 ]; then
-    if ! command -v sudo >/dev/null 2>&1; then echo nosudo
-    elif ! sudo -n sh -c : 2>/dev/null; then echo sudorefused
-    else sudo -n sh -c "$R" sh "$p"; fi
-  else sh -c "$R" sh "$p"; fi
-  i=$((i+1))
-done
-"##;
+static READ_SCRIPT: LazyLock<String> = LazyLock::new(scripts::env_read);
 
 /// Arguments: sudo (0/1), path, create (0/1), on_change (may be empty).
 /// Stdin: a first line with the SHA-256 of the file as read (or `none`) and
@@ -128,68 +112,11 @@ done
 /// against a sender killed mid-way: the host would see an early end of input
 /// and must not install a truncated file.
 /// Exit codes name the failure (see [`write_error`]); stdout says `written`.
-const WRITE_SCRIPT: &str = r##"W='p=$1; create=$2; hook=$3
-IFS=" " read -r want newsum || { echo "no input" >&2; exit 70; }
-if [ -L "$p" ]; then
-  t=$(readlink -f -- "$p" 2>/dev/null)
-  if [ -z "$t" ] || [ ! -e "$t" ]; then echo "$p is a symlink to a missing file" >&2; exit 71; fi
-  p=$t
-fi
-if [ -d "$p" ]; then echo "$p is a directory" >&2; exit 72; fi
-sum() { if command -v sha256sum >/dev/null 2>&1; then sha256sum < "$1"; else shasum -a 256 < "$1"; fi | cut -d" " -f1; }
-if [ -e "$p" ]; then have=$(sum "$p"); [ -n "$have" ] || exit 73; else have=none; fi
-[ "$have" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
-if [ "$have" = none ] && [ "$create" != 1 ]; then echo "missing" >&2; exit 76; fi
-d=$(dirname -- "$p")
-if [ ! -d "$d" ]; then (umask 077; mkdir -p -- "$d") || exit 77; fi
-t=$(umask 077; mktemp "$d/.secretsync.XXXXXX") || exit 78
-trap "rm -f -- \"\$t\"" EXIT HUP INT TERM
-cat > "$t" || exit 79
-[ "$(sum "$t")" = "$newsum" ] || { echo "the new text arrived incomplete" >&2; exit 83; }
-if [ "$have" != none ]; then
-  if [ "$(stat -c %u:%g -- "$t")" != "$(stat -c %u:%g -- "$p")" ]; then
-    chown "$(stat -c %u:%g -- "$p")" -- "$t" 2>/dev/null || { echo "cannot keep the owner $(stat -c %U:%G -- "$p")" >&2; exit 81; }
-  fi
-  chmod "$(stat -c %a -- "$p")" -- "$t" || exit 80
-fi
-sync -- "$t" 2>/dev/null || sync
-if [ -e "$p" ]; then now=$(sum "$p"); else now=none; fi
-[ "$now" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
-mv -f -- "$t" "$p" || exit 82
-trap - EXIT HUP INT TERM
-sync -- "$d" 2>/dev/null
-echo written
-if [ -n "$hook" ]; then
-  sh -c "$hook" < /dev/null 1>&2 || { rc=$?; echo "on_change exited with status $rc" >&2; exit 90; }
-fi
-exit 0'
-s=$1; p=$2; shift 2
-case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
-if [ "$s" = 1 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "sudo is not installed" >&2; exit 91; }
-  sudo -n sh -c : 2>/dev/null || { echo "sudo -n needs a password" >&2; exit 92; }
-  exec sudo -n sh -c "$W" sh "$p" "$@"
-fi
-exec sh -c "$W" sh "$p" "$@"
-"##;
+static WRITE_SCRIPT: LazyLock<String> = LazyLock::new(scripts::env_write);
 
 /// Checks for `doctor`: the file as a read sees it, and whether a temp file
 /// can be created (and is removed) in its directory. Arguments: sudo, path.
-const CHECK_DIR_SCRIPT: &str = r##"C='p=$1
-if [ -L "$p" ]; then p=$(readlink -f -- "$p"); fi
-d=$(dirname -- "$p")
-[ -d "$d" ] || { echo "missing"; exit 0; }
-t=$(mktemp "$d/.secretsync.XXXXXX" 2>&1) || { echo "denied $t"; exit 0; }
-rm -f -- "$t"; echo ok'
-s=$1; p=$2
-case $p in "~/"*) p="$HOME/${p#"~/"}";; esac
-if [ "$s" = 1 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }
-  sudo -n sh -c : 2>/dev/null || { echo sudorefused; exit 0; }
-  exec sudo -n sh -c "$C" sh "$p"
-fi
-exec sh -c "$C" sh "$p"
-"##;
+static CHECK_DIR_SCRIPT: LazyLock<String> = LazyLock::new(scripts::env_check_dir);
 
 pub struct SshEnvFile {
     name: String,
@@ -311,7 +238,7 @@ async fn read_host(files: &HostFiles) -> Result<Arc<Vec<FileState>>, TargetError
         args.push(&f.path);
     }
     let runner = Runner::Ssh(files.host.clone());
-    let out = runner.sh(READ_SCRIPT, &args, b"", false).await?;
+    let out = runner.sh(&READ_SCRIPT, &args, b"", false).await?;
     if out.code != Some(0) {
         return Err(TargetError::failed(format!(
             "reading env files on {} failed (exit {}): {}",
@@ -507,7 +434,10 @@ impl Target for SshEnvFile {
             if self.spec.create { "1" } else { "0" },
             self.spec.on_change.as_deref().unwrap_or(""),
         ];
-        let out = self.runner().sh(WRITE_SCRIPT, &args, &input, false).await?;
+        let out = self
+            .runner()
+            .sh(&WRITE_SCRIPT, &args, &input, false)
+            .await?;
         if out.code == Some(0) {
             return Ok(());
         }
@@ -557,14 +487,19 @@ impl Target for SshEnvFile {
         let dir = self
             .runner()
             .sh(
-                CHECK_DIR_SCRIPT,
+                &CHECK_DIR_SCRIPT,
                 &[self.sudo_arg(), self.spec.path.as_str()],
                 b"",
                 false,
             )
             .await
             .and_then(|out| {
-                let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                // as_user.sh says why sudo cannot be used by its exit code.
+                let said = match out.code {
+                    Some(91) => "nosudo".to_string(),
+                    Some(92) => "sudorefused".to_string(),
+                    _ => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                };
                 match said.as_str() {
                     "ok" => Ok(format!(
                         "can create files in the directory of {}{}",
@@ -608,7 +543,7 @@ impl Target for SshEnvFile {
 /// Reads just this target's file (doctor; the no-op write check).
 async fn read_one(t: &SshEnvFile) -> Result<FileState, TargetError> {
     let args = [t.sudo_arg(), t.spec.path.as_str()];
-    let out = t.runner().sh(READ_SCRIPT, &args, b"", false).await?;
+    let out = t.runner().sh(&READ_SCRIPT, &args, b"", false).await?;
     if out.code != Some(0) {
         return Err(TargetError::failed(format!(
             "reading {} failed: {}",
@@ -714,13 +649,13 @@ mod tests {
                 .await
                 .unwrap()
         };
-        let out = run(READ_SCRIPT, vec!["0".into(), p.into()], vec![]).await;
+        let out = run(&READ_SCRIPT, vec!["0".into(), p.into()], vec![]).await;
         assert!(matches!(
             parse_read(&out.stdout, 1).unwrap()[0],
             FileState::Missing
         ));
         let args = vec!["0".into(), p.into(), "1".into(), String::new()];
-        let out = run(WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"1\"\n")).await;
+        let out = run(&WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"1\"\n")).await;
         assert_eq!(out.code, Some(0), "{}", out.stderr_line());
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
         use std::os::unix::fs::PermissionsExt;
@@ -729,7 +664,7 @@ mod tests {
             0o600
         );
         // A stale expectation is refused and changes nothing.
-        let out = run(WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"2\"\n")).await;
+        let out = run(&WRITE_SCRIPT, args.clone(), with_sums("none", b"A=\"2\"\n")).await;
         assert_eq!(out.code, Some(75));
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
         // The right expectation replaces it, keeping the mode.
@@ -737,11 +672,11 @@ mod tests {
         // Input cut short (a killed sender) is refused: no truncated file.
         let mut cut = with_sums(&sha256_hex(b"A=\"1\"\n"), b"A=\"2\"\nB=\"3\"\n");
         cut.truncate(cut.len() - 4);
-        let out = run(WRITE_SCRIPT, args.clone(), cut).await;
+        let out = run(&WRITE_SCRIPT, args.clone(), cut).await;
         assert_eq!(out.code, Some(83));
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"1\"\n");
         let input = with_sums(&sha256_hex(b"A=\"1\"\n"), b"A=\"2\"\n");
-        let out = run(WRITE_SCRIPT, args, input).await;
+        let out = run(&WRITE_SCRIPT, args, input).await;
         assert_eq!(out.code, Some(0), "{}", out.stderr_line());
         assert_eq!(std::fs::read(&path).unwrap(), b"A=\"2\"\n");
         assert_eq!(

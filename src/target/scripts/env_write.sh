@@ -1,0 +1,70 @@
+# shellcheck shell=sh
+# Replaces one env file atomically (the `ssh_env` target's write).
+# Arguments: path, create (0/1), on_change (may be empty).
+# Stdin: a first line with the SHA-256 of the file as read (or `none`) and
+# the SHA-256 of the new text, then the new text. The second hash guards
+# against a sender killed mid-way: an early end of input must not install a
+# truncated file. Exit codes name the failure; stdout says `written`.
+# POSIX tools only (macOS hosts have no `stat -c`, `readlink -f`): owner and
+# mode are read from `ls -ldn`, links followed with plain `readlink`.
+p=$1; create=$2; hook=$3
+IFS=" " read -r want newsum || { echo "no input" >&2; exit 70; }
+if [ -L "$p" ]; then
+  n=0
+  while [ -L "$p" ]; do
+    n=$((n+1))
+    if [ "$n" -gt 40 ] || ! l=$(readlink -- "$p"); then
+      echo "$p is a symlink that cannot be followed" >&2; exit 71
+    fi
+    case $l in /*) p=$l ;; *) p=$(dirname -- "$p")/$l ;; esac
+  done
+  [ -e "$p" ] || { echo "$p is a symlink to a missing file" >&2; exit 71; }
+fi
+if [ -d "$p" ]; then echo "$p is a directory" >&2; exit 72; fi
+sum() { if command -v sha256sum >/dev/null 2>&1; then sha256sum < "$1"; else shasum -a 256 < "$1"; fi | cut -d" " -f1; }
+# owner FILE [names]: uid:gid (or user:group names) of FILE.
+# shellcheck disable=SC2012 # as for perm
+owner() { if [ -n "$2" ]; then ls -ld -- "$1"; else ls -ldn -- "$1"; fi | awk '{print $3 ":" $4}'; }
+# perm FILE: FILE's mode as chmod's symbolic form (u=rw,g=r,o=), special bits kept.
+# shellcheck disable=SC2012 # ls -l is the POSIX way to read a mode; no name is parsed
+perm() {
+  ls -ld -- "$1" | awk '{
+    m = $1; out = ""
+    for (i = 0; i < 3; i++) {
+      t = substr(m, 2 + 3 * i, 3); s = ""
+      if (substr(t, 1, 1) == "r") s = s "r"
+      if (substr(t, 2, 1) == "w") s = s "w"
+      x = substr(t, 3, 1)
+      if (x == "x") s = s "x"; else if (x == "s") s = s "xs"; else if (x == "S") s = s "s"
+      else if (x == "t") s = s "xt"; else if (x == "T") s = s "t"
+      out = out (i ? "," : "") substr("ugo", i + 1, 1) "=" s
+    }
+    print out
+  }'
+}
+if [ -e "$p" ]; then have=$(sum "$p"); [ -n "$have" ] || exit 73; else have=none; fi
+[ "$have" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
+if [ "$have" = none ] && [ "$create" != 1 ]; then echo "missing" >&2; exit 76; fi
+d=$(dirname -- "$p")
+if [ ! -d "$d" ]; then (umask 077; mkdir -p -- "$d") || exit 77; fi
+t=$(umask 077; mktemp "$d/.secretsync.XXXXXX") || exit 78
+trap 'rm -f -- "$t"' EXIT HUP INT TERM
+cat > "$t" || exit 79
+[ "$(sum "$t")" = "$newsum" ] || { echo "the new text arrived incomplete" >&2; exit 83; }
+if [ "$have" != none ]; then
+  if [ "$(owner "$t")" != "$(owner "$p")" ]; then
+    chown "$(owner "$p")" -- "$t" 2>/dev/null || { echo "cannot keep the owner $(owner "$p" names)" >&2; exit 81; }
+  fi
+  chmod "$(perm "$p")" -- "$t" || exit 80
+fi
+sync -- "$t" 2>/dev/null || sync
+if [ -e "$p" ]; then now=$(sum "$p"); else now=none; fi
+[ "$now" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
+mv -f -- "$t" "$p" || exit 82
+trap - EXIT HUP INT TERM
+sync -- "$d" 2>/dev/null
+echo written
+if [ -n "$hook" ]; then
+  sh -c "$hook" < /dev/null 1>&2 || { rc=$?; echo "on_change exited with status $rc" >&2; exit 90; }
+fi
+exit 0
