@@ -323,7 +323,7 @@ impl std::error::Error for ManifestError {
 
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    // std rather than fs-err: the message names the path already.
+    // The message names the path already.
     let read_err = |source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
