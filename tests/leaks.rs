@@ -755,10 +755,7 @@ fn no_canary_leaks_from_any_command_on_success() {
         "in sync",
     );
     // The values did land everywhere (the positive control of the checks).
-    assert!(w
-        .sb
-        .read("local.env")
-        .contains("A=\"CANARY-V1-plain-7f3a\""));
+    assert!(w.sb.read("local.env").contains("A=CANARY-V1-plain-7f3a\n"));
     assert!(std::fs::read_to_string(w.remote_file())
         .unwrap()
         .contains("CANARY-V3-line1\nCANARY-V3-line2"));

@@ -740,6 +740,8 @@ impl KeychainTarget {
             exists: true,
             complete: false,
             snapshot: None,
+            notes: Vec::new(),
+            duplicated: Default::default(),
         })
     }
 
