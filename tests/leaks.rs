@@ -245,8 +245,12 @@ impl World {
         let env_files = "local, vps";
         let keychains = "mac, macssh";
         let mut m = sb.header();
-        m.push_str("targets:\n  local: { type: env_file, path: local.env, prune: true }\n");
-        m.push_str("  vps:\n    type: ssh_env\n");
+        // `format: shell`: it holds every value (the canaries have quotes,
+        // `$` and backticks the portable default refuses).
+        m.push_str(
+            "targets:\n  local: { type: env_file, path: local.env, prune: true, format: shell }\n",
+        );
+        m.push_str("  vps:\n    type: ssh_env\n    format: shell\n");
         m.push_str(&self.sshd.yaml(user, 4));
         m.push_str(&format!("    path: {}\n", self.remote_file().display()));
         if v.sudo {

@@ -149,6 +149,14 @@ impl EnvFile {
     pub fn managed(&self) -> Managed {
         let mut defs: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
         let mut notes = Vec::new();
+        if self.bom {
+            // Measured (docs/env-formats.md): only node's dotenv skips it.
+            notes.push(
+                "the file starts with a UTF-8 byte order mark (kept): sh fails on it, and bash, \
+                 systemd, python-dotenv and node --env-file read the first key under another name"
+                    .to_string(),
+            );
+        }
         for e in self.segments.iter().filter_map(|s| s.entry.as_ref()) {
             if check_key(&e.key).is_err() {
                 notes.push(format!(
@@ -822,6 +830,7 @@ mod tests {
     fn a_bom_is_read_and_kept() {
         let mut doc = parse("\u{feff}A=1\r\nB=2\r\n");
         assert_eq!(value(&doc, "A").as_deref(), Some("1"));
+        assert!(doc.managed().notes[0].contains("byte order mark"));
         doc.apply(&[update("B", "3")], D).unwrap();
         assert_eq!(doc.render(), "\u{feff}A=1\r\nB=3\r\n");
     }
@@ -1131,6 +1140,21 @@ mod tests {
                 doc.apply(&[update(&key, &v)], Format::Shell).unwrap();
                 let back = EnvFile::parse(&doc.render()).unwrap();
                 prop_assert_eq!(back.entries().get(&key).map(|s| s.expose().to_string()), Some(v));
+            }
+
+            #[test]
+            fn every_format_reads_back_what_it_writes(v in value_strategy()) {
+                for format in Format::ALL {
+                    let mut doc = EnvFile::parse("A=1\n").unwrap();
+                    match doc.apply(&[update("K", &v)], format) {
+                        Ok(()) => {
+                            let back = EnvFile::parse(&doc.render()).unwrap();
+                            prop_assert_eq!(back.entries().get("K").map(|s| s.expose().to_string()), Some(v.clone()));
+                        }
+                        // Only the portable and reader-specific formats refuse.
+                        Err(_) => prop_assert!(!matches!(format, Format::Shell | Format::Systemd)),
+                    }
+                }
             }
 
             #[test]

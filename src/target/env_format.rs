@@ -235,15 +235,18 @@ impl Refusal {
                 if format == Format::Compose {
                     by.push("docker compose");
                 }
-                if value.contains(['$', '`']) && !matches!(format, Format::Dotenv) {
-                    by.push("sh and bash (which would run part of it)");
-                }
-                let what = if value.contains('\'') {
+                let mut what = if value.contains('\'') {
                     "it holds a single quote, so it needs double quotes, and escapes inside them"
                 } else {
                     "its backslashes need escapes"
-                };
-                (what.to_string(), by)
+                }
+                .to_string();
+                if value.contains(['$', '`']) && format != Format::Dotenv {
+                    what.push_str(
+                        " (unescaped, its `$` or backtick would run in sh when the file is sourced)",
+                    );
+                }
+                (what, by)
             }
         };
         Refusal {
