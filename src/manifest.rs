@@ -1303,6 +1303,25 @@ mod tests {
     }
 
     #[test]
+    fn env_file_format_is_read_and_an_unknown_one_refused_where_it_stands() {
+        let m = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: systemd"))
+            .unwrap();
+        assert!(
+            matches!(&m.targets["app"], TargetSpec::EnvFile(s) if s.format == EnvFormat::Systemd)
+        );
+        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: sh"))
+            .unwrap_err();
+        assert!(
+            e.starts_with("unknown env-file format `sh`\n  --> secrets.yaml:6:13"),
+            "{e}"
+        );
+        assert!(
+            e.contains("dotenv, shell, systemd, compose, python-dotenv, node"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn env_keys() {
         assert!(is_env_key("A_1") && is_env_key("_x"));
         assert!(!is_env_key("1A") && !is_env_key("A-B") && !is_env_key(""));

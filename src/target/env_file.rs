@@ -7,15 +7,15 @@
 //! byte for byte; an edit rewrites only the entries it touches, so comments,
 //! order, line ends and untouched lines survive.
 //!
-//! Reading is tolerant of the common dialects (dotenvy, docker compose,
-//! systemd's `EnvironmentFile`):
+//! Reading is one tolerant dialect, which reads every form any [`Format`]
+//! writes exactly:
 //!
 //! ```text
 //! # a comment
-//! export KEY=value          # `export ` is accepted and kept on rewrite
+//! export KEY=value          # `export ` is accepted (kept on rewrite where the format allows)
 //! KEY = value # inline comment (unquoted: starts at whitespace + `#`)
 //! KEY='literal $text, may span lines'
-//! KEY="escapes \\ \" \$ \n \t \r; may span lines"
+//! KEY="escapes \\ \" \$ \` \n \t \r; may span lines"
 //! ```
 //!
 //! Writing depends on who reads the file: the target's [`Format`] encodes
