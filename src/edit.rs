@@ -517,6 +517,8 @@ impl Editor {
                 ));
             }
         }
+        // Refused at input time, not at plan time (see src/holdable.rs).
+        crate::holdable::check(&self.manifest, name, targets, value)?;
         let old = self.value_of(name)?;
         if old.as_ref() == Some(value) {
             return Ok(Stored::Unchanged);

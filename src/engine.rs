@@ -360,8 +360,12 @@ impl Engine {
             }
         }
         let file_diff = match &slot.spec {
-            TargetSpec::EnvFile(s) => file_diff(&s.path, &observed, &changes, &self.fingerprints),
-            TargetSpec::SshEnv(s) => file_diff(&s.path, &observed, &changes, &self.fingerprints),
+            TargetSpec::EnvFile(s) => {
+                file_diff(&s.path, s.format, &observed, &changes, &self.fingerprints)
+            }
+            TargetSpec::SshEnv(s) => {
+                file_diff(&s.path, s.format, &observed, &changes, &self.fingerprints)
+            }
             _ => None,
         };
         Ok(TargetDiff {
@@ -438,6 +442,7 @@ pub fn decrypt_all(
 /// replaced by a marker (with a keyed fingerprint when there is a key).
 fn file_diff(
     path: &str,
+    format: crate::manifest::EnvFormat,
     observed: &Observed,
     changes: &[Change],
     fp: &Fingerprinter,
@@ -448,7 +453,7 @@ fn file_diff(
     let before_text = observed.snapshot.as_ref().map_or("", Secret::expose);
     let before = EnvFile::parse(before_text).ok()?;
     let mut after = EnvFile::parse(before_text).ok()?;
-    after.apply(changes).ok()?;
+    after.apply(changes, format).ok()?;
     let changed: Vec<&str> = changes
         .iter()
         .filter(|c| !matches!(c.op, Op::Delete))

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod environ;
 pub mod error;
 pub mod fsutil;
+pub mod holdable;
 pub mod manifest;
 pub mod notice;
 pub mod notify;

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::crypto::Recipient;
+pub use crate::target::env_format::Format as EnvFormat;
 
 /// The manifest versions this build reads.
 pub const VERSION: u32 = 1;
@@ -161,6 +162,8 @@ pub struct EnvFileSpec {
     pub prune: bool,
     /// Create the file (mode 0600) when it is missing.
     pub create: bool,
+    /// Who reads the file (`format:`), which decides how values are written.
+    pub format: EnvFormat,
 }
 
 /// How an SSH host key is checked.
@@ -197,6 +200,7 @@ pub struct SshEnvSpec {
     pub on_change: Option<String>,
     pub create: bool,
     pub prune: bool,
+    pub format: EnvFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,6 +359,9 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     parse(path, source)
 }
 
+/// How to write a value that YAML would read as null.
+const NULL_HINT: &str = "quote it: `\"\"` for an empty value, `\"~\"` or `\"null\"` for that text";
+
 /// Larger files are refused before they are read.
 pub const MAX_BYTES: u64 = 16 << 20;
 
@@ -371,6 +378,12 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
                 None => msg,
             };
             let hint = syntax_hint(&msg);
+            // serde-saphyr's wording names Rust types; say it in YAML terms.
+            let msg = if msg.contains("null into string") {
+                "a null (`~`, `null` or nothing) where text is expected".to_string()
+            } else {
+                msg
+            };
             // Underline a whole unknown field name, not just its first letter.
             let width = msg
                 .strip_prefix("unknown field `")
@@ -383,7 +396,9 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
 }
 
 fn syntax_hint(msg: &str) -> Option<String> {
-    if msg.contains("unknown field") {
+    if msg.contains("null into string") {
+        Some(NULL_HINT.into())
+    } else if msg.contains("unknown field") {
         Some("see docs/manifest.md for the fields each part of the manifest takes".into())
     } else if msg.contains("tab") {
         Some("YAML indents with spaces, not tabs".into())
@@ -434,6 +449,7 @@ struct RawTarget {
     path: S<String>,
     prune: S<bool>,
     create: S<bool>,
+    format: S<String>,
     // SSH
     host: S<String>,
     port: S<u16>,
@@ -471,6 +487,7 @@ impl RawTarget {
             path,
             prune,
             create,
+            format,
             host,
             port,
             identity_file,
@@ -498,7 +515,11 @@ impl RawTarget {
 struct RawSecret {
     #[serde(default)]
     targets: Vec<Spanned<String>>,
-    value: S<Scalar>,
+    /// Read as a string only: serde-saphyr hands a plain scalar to a string
+    /// exactly as written (`0123`, `yes`, `1e3` stay text), never retyped.
+    /// `deserialize_with` so that `value: ~` is an error, not an absent field.
+    #[serde(default, deserialize_with = "present")]
+    value: S<String>,
     encrypted: S<String>,
     #[serde(default)]
     rename: IndexMap<Key, Spanned<String>>,
@@ -516,25 +537,10 @@ struct RawPrevious {
     replaced: String,
 }
 
-/// A plain value: YAML may write `3` or `true` where a string is meant.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl Scalar {
-    fn into_string(self) -> String {
-        match self {
-            Scalar::Str(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }
-    }
+/// A field that is given: null (`~`, `null`, nothing) is an error at its
+/// place rather than the field being absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<S<String>, D::Error> {
+    Spanned::<String>::deserialize(d).map(Some)
 }
 
 // ---- validation ----------------------------------------------------------------
@@ -567,7 +573,7 @@ pub fn argv_safe(value: &str) -> Result<(), &'static str> {
 }
 
 const TYPES: &[(&str, &[&str])] = &[
-    ("env_file", &["path", "prune", "create"]),
+    ("env_file", &["path", "prune", "create", "format"]),
     (
         "ssh_env",
         &[
@@ -582,6 +588,7 @@ const TYPES: &[(&str, &[&str])] = &[
             "on_change",
             "create",
             "prune",
+            "format",
         ],
     ),
     (
@@ -861,12 +868,26 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
+        let format = match &t.format {
+            None => EnvFormat::default(),
+            Some(f) => EnvFormat::from_name(&f.value).ok_or_else(|| {
+                self.at(
+                    f,
+                    format!("unknown env-file format `{}`", f.value),
+                    Some(format!(
+                        "name the program that reads the file, one of: {} (see docs/env-formats.md)",
+                        EnvFormat::names()
+                    )),
+                )
+            })?,
+        };
 
         Ok(match kind.value.as_str() {
             "env_file" => TargetSpec::EnvFile(EnvFileSpec {
                 path: required(&t.path, "path")?,
                 prune: flag(&t.prune, false),
                 create: flag(&t.create, true),
+                format,
             }),
             "ssh_env" => TargetSpec::SshEnv(SshEnvSpec {
                 ssh: self.ssh_options(&t, required(&t.host, "host")?)?,
@@ -875,6 +896,7 @@ impl<'a> Checker<'a> {
                 on_change: opt(&t.on_change),
                 create: flag(&t.create, true),
                 prune: flag(&t.prune, false),
+                format,
             }),
             "railway" => TargetSpec::Railway(RailwaySpec {
                 project: required(&t.project, "project")?,
@@ -1006,7 +1028,7 @@ impl<'a> Checker<'a> {
         let loc = s.referenced;
         let s = s.value;
         let value = match (s.value, s.encrypted) {
-            (Some(v), None) => ValueSource::Plain(v.value.into_string()),
+            (Some(v), None) => ValueSource::Plain(v.value),
             (None, Some(e)) => {
                 if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
                     return Err(self.at(
@@ -1286,7 +1308,8 @@ mod tests {
             TargetSpec::EnvFile(EnvFileSpec {
                 path: "./app.env".into(),
                 prune: false,
-                create: true
+                create: true,
+                format: EnvFormat::Dotenv,
             })
         );
         let s = &m.secrets["LOG_LEVEL"];
@@ -1326,6 +1349,102 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("3h").is_err());
+    }
+
+    /// YAML 1.1 and 1.2 look-alikes of booleans, numbers, null and dates:
+    /// each is read as the exact text written, or refused with "quote it".
+    #[test]
+    fn plain_values_are_the_text_as_written() {
+        let exact = [
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "Y",
+            "N",
+            "true",
+            "True",
+            "TRUE",
+            "false",
+            "False",
+            "Yes",
+            "NO",
+            "Off",
+            "0123",
+            "0o17",
+            "0x1F",
+            "0b101",
+            "007",
+            "1_000",
+            "1.10",
+            ".5",
+            "1e3",
+            "1E3",
+            "1.0e+3",
+            "6.02e23",
+            ".inf",
+            "-.inf",
+            "+.INF",
+            ".nan",
+            ".NaN",
+            "+1",
+            "-0",
+            "+0.0",
+            "-1",
+            "12:30",
+            "190:20:30",
+            "2026-01-01",
+            "2026-01-01T10:00:00Z",
+            "2001-12-14 21:59:43.10 -5",
+            "8080",
+            "0",
+            "00",
+            "1.",
+            "=",
+            "<<",
+        ];
+        for text in exact {
+            let m = load_str(&OK.replace("value: 8080", &format!("value: {text}")))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            match &m.secrets["PORT"].value {
+                ValueSource::Plain(v) => assert_eq!(v, text, "value: {text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Null spellings cannot mean a text: refused where they stand.
+        for text in ["~", "null", "Null", "NULL", ""] {
+            let manifest = OK.replace("value: 8080", &format!("value: {text}"));
+            let e = load_str(&manifest).expect_err(text);
+            assert!(e.contains("quote it"), "value: {text}: {e}");
+            assert!(e.contains("secrets.yaml:13:"), "value: {text}: {e}");
+        }
+        // Quoted, they are the text.
+        for text in ["\"~\"", "'null'", "\"\"", "'0123'"] {
+            let m = load_str(&OK.replace("value: 8080", &format!("value: {text}"))).unwrap();
+            let want = &text[1..text.len() - 1];
+            assert!(matches!(&m.secrets["PORT"].value, ValueSource::Plain(v) if v == want));
+        }
+    }
+
+    #[test]
+    fn env_file_format_is_read_and_an_unknown_one_refused_where_it_stands() {
+        let m = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: systemd"))
+            .unwrap();
+        assert!(
+            matches!(&m.targets["app"], TargetSpec::EnvFile(s) if s.format == EnvFormat::Systemd)
+        );
+        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: sh"))
+            .unwrap_err();
+        assert!(
+            e.starts_with("unknown env-file format `sh`\n  --> secrets.yaml:6:13"),
+            "{e}"
+        );
+        assert!(
+            e.contains("dotenv, shell, systemd, compose, python-dotenv, node"),
+            "{e}"
+        );
     }
 
     #[test]

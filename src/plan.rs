@@ -109,7 +109,11 @@ pub fn diff(
         };
         let (state, op) = match (w, o) {
             (Some(w), None) => (State::Missing, Some(Op::Add(w.value.clone()))),
-            (Some(w), Some(Observation::Value(v))) if *v == w.value => (State::InSync, None),
+            (Some(w), Some(Observation::Value(v)))
+                if *v == w.value && !observed.duplicated.contains(key) =>
+            {
+                (State::InSync, None)
+            }
             (Some(w), Some(Observation::Value(_))) => {
                 let replaced_on = target_fingerprint.as_ref().and_then(|f| {
                     w.previous
@@ -275,6 +279,8 @@ mod tests {
             exists: true,
             complete: true,
             snapshot: None,
+            notes: Vec::new(),
+            duplicated: Default::default(),
         }
     }
 

@@ -212,6 +212,11 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
                     }
                 }
             }
+            // What the target noticed while reading (an env file's keys left
+            // alone, keys defined twice); never values.
+            for note in &d.observed.notes {
+                let _ = writeln!(out, "    {} {note}", st.cyan("note:"));
+            }
         }
     }
     out
@@ -263,13 +268,19 @@ fn target_json(t: &TargetPlan) -> Value {
         Err(e) => json!({
             "name": t.target, "description": t.description, "status": "error", "error": error_json(e),
         }),
-        Ok(d) => json!({
-            "name": t.target,
-            "description": t.description,
-            "status": if d.changes.is_empty() { "in_sync" } else { "changes" },
-            "items": d.items,
-            "file_diff": d.file_diff,
-        }),
+        Ok(d) => {
+            let mut v = json!({
+                "name": t.target,
+                "description": t.description,
+                "status": if d.changes.is_empty() { "in_sync" } else { "changes" },
+                "items": d.items,
+                "file_diff": d.file_diff,
+            });
+            if !d.observed.notes.is_empty() {
+                v["notes"] = json!(d.observed.notes);
+            }
+            v
+        }
     }
 }
 

@@ -68,7 +68,9 @@ fn demo_plan_shows_the_drift_without_values() {
     );
     assert!(
         out.stdout
-            .contains("+export INTERNAL_AUTH_SECRET=<redacted, new fp:"),
+            // The default format (dotenv) drops `export `: systemd would
+            // ignore the line.
+            .contains("+INTERNAL_AUTH_SECRET=<redacted, new fp:"),
         "{}",
         out.stdout
     );
@@ -149,7 +151,7 @@ fn apply_converges_verifies_and_is_idempotent() {
     let text = std::fs::read_to_string(&worker).unwrap();
     assert_eq!(
         text,
-        "# worker service environment\nexport INTERNAL_AUTH_SECRET=\"demo-auth-2026-11-20-rotated\"\nDATABASE_URL=\"postgres://app:demo-password@db.internal:5432/app\"\nWORKER_LOG_LEVEL=info\n\n# set by hand during the incident; not in the manifest\nWORKER_CONCURRENCY=8\nSTRIPE_API_KEY=\"sk_test_demo_not_a_real_key_0000\"\n"
+        "# worker service environment\nINTERNAL_AUTH_SECRET=demo-auth-2026-11-20-rotated\nDATABASE_URL=\"postgres://app:demo-password@db.internal:5432/app\"\nWORKER_LOG_LEVEL=info\n\n# set by hand during the incident; not in the manifest\nWORKER_CONCURRENCY=8\nSTRIPE_API_KEY=sk_test_demo_not_a_real_key_0000\n"
     );
     assert_eq!(
         demo_run(dir.path(), &["plan", "--detailed-exitcode"]).code,
@@ -208,7 +210,7 @@ fn an_unreadable_target_is_an_error_and_the_others_are_applied() {
         "{}",
         apply.stdout
     );
-    assert_eq!(sb.read("good.env"), "TOKEN=\"canary-token-31337\"\n");
+    assert_eq!(sb.read("good.env"), "TOKEN=canary-token-31337\n");
     assert_no_canary("outputs", apply.all().as_bytes(), &["canary-token-31337"]);
 }
 
@@ -391,7 +393,7 @@ fn manifest_errors_name_file_line_column_and_a_fix() {
         ),
         (
             "version: 1\ntargets:\n  t: { type: env_file, path: t.env, project: p }\n".into(),
-            "error: `project` does not apply to env_file targets\n  --> secrets.yaml:3:37\n  |\n3 |   t: { type: env_file, path: t.env, project: p }\n  |                                     ^^^^^^^\n  hint: env_file targets take: type, path, prune, create\n".into(),
+            "error: `project` does not apply to env_file targets\n  --> secrets.yaml:3:37\n  |\n3 |   t: { type: env_file, path: t.env, project: p }\n  |                                     ^^^^^^^\n  hint: env_file targets take: type, path, prune, create, format\n".into(),
         ),
     ];
     for (yaml, expected) in cases {
@@ -523,7 +525,7 @@ fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
         .arg(&key);
     let out = run(cmd);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(sb.read("t.env"), "S=\"CANARY-ssh-identity\"\n");
+    assert_eq!(sb.read("t.env"), "S=CANARY-ssh-identity\n");
     assert_no_canary("apply", out.all().as_bytes(), &["CANARY-ssh-identity"]);
     // The same key through SECRETSYNC_AGE_KEY_FILE.
     let mut cmd = secretsync_cmd(sb.dir.path());

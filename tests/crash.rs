@@ -35,7 +35,7 @@ fn setup(sb: &Sandbox, target: &str, n: usize, generation: &str) {
 fn expected(n: usize, generation: &str, header: &str) -> String {
     let mut s = header.to_string();
     for i in 0..n {
-        s.push_str(&format!("K{i}=\"{generation}-{i}-{}\"\n", "x".repeat(40)));
+        s.push_str(&format!("K{i}={generation}-{i}-{}\n", "x".repeat(40)));
     }
     s
 }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use secretsync::manifest::EnvFileSpec;
 use secretsync::secret::Secret;
 use secretsync::target::env_file::EnvFile;
+use secretsync::target::env_format::Format;
 use secretsync::target::local::LocalEnvFile;
 use secretsync::target::{Context, ErrorKind, Target};
 use support::conformance::{self as c, add, delete, read, update, value_of, Fixture, TAMPERED};
@@ -43,6 +44,9 @@ impl LocalFixture {
             path: rel.into(),
             prune: false,
             create: self.create,
+            // The conformance cases write every tricky value: shell holds
+            // them all (tests/readers.rs covers each format and its readers).
+            format: Format::Shell,
         };
         LocalEnvFile::new("local", &spec, &Context::new(self.dir.path().to_path_buf())).unwrap()
     }
@@ -67,7 +71,8 @@ impl Fixture for LocalFixture {
     async fn tamper(&self, key: &str) {
         let text = fs::read_to_string(self.path()).unwrap_or_default();
         let mut doc = EnvFile::parse(&text).unwrap();
-        doc.apply(&[update(key, TAMPERED)]).unwrap();
+        doc.apply(&[update(key, TAMPERED)], Default::default())
+            .unwrap();
         fs::write(self.path(), doc.render()).unwrap();
     }
 
@@ -102,7 +107,7 @@ async fn mode_is_kept() {
     let obs = read(&t, &[]).await;
     c::write(&t, &obs, &[update("A", "2")]).await;
     assert_eq!(mode(&f.path()), 0o640);
-    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=\"2\"\n");
+    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=2\n");
 }
 
 #[tokio::test]
@@ -113,7 +118,7 @@ async fn new_file_is_0600() {
     assert!(!obs.exists && obs.complete && obs.snapshot.is_none());
     c::write(&t, &obs, &[add("A", "1")]).await;
     assert_eq!(mode(&f.path()), 0o600);
-    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=\"1\"\n");
+    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=1\n");
 }
 
 #[tokio::test]
@@ -157,9 +162,19 @@ async fn untouched_lines_stay_byte_identical() {
     fs::write(f.path(), HAND_WRITTEN).unwrap();
     let t = f.local();
     let obs = read(&t, &[]).await;
+    // Defined twice: readers disagree which wins, so the key is noted and
+    // never in sync until one definition is left.
     assert_eq!(
         value_of(&obs, "TOKEN").as_deref(),
         Some("second definition")
+    );
+    assert!(obs.duplicated.contains("TOKEN"));
+    assert!(
+        obs.notes
+            .iter()
+            .any(|n| n.contains("`TOKEN` is defined on lines")),
+        "{:?}",
+        obs.notes
     );
     assert_eq!(
         value_of(&obs, "MULTI").as_deref(),
@@ -180,14 +195,13 @@ async fn untouched_lines_stay_byte_identical() {
         "#   edited by hand\n",
         "\n",
         "export   API_URL = https://api.example.com   # the API\n",
-        "TOKEN=\"new\"\n",
         "  INDENTED=\"keep\\tme\"  \n",
         "MULTI=\"line one\n",
         "line two\"\n",
         "WEIRD_QUOTES=\"a 'b' \\$c\"\n",
-        "TOKEN=\"new\"\n",
+        "TOKEN=new\n",
         "LAST=no-final-newline\n",
-        "NEW=\"n \\$x\"\n",
+        "NEW='n $x'\n",
     );
     assert_eq!(fs::read_to_string(f.path()).unwrap(), want);
 }
@@ -201,7 +215,7 @@ async fn crlf_file_stays_crlf() {
     c::write(&t, &obs, &[update("A", "x"), add("C", "y")]).await;
     assert_eq!(
         fs::read_to_string(f.path()).unwrap(),
-        "# win\r\nA=\"x\"\r\nB=2\r\nC=\"y\"\r\n"
+        "# win\r\nA=x\r\nB=2\r\nC=y\r\n"
     );
 }
 
@@ -229,7 +243,7 @@ async fn no_temp_file_is_left_after_success_or_refusal() {
     assert!(err.message.contains("app.env") && err.message.contains('B'));
     assert!(!err.message.contains("canary"), "{err}");
     assert_eq!(f.listing(), ["app.env"]);
-    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=\"1\"\n");
+    assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=1\n");
 }
 
 #[tokio::test]
@@ -250,7 +264,7 @@ async fn a_new_file_gets_its_missing_folders_created_private() {
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    assert_eq!(fs::read_to_string(&file).unwrap(), "A=\"canary\"\n");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "A=canary\n");
 }
 
 #[tokio::test]
@@ -330,7 +344,7 @@ async fn a_symlink_is_written_through_and_survives() {
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(fs::read_to_string(&real).unwrap(), "A=\"2\"\n");
+    assert_eq!(fs::read_to_string(&real).unwrap(), "A=2\n");
     assert_eq!(mode(&real), 0o640);
     let names: Vec<_> = fs::read_dir(f.dir.path().join("real"))
         .unwrap()
@@ -462,7 +476,7 @@ async fn changes_that_change_nothing_do_not_rewrite_or_create() {
         "deleting from a missing file creates none"
     );
 
-    fs::write(f.path(), "A=\"1\"\n").unwrap();
+    fs::write(f.path(), "A=1\n").unwrap();
     let inode = fs::metadata(f.path()).unwrap().ino();
     let obs = read(&t, &[]).await;
     c::write(&t, &obs, &[delete("ABSENT"), update("A", "1")]).await;
@@ -475,9 +489,21 @@ async fn changes_that_change_nothing_do_not_rewrite_or_create() {
 async fn dotenvy_reads_back_every_value_written() {
     let f = LocalFixture::new();
     fs::write(f.path(), "# kept\nexport OLD=1\n").unwrap();
-    let t = f.local();
+    // The default format, which promises dotenvy among its readers.
+    let spec = EnvFileSpec {
+        path: "app.env".into(),
+        prune: false,
+        create: true,
+        format: Format::Dotenv,
+    };
+    let t = LocalEnvFile::new("d", &spec, &Context::new(f.dir.path().to_path_buf())).unwrap();
     let obs = read(&t, &[]).await;
-    let values: Vec<&str> = c::TRICKY_VALUES.to_vec();
+    let values: Vec<&str> = c::TRICKY_VALUES
+        .iter()
+        .copied()
+        .filter(|v| t.check_value(&Secret::new(v.to_string())).is_ok())
+        .collect();
+    assert!(values.len() >= 8, "{values:?}");
     let changes: Vec<_> = values
         .iter()
         .enumerate()
@@ -550,6 +576,7 @@ async fn systemd_reads_back_every_value_written() {
         path: "environment.d/app.conf".into(),
         prune: false,
         create: true,
+        format: Format::Systemd,
     };
     let t = LocalEnvFile::new("sd", &spec, &Context::new(f.dir.path().to_path_buf())).unwrap();
     let values: Vec<&str> = c::TRICKY_VALUES

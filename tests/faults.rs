@@ -81,11 +81,8 @@ impl Three {
 
     fn local_holds_the_values(&self) -> bool {
         std::fs::read_to_string(self.sb.path("local.env")).ok()
-            == Some(format!(
-                "A=\"{}\"\nB=\"{}\"\n",
-                VALUES[0],
-                VALUES[1].replace('"', "\\\"").replace('$', "\\$")
-            ))
+            // The default format: bare where every reader agrees, else single quotes.
+            == Some(format!("A={}\nB='{}'\n", VALUES[0], VALUES[1]))
     }
 
     fn vps_holds_the_values(&self) -> bool {

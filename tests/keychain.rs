@@ -1160,3 +1160,38 @@ fn doctor_reports_a_locked_keychain_with_the_unlock_command() {
     assert!(all.contains("User interaction is not allowed"), "{all}");
     assert!(all.contains("security unlock-keychain"), "{all}");
 }
+
+/// #15: the values a keychain item must carry exactly, through the
+/// `security` stand-in: empty, unicode, `${{…}}` kept as text, quotes and
+/// backslashes, and the largest value `security -i` accepts (its 4095-byte
+/// line), while one byte more and a newline are refused before writing.
+#[tokio::test]
+async fn keychain_values_round_trip_up_to_the_largest_accepted() {
+    let f = KeychainFixture::new();
+    let t = f.keychain_target();
+    let keys = ["KV_0", "KV_1", "KV_2", "KV_3", "KV_4"];
+    // Reading first teaches the target the lengths its limit depends on.
+    let before = read(&t, &keys).await;
+    let largest = (1..=4095)
+        .rev()
+        .find(|n| t.check_value(&Secret::new("x".repeat(*n))).is_ok())
+        .expect("some length fits");
+    assert!(largest > 3500, "only {largest} bytes fit");
+    assert!(t
+        .check_value(&Secret::new("x".repeat(largest + 1)))
+        .is_err());
+    assert!(t.check_value(&Secret::new("two\nlines".into())).is_err());
+    let values = [
+        String::new(),
+        "unicode é ü 漢字 🔑".to_string(),
+        "${{shared.DATABASE_URL}}".to_string(),
+        "quotes \" ' and \\ backslashes $HOME `id`".to_string(),
+        "x".repeat(largest),
+    ];
+    let changes: Vec<_> = keys.iter().zip(&values).map(|(k, v)| add(k, v)).collect();
+    t.write(&before, &changes).await.unwrap();
+    let after = read(&t, &keys).await;
+    for (k, v) in keys.iter().zip(&values) {
+        assert_eq!(value_of(&after, k).as_deref(), Some(v.as_str()), "{k}");
+    }
+}

@@ -243,8 +243,12 @@ impl World {
         let env_files = "local, vps";
         let keychains = "mac, macssh";
         let mut m = sb.header();
-        m.push_str("targets:\n  local: { type: env_file, path: local.env, prune: true }\n");
-        m.push_str("  vps:\n    type: ssh_env\n");
+        // `format: shell`: it holds every value (the canaries have quotes,
+        // `$` and backticks the portable default refuses).
+        m.push_str(
+            "targets:\n  local: { type: env_file, path: local.env, prune: true, format: shell }\n",
+        );
+        m.push_str("  vps:\n    type: ssh_env\n    format: shell\n");
         m.push_str(&self.sshd.yaml(user, 4));
         m.push_str(&format!("    path: {}\n", self.remote_file().display()));
         if v.sudo {
@@ -752,10 +756,7 @@ fn no_canary_leaks_from_any_command_on_success() {
         "in sync",
     );
     // The values did land everywhere (the positive control of the checks).
-    assert!(w
-        .sb
-        .read("local.env")
-        .contains("A=\"CANARY-V1-plain-7f3a\""));
+    assert!(w.sb.read("local.env").contains("A=CANARY-V1-plain-7f3a\n"));
     assert!(std::fs::read_to_string(w.remote_file())
         .unwrap()
         .contains("CANARY-V3-line1\nCANARY-V3-line2"));

@@ -891,3 +891,45 @@ fn import_adopts_a_services_live_variables_but_not_sealed_ones() {
     let get = run(&sb, &server, token, &["get", "STRIPE_KEY"]);
     assert_eq!((get.code, get.stdout.as_str()), (0, live));
 }
+
+/// #15: the values a Railway variable must carry exactly, through the
+/// in-repo server: multi-line, trailing newline, empty, unicode, `${{…}}`
+/// references kept as text (Railway resolves them at deploy, secretsync
+/// must not), and large values. Railway publishes no size limit for a
+/// variable; 1 MiB is carried here, the real API's limit is not known.
+#[tokio::test]
+async fn service_values_round_trip_exactly() {
+    let f = RailwayFixture::new();
+    let t = f.target();
+    let values: Vec<String> = vec![
+        "line one\nline two".into(),
+        "trailing newline\n".into(),
+        "\n\n".into(),
+        String::new(),
+        "unicode é ü 漢字 🔑 \u{200b}".into(),
+        "${{shared.DATABASE_URL}}".into(),
+        "postgres://${{ Postgres.PGUSER }}:${{Postgres.PGPASSWORD}}@host/db".into(),
+        "$HOME ${HOME} `id` \\ \" '".into(),
+        "x".repeat(64 * 1024),
+        "y".repeat(1024 * 1024),
+    ];
+    let keys: Vec<String> = (0..values.len()).map(|i| format!("RV_{i}")).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let before = c::read(&*t, &key_refs).await;
+    let changes: Vec<_> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| c::add(k, v))
+        .collect();
+    c::write(&*t, &before, &changes).await;
+    let after = c::read(&*t, &key_refs).await;
+    for (k, v) in keys.iter().zip(&values) {
+        assert_eq!(c::value_of(&after, k).as_deref(), Some(v.as_str()), "{k}");
+        // What the server stores, not only what the target reads back.
+        assert_eq!(
+            f.server.vars(PROJECT, PROD, Some(API)).get(k.as_str()),
+            Some(&Some(v.clone())),
+            "{k} on the server"
+        );
+    }
+}

@@ -27,6 +27,8 @@ fn spec(sshd: &Sshd, user: &str, path: &Path) -> SshEnvSpec {
         on_change: None,
         create: true,
         prune: false,
+        // Shell holds every tricky value the conformance cases write.
+        format: secretsync::target::env_format::Format::Shell,
     }
 }
 
@@ -67,7 +69,8 @@ impl Fixture for SshFixture {
     async fn tamper(&self, key: &str) {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
         let mut doc = secretsync::target::env_file::EnvFile::parse(&text).unwrap();
-        doc.apply(&[c::add(key, c::TAMPERED)]).unwrap();
+        doc.apply(&[c::add(key, c::TAMPERED)], Default::default())
+            .unwrap();
         std::fs::write(&self.file, doc.render()).unwrap();
     }
 
@@ -146,7 +149,8 @@ fn plan_and_apply_edit_the_file_in_place_keeping_mode_and_owner() {
     manifest(
         &sb,
         &sshd,
-        &[("vps", "root", &file, "")],
+        // A shell-sourced file: `export ` and the inline comment stay.
+        &[("vps", "root", &file, "format: shell")],
         &[("API_KEY", CANARY_A), ("NEW_TOKEN", CANARY_B)],
     );
 
@@ -173,14 +177,14 @@ fn plan_and_apply_edit_the_file_in_place_keeping_mode_and_owner() {
         after,
         format!(
             "# app environment, edited by hand\n\
-             export API_KEY=\"{CANARY_A}\"\n\
+             export API_KEY={CANARY_A}\n\
              \n\
              # multi-line, quoted\n\
              CERT=\"-----BEGIN-----\n\
              abc\n\
              -----END-----\"\n\
              LOG_LEVEL=debug   # keep me\n\
-             NEW_TOKEN=\"{CANARY_B}\"\n"
+             NEW_TOKEN={CANARY_B}\n"
         )
     );
     let meta = std::fs::metadata(&file).unwrap();
@@ -230,7 +234,7 @@ fn a_missing_file_and_folder_are_created_private() {
     assert_eq!(apply.code, 0, "{apply:?}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        format!("TOKEN=\"{CANARY_A}\"\n")
+        format!("TOKEN={CANARY_A}\n")
     );
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
     assert_eq!(
@@ -268,7 +272,7 @@ fn two_targets_on_one_host_share_one_connection_and_one_read() {
     let sb = Sandbox::new();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.env"), dir.path().join("b.env"));
-    std::fs::write(&b, format!("TOKEN=\"{CANARY_A}\"\n")).unwrap();
+    std::fs::write(&b, format!("TOKEN={CANARY_A}\n")).unwrap();
     manifest(
         &sb,
         &sshd,
@@ -328,7 +332,7 @@ fn an_unreachable_host_fails_its_target_and_the_others_are_applied() {
         "{all}"
     );
     assert!(all.contains("is sshd running on the host"), "{all}");
-    assert_eq!(sb.read("local.env"), format!("TOKEN=\"{CANARY_A}\"\n"));
+    assert_eq!(sb.read("local.env"), format!("TOKEN={CANARY_A}\n"));
     assert!(!remote.exists());
     assert_no_canary("output", all.as_bytes(), &[CANARY_A]);
 }
@@ -520,7 +524,7 @@ fn sudo_reads_and_writes_a_root_owned_file() {
     assert_eq!(apply.code, 0, "{apply:?}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        format!("# root's\nTOKEN=\"{CANARY_A}\"\n")
+        format!("# root's\nTOKEN={CANARY_A}\n")
     );
     let meta = std::fs::metadata(&file).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
@@ -619,7 +623,7 @@ fn on_change_runs_once_only_when_the_file_changed_and_its_failure_is_reported() 
     );
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        format!("TOKEN=\"{CANARY_B}\"\n"),
+        format!("TOKEN={CANARY_B}\n"),
         "the file itself was written"
     );
 }
@@ -774,7 +778,7 @@ fn a_connection_dropped_mid_apply_leaves_the_old_file_and_the_next_apply_converg
     // The host may already hold the whole input when the link drops: the
     // held command then finishes on its own. Either way, never a torn file.
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let new = format!("TOKEN=\"{CANARY_A}\"\n");
+    let new = format!("TOKEN={CANARY_A}\n");
     let now = std::fs::read_to_string(&file).unwrap();
     assert!(now == old || now == new, "torn file: {now:?}");
 
@@ -783,7 +787,7 @@ fn a_connection_dropped_mid_apply_leaves_the_old_file_and_the_next_apply_converg
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
-        format!("TOKEN=\"{CANARY_A}\"\n")
+        format!("TOKEN={CANARY_A}\n")
     );
 }
 
@@ -890,11 +894,11 @@ fn ssh_persist_lets_the_next_run_skip_the_handshake() {
     assert_eq!((sshd.connections(), other.connections()), (1, 1));
     assert_eq!(
         std::fs::read_to_string(&a).unwrap(),
-        format!("TOKEN=\"{CANARY_A}\"\n")
+        format!("TOKEN={CANARY_A}\n")
     );
     assert_eq!(
         std::fs::read_to_string(&b).unwrap(),
-        format!("TOKEN=\"{CANARY_A}\"\n")
+        format!("TOKEN={CANARY_A}\n")
     );
     // plan, apply (read, write, verify), plan: 5 commands per host.
     assert_eq!(sshd.command_count(), 5, "{}", sshd.commands());

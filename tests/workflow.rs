@@ -164,7 +164,7 @@ fn a_fresh_saved_plan_is_applied_as_saved() {
     );
     assert_eq!(
         sb.read("drift.env"),
-        "# drift\nA=\"CANARY-alpha\"\nB=CANARY-bravo\n"
+        "# drift\nA=CANARY-alpha\nB=CANARY-bravo\n"
     );
 }
 

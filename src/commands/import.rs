@@ -38,7 +38,11 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             "name the keys to import: secretsync import --from TARGET KEY…",
         ));
     }
+    for note in &observed.notes {
+        eprintln!("note: {note}");
+    }
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
+    let mut unholdable = vec![];
     let wanted: Vec<String> = if a.keys.is_empty() {
         observed.entries.keys().cloned().collect()
     } else {
@@ -66,6 +70,18 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                 } else {
                     vec![a.from.clone()]
                 };
+                // A value some target of the secret cannot hold is left out
+                // (the others are imported), not found at plan time.
+                let refused = crate::holdable::refusals(&editor.manifest, &name, &targets, v);
+                if !refused.is_empty() {
+                    for (t, why) in refused {
+                        eprintln!(
+                            "not imported: `{name}`: target `{t}` cannot hold its value: {why}"
+                        );
+                    }
+                    unholdable.push(name);
+                    continue;
+                }
                 if editor.store(&name, v, &targets)? != Stored::Unchanged {
                     imported.push(name);
                 }
@@ -97,6 +113,9 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     }
     if !absent.is_empty() {
         eprintln!("not on the target: {}", absent.join(", "));
+        return Ok(Exit::Failed);
+    }
+    if !unholdable.is_empty() {
         return Ok(Exit::Failed);
     }
     Ok(Exit::Ok)

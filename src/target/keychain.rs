@@ -731,6 +731,8 @@ impl KeychainTarget {
             exists: true,
             complete: false,
             snapshot: None,
+            notes: Vec::new(),
+            duplicated: Default::default(),
         })
     }
 

@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 use super::env_file;
+use super::env_format::Format;
 use super::{Change, Check, Context, Observed, Round, Target, TargetError};
 use crate::manifest::EnvFileSpec;
 use crate::secret::Secret;
@@ -44,6 +45,8 @@ pub struct LocalEnvFile {
     /// Resolved against the manifest's folder (and `~/`).
     path: PathBuf,
     create: bool,
+    /// Who reads the file: how values are written.
+    format: Format,
 }
 
 impl LocalEnvFile {
@@ -67,6 +70,7 @@ impl LocalEnvFile {
             written: spec.path.clone(),
             path,
             create: spec.create,
+            format: spec.format,
         })
     }
 
@@ -141,6 +145,7 @@ fn write_sync(
     observed_exists: bool,
     snapshot: Option<Secret>,
     changes: &[Change],
+    format: Format,
 ) -> Result<(), TargetError> {
     let current = read_bytes(path)?;
     let unchanged = match (&current, observed_exists, &snapshot) {
@@ -166,6 +171,7 @@ fn write_sync(
         &path.display().to_string(),
         current.as_ref().map(|b| b.as_slice()),
         changes,
+        format,
     )?;
     // Changes that change nothing (deleting an absent key) leave the file,
     // its inode and its mtime alone, and do not create a missing file.
@@ -312,7 +318,7 @@ impl Target for LocalEnvFile {
     }
 
     fn check_value(&self, value: &Secret) -> Result<(), String> {
-        env_file::check_value(value)
+        env_file::check_value(self.format, value)
     }
 
     async fn read(&self, _round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
@@ -326,7 +332,8 @@ impl Target for LocalEnvFile {
         let exists = observed.exists;
         let snapshot = observed.snapshot.clone();
         let changes = changes.to_vec();
-        blocking(move || write_sync(&path, create, exists, snapshot, &changes)).await
+        let format = self.format;
+        blocking(move || write_sync(&path, create, exists, snapshot, &changes, format)).await
     }
 
     async fn check(&self) -> Vec<Check> {

@@ -8,13 +8,14 @@
 //! reads per [`Round`] through [`RoundCache`].
 
 pub mod env_file;
+pub mod env_format;
 pub mod keychain;
 pub mod local;
 pub mod railway;
 pub mod scripts;
 pub mod ssh;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,6 +50,12 @@ pub struct Observed {
     /// Target-private state needed to write safely: for env files the whole
     /// text as read, used to edit in place and to detect a concurrent change.
     pub snapshot: Option<Secret>,
+    /// Things worth saying about what was read, without values (an env
+    /// file's keys left alone, keys defined twice); shown by plan and import.
+    pub notes: Vec<String>,
+    /// Keys defined more than once (an env file): never in sync, so that
+    /// apply leaves one definition.
+    pub duplicated: BTreeSet<String>,
 }
 
 /// One change to make on a target, named as the key is named there.

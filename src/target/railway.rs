@@ -708,6 +708,8 @@ fn observed_from(vars: Vars) -> Observed {
         exists: true,
         complete: true,
         snapshot: None,
+        notes: Vec::new(),
+        duplicated: Default::default(),
     }
 }
 

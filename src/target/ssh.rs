@@ -394,7 +394,7 @@ impl Target for SshEnvFile {
     }
 
     fn check_value(&self, value: &Secret) -> Result<(), String> {
-        env_file::check_value(value)
+        env_file::check_value(self.spec.format, value)
     }
 
     async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
@@ -411,7 +411,7 @@ impl Target for SshEnvFile {
             (Some(text), true) => Some(text.expose().as_bytes()),
             _ => None,
         };
-        let new_text = env_file::edited(&location, current, changes)?;
+        let new_text = env_file::edited(&location, current, changes, self.spec.format)?;
         let unchanged = match current {
             Some(bytes) => bytes == new_text.as_bytes(),
             None => new_text.is_empty(),
