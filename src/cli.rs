@@ -119,6 +119,11 @@ pub struct PlanArgs {
     /// On drift or errors, POST a redacted summary to this URL (Slack incoming-webhook JSON).
     #[arg(long, value_name = "URL")]
     pub notify: Option<String>,
+    /// Review mode: plan this change against REF, a git revision (such as
+    /// origin/main) or a file holding the base manifest (`file:PATH`, or any
+    /// existing file). Targets new or changed since the base are not contacted.
+    #[arg(long, value_name = "REF", conflicts_with = "out")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod plan;
 pub mod remote;
 pub mod render;
+pub mod review;
 pub mod saved;
 pub mod secret;
 pub mod target;
