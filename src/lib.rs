@@ -7,6 +7,7 @@
 //! without ever printing a value.
 
 pub mod apply;
+pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod commands;
