@@ -212,6 +212,10 @@ pub struct Review {
     pub base_kind: &'static str,
     /// Why fingerprints are hidden, when they are.
     pub fingerprints_hidden: Option<String>,
+    /// Recipients (public keys) the change adds and removes: an added one
+    /// can decrypt every value encrypted to it once merged.
+    pub recipients_added: Vec<String>,
+    pub recipients_removed: Vec<String>,
     pub not_contacted: Vec<NotContacted>,
     pub secrets: Vec<SecretChange>,
 }
@@ -344,10 +348,22 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
                 BaseSource::File(_) => "file",
             },
             fingerprints_hidden,
+            recipients_added: recipients_diff(&head, &base_manifest),
+            recipients_removed: recipients_diff(&base_manifest, &head),
             not_contacted,
             secrets,
         },
     ))
+}
+
+/// The recipients of `a` that `b` does not list.
+fn recipients_diff(a: &Manifest, b: &Manifest) -> Vec<String> {
+    let theirs: BTreeSet<String> = b.recipients.iter().map(ToString::to_string).collect();
+    a.recipients
+        .iter()
+        .map(ToString::to_string)
+        .filter(|r| !theirs.contains(r))
+        .collect()
 }
 
 /// A scalar of a target definition, as written.
@@ -737,6 +753,18 @@ impl Review {
         if let Some(why) = &self.fingerprints_hidden {
             out.push_str(&format!("  note: {why}\n"));
         }
+        for r in &self.recipients_added {
+            out.push_str(&format!(
+                "  note: this change adds the recipient {}: it can decrypt every value encrypted to it\n",
+                name_text(r)
+            ));
+        }
+        for r in &self.recipients_removed {
+            out.push_str(&format!(
+                "  note: this change removes the recipient {}: it can still decrypt the values in the history; rotate them\n",
+                name_text(r)
+            ));
+        }
         if !self.not_contacted.is_empty() {
             out.push('\n');
         }
@@ -800,6 +828,8 @@ impl Review {
             "base_kind": self.base_kind,
             "fingerprints_hidden": self.fingerprints_hidden.is_some(),
             "fingerprints_hidden_reason": self.fingerprints_hidden,
+            "recipients_added": self.recipients_added,
+            "recipients_removed": self.recipients_removed,
             "targets_not_contacted": self.not_contacted.iter().map(|t| json!({
                 "name": t.name,
                 "type": t.kind,
@@ -847,6 +877,18 @@ impl Review {
         if let Some(why) = &self.fingerprints_hidden {
             // Our own words: no manifest text in them.
             out.push_str(&format!("> ⚠️ {why}\n\n"));
+        }
+        for r in &self.recipients_added {
+            out.push_str(&format!(
+                "> ⚠️ This change adds the recipient {}: it can decrypt every value encrypted to it.\n\n",
+                md_code(r)
+            ));
+        }
+        for r in &self.recipients_removed {
+            out.push_str(&format!(
+                "> This change removes the recipient {}: it can still decrypt the values in the history; rotate them.\n\n",
+                md_code(r)
+            ));
         }
         if !self.not_contacted.is_empty() {
             out.push_str("| target | type | in this change | secrets |\n|---|---|---|---|\n");

@@ -534,3 +534,48 @@ fn forged_names_stay_inside_their_markdown() {
         md.stdout
     );
 }
+
+#[test]
+fn added_and_removed_recipients_are_pointed_out() {
+    let sb = Sandbox::new();
+    let added = age::x25519::Identity::generate().to_public().to_string();
+    let removed = age::x25519::Identity::generate().to_public().to_string();
+    let body = "targets: {}\nsecrets: {}\n";
+    let with = |extra: &str| {
+        sb.header().replacen(
+            &format!("recipients:\n  - {}\n", sb.recipient),
+            &format!("recipients:\n  - {}\n  - {extra}\n", sb.recipient),
+            1,
+        ) + body
+    };
+    sb.write("base.yaml", &with(&removed));
+    sb.write("secrets.yaml", &with(&added));
+    let out = run(&sb, &["plan", "--base", "base.yaml"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "note: this change adds the recipient {added}: it can decrypt every value encrypted to it"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "note: this change removes the recipient {removed}"
+        )),
+        "{}",
+        out.stdout
+    );
+    let doc = json(&run(
+        &sb,
+        &["plan", "--base", "base.yaml", "--format", "json"],
+    ));
+    assert_eq!(
+        doc["review"]["recipients_added"],
+        serde_json::json!([added])
+    );
+    assert_eq!(
+        doc["review"]["recipients_removed"],
+        serde_json::json!([removed])
+    );
+}
