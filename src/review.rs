@@ -821,6 +821,31 @@ impl Review {
         out
     }
 
+    /// Under GitHub Actions: a warning per target not contacted, and per
+    /// recipient added (titles and messages escaped by [`crate::ci`]).
+    pub fn annotations(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .not_contacted
+            .iter()
+            .filter(|t| t.change != TargetChange::Removed)
+            .map(|t| {
+                crate::ci::annotation(
+                    "warning",
+                    &format!("secretsync review: {}", t.name),
+                    &format!("{} ({}): {}", t.name, t.kind, change_text(t)),
+                )
+            })
+            .collect();
+        for r in &self.recipients_added {
+            out.push(crate::ci::annotation(
+                "warning",
+                "secretsync review: recipients",
+                &format!("this change adds the recipient {r}: it can decrypt every value encrypted to it"),
+            ));
+        }
+        out
+    }
+
     /// The review as the `review` member of the plan's JSON document.
     pub fn json(&self) -> Value {
         json!({

@@ -150,6 +150,25 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
     }
     assert!(!text.stdout.contains("cannot be read"), "{}", text.stdout);
 
+    // Under GitHub Actions: the review in the step summary, a warning per
+    // target not contacted.
+    let summary = sb.path("summary.md");
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ];
+    let gh = run_env(&sb, &["plan", "--base", "base.yaml"], &env);
+    assert!(
+        gh.stdout.contains("::warning title=secretsync review%3A extra::extra (env_file): new in this change: not contacted in review, will be on merge\n"),
+        "{}",
+        gh.stdout
+    );
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        written.contains("### secretsync review against `base.yaml`"),
+        "{written}"
+    );
+
     // Changes pending on merge: --detailed-exitcode says so.
     let d = run(&sb, &["plan", "--base", "base.yaml", "--detailed-exitcode"]);
     assert_eq!(d.code, 2, "{d:?}");
@@ -577,5 +596,37 @@ fn added_and_removed_recipients_are_pointed_out() {
     assert_eq!(
         doc["review"]["recipients_removed"],
         serde_json::json!([removed])
+    );
+}
+
+#[test]
+fn a_value_that_cannot_be_decrypted_is_not_compared() {
+    let sb = Sandbox::new();
+    // The base's value was encrypted to someone else only.
+    let stranger =
+        secretsync::crypto::Recipient::X25519(age::x25519::Identity::generate().to_public());
+    let theirs = secretsync::crypto::encrypt(&[stranger], b"CANARY-removed-1b1b").unwrap();
+    let theirs: String = theirs.lines().map(|l| format!("      {l}\n")).collect();
+    let secret = |armored: &str| {
+        format!(
+            "{}targets: {{}}\nsecrets:\n  A:\n    targets: []\n    encrypted: |\n{armored}",
+            sb.header()
+        )
+    };
+    sb.write("base.yaml", &secret(&theirs));
+    sb.write(
+        "secrets.yaml",
+        &secret(&sb.encrypted("CANARY-stable-0c3d", 6)),
+    );
+    let out = run(&sb, &["plan", "--base", "base.yaml", "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = json(&out);
+    let a = review_secret(&doc, "A");
+    assert_eq!(a["value"], "unknown");
+    assert!(
+        a["reason"].as_str().unwrap().starts_with(
+            "the base's value: the base's secret `A` is not encrypted to the identity"
+        ),
+        "{a:#}"
     );
 }

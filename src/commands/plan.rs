@@ -43,6 +43,7 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         if let Err(e) = crate::ci::append_summary(&r.markdown()) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
+        super::annotate(&r.annotations(), a.format);
     }
 
     if let Some(out) = &a.out {
