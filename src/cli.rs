@@ -58,6 +58,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check credentials, hosts and the manifest before anything fails.
     Doctor(DoctorArgs),
+    /// Validate the manifest without an identity and without contacting anything (pre-commit, forks' PRs).
+    Check(CheckArgs),
     /// Print one decrypted value on stdout (for scripts). Nothing else prints a value.
     Get(GetArgs),
     /// Start a manifest: recipients given, or a new identity generated.
@@ -119,6 +121,20 @@ pub struct PlanArgs {
     /// On drift or errors, POST a redacted summary to this URL (Slack incoming-webhook JSON).
     #[arg(long, value_name = "URL")]
     pub notify: Option<String>,
+    /// Review mode: plan this change against REF, a git revision (such as
+    /// origin/main) or a file holding the base manifest (`file:PATH`, or any
+    /// existing file). Targets new or changed since the base are not contacted.
+    #[arg(long, value_name = "REF", conflicts_with = "out")]
+    pub base: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Exit 0 when clean, 2 when there are warnings (a plain value that looks like a secret), 1 on errors.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

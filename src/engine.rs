@@ -89,7 +89,12 @@ impl Engine {
     /// (a read needs key names only), so a plan costs the longer of the two,
     /// not their sum.
     pub fn open(opts: &Options) -> Result<Engine, Error> {
-        let manifest = manifest::load(&opts.manifest)?;
+        Self::with_manifest(opts, manifest::load(&opts.manifest)?)
+    }
+
+    /// [`Engine::open`] on a manifest already loaded (review mode plans one
+    /// made of a base and a head).
+    pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
         for t in &opts.targets {
             if !manifest.targets.contains_key(t) {
                 let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();

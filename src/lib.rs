@@ -7,6 +7,7 @@
 //! without ever printing a value.
 
 pub mod apply;
+pub mod check;
 pub mod ci;
 pub mod cli;
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod notify;
 pub mod plan;
 pub mod remote;
 pub mod render;
+pub mod review;
 pub mod saved;
 pub mod secret;
 pub mod target;

@@ -546,3 +546,24 @@ pub fn report_markdown(report: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_escaping_cannot_be_closed_early() {
+        assert_eq!(md_code("api"), "`api`");
+        assert_eq!(
+            md_code("a`b | ![x](y)"),
+            "<code>a&#96;b &#124; &#33;&#91;x&#93;&#40;y&#41;</code>"
+        );
+        assert_eq!(md_escape("*x* <img> |\n"), "\\*x\\* \\<img\\> \\| ");
+        let fence = md_fence("diff", "```\nAll in sync\n");
+        assert!(
+            fence.starts_with("````diff\n") && fence.ends_with("\n````\n"),
+            "{fence}"
+        );
+        assert_eq!(html_escape("a<b>\nc"), "a&#60;b&#62; c");
+    }
+}

@@ -2,6 +2,7 @@
 //! turns that into the exit code.
 
 mod apply;
+mod check;
 mod doctor;
 mod get;
 mod import;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Plan(a) => plan::run(g, a).await,
         Command::Apply(a) => apply::run(g, a).await,
         Command::Doctor(a) => doctor::run(g, a).await,
+        Command::Check(a) => check::run(g, a),
         Command::Get(a) => get::run(g, a),
         Command::Init(a) => init::run(g, a),
         Command::Set(a) => keys::set(g, a),

@@ -8,15 +8,43 @@ use crate::render::{self, Format};
 use crate::{notify, saved};
 
 pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
-    let engine = Engine::open(&options(g, &a.selection))?;
+    let (engine, review) = match &a.base {
+        Some(base) => {
+            let (engine, review) = crate::review::open(&options(g, &a.selection), base)?;
+            (engine, Some(review))
+        }
+        None => (Engine::open(&options(g, &a.selection))?, None),
+    };
     let plan = engine.plan_with_progress(super::progress(g)).await?;
     let manifest = engine.manifest_path().display().to_string();
     match a.format {
-        Format::Text => emit(g, &render::plan_text(&plan, &style(g))),
-        Format::Json => emit(g, &format!("{:#}", render::plan_json(&plan, &manifest))),
-        Format::Markdown => emit(g, &render::plan_markdown(&plan)),
+        Format::Text => {
+            let mut text = render::plan_text(&plan, &style(g));
+            if let Some(r) = &review {
+                text.push_str(&r.text(&style(g)));
+            }
+            emit(g, &text)
+        }
+        Format::Json => {
+            let mut doc = render::plan_json(&plan, &manifest);
+            if let Some(r) = &review {
+                doc["review"] = r.json();
+            }
+            emit(g, &format!("{doc:#}"))
+        }
+        Format::Markdown => emit(
+            g,
+            &(render::plan_markdown(&plan)
+                + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
+        ),
     }
     github_plan(&plan, a.format);
+    if let Some(r) = review.as_ref().filter(|_| crate::ci::github_actions()) {
+        if let Err(e) = crate::ci::append_summary(&r.markdown()) {
+            eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+        }
+        super::annotate(&r.annotations(), a.format);
+    }
 
     if let Some(out) = &a.out {
         let saved = saved::from_plan(
@@ -46,7 +74,9 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
 
     let mut exit = if plan.has_errors() {
         Exit::Failed
-    } else if a.detailed_exitcode && plan.has_changes() {
+    } else if a.detailed_exitcode
+        && (plan.has_changes() || review.as_ref().is_some_and(|r| r.pending()))
+    {
         Exit::Changes
     } else {
         Exit::Ok
