@@ -15,6 +15,7 @@ pub mod edit;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod lock;
 pub mod manifest;
 pub mod notice;
 pub mod notify;

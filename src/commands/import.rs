@@ -7,15 +7,17 @@ use crate::error::Error;
 use crate::target::{self, Context, Observation, Round};
 
 pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
-    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
-    let Some(spec) = editor.manifest.targets.get(&a.from).cloned() else {
-        let names: Vec<&str> = editor.manifest.targets.keys().map(String::as_str).collect();
+    // The target is read before the edit lock is taken: a slow target does
+    // not hold up other edits.
+    let manifest = crate::manifest::load(&g.manifest)?;
+    let Some(spec) = manifest.targets.get(&a.from).cloned() else {
+        let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
         return Err(Error::usage(
             format!("--from {}: no such target", a.from),
             format!("targets: {}", names.join(", ")),
         ));
     };
-    let ctx = Context::new(editor.manifest.dir());
+    let ctx = Context::new(manifest.dir());
     let target = target::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
         message: format!("target `{}`: {}", a.from, e.message),
         hint: e.hint,
@@ -37,6 +39,14 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             format!("target `{}` cannot list its keys", a.from),
             "name the keys to import: secretsync import --from TARGET KEY…",
         ));
+    }
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    if editor.manifest.targets.get(&a.from) != Some(&spec) {
+        return Err(Error::other(format!(
+            "target `{}` changed in {} while it was read: nothing was imported",
+            a.from,
+            super::shown(&g.manifest)
+        )));
     }
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let wanted: Vec<String> = if a.keys.is_empty() {
@@ -75,20 +85,22 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     if !imported.is_empty() {
         editor.save()?;
     }
-    eprintln!(
-        "imported {} secret(s) from `{}`: {}",
-        imported.len(),
-        a.from,
-        imported.join(", ")
-    );
-    if !skipped.is_empty() {
+    if !g.quiet {
+        eprintln!(
+            "imported {} secret(s) from `{}`: {}",
+            imported.len(),
+            a.from,
+            imported.join(", ")
+        );
+    }
+    if !skipped.is_empty() && !g.quiet {
         eprintln!(
             "skipped {} already in the manifest (use --overwrite): {}",
             skipped.len(),
             skipped.join(", ")
         );
     }
-    if !unreadable.is_empty() {
+    if !unreadable.is_empty() && !g.quiet {
         eprintln!(
             "skipped {} sealed (their value cannot be read): {}",
             unreadable.len(),

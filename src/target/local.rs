@@ -60,7 +60,12 @@ impl LocalEnvFile {
                 })?;
             PathBuf::from(home).join(rest)
         } else {
-            ctx.manifest_dir.join(&spec.path)
+            // Without the `./` of each part: `./.env` next to a manifest in
+            // `.` is `./.env`, not `././.env`.
+            ctx.manifest_dir
+                .join(&spec.path)
+                .components()
+                .collect::<PathBuf>()
         };
         Ok(LocalEnvFile {
             name: name.to_string(),
