@@ -261,6 +261,16 @@ fn quiet_plan_says_why_it_failed() {
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
         (0, "", "")
     );
+    // Quiet doctor too.
+    let out = sb.run(&["doctor", "-q"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .starts_with("error: target broken (env file dir.env): "),
+        "{}",
+        out.stderr
+    );
     // Quiet apply says which target failed.
     let out = sb.run(&["apply", "-q", "--auto-approve"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -509,6 +519,33 @@ fn unset_removes_a_secret_and_remembers_its_fingerprint() {
         "{rest}"
     );
     assert_eq!(get(&sb, "AUTH").code, 1);
+    // A copy left on a target is recognised by the plan, in every format.
+    sb.write("app.env", "AUTH=CANARY-auth\nLOG_LEVEL=info\nOTHER=x\n");
+    let out = sb.run(&["plan", "-v"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("    ? AUTH                         unmanaged: left alone; holds the value of secret `AUTH`, removed on {today}\n")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("    ? OTHER                        unmanaged: left alone\n"),
+        "{}",
+        out.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.run(&["plan", "--format", "json"]).stdout).unwrap();
+    assert_eq!(
+        json["targets"][0]["items"][0]["removed"]["secret"], "AUTH",
+        "{json}"
+    );
+    assert_eq!(
+        json["targets"][0]["items"][0]["removed"]["on"],
+        today.as_str()
+    );
+    let md = sb.run(&["plan", "--format", "markdown"]).stdout;
+    assert!(
+        md.contains("holds the value of secret `AUTH`, removed on"),
+        "{md}"
+    );
+    assert_no_canary("plan", md.as_bytes(), &["CANARY-auth"]);
     // The alias, and the last secret: `secrets: {{}}` remains.
     let out = sb.run(&["rm", "LOG_LEVEL"]);
     assert_eq!(out.code, 0, "{out:?}");
