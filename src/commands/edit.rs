@@ -13,7 +13,7 @@ pub(super) fn unset(g: &Global, a: UnsetArgs) -> Result<Exit, Error> {
     let mut places = Vec::new();
     for key in &a.keys {
         if let Some(s) = editor.manifest.secrets.get(key) {
-            places.push(format!("`{key}` on {}", s.targets.join(", ")));
+            places.push(format!("`{key}` was on {}", s.targets.join(", ")));
         }
         editor.unset(key)?;
     }
@@ -29,7 +29,7 @@ pub(super) fn unset(g: &Global, a: UnsetArgs) -> Result<Exit, Error> {
             super::shown(&g.manifest)
         );
         eprintln!(
-            "the targets still hold it ({}): delete it there, or let `prune: true` do it at the next apply",
+            "where a target still holds it ({}), delete it there, or let `prune: true` do it at the next apply",
             places.join("; ")
         );
     }
