@@ -304,6 +304,18 @@ fn json_errors_are_json_on_stdout_and_text_on_stderr() {
         assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
         assert!(out.stderr.contains(message.lines().next().unwrap()));
     }
+    // A flag clap refuses: JSON too.
+    let out = sb.run(&["plan", "--format", "json", "--no-such-flag"]);
+    assert_eq!(out.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "usage");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--no-such-flag"),
+        "{doc}"
+    );
     // A missing manifest, a usage error: JSON too.
     std::fs::remove_file(sb.path("secrets.yaml")).unwrap();
     let out = sb.run(&["plan", "--format", "json"]);
@@ -650,6 +662,22 @@ fn plain_values_stay_plain_and_set_plain_stores_in_clear() {
         .read("secrets.yaml")
         .contains("  PORT:\n    targets: [app]\n    value: \"8080 \\\"q\\\" \\\\ é\\t\"\n"));
     assert_eq!(get(&sb, "PORT").stdout, "8080 \"q\" \\ é\t");
+    // import never writes a target's value in clear, and says so.
+    sb.write("app.env", "LOG_LEVEL=CANARY-from-target\n");
+    let out = sb.run(&["import", "--from", "app", "LOG_LEVEL", "--overwrite"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("stored encrypted, though plain before: LOG_LEVEL"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary(
+        "manifest",
+        sb.read("secrets.yaml").as_bytes(),
+        &["CANARY-from-target"],
+    );
+    assert_eq!(get(&sb, "LOG_LEVEL").stdout, "CANARY-from-target");
     // Encrypting it takes --encrypt; rotate refuses plain config.
     let out = sb.run(&["rotate", "PORT"]);
     assert_eq!(out.code, 1);

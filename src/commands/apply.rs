@@ -37,8 +37,11 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         if saved::manifest_sha256(&current.source) != s.manifest_sha256 {
             let here = super::shown(&g.manifest);
             let there = super::shown(std::path::Path::new(&s.manifest));
+            let same_file = std::fs::canonicalize(&s.manifest)
+                .is_ok_and(|p| std::fs::canonicalize(&g.manifest).is_ok_and(|q| p == q));
+            let other = there != here && !same_file;
             return Err(Error::Other {
-                message: if there != here {
+                message: if other {
                     format!(
                         "{} is a plan of the manifest {there}, not of {here} (the manifests differ), so nothing was applied",
                         super::shown(a.plan.as_deref().unwrap_or(std::path::Path::new("")))
@@ -48,7 +51,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
                         "the saved plan is stale, so nothing was applied:\n  - the manifest {here} changed since the plan was saved"
                     )
                 },
-                hint: Some(if there != here {
+                hint: Some(if other {
                     format!("apply it with `-f {there}`, or plan this manifest: `secretsync plan --out FILE`")
                 } else {
                     "run `secretsync plan --out FILE` again and review the new plan".into()

@@ -2,7 +2,7 @@
 
 use super::Exit;
 use crate::cli::{Global, ImportArgs};
-use crate::edit::{Editor, Stored};
+use crate::edit::{Editor, Storage, Stored};
 use crate::error::Error;
 use crate::target::{self, Context, Observation, Round};
 
@@ -48,6 +48,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             super::shown(&g.manifest)
         )));
     }
+    let mut now_encrypted: Vec<String> = Vec::new();
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let wanted: Vec<String> = if a.keys.is_empty() {
         observed.entries.keys().cloned().collect()
@@ -76,7 +77,13 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                 } else {
                     vec![a.from.clone()]
                 };
-                if editor.store(&name, v, &targets)? != Stored::Unchanged {
+                // A target's value is a secret until someone says otherwise:
+                // always stored encrypted, also over a plain value (said below).
+                let was_plain = editor.is_plain(&name);
+                if editor.store_as(&name, v, &targets, Storage::Encrypted)? != Stored::Unchanged {
+                    if was_plain {
+                        now_encrypted.push(name.clone());
+                    }
                     imported.push(name);
                 }
             }
@@ -91,6 +98,12 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             imported.len(),
             a.from,
             imported.join(", ")
+        );
+    }
+    if !now_encrypted.is_empty() && !g.quiet {
+        eprintln!(
+            "stored encrypted, though plain before: {} (to keep a value in clear: `secretsync set KEY --plain`)",
+            now_encrypted.join(", ")
         );
     }
     if !skipped.is_empty() && !g.quiet {
