@@ -324,6 +324,30 @@ fn json_errors_are_json_on_stdout_and_text_on_stderr() {
 }
 
 #[test]
+fn an_error_after_the_json_document_keeps_stdout_one_document() {
+    let sb = Sandbox::new();
+    drifted(&sb);
+    let out = sb.run(&[
+        "plan",
+        "--format",
+        "json",
+        "-t",
+        "drift",
+        "--out",
+        "no/such/dir/plan.json",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", out.stdout));
+    assert_eq!(doc["kind"], "plan");
+    assert!(
+        out.stderr.starts_with("error: no/such/dir/plan.json: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn annotations_never_enter_captured_output_and_come_once() {
     let sb = Sandbox::new();
     drifted(&sb);

@@ -11,6 +11,7 @@ mod keys;
 mod plan;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::{Outcome, Report};
 use crate::ci;
@@ -53,11 +54,16 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         _ => None,
     };
     let result = dispatch(cli).await;
-    if let (Some(command), Err(e)) = (json, &result) {
+    // One document on stdout: an error after the plan/report was printed
+    // (such as `--out` failing to write) is said on stderr only.
+    if let (Some(command), Err(e), false) = (json, &result, EMITTED.load(Ordering::Relaxed)) {
         println!("{:#}", error_json(command, e));
     }
     result
 }
+
+/// Whether a document went to stdout (see [`run`]).
+static EMITTED: AtomicBool = AtomicBool::new(false);
 
 /// The JSON document of an error that ended a command (docs/json-output.md).
 pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
@@ -142,6 +148,7 @@ fn style(g: &Global) -> Style {
 /// Prints a document on stdout unless --quiet.
 fn emit(g: &Global, text: &str) {
     if !g.quiet {
+        EMITTED.store(true, Ordering::Relaxed);
         print!("{text}");
         if !text.ends_with('\n') {
             println!();
