@@ -77,6 +77,19 @@ pub enum Command {
     },
     /// Re-encrypt every value to the current recipients.
     Rekey,
+    /// Remove a secret from the manifest; its value's fingerprint is kept under `removed:`.
+    #[command(alias = "rm")]
+    Unset(UnsetArgs),
+    /// Add or remove targets of a secret.
+    Targets {
+        #[command(subcommand)]
+        action: TargetsAction,
+    },
+    /// List, add or remove target definitions.
+    Target {
+        #[command(subcommand)]
+        action: TargetAction,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -119,7 +132,13 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// On drift or errors, POST a redacted summary to this URL (Slack incoming-webhook JSON).
-    #[arg(long, value_name = "URL")]
+    /// The URL is a credential: prefer the environment variable to argv.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SECRETSYNC_NOTIFY_URL",
+        hide_env_values = true
+    )]
     pub notify: Option<String>,
     /// Review mode: plan this change against REF, a git revision (such as
     /// origin/main) or a file holding the base manifest (`file:PATH`, or any
@@ -179,12 +198,22 @@ pub struct InitArgs {
 pub struct SetArgs {
     /// The secret's name in the manifest.
     pub key: String,
-    /// For a new secret: the targets it must reach (repeatable).
+    /// For a new secret: the targets it must reach (repeatable). For an
+    /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
     /// Read the value from standard input (one trailing newline is dropped).
     #[arg(long)]
     pub stdin: bool,
+    /// Store the value in clear (`value:`), for configuration that is not secret.
+    #[arg(long, conflicts_with = "encrypt")]
+    pub plain: bool,
+    /// Store the value encrypted, also where it was plain until now.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// Accept an empty value (refused by default: usually a slip).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,7 +234,8 @@ pub enum Charset {
 pub struct RotateArgs {
     /// The secret's name in the manifest.
     pub key: String,
-    /// For a new secret: the targets it must reach (repeatable).
+    /// For a new secret: the targets it must reach (repeatable). For an
+    /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
     /// Characters in the new value.
@@ -244,4 +274,116 @@ pub enum RecipientsAction {
         #[arg(required = true, value_name = "KEY")]
         keys: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    /// The secrets' names in the manifest.
+    #[arg(required = true, value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsAction {
+    /// Deploy a secret to more targets.
+    Add {
+        /// The secret's name in the manifest.
+        key: String,
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
+    },
+    /// Stop managing a secret on some targets (the value stays there; see `prune`).
+    Remove {
+        /// The secret's name in the manifest.
+        key: String,
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetAction {
+    /// Print the target definitions: name, type and where.
+    List,
+    /// Define a target from flags (the fields of docs/manifest.md).
+    Add(Box<TargetAddArgs>),
+    /// Remove a target definition that no secret uses.
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum TargetType {
+    EnvFile,
+    SshEnv,
+    Railway,
+    Keychain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KnownHostsChoice {
+    Strict,
+    AcceptNew,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetAddArgs {
+    /// The new target's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: TargetType,
+    /// env_file, ssh_env: the file (relative to the manifest's folder, or on the host).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// env_file, ssh_env: create the file (mode 0600) when it is missing.
+    #[arg(long)]
+    pub create: bool,
+    /// env_file, ssh_env, railway: delete keys the manifest does not list.
+    #[arg(long)]
+    pub prune: bool,
+    /// ssh_env, keychain over SSH: `user@host` or an alias from ~/.ssh/config.
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<String>,
+    #[arg(long, value_enum)]
+    pub known_hosts: Option<KnownHostsChoice>,
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts_file: Option<String>,
+    /// For example `10s`.
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// ssh_env: read and write through `sudo -n`.
+    #[arg(long)]
+    pub sudo: bool,
+    /// railway: the project id.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// railway: the environment's name or id.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// railway: the service's name or id (none: shared variables); keychain: the item service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// railway: the environment variable holding the token.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// railway: `account` or `project`.
+    #[arg(long, value_name = "KIND")]
+    pub token_kind: Option<String>,
+    /// railway: change variables without triggering deploys.
+    #[arg(long)]
+    pub skip_deploys: bool,
+    /// railway: replace sealed variables.
+    #[arg(long)]
+    pub overwrite_sealed: bool,
+    /// keychain: the keychain file (default: the login keychain).
+    #[arg(long)]
+    pub keychain: Option<String>,
 }

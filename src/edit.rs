@@ -18,6 +18,8 @@ pub struct EditError(pub String);
 #[derive(Debug, Clone)]
 pub struct Text {
     lines: Vec<String>,
+    /// The file ends its lines with CRLF: lines the edits add do too.
+    crlf: bool,
 }
 
 fn indent_of(line: &str) -> usize {
@@ -49,6 +51,27 @@ fn inline_value(line: &str) -> &str {
     v
 }
 
+/// A YAML double-quoted scalar that reads back as exactly `value`.
+pub fn yaml_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 impl Text {
     pub fn new(text: &str) -> Text {
         let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
@@ -57,11 +80,22 @@ impl Text {
                 last.push('\n');
             }
         }
-        Text { lines }
+        let crlf =
+            text.contains("\r\n") && text.matches('\n').count() == text.matches("\r\n").count();
+        Text { lines, crlf }
     }
 
     pub fn render(&self) -> String {
-        self.lines.concat()
+        if !self.crlf {
+            return self.lines.concat();
+        }
+        self.lines
+            .iter()
+            .map(|l| match l.strip_suffix('\n') {
+                Some(body) if !body.ends_with('\r') => format!("{body}\r\n"),
+                _ => l.clone(),
+            })
+            .collect()
     }
 
     fn content(&self, i: usize) -> &str {
@@ -169,30 +203,7 @@ impl Text {
                 Ok(())
             }
             None => {
-                if targets.is_empty() {
-                    return Err(EditError(format!(
-                        "`{name}` is a new secret: name its targets with --target"
-                    )));
-                }
-                let s = match self.top("secrets") {
-                    Some(s) => {
-                        if inline_value(self.content(s)) == "{}" {
-                            self.lines[s] = "secrets:\n".into();
-                        } else if !inline_value(self.content(s)).is_empty() {
-                            return Err(EditError(
-                                "`secrets:` is written in flow style; write it in block style"
-                                    .into(),
-                            ));
-                        }
-                        s
-                    }
-                    None => {
-                        self.lines.push("secrets:\n".into());
-                        self.lines.len() - 1
-                    }
-                };
-                let ci = self.child_indent(s).unwrap_or(2);
-                let end = self.block_end(s);
+                let (ci, end) = self.open_secrets(name, targets)?;
                 let pad = " ".repeat(ci);
                 let mut new = vec![
                     format!("{pad}{name}:\n"),
@@ -203,6 +214,212 @@ impl Text {
                 Ok(())
             }
         }
+    }
+
+    /// Sets a secret's value in clear (`value: "…"`), replacing `encrypted`
+    /// or `value`. A new secret is added at the end of `secrets:` with
+    /// `targets`.
+    pub fn set_plain(
+        &mut self,
+        name: &str,
+        value: &str,
+        targets: &[String],
+    ) -> Result<(), EditError> {
+        let line = |pad: &str| format!("{pad}value: {}\n", yaml_quote(value));
+        match self.secret_line(name)? {
+            Some(s) => {
+                let ci = self
+                    .child_indent(s)
+                    .unwrap_or(indent_of(self.content(s)) + 2);
+                let field = self
+                    .child(s, "encrypted")
+                    .or_else(|| self.child(s, "value"));
+                self.put_child(s, field, vec![line(&" ".repeat(ci))]);
+                Ok(())
+            }
+            None => {
+                let (ci, end) = self.open_secrets(name, targets)?;
+                let pad = " ".repeat(ci);
+                let new = vec![
+                    format!("{pad}{name}:\n"),
+                    format!("{pad}  targets: [{}]\n", targets.join(", ")),
+                    line(&format!("{pad}  ")),
+                ];
+                self.lines.splice(end..end, new);
+                Ok(())
+            }
+        }
+    }
+
+    /// Opens `secrets:` (added, or turned from `{}`/null into a block) and
+    /// says the indentation of its entries and where a new entry goes.
+    fn open_secrets(
+        &mut self,
+        name: &str,
+        targets: &[String],
+    ) -> Result<(usize, usize), EditError> {
+        if targets.is_empty() {
+            return Err(EditError(format!(
+                "`{name}` is a new secret: name its targets with --target"
+            )));
+        }
+        let s = match self.top("secrets") {
+            Some(s) => {
+                let inline = inline_value(self.content(s));
+                if matches!(inline, "{}" | "~" | "null" | "Null" | "NULL") {
+                    self.lines[s] = "secrets:\n".into();
+                } else if !inline.is_empty() {
+                    return Err(EditError(
+                        "`secrets:` is written in flow style; write it in block style".into(),
+                    ));
+                }
+                s
+            }
+            None => {
+                self.lines.push("secrets:\n".into());
+                self.lines.len() - 1
+            }
+        };
+        let ci = self.child_indent(s).unwrap_or(2);
+        Ok((ci, self.block_end(s)))
+    }
+
+    /// Replaces a secret's `targets:` with `targets`. A flow list keeps its
+    /// line (and trailing comment); a block list or a scalar becomes a flow
+    /// list.
+    pub fn set_targets(&mut self, name: &str, targets: &[String]) -> Result<(), EditError> {
+        let s = self
+            .secret_line(name)?
+            .ok_or_else(|| EditError(format!("no secret `{name}`")))?;
+        let list = format!("[{}]", targets.join(", "));
+        if let Some(t) = self.child(s, "targets") {
+            let line = self.lines[t].clone();
+            let inline = inline_value(self.content(t)).to_string();
+            if inline.starts_with('[') && inline.ends_with(']') {
+                if let Some(at) = line.find(inline.as_str()) {
+                    self.lines[t] = format!("{}{list}{}", &line[..at], &line[at + inline.len()..]);
+                    return Ok(());
+                }
+            }
+            let pad = " ".repeat(indent_of(self.content(t)));
+            self.put_child(s, Some(t), vec![format!("{pad}targets: {list}\n")]);
+        } else {
+            let ci = self
+                .child_indent(s)
+                .unwrap_or(indent_of(self.content(s)) + 2);
+            self.lines
+                .insert(s + 1, format!("{}targets: {list}\n", " ".repeat(ci)));
+        }
+        Ok(())
+    }
+
+    /// Removes a secret's block, and the comment lines directly above it.
+    pub fn remove_secret(&mut self, name: &str) -> Result<(), EditError> {
+        let s = self
+            .secret_line(name)?
+            .ok_or_else(|| EditError(format!("no secret `{name}`")))?;
+        self.remove_block(s);
+        // The last one gone: an empty map, not a null `secrets:`.
+        if let Some(top) = self.top("secrets") {
+            if self.child_indent(top).is_none() && inline_value(self.content(top)).is_empty() {
+                self.lines[top] = "secrets: {}\n".into();
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_block(&mut self, at: usize) {
+        let end = self.block_end(at);
+        let pad = indent_of(self.content(at));
+        let mut from = at;
+        while from > 0 {
+            let l = self.content(from - 1);
+            if l.trim_start().starts_with('#') && indent_of(l) == pad {
+                from -= 1;
+            } else {
+                break;
+            }
+        }
+        self.lines.drain(from..end);
+        // The blank line that separated the block goes with it.
+        let blank = |l: Option<&String>| l.is_some_and(|l| l.trim().is_empty());
+        if blank(self.lines.get(from))
+            && (from == 0
+                || blank(self.lines.get(from - 1))
+                || self.lines[from - 1].trim_end().ends_with(':'))
+        {
+            self.lines.remove(from);
+        }
+    }
+
+    /// Adds a target definition (block style) at the end of `targets:`.
+    /// `fields` are written in order, each value already YAML.
+    pub fn add_target(&mut self, name: &str, fields: &[(&str, String)]) -> Result<(), EditError> {
+        let t = match self.top("targets") {
+            Some(t) => {
+                let inline = inline_value(self.content(t));
+                if matches!(inline, "{}" | "~" | "null" | "Null" | "NULL") {
+                    self.lines[t] = "targets:\n".into();
+                } else if !inline.is_empty() {
+                    return Err(EditError(
+                        "`targets:` is written in flow style; write it in block style".into(),
+                    ));
+                }
+                t
+            }
+            None => {
+                let after = self.top("secrets").unwrap_or(self.lines.len());
+                self.lines.insert(after, "targets:\n".into());
+                after
+            }
+        };
+        let ci = self.child_indent(t).unwrap_or(2);
+        let end = self.block_end(t);
+        let pad = " ".repeat(ci);
+        let mut new = vec![format!("{pad}{name}:\n")];
+        new.extend(fields.iter().map(|(k, v)| format!("{pad}  {k}: {v}\n")));
+        self.lines.splice(end..end, new);
+        Ok(())
+    }
+
+    /// Removes a target definition.
+    pub fn remove_target(&mut self, name: &str) -> Result<(), EditError> {
+        let t = self
+            .top("targets")
+            .ok_or_else(|| EditError("the manifest has no `targets:`".into()))?;
+        let at = self
+            .child(t, name)
+            .ok_or_else(|| EditError(format!("no target `{name}`")))?;
+        self.remove_block(at);
+        Ok(())
+    }
+
+    /// Appends an entry to the top-level `removed:` list (secrets removed
+    /// with `unset`, by fingerprint).
+    pub fn add_removed(&mut self, name: &str, fingerprint: &str, date: &str) {
+        let r = match self.top("removed") {
+            Some(r) if inline_value(self.content(r)).is_empty() => r,
+            Some(r) => {
+                // `removed: []`
+                self.lines[r] = "removed:\n".into();
+                r
+            }
+            None => {
+                self.lines.push("removed:\n".into());
+                self.lines.len() - 1
+            }
+        };
+        let ci = self.child_indent(r).unwrap_or(2);
+        let end = self.block_end(r);
+        let pad = " ".repeat(ci);
+        self.lines.splice(
+            end..end,
+            [
+                format!("{pad}- name: {name}\n"),
+                format!("{pad}  fingerprint: {fingerprint}\n"),
+                format!("{pad}  removed: \"{date}\"\n"),
+            ],
+        );
     }
 
     /// Replaces (or adds) a secret's `previous:` list.
@@ -411,7 +628,8 @@ use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, Fingerprinter, Identities};
 use crate::error::Error;
-use crate::manifest::{self, Manifest, ValueSource};
+use crate::lock::EditLock;
+use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::secret::Secret;
 
 /// How many former values a secret remembers.
@@ -427,17 +645,144 @@ pub enum Stored {
     Unchanged,
 }
 
+/// How a value is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// As the secret already is (a new secret: encrypted).
+    Keep,
+    Encrypted,
+    /// In clear (`value:`), for configuration that is not secret.
+    Plain,
+}
+
+/// Characters the editor writes as a bare YAML key.
+fn name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '/')
+}
+
+/// The first character of `name` that breaks `valid` (which judges prefixes).
+fn offending(name: &str, valid: impl Fn(&str) -> bool) -> Option<(usize, char)> {
+    name.char_indices()
+        .find(|(i, c)| !valid(&name[..i + c.len_utf8()]))
+        .map(|(i, c)| (name[..i].chars().count() + 1, c))
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("{:?}", c)
+    } else {
+        format!("`{c}`")
+    }
+}
+
+/// Checks, before any edit, that `name` can be a secret of the manifest and
+/// a key on each of `targets`; the refusal gives the rule and the offending
+/// character.
+pub fn check_secret_name(m: &Manifest, name: &str, targets: &[String]) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::usage(
+            "a secret needs a name",
+            "for example DATABASE_URL",
+        ));
+    }
+    let syntax = |p: &str| {
+        p.chars().all(name_char)
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if let Some((pos, c)) = offending(name, syntax) {
+        return Err(Error::usage(
+            format!(
+                "`{name}` cannot be a secret's name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
+                describe_char(c)
+            ),
+            format!("for example `{}`", suggest(name)),
+        ));
+    }
+    for t in targets {
+        let Some(spec) = m.targets.get(t) else {
+            continue;
+        };
+        let key = m.secrets.get(name).map_or(name, |s| s.key_on(t));
+        if let Err(rule) = spec.check_key(key) {
+            let at = match spec {
+                TargetSpec::Keychain(_) => key
+                    .chars()
+                    .position(char::is_control)
+                    .map(|p| (p + 1, key.chars().nth(p).unwrap_or(' '))),
+                _ => offending(key, manifest::is_env_key),
+            };
+            let at = at
+                .map(|(pos, c)| format!(" ({} at position {pos})", describe_char(c)))
+                .unwrap_or_default();
+            return Err(Error::usage(
+                format!(
+                    "`{key}` cannot be a key on target `{t}` ({}): {rule}{at}",
+                    spec.type_name()
+                ),
+                format!(
+                    "choose a name such as `{}`, or give it another name on `{t}` with `rename:` in the manifest",
+                    suggest(key)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A name that follows the environment-variable rule, close to `name`.
+fn suggest(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Refuses target names the manifest does not define.
+fn check_targets_exist(m: &Manifest, targets: &[String]) -> Result<(), Error> {
+    for t in targets {
+        if !m.targets.contains_key(t) {
+            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
+            return Err(Error::usage(
+                format!("--target {t}: no such target"),
+                if names.is_empty() {
+                    "the manifest defines no target yet: add one with `secretsync target add NAME --type …`".to_string()
+                } else {
+                    format!("targets: {}", names.join(", "))
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A manifest opened for editing: its text, and the keys to re-encrypt.
+/// It holds the manifest's edit lock until dropped.
 pub struct Editor {
     pub manifest: Manifest,
     text: Text,
     identity: Option<PathBuf>,
     ids: Option<Identities>,
     fingerprints: Option<Fingerprinter>,
+    _lock: EditLock,
 }
 
 impl Editor {
+    /// Takes the edit lock (waiting briefly for another editor), then reads
+    /// the manifest.
     pub fn open(path: &Path, identity: Option<&Path>) -> Result<Editor, Error> {
+        let lock = crate::lock::lock(path)?;
         let manifest = manifest::load(path)?;
         Ok(Editor {
             text: Text::new(&manifest.source),
@@ -445,6 +790,7 @@ impl Editor {
             identity: identity.map(Path::to_path_buf),
             ids: None,
             fingerprints: None,
+            _lock: lock,
         })
     }
 
@@ -500,6 +846,14 @@ impl Editor {
         }))
     }
 
+    /// Whether `name` is stored in clear.
+    pub fn is_plain(&self, name: &str) -> bool {
+        self.manifest
+            .secrets
+            .get(name)
+            .is_some_and(|s| matches!(s.value, ValueSource::Plain(_)))
+    }
+
     /// Encrypts `value` under `name`, recording the replaced value's
     /// fingerprint and today's date. `targets` apply to a new secret.
     pub fn store(
@@ -508,29 +862,61 @@ impl Editor {
         value: &Secret,
         targets: &[String],
     ) -> Result<Stored, Error> {
-        for t in targets {
-            if !self.manifest.targets.contains_key(t) {
-                let names: Vec<&str> = self.manifest.targets.keys().map(String::as_str).collect();
-                return Err(Error::usage(
-                    format!("--target {t}: no such target"),
-                    format!("targets: {}", names.join(", ")),
-                ));
-            }
-        }
+        self.store_as(name, value, targets, Storage::Keep)
+    }
+
+    /// As [`Editor::store`], choosing how the value is stored. An existing
+    /// plain value stays plain with [`Storage::Keep`].
+    pub fn store_as(
+        &mut self,
+        name: &str,
+        value: &Secret,
+        targets: &[String],
+        storage: Storage,
+    ) -> Result<Stored, Error> {
+        check_targets_exist(&self.manifest, targets)?;
+        let reach: Vec<String> = match self.manifest.secrets.get(name) {
+            Some(s) => s.targets.clone(),
+            None => targets.to_vec(),
+        };
+        check_secret_name(&self.manifest, name, &reach)?;
         // Refused at input time, not at plan time (see src/holdable.rs).
         crate::holdable::check(&self.manifest, name, targets, value)?;
+        let plain = match storage {
+            Storage::Keep => self.is_plain(name),
+            Storage::Encrypted => false,
+            Storage::Plain => true,
+        };
         let old = self.value_of(name)?;
-        if old.as_ref() == Some(value) {
+        if old.as_ref() == Some(value) && plain == self.is_plain(name) {
             return Ok(Stored::Unchanged);
         }
-        let armored = crypto::encrypt(self.recipients()?, value.expose().as_bytes())?;
         let fp = self.fingerprinter()?;
-        self.text
-            .set_encrypted(name, &armored, targets)
-            .map_err(|e| Error::other(e.0))?;
+        if plain {
+            self.text
+                .set_plain(name, value.expose(), targets)
+                .map_err(|e| Error::other(e.0))?;
+            // Exact means exact: the quoted text must read back as the value.
+            let back = self.check()?;
+            if !matches!(&back.secrets[name].value, ValueSource::Plain(v) if v == value.expose()) {
+                return Err(Error::usage(
+                    format!("`{name}` cannot be stored in clear exactly as given"),
+                    "store it encrypted (without --plain)",
+                ));
+            }
+        } else {
+            let armored = crypto::encrypt(self.recipients()?, value.expose().as_bytes())?;
+            self.text
+                .set_encrypted(name, &armored, targets)
+                .map_err(|e| Error::other(e.0))?;
+        }
         let Some(old) = old else {
             return Ok(Stored::Added);
         };
+        if old == *value {
+            // Only the storage changed (plain <-> encrypted): no new value.
+            return Ok(Stored::Replaced);
+        }
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
@@ -548,6 +934,103 @@ impl Editor {
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))?;
         Ok(Stored::Replaced)
+    }
+
+    /// Sets the targets of an existing secret. Returns whether they changed.
+    pub fn set_targets(&mut self, name: &str, targets: &[String]) -> Result<bool, Error> {
+        let Some(def) = self.manifest.secrets.get(name) else {
+            return Err(no_secret(&self.manifest, name));
+        };
+        if def.targets == targets {
+            return Ok(false);
+        }
+        if targets.is_empty() {
+            return Err(Error::usage(
+                format!("that would leave `{name}` without a target"),
+                format!("to remove the secret, run `secretsync unset {name}`"),
+            ));
+        }
+        check_targets_exist(&self.manifest, targets)?;
+        check_secret_name(&self.manifest, name, targets)?;
+        self.text
+            .set_targets(name, targets)
+            .map_err(|e| Error::other(e.0))?;
+        Ok(true)
+    }
+
+    /// Removes a secret, recording its value's fingerprint under `removed:`
+    /// so that plans still recognise the value where it was left behind.
+    pub fn unset(&mut self, name: &str) -> Result<(), Error> {
+        if !self.manifest.secrets.contains_key(name) {
+            return Err(no_secret(&self.manifest, name));
+        }
+        let value = self.value_of(name)?.expect("checked above");
+        let fp = self.fingerprinter()?;
+        let f = fp.fingerprint(&value).expect("the fingerprinter is keyed");
+        self.text
+            .remove_secret(name)
+            .map_err(|e| Error::other(e.0))?;
+        self.text.add_removed(name, &f, &crate::fsutil::today());
+        Ok(())
+    }
+
+    /// Adds a target definition; `fields` are YAML values in order.
+    pub fn add_target(&mut self, name: &str, fields: &[(&str, String)]) -> Result<(), Error> {
+        if self.manifest.targets.contains_key(name) {
+            return Err(Error::usage(
+                format!("target `{name}` exists already"),
+                format!("remove it first with `secretsync target remove {name}`, or choose another name"),
+            ));
+        }
+        let syntax = |p: &str| {
+            p.chars().all(name_char)
+                && p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if let Some((pos, c)) = offending(name, syntax) {
+            return Err(Error::usage(
+                format!(
+                    "`{name}` cannot be a target's name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
+                    describe_char(c)
+                ),
+                format!("for example `{}`", suggest(name).to_lowercase()),
+            ));
+        }
+        self.text
+            .add_target(name, fields)
+            .map_err(|e| Error::other(e.0))
+    }
+
+    /// Removes a target definition no secret uses.
+    pub fn remove_target(&mut self, name: &str) -> Result<(), Error> {
+        if !self.manifest.targets.contains_key(name) {
+            let names: Vec<&str> = self.manifest.targets.keys().map(String::as_str).collect();
+            return Err(Error::usage(
+                format!("no target `{name}`"),
+                format!("targets: {}", names.join(", ")),
+            ));
+        }
+        let users: Vec<&str> = self
+            .manifest
+            .secrets
+            .values()
+            .filter(|s| s.targets.iter().any(|t| t == name))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "target `{name}` is still used by {} secret(s): {}",
+                    users.len(),
+                    users.join(", ")
+                ),
+                format!(
+                    "take it off them first: `secretsync targets remove KEY {name}` (or `secretsync unset KEY`)"
+                ),
+            ));
+        }
+        self.text.remove_target(name).map_err(|e| Error::other(e.0))
     }
 
     /// Encrypts every value (and the fingerprint key) again to the
@@ -592,7 +1075,14 @@ impl Editor {
         self.text.remove_recipient(r).map_err(|e| Error::other(e.0))
     }
 
-    /// The edited text, loaded again to prove it is valid.
+    /// The edited text, loaded again, with the manifest's own error (for
+    /// edits whose content the user chose, such as a target's fields).
+    pub fn check_input(&self) -> Result<Manifest, manifest::ManifestError> {
+        manifest::parse(&self.manifest.path, self.text.render())
+    }
+
+    /// The edited text, loaded again to prove it is valid. The commands
+    /// refuse bad requests before editing; this is the last guard.
     pub fn check(&self) -> Result<Manifest, Error> {
         manifest::parse(&self.manifest.path, self.text.render()).map_err(|e| Error::Other {
             message: format!(
@@ -602,11 +1092,24 @@ impl Editor {
         })
     }
 
-    /// Validates and writes the manifest atomically.
+    /// Validates and writes the manifest atomically (the lock is released
+    /// when the editor is dropped, after the rename).
     pub fn save(self) -> Result<Manifest, Error> {
         let m = self.check()?;
         crate::fsutil::write_atomic(&self.manifest.path, self.text.render().as_bytes(), 0o644)
             .map_err(|e| Error::io(&self.manifest.path, e))?;
         Ok(m)
     }
+}
+
+fn no_secret(m: &Manifest, name: &str) -> Error {
+    let names: Vec<&str> = m.secrets.keys().map(String::as_str).collect();
+    Error::usage(
+        format!("no secret `{name}` in {}", m.path.display()),
+        if names.is_empty() {
+            "the manifest has no secrets yet".to_string()
+        } else {
+            format!("secrets: {}", names.join(", "))
+        },
+    )
 }

@@ -350,7 +350,8 @@ impl Engine {
             prune: slot.spec.prune() && observed.complete,
             overwrite_sealed: slot.spec.overwrite_sealed(),
         };
-        let (items, changes) = plan::diff(wanted, &observed, opts, &self.fingerprints);
+        let (mut items, changes) = plan::diff(wanted, &observed, opts, &self.fingerprints);
+        plan::mark_removed(&mut items, &self.manifest.removed);
         for c in &changes {
             if let Some(v) = c.op.value() {
                 target.check_value(v).map_err(|why| {

@@ -18,6 +18,7 @@ pub mod environ;
 pub mod error;
 pub mod fsutil;
 pub mod holdable;
+pub mod lock;
 pub mod manifest;
 pub mod notice;
 pub mod notify;

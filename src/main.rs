@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if e.use_stderr() {
+                json_usage_error(&e);
+            }
             // Usage errors exit 1, not clap's 2: with --detailed-exitcode, 2 means "changes pending".
             return if e.use_stderr() {
                 ExitCode::from(1)
@@ -55,4 +58,37 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// With `--format json` on the command line, a usage error is a JSON
+/// document on stdout too, as every other error of plan/apply/doctor.
+fn json_usage_error(e: &clap::Error) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--format=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json");
+    let Some(command) = args
+        .iter()
+        .find(|a| ["plan", "apply", "doctor"].contains(&a.as_str()))
+    else {
+        return;
+    };
+    if !json {
+        return;
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string();
+    let doc = serde_json::json!({
+        "format_version": 1,
+        "kind": "error",
+        "command": command,
+        "error": { "kind": "usage", "message": message, "hint": "see --help" },
+    });
+    println!("{doc:#}");
 }

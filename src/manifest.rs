@@ -37,6 +37,17 @@ pub struct Manifest {
     pub fingerprint_key: Option<String>,
     pub targets: IndexMap<String, TargetSpec>,
     pub secrets: IndexMap<String, SecretDef>,
+    /// Secrets removed with `secretsync unset`: the removed value's keyed
+    /// fingerprint, so that a copy left on a target is still recognised.
+    pub removed: Vec<Removed>,
+}
+
+/// A secret removed from the manifest (`removed:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub name: String,
+    pub fingerprint: String,
+    pub removed: String,
 }
 
 impl Manifest {
@@ -335,8 +346,8 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let size = std::fs::metadata(path).map_err(read_err)?.len();
     if size > MAX_BYTES {
         return Err(read_err(std::io::Error::other(format!(
-            "it is {} MiB; a manifest is at most {} MiB",
-            size >> 20,
+            "it is {:.1} MiB ({size} bytes); a manifest is at most {} MiB ({MAX_BYTES} bytes)",
+            size as f64 / f64::from(1u32 << 20),
             MAX_BYTES >> 20
         ))));
     }
@@ -377,6 +388,20 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
                 Some(i) => msg[..i].to_string(),
                 None => msg,
             };
+            // serde-saphyr's words are for programmers: say it for the manifest.
+            let msg = if let Some(rest) = msg.strip_prefix("duplicate mapping key") {
+                let key = rest
+                    .strip_prefix(": ")
+                    .and_then(|r| r.split(", set DuplicateKeyPolicy").next())
+                    .unwrap_or("");
+                format!("`{key}` appears twice in the same mapping")
+            } else if msg.starts_with("expected sequence start") {
+                "expected a list here".to_string()
+            } else if msg.starts_with("expected mapping start") {
+                "expected a mapping (`key: value` lines) here".to_string()
+            } else {
+                msg
+            };
             let hint = syntax_hint(&msg);
             // serde-saphyr's wording names Rust types; say it in YAML terms.
             let msg = if msg.contains("null into string") {
@@ -400,7 +425,14 @@ fn syntax_hint(msg: &str) -> Option<String> {
         Some(NULL_HINT.into())
     } else if msg.contains("unknown field") {
         Some("see docs/manifest.md for the fields each part of the manifest takes".into())
-    } else if msg.contains("tab") {
+    } else if msg.contains("appears twice") {
+        Some("keep one of them: YAML does not merge the two".into())
+    } else if msg == "expected a list here" {
+        Some("a list is `[a, b]` or one `- item` per line; a single target is still a list: `targets: [api]`".into())
+    } else if msg
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == "tab" || w == "tabs")
+    {
         Some("YAML indents with spaces, not tabs".into())
     } else {
         None
@@ -435,10 +467,21 @@ struct RawManifest {
     #[serde(default)]
     recipients: Vec<Spanned<String>>,
     fingerprint_key: S<String>,
+    // Optional: `secrets:` left empty (null) is an empty map, not an error.
     #[serde(default)]
-    targets: IndexMap<Key, Spanned<RawTarget>>,
+    targets: Option<IndexMap<Key, Spanned<RawTarget>>>,
     #[serde(default)]
-    secrets: IndexMap<Key, Spanned<RawSecret>>,
+    secrets: Option<IndexMap<Key, Spanned<RawSecret>>>,
+    #[serde(default)]
+    removed: Option<Vec<RawRemoved>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoved {
+    name: String,
+    fingerprint: String,
+    removed: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -748,7 +791,7 @@ impl<'a> Checker<'a> {
         }
 
         let mut targets = IndexMap::new();
-        for (name, t) in raw.targets {
+        for (name, t) in raw.targets.unwrap_or_default() {
             self.name(&name.0, "target")?;
             let spec = self.target(&name.0, t)?;
             targets.insert(name.0.value, spec);
@@ -757,7 +800,7 @@ impl<'a> Checker<'a> {
         let mut secrets: IndexMap<String, SecretDef> = IndexMap::new();
         // target → key on target → (secret that put it there)
         let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for (name, s) in raw.secrets {
+        for (name, s) in raw.secrets.unwrap_or_default() {
             self.name(&name.0, "secret")?;
             let def = self.secret(&name.0, s, &targets, &mut landed)?;
             secrets.insert(def.name.clone(), def);
@@ -770,6 +813,16 @@ impl<'a> Checker<'a> {
             fingerprint_key: raw.fingerprint_key.map(|k| k.value),
             targets,
             secrets,
+            removed: raw
+                .removed
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| Removed {
+                    name: r.name,
+                    fingerprint: r.fingerprint,
+                    removed: r.removed,
+                })
+                .collect(),
         })
     }
 

@@ -61,6 +61,37 @@ pub struct Item {
     /// Keyed fingerprint of the value on the target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_fingerprint: Option<String>,
+    /// An unmanaged key holding the value of a secret removed with `unset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<RemovedValue>,
+}
+
+/// The secret an unmanaged value belonged to, and when it was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedValue {
+    pub secret: String,
+    pub on: String,
+}
+
+/// Marks unmanaged items whose value is one the manifest removed (by its
+/// keyed fingerprint under `removed:`), so that a value left behind by
+/// `unset` is recognised rather than shown as unknown.
+pub fn mark_removed(items: &mut [Item], removed: &[crate::manifest::Removed]) {
+    for i in items {
+        if !matches!(i.state, State::Unmanaged { .. }) {
+            continue;
+        }
+        if let Some(f) = &i.target_fingerprint {
+            i.removed = removed
+                .iter()
+                .rev()
+                .find(|r| &r.fingerprint == f)
+                .map(|r| RemovedValue {
+                    secret: r.name.clone(),
+                    on: r.removed.clone(),
+                });
+        }
+    }
 }
 
 impl Item {
@@ -153,6 +184,7 @@ pub fn diff(
             state,
             manifest_fingerprint: w.and_then(|w| fp.fingerprint(&w.value)),
             target_fingerprint,
+            removed: None,
         });
     }
     (items, changes)

@@ -154,6 +154,7 @@ fn key_line(i: &Item, st: &Style) -> Option<String> {
         }
         State::Unmanaged { delete: false } => (st.cyan("?"), "unmanaged: left alone".into()),
     };
+    let text = format!("{text}{}", removed_note(i));
     Some(format!("    {mark} {:<28} {text}", i.key))
 }
 
@@ -197,7 +198,10 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
                                 format!("{} holds the value replaced on {day}", i.key)
                             }
                             State::Unmanaged { delete: false } => {
-                                format!("{} is unmanaged: left alone", i.key)
+                                format!("{} is unmanaged: left alone{}", i.key, removed_note(i))
+                            }
+                            State::Unmanaged { delete: true } if i.removed.is_some() => {
+                                format!("{} will be deleted{}", i.key, removed_note(i))
                             }
                             _ => continue,
                         };
@@ -369,9 +373,29 @@ fn state_md(i: &Item) -> String {
         ),
         State::Sealed { overwrite: true } => "✏️ sealed: will be overwritten".into(),
         State::Sealed { overwrite: false } => "⚠️ sealed: not comparable, left alone".into(),
-        State::Unmanaged { delete: true } => "🗑️ unmanaged: will be deleted".into(),
-        State::Unmanaged { delete: false } => "unmanaged: left alone".into(),
+        State::Unmanaged { delete: true } => {
+            format!(
+                "🗑️ unmanaged: will be deleted{}",
+                md_escape(&removed_note(i))
+            )
+        }
+        State::Unmanaged { delete: false } => {
+            format!("unmanaged: left alone{}", md_escape(&removed_note(i)))
+        }
     }
+}
+
+/// `; the value of secret X, removed on D` for a value `unset` left behind.
+fn removed_note(i: &Item) -> String {
+    i.removed
+        .as_ref()
+        .map(|r| {
+            format!(
+                "; holds the value of secret `{}`, removed on {}",
+                r.secret, r.on
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// The plan as markdown, ready to post on a pull request.

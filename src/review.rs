@@ -311,6 +311,9 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
         path: head.path.clone(),
         source: head.source.clone(),
         recipients: head.recipients.clone(),
+        // Like `previous`, keyed fingerprints the head's author cannot
+        // compute without the base's key.
+        removed: head.removed.clone(),
         fingerprint_key: if fingerprints_hidden.is_some() {
             None
         } else {

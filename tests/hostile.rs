@@ -144,9 +144,18 @@ fn binary_junk_invalid_utf8_and_huge_files_get_clear_errors() {
     assert_eq!(
         e,
         format!(
-            "cannot read the manifest {}: it is 16 MiB; a manifest is at most 16 MiB",
+            "cannot read the manifest {}: it is 16.0 MiB (16777217 bytes); a manifest is at most 16 MiB (16777216 bytes)",
             p.display()
         )
+    );
+    // 16.1 MiB says 16.1, not 16 (#17).
+    f.set_len(manifest::MAX_BYTES + (1 << 20) / 10 + 1).unwrap();
+    let e = manifest::load(&p).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "it is 16.1 MiB (16882074 bytes); a manifest is at most 16 MiB (16777216 bytes)"
+        ),
+        "{e}"
     );
 }
 

@@ -1186,9 +1186,9 @@ fn no_canary_leaks_from_any_failure_of_any_target() {
         let plan = w.run_env(what, &["plan", "-v", "--notify", &url], &env_refs(&env));
         expect(&plan, 1, f.says);
         assert!(
-            plan.stdout.contains("::error title="),
+            plan.stderr.contains("::error title="),
             "{what}: {}",
-            plan.stdout
+            plan.stderr
         );
         assert_eq!(w.notify.log.lock().unwrap().len(), notified + 1, "{what}");
         let json = w.run_env(what, &["plan", "--format", "json"], &env_refs(&env));

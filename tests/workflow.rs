@@ -109,17 +109,19 @@ fn github_actions_gets_a_step_summary_and_annotations() {
         std::fs::read_to_string(&summary).unwrap(),
         format!("previous step\n{md}\n")
     );
-    assert!(out.stdout.contains("::warning title=secretsync drift%3A drift::drift (env file drift.env): 2 change(s) pending: A, EXTRA\n"), "{}", out.stdout);
+    // Annotations go to stderr (Actions reads both), never into stdout,
+    // which is often captured as a PR comment or JSON (#17).
+    assert!(out.stderr.contains("::warning title=secretsync drift%3A drift::drift (env file drift.env): 2 change(s) pending: A, EXTRA\n"), "{}", out.stderr);
     assert!(
-        out.stdout.contains("::error title=secretsync%3A broken::"),
+        out.stderr.contains("::error title=secretsync%3A broken::"),
         "{}",
-        out.stdout
+        out.stderr
     );
+    assert!(!out.stdout.contains("::"), "{}", out.stdout);
     assert!(
-        !out.stdout.contains("title=secretsync drift%3A clean"),
+        !out.stderr.contains("title=secretsync drift%3A clean"),
         "no annotation for a target in sync"
     );
-    // With JSON on stdout, annotations move to stderr so the JSON stays parseable.
     let json = sb.run_with(&["plan", "--format", "json"], &env);
     assert!(serde_json::from_str::<serde_json::Value>(&json.stdout).is_ok());
     assert!(

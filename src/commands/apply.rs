@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 
 use serde_json::json;
 
-use super::{emit, github_plan, github_report, options, style, Exit};
+use super::{
+    emit, errors_on_stderr, github_report, github_summary, options, say_report_errors, style, Exit,
+};
 use crate::cli::{ApplyArgs, Global};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -36,6 +38,34 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     };
     let mut opts = options(g, &a.selection);
     if let Some(s) = &saved_plan {
+        // Before its targets are selected: a plan of another manifest (or
+        // of an older text of this one) would otherwise fail on a target
+        // name as if the user had given it.
+        let current = crate::manifest::load(&g.manifest)?;
+        if saved::manifest_sha256(&current.source) != s.manifest_sha256 {
+            let here = super::shown(&g.manifest);
+            let there = super::shown(std::path::Path::new(&s.manifest));
+            let same_file = std::fs::canonicalize(&s.manifest)
+                .is_ok_and(|p| std::fs::canonicalize(&g.manifest).is_ok_and(|q| p == q));
+            let other = there != here && !same_file;
+            return Err(Error::Other {
+                message: if other {
+                    format!(
+                        "{} is a plan of the manifest {there}, not of {here} (the manifests differ), so nothing was applied",
+                        super::shown(a.plan.as_deref().unwrap_or(std::path::Path::new("")))
+                    )
+                } else {
+                    format!(
+                        "the saved plan is stale, so nothing was applied:\n  - the manifest {here} changed since the plan was saved"
+                    )
+                },
+                hint: Some(if other {
+                    format!("apply it with `-f {there}`, or plan this manifest: `secretsync plan --out FILE`")
+                } else {
+                    "run `secretsync plan --out FILE` again and review the new plan".into()
+                }),
+            });
+        }
         opts.targets = s.targets.iter().map(|t| t.name.clone()).collect();
     }
     let engine = Engine::open(&opts)?;
@@ -79,7 +109,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         Format::Markdown => emit(g, &render::plan_markdown(&plan)),
         Format::Json => {}
     }
-    github_plan(&plan, a.format);
+    github_summary(&plan);
 
     // A saved plan was reviewed when it was saved: it is applied without asking.
     if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
@@ -96,7 +126,10 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
             emit(g, &format!("{doc:#}"));
         }
     }
-    github_report(&report, a.format);
+    github_report(&report);
+    if errors_on_stderr(g, a.format) {
+        say_report_errors(&report);
+    }
     engine.close().await;
     Ok(if report.converged() {
         Exit::Ok

@@ -132,6 +132,19 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             &as_text(&sections, problems, a.format == Format::Markdown, g),
         ),
     }
+    // Quiet, or a document on stdout: the failed checks on stderr too.
+    if super::errors_on_stderr(g, a.format) {
+        for s in &sections {
+            for c in &s.checks {
+                if let Err(e) = &c.outcome {
+                    eprintln!("error: {}: {}: {}", s.scope, c.what, e.message);
+                    if let Some(h) = &e.hint {
+                        eprintln!("  hint: {h}");
+                    }
+                }
+            }
+        }
+    }
     Ok(if problems == 0 {
         Exit::Ok
     } else {

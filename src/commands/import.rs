@@ -2,20 +2,22 @@
 
 use super::Exit;
 use crate::cli::{Global, ImportArgs};
-use crate::edit::{Editor, Stored};
+use crate::edit::{Editor, Storage, Stored};
 use crate::error::Error;
 use crate::target::{self, Context, Observation, Round};
 
 pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
-    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
-    let Some(spec) = editor.manifest.targets.get(&a.from).cloned() else {
-        let names: Vec<&str> = editor.manifest.targets.keys().map(String::as_str).collect();
+    // The target is read before the edit lock is taken: a slow target does
+    // not hold up other edits.
+    let manifest = crate::manifest::load(&g.manifest)?;
+    let Some(spec) = manifest.targets.get(&a.from).cloned() else {
+        let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
         return Err(Error::usage(
             format!("--from {}: no such target", a.from),
             format!("targets: {}", names.join(", ")),
         ));
     };
-    let ctx = Context::new(editor.manifest.dir());
+    let ctx = Context::new(manifest.dir());
     let target = target::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
         message: format!("target `{}`: {}", a.from, e.message),
         hint: e.hint,
@@ -41,6 +43,15 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     for note in &observed.notes {
         eprintln!("note: {note}");
     }
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    if editor.manifest.targets.get(&a.from) != Some(&spec) {
+        return Err(Error::other(format!(
+            "target `{}` changed in {} while it was read: nothing was imported",
+            a.from,
+            super::shown(&g.manifest)
+        )));
+    }
+    let mut now_encrypted: Vec<String> = Vec::new();
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let mut unholdable = vec![];
     let wanted: Vec<String> = if a.keys.is_empty() {
@@ -82,7 +93,13 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                     unholdable.push(name);
                     continue;
                 }
-                if editor.store(&name, v, &targets)? != Stored::Unchanged {
+                // A target's value is a secret until someone says otherwise:
+                // always stored encrypted, also over a plain value (said below).
+                let was_plain = editor.is_plain(&name);
+                if editor.store_as(&name, v, &targets, Storage::Encrypted)? != Stored::Unchanged {
+                    if was_plain {
+                        now_encrypted.push(name.clone());
+                    }
                     imported.push(name);
                 }
             }
@@ -91,20 +108,28 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     if !imported.is_empty() {
         editor.save()?;
     }
-    eprintln!(
-        "imported {} secret(s) from `{}`: {}",
-        imported.len(),
-        a.from,
-        imported.join(", ")
-    );
-    if !skipped.is_empty() {
+    if !g.quiet {
+        eprintln!(
+            "imported {} secret(s) from `{}`: {}",
+            imported.len(),
+            a.from,
+            imported.join(", ")
+        );
+    }
+    if !now_encrypted.is_empty() && !g.quiet {
+        eprintln!(
+            "stored encrypted, though plain before: {} (to keep a value in clear: `secretsync set KEY --plain`)",
+            now_encrypted.join(", ")
+        );
+    }
+    if !skipped.is_empty() && !g.quiet {
         eprintln!(
             "skipped {} already in the manifest (use --overwrite): {}",
             skipped.len(),
             skipped.join(", ")
         );
     }
-    if !unreadable.is_empty() {
+    if !unreadable.is_empty() && !g.quiet {
         eprintln!(
             "skipped {} sealed (their value cannot be read): {}",
             unreadable.len(),

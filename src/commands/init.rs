@@ -11,6 +11,8 @@ use crate::error::Error;
 use crate::fsutil::write_atomic;
 
 pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
+    // Two inits at once: the second sees the first's manifest.
+    let _lock = crate::lock::lock(&g.manifest)?;
     if g.manifest.exists() {
         return Err(Error::usage(
             format!("{} exists already", g.manifest.display()),
@@ -52,10 +54,12 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
             id.to_string().expose_secret()
         ));
         write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;
-        eprintln!(
-            "wrote a new identity to {} (mode 0600); keep it safe and out of git",
-            path.display()
-        );
+        if !g.quiet {
+            eprintln!(
+                "wrote a new identity to {} (mode 0600); keep it safe and out of git",
+                super::shown(&path)
+            );
+        }
         println!("{public}");
         recipients.push(crypto::Recipient::X25519(public));
     }
@@ -79,10 +83,12 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
     text.push_str("\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n\nsecrets: {}\n");
     crate::manifest::parse(&g.manifest, text.clone())?;
     write_atomic(&g.manifest, text.as_bytes(), 0o644).map_err(|e| Error::io(&g.manifest, e))?;
-    eprintln!(
-        "created {} with {} recipient(s)",
-        g.manifest.display(),
-        recipients.len()
-    );
+    if !g.quiet {
+        eprintln!(
+            "created {} with {} recipient(s)",
+            super::shown(&g.manifest),
+            recipients.len()
+        );
+    }
     Ok(Exit::Ok)
 }

@@ -8,24 +8,74 @@ use base64::Engine as _;
 use super::Exit;
 use crate::cli::{Charset, Global, RecipientsAction, RotateArgs, SetArgs};
 use crate::crypto;
-use crate::edit::{Editor, Stored};
+use crate::edit::{Editor, Storage, Stored};
 use crate::error::Error;
 use crate::secret::Secret;
 
-fn say(stored: &Stored, key: &str, path: &std::path::Path) {
+fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path) {
+    if g.quiet {
+        return;
+    }
     let what = match stored {
         Stored::Added => "added to",
         Stored::Replaced => "replaced in",
         Stored::Unchanged => "unchanged in",
     };
-    eprintln!("secret `{key}` {what} {}", path.display());
+    eprintln!("secret `{key}` {what} {}", super::shown(path));
     if *stored == Stored::Replaced {
         eprintln!("the former value's fingerprint is kept under `previous`; run `secretsync plan` to see where it is still deployed");
     }
 }
 
+/// Refuses, before any value is read or edit made, what the edit would
+/// refuse later: a bad name, unknown targets, `-t` that differs from an
+/// existing secret's targets.
+fn precheck(g: &Global, key: &str, targets: &[String]) -> Result<(), Error> {
+    let m = crate::manifest::load(&g.manifest)?;
+    check_targets(&m, key, targets)
+}
+
+fn check_targets(
+    m: &crate::manifest::Manifest,
+    key: &str,
+    targets: &[String],
+) -> Result<(), Error> {
+    for t in targets {
+        if !m.targets.contains_key(t) {
+            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
+            return Err(Error::usage(
+                format!("--target {t}: no such target"),
+                format!("targets: {}", names.join(", ")),
+            ));
+        }
+    }
+    match m.secrets.get(key) {
+        Some(s) if !targets.is_empty() => {
+            let mut want = targets.to_vec();
+            let mut have = s.targets.clone();
+            want.sort();
+            want.dedup();
+            have.sort();
+            if want != have {
+                return Err(Error::usage(
+                    format!(
+                        "`{key}` exists already, with targets [{}]; --target only names a new secret's targets",
+                        s.targets.join(", ")
+                    ),
+                    format!(
+                        "change its targets with `secretsync targets add {key} TARGET…` or `secretsync targets remove {key} TARGET…`, then set the value without --target"
+                    ),
+                ));
+            }
+            crate::edit::check_secret_name(m, key, &s.targets)
+        }
+        Some(s) => crate::edit::check_secret_name(m, key, &s.targets),
+        None => crate::edit::check_secret_name(m, key, targets),
+    }
+}
+
 pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
-    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    precheck(g, &a.key, &a.targets)?;
     let value = if a.stdin {
         // Read in chunks into a buffer that zeroes what it leaves when it
         // grows (read_to_string would leave copies behind).
@@ -75,11 +125,34 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
                 .map_err(|e| Error::other(format!("cannot read the value: {e}")))?,
         )
     };
-    let stored = editor.store(&a.key, &value, &a.targets)?;
+    if value.expose().is_empty() && !a.allow_empty {
+        return Err(Error::usage(
+            format!("the value for `{}` is empty, so nothing was changed", a.key),
+            "to store an empty value on purpose, pass --allow-empty",
+        ));
+    }
+    // The lock is taken only now: a prompt may take a while.
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    check_targets(&editor.manifest, &a.key, &a.targets)?;
+    let plain_now = editor.is_plain(&a.key);
+    let storage = if a.plain {
+        Storage::Plain
+    } else if a.encrypt {
+        Storage::Encrypted
+    } else {
+        Storage::Keep
+    };
+    let stored = editor.store_as(&a.key, &value, &a.targets, storage)?;
     if stored != Stored::Unchanged {
         editor.save()?;
     }
-    say(&stored, &a.key, &g.manifest);
+    say(g, &stored, &a.key, &g.manifest);
+    if plain_now && storage == Storage::Keep && !g.quiet {
+        eprintln!(
+            "`{}` is kept in clear (plain); pass --encrypt to encrypt it",
+            a.key
+        );
+    }
     Ok(Exit::Ok)
 }
 
@@ -146,22 +219,42 @@ pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
             "to create it, name its targets with --target",
         ));
     }
+    check_targets(&editor.manifest, &a.key, &a.targets)?;
+    if editor.is_plain(&a.key) {
+        return Err(Error::usage(
+            format!(
+                "`{}` is plain configuration (stored in clear); rotate makes random secrets",
+                a.key
+            ),
+            format!(
+                "to turn it into an encrypted secret first: `secretsync set {} --encrypt`",
+                a.key
+            ),
+        ));
+    }
     let value = generate(a.charset, usize::from(a.length), a.bytes.map(usize::from))?;
     let stored = editor.store(&a.key, &value, &a.targets)?;
     editor.save()?;
-    say(&stored, &a.key, &g.manifest);
+    say(g, &stored, &a.key, &g.manifest);
     Ok(Exit::Ok)
 }
 
 pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, Error> {
-    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
-    match action {
-        RecipientsAction::List => {
-            for r in &editor.manifest.recipients {
-                println!("{r}");
-            }
-            return Ok(Exit::Ok);
+    if matches!(action, RecipientsAction::List) {
+        let m = crate::manifest::load(&g.manifest)?;
+        for r in &m.recipients {
+            println!("{r}");
         }
+        return Ok(Exit::Ok);
+    }
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    let action_kind = if matches!(action, RecipientsAction::Remove { .. }) {
+        Kind::Remove
+    } else {
+        Kind::Add
+    };
+    match action {
+        RecipientsAction::List => return Ok(Exit::Ok),
         RecipientsAction::Add { keys } => {
             for k in &keys {
                 let r = crypto::parse_recipient(k).map_err(|why| {
@@ -185,17 +278,37 @@ pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, E
             }
         }
         RecipientsAction::Remove { keys } => {
+            let listed: Vec<String> = editor
+                .manifest
+                .recipients
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let mut gone = Vec::new();
             for k in &keys {
-                editor.remove_recipient(k.trim())?;
+                let k = k.trim();
+                if !listed.iter().any(|r| r == k) {
+                    return Err(Error::usage(
+                        format!("`{k}` is not a recipient"),
+                        "`secretsync recipients list` prints them",
+                    ));
+                }
+                if !gone.contains(&k) {
+                    gone.push(k);
+                }
+            }
+            // Refused before the edit: the manifest would be unreadable.
+            if gone.len() == listed.len() {
+                return Err(Error::usage(
+                    "that would remove every recipient, and nobody could decrypt the manifest",
+                    "add the new one first (`secretsync recipients add age1…`), then remove the old",
+                ));
+            }
+            for k in &gone {
+                editor.remove_recipient(k)?;
             }
             // Whoever runs this must still be able to decrypt afterwards.
             let left = editor.check()?.recipients;
-            if left.is_empty() {
-                return Err(Error::usage(
-                    "that would remove every recipient",
-                    "add the new one first, then remove the old",
-                ));
-            }
             let probe = crypto::encrypt(&left, b"probe")?;
             if crypto::decrypt(editor.identities()?, &probe, "probe").is_err() {
                 return Err(Error::usage(
@@ -206,23 +319,49 @@ pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, E
         }
     }
     let n = editor.rekey()?;
+    // What a removed recipient could read stays known to them: list it.
+    let readable: Vec<String> = editor
+        .manifest
+        .secrets
+        .values()
+        .filter(|s| matches!(s.value, crate::manifest::ValueSource::Encrypted(_)))
+        .map(|s| s.name.clone())
+        .collect();
+    let removed = matches!(action_kind, Kind::Remove);
     let m = editor.save()?;
-    eprintln!(
-        "{} recipient(s); re-encrypted {n} value(s) in {}",
-        m.recipients.len(),
-        g.manifest.display()
-    );
+    if !g.quiet {
+        eprintln!(
+            "{} recipient(s); re-encrypted {n} value(s) in {}",
+            m.recipients.len(),
+            super::shown(&g.manifest)
+        );
+    }
+    if removed && !readable.is_empty() {
+        // Said even with --quiet: re-encryption does not take back what was readable.
+        eprintln!(
+            "the removed recipient(s) could read these {} secret(s); rotate them (`secretsync rotate KEY` or `secretsync set KEY`) and apply:\n  {}",
+            readable.len(),
+            readable.join("\n  ")
+        );
+    }
     Ok(Exit::Ok)
+}
+
+enum Kind {
+    Add,
+    Remove,
 }
 
 pub(super) fn rekey(g: &Global) -> Result<Exit, Error> {
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
     let n = editor.rekey()?;
     editor.save()?;
-    eprintln!(
-        "re-encrypted {n} value(s) to the recipients of {}",
-        g.manifest.display()
-    );
+    if !g.quiet {
+        eprintln!(
+            "re-encrypted {n} value(s) to the recipients of {}",
+            super::shown(&g.manifest)
+        );
+    }
     Ok(Exit::Ok)
 }
 

@@ -4,6 +4,7 @@
 mod apply;
 mod check;
 mod doctor;
+mod edit;
 mod get;
 mod import;
 mod init;
@@ -11,6 +12,7 @@ mod keys;
 mod plan;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::{Outcome, Report};
 use crate::ci;
@@ -44,6 +46,44 @@ impl Exit {
 }
 
 pub async fn run(cli: Cli) -> Result<Exit, Error> {
+    // With --format json, an error that ends the command is a JSON document
+    // on stdout too (its text still goes to stderr, from main).
+    let json = match &cli.command {
+        Command::Plan(a) => (a.format == Format::Json).then_some("plan"),
+        Command::Apply(a) => (a.format == Format::Json).then_some("apply"),
+        Command::Doctor(a) => (a.format == Format::Json).then_some("doctor"),
+        _ => None,
+    };
+    let result = dispatch(cli).await;
+    // One document on stdout: an error after the plan/report was printed
+    // (such as `--out` failing to write) is said on stderr only.
+    if let (Some(command), Err(e), false) = (json, &result, EMITTED.load(Ordering::Relaxed)) {
+        println!("{:#}", error_json(command, e));
+    }
+    result
+}
+
+/// Whether a document went to stdout (see [`run`]).
+static EMITTED: AtomicBool = AtomicBool::new(false);
+
+/// The JSON document of an error that ended a command (docs/json-output.md).
+pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
+    let kind = match e {
+        Error::Manifest(_) => "manifest",
+        Error::Crypto(_) => "crypto",
+        Error::Usage { .. } => "usage",
+        Error::Io { .. } => "io",
+        Error::Other { .. } => "failed",
+    };
+    serde_json::json!({
+        "format_version": 1,
+        "kind": "error",
+        "command": command,
+        "error": { "kind": kind, "message": e.to_string(), "hint": e.hint() },
+    })
+}
+
+async fn dispatch(cli: Cli) -> Result<Exit, Error> {
     let g = &cli.global;
     crate::notice::set_quiet(g.quiet);
     match cli.command {
@@ -58,12 +98,28 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Import(a) => import::run(g, a).await,
         Command::Recipients { action } => keys::recipients(g, action),
         Command::Rekey => keys::rekey(g),
+        Command::Unset(a) => edit::unset(g, a),
+        Command::Targets { action } => edit::targets(g, action),
+        Command::Target { action } => edit::target(g, action),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "secretsync", &mut std::io::stdout());
             Ok(Exit::Ok)
         }
     }
+}
+
+/// A path as the user would write it: without the leading `./` that
+/// joining onto the current folder adds.
+pub(crate) fn shown(path: &std::path::Path) -> String {
+    let mut s = path.display().to_string();
+    while let Some(rest) = s.strip_prefix("./") {
+        if rest.is_empty() {
+            break;
+        }
+        s = rest.to_string();
+    }
+    s
 }
 
 fn options(g: &Global, s: &Selection) -> Options {
@@ -94,6 +150,7 @@ fn style(g: &Global) -> Style {
 /// Prints a document on stdout unless --quiet.
 fn emit(g: &Global, text: &str) {
     if !g.quiet {
+        EMITTED.store(true, Ordering::Relaxed);
         print!("{text}");
         if !text.ends_with('\n') {
             println!();
@@ -101,16 +158,24 @@ fn emit(g: &Global, text: &str) {
     }
 }
 
-/// Under GitHub Actions: the plan's markdown in the step summary, and an
-/// annotation per target with drift or an error. Annotations go to stdout,
-/// where Actions reads them, except when stdout carries JSON.
-fn github_plan(plan: &Plan, format: Format) {
+/// Under GitHub Actions: the plan's markdown in the step summary (no
+/// annotations: `apply` annotates its report, once per target).
+fn github_summary(plan: &Plan) {
     if !ci::github_actions() {
         return;
     }
     if let Err(e) = ci::append_summary(&render::plan_markdown(plan)) {
         eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
     }
+}
+
+/// Under GitHub Actions: the plan's markdown in the step summary, and an
+/// annotation per target with drift or an error.
+fn github_plan(plan: &Plan) {
+    if !ci::github_actions() {
+        return;
+    }
+    github_summary(plan);
     let mut lines = Vec::new();
     for t in &plan.targets {
         match &t.outcome {
@@ -137,10 +202,10 @@ fn github_plan(plan: &Plan, format: Format) {
             Ok(_) => {}
         }
     }
-    annotate(&lines, format);
+    annotate(&lines);
 }
 
-fn github_report(report: &Report, format: Format) {
+fn github_report(report: &Report) {
     if !ci::github_actions() {
         return;
     }
@@ -167,15 +232,61 @@ fn github_report(report: &Report, format: Format) {
             _ => None,
         })
         .collect();
-    annotate(&lines, format);
+    annotate(&lines);
 }
 
-fn annotate(lines: &[String], format: Format) {
+/// Annotations go to stderr: Actions reads workflow commands there as on
+/// stdout, and stdout is often captured (`plan --format markdown > plan.md`,
+/// JSON), where an annotation would end up in a PR comment or break a parser.
+fn annotate(lines: &[String]) {
     for l in lines {
-        if format == Format::Json {
-            eprintln!("{l}");
-        } else {
-            println!("{l}");
+        eprintln!("{l}");
+    }
+}
+
+/// Whether the document on stdout already tells the user each target's
+/// error: only text that is printed. Otherwise (`--quiet`, markdown or JSON
+/// on stdout, often captured) errors are said on stderr too: the reason for
+/// a non-zero exit is never silent.
+fn errors_on_stderr(g: &Global, format: Format) -> bool {
+    g.quiet || format != Format::Text
+}
+
+fn say_target_error(target: &str, description: &str, e: &crate::target::TargetError) {
+    eprintln!("error: target `{target}` ({description}): {}", e.message);
+    if let Some(h) = &e.hint {
+        eprintln!("  hint: {h}");
+    }
+}
+
+/// Each target the plan could not read, on stderr.
+fn say_plan_errors(plan: &Plan) {
+    for t in &plan.targets {
+        if let Err(e) = &t.outcome {
+            say_target_error(&t.target, &t.description, e);
+        }
+    }
+}
+
+/// Each target that did not converge, on stderr.
+fn say_report_errors(report: &Report) {
+    for t in &report.targets {
+        match &t.outcome {
+            Outcome::NotRead(e) | Outcome::Failed(e) => {
+                say_target_error(&t.target, &t.description, e)
+            }
+            Outcome::NotConverged { keys, error } => {
+                eprintln!(
+                    "error: target `{}` ({}): written, but still different after apply: {}",
+                    t.target,
+                    t.description,
+                    keys.join(", ")
+                );
+                if let Some(e) = error {
+                    eprintln!("  cause: {}", e.message);
+                }
+            }
+            _ => {}
         }
     }
 }

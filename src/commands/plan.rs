@@ -1,6 +1,6 @@
 //! `secretsync plan`
 
-use super::{emit, github_plan, options, style, Exit};
+use super::{emit, errors_on_stderr, github_plan, options, say_plan_errors, style, Exit};
 use crate::cli::{Global, PlanArgs};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -38,15 +38,48 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
                 + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
         ),
     }
-    github_plan(&plan, a.format);
+    github_plan(&plan);
     if let Some(r) = review.as_ref().filter(|_| crate::ci::github_actions()) {
         if let Err(e) = crate::ci::append_summary(&r.markdown()) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
-        super::annotate(&r.annotations(), a.format);
+        super::annotate(&r.annotations());
+    }
+    if errors_on_stderr(g, a.format) {
+        say_plan_errors(&plan);
     }
 
-    if let Some(out) = &a.out {
+    // A plan with a target that could not be read can never be applied as
+    // saved (its state there is unknown): refuse to save it, and say why,
+    // rather than save a file that `apply` must reject.
+    let unreadable: Vec<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| t.outcome.is_err())
+        .map(|t| t.target.as_str())
+        .collect();
+    let mut refused = false;
+    if let (Some(out), false) = (&a.out, unreadable.is_empty()) {
+        eprintln!(
+            "error: the plan was not saved to {}: target(s) {} could not be read, so this plan could never be applied as saved",
+            super::shown(out),
+            unreadable
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        eprintln!(
+            "  hint: fix the target(s) and plan again, or save a plan of the others: secretsync plan --out FILE{}",
+            plan.targets
+                .iter()
+                .filter(|t| t.outcome.is_ok())
+                .map(|t| format!(" -t {}", t.target))
+                .collect::<String>()
+        );
+        refused = true;
+    }
+    if let (Some(out), false) = (&a.out, refused) {
         let saved = saved::from_plan(
             &plan,
             &manifest,
@@ -64,8 +97,8 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         if !g.quiet {
             eprintln!(
                 "saved the plan to {}; apply it with `secretsync apply {}`",
-                out.display(),
-                out.display()
+                super::shown(out),
+                super::shown(out)
             );
         }
     }

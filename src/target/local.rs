@@ -63,7 +63,12 @@ impl LocalEnvFile {
                 })?;
             PathBuf::from(home).join(rest)
         } else {
-            ctx.manifest_dir.join(&spec.path)
+            // Without the `./` of each part: `./.env` next to a manifest in
+            // `.` is `./.env`, not `././.env`.
+            ctx.manifest_dir
+                .join(&spec.path)
+                .components()
+                .collect::<PathBuf>()
         };
         Ok(LocalEnvFile {
             name: name.to_string(),
@@ -208,7 +213,13 @@ fn write_sync(
         .prefix(".secretsync.")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| io_error("cannot create a temporary file in", dir, &e))?;
+        .map_err(|e| {
+            // tempfile's error names the random file it tried: say the cause only.
+            let cause = std::fs::metadata(dir)
+                .err()
+                .unwrap_or_else(|| std::io::Error::from(e.kind()));
+            io_error("cannot create a temporary file in", dir, &cause)
+        })?;
     let tmp_path = tmp.path().to_path_buf();
     let file = tmp.as_file();
     (|| -> io::Result<()> {
@@ -296,7 +307,13 @@ fn check_directory(path: &Path) -> Result<String, TargetError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map(|_| format!("can create files in {}", dir.display()))
-        .map_err(|e| io_error("cannot create a temporary file in", dir, &e))
+        .map_err(|e| {
+            // tempfile's error names the random file it tried: say the cause only.
+            let cause = std::fs::metadata(dir)
+                .err()
+                .unwrap_or_else(|| std::io::Error::from(e.kind()));
+            io_error("cannot create a temporary file in", dir, &cause)
+        })
 }
 
 async fn blocking<T: Send + 'static>(
