@@ -359,29 +359,38 @@ pub fn md_fence(info: &str, body: &str) -> String {
     format!("{fence}{info}\n{body}\n{fence}\n")
 }
 
+/// An item's state as markdown for a table cell: the text is ours, every
+/// part that comes from the manifest or a target is escaped here.
 fn state_md(i: &Item) -> String {
+    let removed = || {
+        i.removed
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "; holds the value of secret {}, removed on {}",
+                    md_code(&r.secret),
+                    md_escape(&r.on)
+                )
+            })
+            .unwrap_or_default()
+    };
     match &i.state {
         State::InSync => "in sync".into(),
         State::Missing => "➕ missing: will be added".into(),
         State::Differs { replaced_on } => format!(
             "✏️ differs{}{}",
-            fp_pair(i),
+            md_escape(&fp_pair(i)),
             replaced_on
                 .as_ref()
-                .map(|d| format!("; holds the value replaced on {d}"))
+                .map(|d| format!("; holds the value replaced on {}", md_escape(d)))
                 .unwrap_or_default()
         ),
         State::Sealed { overwrite: true } => "✏️ sealed: will be overwritten".into(),
         State::Sealed { overwrite: false } => "⚠️ sealed: not comparable, left alone".into(),
         State::Unmanaged { delete: true } => {
-            format!(
-                "🗑️ unmanaged: will be deleted{}",
-                md_escape(&removed_note(i))
-            )
+            format!("🗑️ unmanaged: will be deleted{}", removed())
         }
-        State::Unmanaged { delete: false } => {
-            format!("unmanaged: left alone{}", md_escape(&removed_note(i)))
-        }
+        State::Unmanaged { delete: false } => format!("unmanaged: left alone{}", removed()),
     }
 }
 
@@ -436,7 +445,7 @@ pub fn plan_markdown(plan: &Plan) -> String {
                         "| {} | {} | {} |",
                         md_code(&i.key),
                         i.secret.as_deref().map(md_code).unwrap_or_default(),
-                        md_escape(&state_md(i))
+                        state_md(i)
                     );
                 }
                 if let Some(diff) = &d.file_diff {

@@ -460,7 +460,7 @@ fn a_tampered_saved_plan_is_refused_and_writes_nothing() {
     std::fs::write(&path, serde_json::to_string_pretty(&original).unwrap()).unwrap();
     let out = sb.run(&["apply", "saved.plan"]);
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(sb.read("a.env"), format!("API_KEY=\"{VALUE}\"\n"));
+    assert_eq!(sb.read("a.env"), format!("API_KEY={VALUE}\n"));
     assert_eq!(sb.read("b.env"), "API_KEY=old\n");
 }
 
@@ -608,4 +608,44 @@ fn an_ssh_rsa_identity_is_refused_as_documented() {
         "{}",
         out.all()
     );
+}
+
+#[test]
+fn a_pull_request_planned_without_base_is_warned_about() {
+    let sb = Sandbox::new();
+    sb.write("app.env", "");
+    sb.write(
+        "secrets.yaml",
+        &manifest_with(
+            &sb,
+            "  app:\n    type: env_file\n    path: app.env\n",
+            "app",
+        ),
+    );
+    let summary = sb.path("summary.md");
+    let summary = summary.to_str().unwrap();
+    let warning = "::warning title=secretsync%3A plan without --base::";
+    for (event, args, warned) in [
+        ("pull_request", &["plan"][..], true),
+        ("pull_request_target", &["plan"], true),
+        ("pull_request", &["plan", "--base", "secrets.yaml"], false),
+        ("push", &["plan"], false),
+    ] {
+        let out = sb.run_with(
+            args,
+            &[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_EVENT_NAME", event),
+                ("GITHUB_STEP_SUMMARY", summary),
+            ],
+        );
+        assert_ne!(out.code, 1, "{event} {args:?}: {}", out.all());
+        assert_eq!(
+            out.stderr.matches(warning).count(),
+            usize::from(warned),
+            "{event} {args:?}: {}",
+            out.all()
+        );
+        assert!(!out.stdout.contains(warning), "{}", out.stdout);
+    }
 }

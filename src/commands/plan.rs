@@ -13,7 +13,10 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
             let (engine, review) = crate::review::open(&options(g, &a.selection), base)?;
             (engine, Some(review))
         }
-        None => (Engine::open(&options(g, &a.selection))?, None),
+        None => {
+            warn_unreviewed_pull_request();
+            (Engine::open(&options(g, &a.selection))?, None)
+        }
     };
     let plan = engine.plan_with_progress(super::progress(g)).await?;
     let manifest = engine.manifest_path().display().to_string();
@@ -123,4 +126,25 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
     }
     Ok(exit)
+}
+
+/// Planning a pull request without `--base` trusts the change's own target
+/// definitions and fingerprint_key (docs/ci.md, Security): say so where the
+/// workflow's author will see it, once, without failing the run.
+fn warn_unreviewed_pull_request() {
+    if !crate::ci::github_actions() {
+        return;
+    }
+    let event = std::env::var("GITHUB_EVENT_NAME").unwrap_or_default();
+    if event == "pull_request" || event == "pull_request_target" {
+        eprintln!(
+            "{}",
+            crate::ci::annotation(
+                "warning",
+                "secretsync: plan without --base",
+                "this plans a pull request's manifest with its own target definitions and fingerprint_key: \
+                 run `secretsync plan --base origin/<base branch>` so that targets it adds or changes are not contacted (docs/ci.md)",
+            )
+        );
+    }
 }
