@@ -158,11 +158,13 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
         ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
     ];
     let gh = run_env(&sb, &["plan", "--base", "base.yaml"], &env);
+    // Annotations go to stderr, never into a captured document (#17).
     assert!(
-        gh.stdout.contains("::warning title=secretsync review%3A extra::extra (env_file): new in this change: not contacted in review, will be on merge\n"),
+        gh.stderr.contains("::warning title=secretsync review%3A extra::extra (env_file): new in this change: not contacted in review, will be on merge\n"),
         "{}",
-        gh.stdout
+        gh.stderr
     );
+    assert!(!gh.stdout.contains("::warning"), "{}", gh.stdout);
     let written = std::fs::read_to_string(&summary).unwrap();
     assert!(
         written.contains("### secretsync review against `base.yaml`"),
