@@ -127,6 +127,24 @@ impl Text {
     }
 
     /// A top-level key's line.
+    /// The line of the top-level `key:` as a block mapping that entries can
+    /// be added under: an empty inline value (`{}`, `~`, null) becomes an
+    /// empty block; a mapping in flow style is refused. `None` when absent.
+    fn block_top(&mut self, key: &str) -> Result<Option<usize>, EditError> {
+        let Some(i) = self.top(key) else {
+            return Ok(None);
+        };
+        let inline = inline_value(self.content(i));
+        if matches!(inline, "{}" | "~" | "null" | "Null" | "NULL") {
+            self.lines[i] = format!("{key}:\n");
+        } else if !inline.is_empty() {
+            return Err(EditError(format!(
+                "`{key}:` is written in flow style; write it in block style"
+            )));
+        }
+        Ok(Some(i))
+    }
+
     fn top(&self, key: &str) -> Option<usize> {
         (0..self.lines.len())
             .find(|&i| indent_of(self.content(i)) == 0 && is_key(self.content(i), key))
@@ -263,18 +281,8 @@ impl Text {
                 "`{name}` is a new secret: name its targets with --target"
             )));
         }
-        let s = match self.top("secrets") {
-            Some(s) => {
-                let inline = inline_value(self.content(s));
-                if matches!(inline, "{}" | "~" | "null" | "Null" | "NULL") {
-                    self.lines[s] = "secrets:\n".into();
-                } else if !inline.is_empty() {
-                    return Err(EditError(
-                        "`secrets:` is written in flow style; write it in block style".into(),
-                    ));
-                }
-                s
-            }
+        let s = match self.block_top("secrets")? {
+            Some(s) => s,
             None => {
                 self.lines.push("secrets:\n".into());
                 self.lines.len() - 1
@@ -355,18 +363,8 @@ impl Text {
     /// Adds a target definition (block style) at the end of `targets:`.
     /// `fields` are written in order, each value already YAML.
     pub fn add_target(&mut self, name: &str, fields: &[(&str, String)]) -> Result<(), EditError> {
-        let t = match self.top("targets") {
-            Some(t) => {
-                let inline = inline_value(self.content(t));
-                if matches!(inline, "{}" | "~" | "null" | "Null" | "NULL") {
-                    self.lines[t] = "targets:\n".into();
-                } else if !inline.is_empty() {
-                    return Err(EditError(
-                        "`targets:` is written in flow style; write it in block style".into(),
-                    ));
-                }
-                t
-            }
+        let t = match self.block_top("targets")? {
+            Some(t) => t,
             None => {
                 let after = self.top("secrets").unwrap_or(self.lines.len());
                 self.lines.insert(after, "targets:\n".into());

@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::sync::mpsc;
 
 use support::cli::{assert_no_canary, run, secretsync_cmd, Out, Sandbox};
+use support::webhook;
 
 /// A manifest with comments around an env-file target and two secrets.
 fn manifest(sb: &Sandbox) -> String {
@@ -819,40 +818,11 @@ fn paths_print_without_dot_slash_repeats() {
     }
 }
 
-fn listener() -> (String, mpsc::Receiver<String>, TcpListener) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/T000/B000/XXXX", l.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let server = l.try_clone().unwrap();
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = server.accept() {
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .unwrap();
-            tx.send(String::from_utf8(body).unwrap()).unwrap();
-        }
-    });
-    (url, rx, l)
-}
-
 #[test]
 fn notify_url_comes_from_the_environment() {
     let sb = Sandbox::new();
     drifted(&sb);
-    let (url, rx, _l) = listener();
+    let (url, rx, _l) = webhook::listener();
     let out = sb.run_with(&["plan", "-q"], &[("SECRETSYNC_NOTIFY_URL", &url)]);
     assert_eq!(out.code, 1, "{out:?}");
     let body = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();

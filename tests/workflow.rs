@@ -3,14 +3,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
 
 use secretsync::crypto::Fingerprinter;
 use secretsync::secret::Secret;
 use support::cli::{assert_no_canary, Sandbox};
+use support::webhook;
 
 const CANARIES: &[&str] = &["CANARY-alpha", "CANARY-old-alpha", "CANARY-bravo"];
 
@@ -250,40 +250,10 @@ fn doctor_reports_each_problem_with_a_fix() {
     }
 }
 
-/// A one-shot HTTP listener that hands over the body of the request it gets.
-fn listener() -> (String, mpsc::Receiver<String>, TcpListener) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/T000/B000/XXXX", l.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let server = l.try_clone().unwrap();
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = server.accept() {
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .unwrap();
-            tx.send(String::from_utf8(body).unwrap()).unwrap();
-        }
-    });
-    (url, rx, l)
-}
-
 #[test]
 fn notify_posts_a_redacted_summary_on_drift_only() {
     let sb = scenario();
-    let (url, rx, _l) = listener();
+    let (url, rx, _l) = webhook::listener();
     let out = sb.run(&["plan", "--notify", &url]);
     assert_eq!(out.code, 1, "{out:?}");
     let body = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
@@ -298,7 +268,7 @@ fn notify_posts_a_redacted_summary_on_drift_only() {
     assert_no_canary("notification", body.as_bytes(), CANARIES);
 
     // In sync: nothing is sent.
-    let (url, rx, _l2) = listener();
+    let (url, rx, _l2) = webhook::listener();
     let out = sb.run(&["plan", "--notify", &url, "-t", "clean"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(

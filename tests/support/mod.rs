@@ -5,3 +5,4 @@ pub mod cli;
 pub mod conformance;
 pub mod railway_server;
 pub mod sshd;
+pub mod webhook;
