@@ -649,3 +649,43 @@ fn a_pull_request_planned_without_base_is_warned_about() {
         assert!(!out.stdout.contains(warning), "{}", out.stdout);
     }
 }
+
+#[test]
+fn annotations_cannot_be_forged_by_a_target_name() {
+    let sb = Sandbox::new();
+    sb.write("app.env", "API_KEY=old\n");
+    let name = "app::error file=secrets.yaml,line=1::FORGED 100% in sync";
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  \"{name}\":\n    type: env_file\n    path: app.env\nsecrets:\n  API_KEY:\n    targets: [\"{name}\"]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted(VALUE, 6)
+        ),
+    );
+    let summary = sb.path("summary.md");
+    let out = sb.run_with(
+        &["plan"],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let all = out.all();
+    let commands: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with("::"))
+        .map(|l| l.split_once("::").unwrap().1)
+        .collect();
+    // One drift warning; the name's `::`, `,` and `%` are escaped inside it.
+    assert_eq!(commands.len(), 1, "{}", out.all());
+    let (head, message) = commands[0].split_once("::").unwrap();
+    assert!(
+        head.starts_with("warning title=secretsync drift%3A app%3A%3Aerror"),
+        "{head}"
+    );
+    assert!(!head.contains(',') && !head.contains("::"), "{head}");
+    assert!(message.contains("100%25"), "{message}");
+    assert_no_canary("annotations", out.all().as_bytes(), &[VALUE]);
+}
