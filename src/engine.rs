@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
-use crate::target::{
+use crate::targets::{
     self, env_file::EnvFile, Change, Context, Observed, Op, Round, Target, TargetError,
 };
 
@@ -155,7 +155,7 @@ impl Engine {
             slots.push(Slot {
                 name: name.clone(),
                 spec: spec.clone(),
-                target: target::build(name, spec, &ctx),
+                target: targets::build(name, spec, &ctx),
             });
         }
         for s in &needed {

@@ -28,4 +28,4 @@ pub mod render;
 pub mod review;
 pub mod saved;
 pub mod secret;
-pub mod target;
+pub mod targets;

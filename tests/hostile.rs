@@ -2,7 +2,7 @@
 //! and always explains; env files of arbitrary bytes, invalid UTF-8 and
 //! symlinks, local and over SSH; huge values and enormous files end to end.
 //! (The env-file parser and editor have their round-trip property tests in
-//! src/target/env_file.rs.)
+//! src/targets/env_file.rs.)
 //!
 //! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
 //! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
@@ -186,7 +186,7 @@ fn the_manifest_is_read_through_a_symlink_and_a_directory_is_explained() {
 // Env files: arbitrary bytes, invalid UTF-8, symlinks (local and over SSH),
 // huge values and enormous files, through the real binary.
 
-use secretsync::target::env_file;
+use secretsync::targets::env_file;
 use support::cli::{assert_no_canary, Sandbox};
 use support::sshd::Sshd;
 

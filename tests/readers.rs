@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use secretsync::secret::Secret;
-use secretsync::target::env_file;
-use secretsync::target::env_format::Format;
-use secretsync::target::{Change, Op};
+use secretsync::targets::env_file;
+use secretsync::targets::env_format::Format;
+use secretsync::targets::{Change, Op};
 
 const PREFIX: &str = "SS_T_";
 

@@ -20,7 +20,7 @@
 //!
 //! Writing depends on who reads the file: the target's [`Format`] encodes
 //! each value in a form its reader reads back exactly, or refuses it
-//! (src/target/env_format.rs). NUL and CR cannot be written in any format.
+//! (src/targets/env_format.rs). NUL and CR cannot be written in any format.
 //!
 //! Keys the file defines that secretsync cannot manage (`a.b`, `a-b`, `1A`:
 //! not variable names) are kept as they are and reported, never edited. A
