@@ -14,6 +14,7 @@ pub mod commands;
 pub mod crypto;
 pub mod edit;
 pub mod engine;
+pub mod envfile;
 pub mod environ;
 pub mod error;
 pub mod fsutil;

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::crypto::Recipient;
-pub use crate::targets::env_format::Format as EnvFormat;
+pub use crate::envfile::Format as EnvFormat;
 
 /// The manifest versions this build reads.
 pub const VERSION: u32 = 1;

@@ -9,11 +9,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use secretsync::envfile::EnvFile;
+use secretsync::envfile::Format;
 use secretsync::manifest::EnvFileSpec;
 use secretsync::secret::Secret;
-use secretsync::targets::env_file::EnvFile;
-use secretsync::targets::env_format::Format;
-use secretsync::targets::local::LocalEnvFile;
+use secretsync::targets::env_file::LocalEnvFile;
 use secretsync::targets::{Context, ErrorKind, Target};
 use support::conformance::{self as c, add, delete, read, update, value_of, Fixture, TAMPERED};
 

@@ -28,7 +28,7 @@ fn spec(sshd: &Sshd, user: &str, path: &Path) -> SshEnvSpec {
         create: true,
         prune: false,
         // Shell holds every tricky value the conformance cases write.
-        format: secretsync::targets::env_format::Format::Shell,
+        format: secretsync::envfile::Format::Shell,
     }
 }
 
@@ -68,7 +68,7 @@ impl Fixture for SshFixture {
 
     async fn tamper(&self, key: &str) {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
-        let mut doc = secretsync::targets::env_file::EnvFile::parse(&text).unwrap();
+        let mut doc = secretsync::envfile::EnvFile::parse(&text).unwrap();
         doc.apply(&[c::add(key, c::TAMPERED)], Default::default())
             .unwrap();
         std::fs::write(&self.file, doc.render()).unwrap();
