@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::About;
@@ -27,26 +28,43 @@ pub(super) const PROJECT_QUERY: &str = "query project($id: String!) {
 }";
 
 pub(super) fn parse_project(data: &Map<String, Value>) -> Option<ProjectInfo> {
-    let p = data.get("project")?;
-    let list = |field: &str| -> Option<Vec<(String, String)>> {
-        p.get(field)?
-            .get("edges")?
-            .as_array()?
-            .iter()
-            .map(|e| {
-                let n = e.get("node")?;
-                Some((
-                    n.get("id")?.as_str()?.to_string(),
-                    n.get("name")?.as_str()?.to_string(),
-                ))
-            })
+    let p = ProjectAnswer::deserialize(data.get("project")?).ok()?;
+    let pairs = |c: Connection| {
+        c.edges
+            .into_iter()
+            .map(|e| (e.node.id, e.node.name))
             .collect()
     };
     Some(ProjectInfo {
-        name: p.get("name")?.as_str()?.to_string(),
-        environments: list("environments")?,
-        services: list("services")?,
+        name: p.name,
+        environments: pairs(p.environments),
+        services: pairs(p.services),
     })
+}
+
+/// The `project` field of [`PROJECT_QUERY`]'s answer.
+#[derive(Deserialize)]
+struct ProjectAnswer {
+    name: String,
+    services: Connection,
+    environments: Connection,
+}
+
+/// A GraphQL connection of `{ id name }` nodes.
+#[derive(Deserialize)]
+struct Connection {
+    edges: Vec<Edge>,
+}
+
+#[derive(Deserialize)]
+struct Edge {
+    node: Node,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    id: String,
+    name: String,
 }
 
 /// A scope resolved to ids.
@@ -66,14 +84,14 @@ pub(super) fn parse_vars(v: Option<&Value>, about: &About) -> Result<Vars, Targe
             about.scope()
         ))
     };
-    let obj = v.and_then(Value::as_object).ok_or_else(garbled)?;
-    obj.iter()
-        .map(|(k, v)| match v {
-            Value::Null => Ok((k.clone(), None)),
-            Value::String(s) => Ok((k.clone(), Some(Secret::new(s.clone())))),
-            _ => Err(garbled()),
-        })
-        .collect()
+    // A sealed variable answers null. serde's message is not kept: it may
+    // quote a value.
+    let vars = BTreeMap::<String, Option<String>>::deserialize(v.ok_or_else(garbled)?)
+        .map_err(|_| garbled())?;
+    Ok(vars
+        .into_iter()
+        .map(|(k, v)| (k, v.map(Secret::new)))
+        .collect())
 }
 
 /// The `variables` field for one scope, with its variables named after `n`.
@@ -184,10 +202,16 @@ pub(super) const PROJECT_TOKEN_QUERY: &str =
 /// answer; empty when the answer does not say.
 pub(super) fn token_project(data: &Map<String, Value>) -> String {
     data.get("projectToken")
-        .and_then(|t| t.get("projectId"))
-        .and_then(Value::as_str)
+        .and_then(|t| ProjectToken::deserialize(t).ok())
+        .map(|t| t.project_id)
         .unwrap_or_default()
-        .to_string()
+}
+
+/// The `projectToken` field of [`PROJECT_TOKEN_QUERY`]'s answer.
+#[derive(Deserialize)]
+struct ProjectToken {
+    #[serde(rename = "projectId")]
+    project_id: String,
 }
 
 #[cfg(test)]
