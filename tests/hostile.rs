@@ -2,7 +2,7 @@
 //! and always explains; env files of arbitrary bytes, invalid UTF-8 and
 //! symlinks, local and over SSH; huge values and enormous files end to end.
 //! (The env-file parser and editor have their round-trip property tests in
-//! src/targets/env_file.rs.)
+//! src/envfile/mod.rs.)
 //!
 //! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
 //! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
