@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::plan::{Plan, TargetPlan};
-use crate::target::{Round, TargetError};
+use crate::targets::{Round, TargetError};
 
 /// What became of one target.
 #[derive(Debug)]

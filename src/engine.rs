@@ -12,13 +12,12 @@ use indexmap::IndexMap;
 use tokio::sync::oneshot;
 
 use crate::crypto::{self, Fingerprinter, Identities};
+use crate::envfile::EnvFile;
 use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
-use crate::target::{
-    self, env_file::EnvFile, Change, Context, Observed, Op, Round, Target, TargetError,
-};
+use crate::targets::{self, Change, Context, Observed, Op, Round, Target, TargetError};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
 pub trait Progress: Send + Sync {
@@ -155,7 +154,7 @@ impl Engine {
             slots.push(Slot {
                 name: name.clone(),
                 spec: spec.clone(),
-                target: target::build(name, spec, &ctx),
+                target: targets::build(name, spec, &ctx),
             });
         }
         for s in &needed {

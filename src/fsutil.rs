@@ -1,41 +1,175 @@
-//! Atomic file replacement, shared by the manifest editor and local targets.
+//! Atomic file replacement, shared by the manifest editor, `init`, `plan
+//! --out` and the local `env_file` target: the one routine that writes a file
+//! in place of another.
 
-use std::io::Write;
+use std::fs::{self, Metadata};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What the new file keeps of the one it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attributes {
+    /// Permission bits (`0o7777` mask, set-id bits included).
+    pub mode: u32,
+    /// Owner and group to give the new file; `None` for a new file (ours).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl Attributes {
+    /// The mode and owner of an existing file.
+    pub fn of(meta: &Metadata) -> Self {
+        Attributes {
+            mode: meta.mode() & 0o7777,
+            owner: Some((meta.uid(), meta.gid())),
+        }
+    }
+
+    /// A file that did not exist: `mode`, owned by us.
+    pub fn new_file(mode: u32) -> Self {
+        Attributes { mode, owner: None }
+    }
+}
+
+/// What to do when the old owner cannot be given to the new file (it is not
+/// ours and we lack the privilege).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Fail: the file must keep its owner (a target's env file).
+    Required,
+    /// Keep ours; the mode is still kept (the manifest, a plan file).
+    BestEffort,
+}
+
+/// The step of a replacement that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Creating the temp file in the destination's directory (`path`: the directory).
+    CreateTemp,
+    /// Writing the content (`path`: the temp file).
+    Write,
+    /// Reading the temp file's owner (`path`: the temp file).
+    Stat,
+    /// Giving the temp file the old owner (`path`: the destination).
+    Chown { uid: u32, gid: u32 },
+    /// Setting the temp file's mode (`path`: the temp file).
+    Mode,
+    /// Syncing the temp file (`path`: the temp file).
+    Sync,
+    /// Renaming the temp file over the destination (`path`: the destination).
+    Rename,
+    /// Syncing the directory after the rename (`path`: the destination,
+    /// which has been replaced).
+    SyncDir,
+}
+
+/// A failed step, the path it concerns and the cause.
+#[derive(Debug)]
+pub struct AtomicError {
+    pub step: Step,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+/// A replacement ready to be committed: the temp file is written, synced
+/// and has its final mode and owner. Dropping it (any early return of the
+/// caller) deletes the temp file and leaves the destination as it was, so a
+/// caller can check for a concurrent change between [`Staged::new`] and
+/// [`Staged::commit`], as close to the rename as possible.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl Staged {
+    /// Writes `bytes` to a temp file beside `dest` (`.secretsync.*.tmp`, mode
+    /// 0600 while it is written) and gives it `attrs`.
+    pub fn new(
+        dest: &Path,
+        bytes: &[u8],
+        attrs: Attributes,
+        owner: Owner,
+    ) -> Result<Staged, AtomicError> {
+        let dir = directory_of(dest);
+        let err = |step, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AtomicError { step, path, source }
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".secretsync.")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(err(Step::CreateTemp, dir))?;
+        // tempfile creates it 0600: the content is never readable by others
+        // before the final mode is set.
+        let tmp_path = tmp.path().to_path_buf();
+        let file = tmp.as_file();
+        (|| -> io::Result<()> {
+            let mut w = file;
+            w.write_all(bytes)?;
+            w.flush()
+        })()
+        .map_err(err(Step::Write, &tmp_path))?;
+        if let Some((uid, gid)) = attrs.owner {
+            let meta = file.metadata().map_err(err(Step::Stat, &tmp_path))?;
+            if meta.uid() != uid || meta.gid() != gid {
+                let chown = std::os::unix::fs::fchown(file, Some(uid), Some(gid));
+                if owner == Owner::Required {
+                    chown.map_err(err(Step::Chown { uid, gid }, dest))?;
+                }
+            }
+        }
+        // After the chown, which may clear set-id bits.
+        file.set_permissions(fs::Permissions::from_mode(attrs.mode))
+            .map_err(err(Step::Mode, &tmp_path))?;
+        file.sync_all().map_err(err(Step::Sync, &tmp_path))?;
+        Ok(Staged {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Renames the temp file over the destination, then syncs the directory
+    /// so the rename survives a crash. An error at [`Step::SyncDir`] means
+    /// the destination *was* replaced.
+    pub fn commit(self) -> Result<(), AtomicError> {
+        let Staged { tmp, dest } = self;
+        tmp.persist(&dest).map_err(|e| AtomicError {
+            step: Step::Rename,
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        fs::File::open(directory_of(&dest))
+            .and_then(|d| d.sync_all())
+            .map_err(|source| AtomicError {
+                step: Step::SyncDir,
+                path: dest,
+                source,
+            })
+    }
+}
+
+/// The directory a file lives in (`.` for a bare file name).
+pub fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
 
 /// Replaces `path` with `bytes` atomically: a temp file in the same folder,
-/// fsync, the old file's mode and owner (or `new_mode` for a new file),
-/// rename, fsync of the folder. A reader sees the old or the new content,
-/// never a mix; on failure the temp file is removed and the old file stays.
-pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let old = std::fs::metadata(path).ok();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".secretsync-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    let mode = old.as_ref().map_or(new_mode, |m| m.mode() & 0o7777);
-    // Restrict first, write after: the content is never readable by others.
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    if let Some(m) = &old {
-        // Keeping the owner needs privileges when it is not ours; try, and
-        // fall back to ours (the mode is still kept).
-        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(m.uid()), Some(m.gid()));
+/// the old file's mode and owner (or `new_mode` for a new file; the owner
+/// when we may), fsync, rename, fsync of the folder (best effort: the file
+/// is already replaced). A reader sees the old or the new content, never a
+/// mix; on failure the temp file is removed and the old file stays.
+pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> {
+    let attrs = fs::metadata(path).map_or(Attributes::new_file(new_mode), |m| Attributes::of(&m));
+    let staged = Staged::new(path, bytes, attrs, Owner::BestEffort).map_err(|e| e.source)?;
+    match staged.commit() {
+        Err(e) if e.step != Step::SyncDir => Err(e.source),
+        _ => Ok(()),
     }
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.
@@ -73,6 +207,19 @@ mod tests {
         write_atomic(&fresh, b"x", 0o600).unwrap();
         assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_dropped_staged_write_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "old").unwrap();
+        let attrs = Attributes::of(&std::fs::metadata(&p).unwrap());
+        let staged = Staged::new(&p, b"new", attrs, Owner::Required).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::crypto::Fingerprinter;
 use crate::manifest::Previous;
 use crate::secret::Secret;
-use crate::target::{Change, Observation, Observed, Op, TargetError};
+use crate::targets::{Change, Observation, Observed, Op, TargetError};
 
 /// What the manifest wants under one key of one target.
 #[derive(Debug, Clone)]

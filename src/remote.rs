@@ -24,7 +24,7 @@ use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::manifest::{KnownHosts, SshOptions};
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 /// How many commands run at once on one SSH connection: below sshd's default
 /// `MaxSessions 10`, so a run with many targets on one host never hits it.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::apply::{Outcome, Report};
 use crate::plan::{Item, Plan, State, Summary, TargetPlan};
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 /// The version of the JSON documents (`format_version`); bumped on any
 /// change that is not a pure addition.

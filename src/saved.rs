@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::Fingerprinter;
 use crate::plan::Plan;
-use crate::target::{Observation, Op};
+use crate::targets::{Observation, Op};
 
 /// 2: the file carries `mac`.
 pub const SAVED_FORMAT_VERSION: u32 = 2;

@@ -9,12 +9,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use secretsync::envfile::EnvFile;
+use secretsync::envfile::Format;
 use secretsync::manifest::EnvFileSpec;
 use secretsync::secret::Secret;
-use secretsync::target::env_file::EnvFile;
-use secretsync::target::env_format::Format;
-use secretsync::target::local::LocalEnvFile;
-use secretsync::target::{Context, ErrorKind, Target};
+use secretsync::targets::env_file::LocalEnvFile;
+use secretsync::targets::{Context, ErrorKind, Target};
 use support::conformance::{self as c, add, delete, read, update, value_of, Fixture, TAMPERED};
 
 /// A temp dir with `app.env` in it (missing at first).

@@ -87,7 +87,7 @@ impl Three {
 
     fn vps_holds_the_values(&self) -> bool {
         let text = std::fs::read_to_string(&self.remote_file).unwrap_or_default();
-        let doc = secretsync::target::env_file::EnvFile::parse(&text).unwrap();
+        let doc = secretsync::envfile::EnvFile::parse(&text).unwrap();
         let e = doc.entries();
         e.get("A").map(|s| s.expose()) == Some(VALUES[0])
             && e.get("B").map(|s| s.expose()) == Some(VALUES[1])

@@ -2,7 +2,7 @@
 //! and always explains; env files of arbitrary bytes, invalid UTF-8 and
 //! symlinks, local and over SSH; huge values and enormous files end to end.
 //! (The env-file parser and editor have their round-trip property tests in
-//! src/target/env_file.rs.)
+//! src/envfile/mod.rs.)
 //!
 //! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
 //! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
@@ -186,7 +186,7 @@ fn the_manifest_is_read_through_a_symlink_and_a_directory_is_explained() {
 // Env files: arbitrary bytes, invalid UTF-8, symlinks (local and over SSH),
 // huge values and enormous files, through the real binary.
 
-use secretsync::target::env_file;
+use secretsync::envfile;
 use support::cli::{assert_no_canary, Sandbox};
 use support::sshd::Sshd;
 
@@ -197,7 +197,7 @@ proptest! {
     /// file; never a panic, and never the bytes in the message.
     #[test]
     fn any_bytes_as_an_env_file_read_or_explain(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        match env_file::observe("/x/app.env", Some(&bytes)) {
+        match envfile::observe("/x/app.env", Some(&bytes)) {
             Ok(obs) => {
                 let text = std::str::from_utf8(&bytes).unwrap();
                 let snapshot = obs.snapshot.unwrap();
@@ -220,7 +220,7 @@ proptest! {
             let i = at % (bytes.len() + 1);
             bytes.insert(i, b);
         }
-        if let Err(e) = env_file::observe("/x/app.env", Some(&bytes)) {
+        if let Err(e) = envfile::observe("/x/app.env", Some(&bytes)) {
             prop_assert!(e.message.contains("/x/app.env:"), "{}", e);
         }
     }
@@ -359,7 +359,7 @@ fn a_10_mb_value_reaches_local_and_remote_env_files() {
         sb.read("local.env"),
         std::fs::read_to_string(&remote).unwrap(),
     ] {
-        let doc = env_file::EnvFile::parse(&text).unwrap();
+        let doc = envfile::EnvFile::parse(&text).unwrap();
         assert!(doc.entries()["A"].expose() == value, "the value is whole");
     }
     assert_eq!(sb.run(&["plan", "--detailed-exitcode"]).code, 0);

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use async_trait::async_trait;
 use secretsync::manifest::KeychainSpec;
 use secretsync::secret::Secret;
-use secretsync::target::keychain::KeychainTarget;
-use secretsync::target::{Context, ErrorKind, Round, Target};
+use secretsync::targets::keychain::KeychainTarget;
+use secretsync::targets::{Context, ErrorKind, Round, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{add, read, update, value_of, Fixture, TAMPERED};
 

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use secretsync::manifest::{RailwaySpec, TokenKind};
-use secretsync::target::railway::RailwayTarget;
-use secretsync::target::{Context, ErrorKind, Observation, Round, Target, TargetError};
+use secretsync::targets::railway::RailwayTarget;
+use secretsync::targets::{Context, ErrorKind, Observation, Round, Target, TargetError};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture, TAMPERED};
 use support::railway_server::{Fault, Header, RailwayServer};
@@ -175,7 +175,7 @@ async fn one_project_query_per_run_and_one_read_per_project_per_round() {
         shared.read(round, &k),
         staging.read(round, &k)
     );
-    let value = |o: &secretsync::target::Observed, key: &str| match o.entries.get(key) {
+    let value = |o: &secretsync::targets::Observed, key: &str| match o.entries.get(key) {
         Some(Observation::Value(v)) => Some(v.expose().to_string()),
         _ => None,
     };

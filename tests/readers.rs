@@ -1,7 +1,7 @@
 //! Round trips through the real programs that read env files.
 //!
 //! For every `format:` and a corpus of tricky values, the file secretsync
-//! writes (through `env_file::edited`, what the local and SSH targets call) is
+//! writes (through `envfile::edited`, what the local and SSH targets call) is
 //! read by each real reader: dash, bash, python-dotenv, systemd's own
 //! EnvironmentFile= parser (`load_env_file()` from libsystemd-shared, called
 //! through ctypes: no running systemd needed), node's `dotenv` package,
@@ -23,10 +23,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use secretsync::envfile;
+use secretsync::envfile::Format;
 use secretsync::secret::Secret;
-use secretsync::target::env_file;
-use secretsync::target::env_format::Format;
-use secretsync::target::{Change, Op};
+use secretsync::targets::{Change, Op};
 
 const PREFIX: &str = "SS_T_";
 
@@ -246,7 +246,7 @@ fn write_file(
     let (mut written, mut refused) = (Vec::new(), Vec::new());
     for (i, (_, v)) in values.iter().enumerate() {
         let value = Secret::new(v.clone());
-        match env_file::check_value(format, &value) {
+        match envfile::check_value(format, &value) {
             Ok(()) => {
                 written.push(i);
                 changes.push(Change {
@@ -257,7 +257,7 @@ fn write_file(
             Err(why) => refused.push((i, why)),
         }
     }
-    let text = env_file::edited("test.env", Some(existing.as_bytes()), &changes, format)
+    let text = envfile::edited("test.env", Some(existing.as_bytes()), &changes, format)
         .unwrap_or_else(|e| panic!("{format}: {e}"));
     (text.to_string(), written, refused)
 }

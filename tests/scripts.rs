@@ -1,4 +1,4 @@
-//! The scripts secretsync runs on hosts (src/target/scripts/*.sh), run as a
+//! The scripts secretsync runs on hosts (src/targets/scripts/*.sh), run as a
 //! host would run them: under dash, `bash --posix` and busybox sh, and with a
 //! PATH that holds only the tools a Mac has, their GNU-only options refused
 //! as BSD's tools refuse them (`stat -c`, `readlink -f`, `sed -i`, `mktemp`
@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 use support::sshd::is_root;
 
-use secretsync::target::scripts;
+use secretsync::targets::scripts;
 
 /// A shell a host may have, with or without BSD tools.
 struct Host {

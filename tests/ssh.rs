@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secretsync::manifest::{SshEnvSpec, TargetSpec};
-use secretsync::target::{self, Context, ErrorKind, Target};
+use secretsync::targets::{self, Context, ErrorKind, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture};
 use support::sshd::{ensure_user, is_root, KeptMasters, Relay, Sshd};
@@ -28,13 +28,13 @@ fn spec(sshd: &Sshd, user: &str, path: &Path) -> SshEnvSpec {
         create: true,
         prune: false,
         // Shell holds every tricky value the conformance cases write.
-        format: secretsync::target::env_format::Format::Shell,
+        format: secretsync::envfile::Format::Shell,
     }
 }
 
 fn build(spec: SshEnvSpec) -> Box<dyn Target> {
     let ctx = Context::new(PathBuf::from("."));
-    target::build("vps", &TargetSpec::SshEnv(spec), &ctx).unwrap()
+    targets::build("vps", &TargetSpec::SshEnv(spec), &ctx).unwrap()
 }
 
 /// An env file over the test sshd, and local access to the same file for
@@ -63,12 +63,12 @@ impl SshFixture {
 impl Fixture for SshFixture {
     fn target(&self) -> Box<dyn Target> {
         let spec = spec(&self.sshd, "root", &self.file);
-        target::build("vps", &TargetSpec::SshEnv(spec), &self.ctx).unwrap()
+        targets::build("vps", &TargetSpec::SshEnv(spec), &self.ctx).unwrap()
     }
 
     async fn tamper(&self, key: &str) {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
-        let mut doc = secretsync::target::env_file::EnvFile::parse(&text).unwrap();
+        let mut doc = secretsync::envfile::EnvFile::parse(&text).unwrap();
         doc.apply(&[c::add(key, c::TAMPERED)], Default::default())
             .unwrap();
         std::fs::write(&self.file, doc.render()).unwrap();

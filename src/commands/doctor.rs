@@ -13,10 +13,10 @@ use crate::crypto;
 use crate::error::Error;
 use crate::manifest::{self, ValueSource};
 use crate::render::{Format, JSON_FORMAT_VERSION};
-use crate::target::{self, Check, Context, TargetError};
+use crate::targets::{self, Check, Context, TargetError};
 
 /// A target's backend, or why it could not be built.
-type Built = Result<Box<dyn target::Target>, TargetError>;
+type Built = Result<Box<dyn targets::Target>, TargetError>;
 
 struct Section {
     scope: String,
@@ -98,7 +98,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         .targets
         .iter()
         .filter(|(n, _)| selected(n))
-        .map(|(n, spec)| (n.clone(), target::build(n, spec, &ctx)))
+        .map(|(n, spec)| (n.clone(), targets::build(n, spec, &ctx)))
         .collect();
     let target_sections: Vec<Section> = stream::iter(built.iter().map(|(name, t)| async move {
         match t {

@@ -104,9 +104,9 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
     match action {
         TargetAction::List => {
             let m = crate::manifest::load(&g.manifest)?;
-            let ctx = crate::target::Context::new(m.dir());
+            let ctx = crate::targets::Context::new(m.dir());
             for (name, spec) in &m.targets {
-                let what = crate::target::build(name, spec, &ctx)
+                let what = crate::targets::build(name, spec, &ctx)
                     .map(|t| t.describe())
                     .unwrap_or_else(|e| e.message);
                 println!("{name}\t{}\t{what}", spec.type_name());

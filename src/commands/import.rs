@@ -4,7 +4,7 @@ use super::Exit;
 use crate::cli::{Global, ImportArgs};
 use crate::edit::{Editor, Storage, Stored};
 use crate::error::Error;
-use crate::target::{self, Context, Observation, Round};
+use crate::targets::{self, Context, Observation, Round};
 
 pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     // The target is read before the edit lock is taken: a slow target does
@@ -18,7 +18,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
         ));
     };
     let ctx = Context::new(manifest.dir());
-    let target = target::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
+    let target = targets::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
         message: format!("target `{}`: {}", a.from, e.message),
         hint: e.hint,
     })?;

@@ -252,7 +252,7 @@ fn errors_on_stderr(g: &Global, format: Format) -> bool {
     g.quiet || format != Format::Text
 }
 
-fn say_target_error(target: &str, description: &str, e: &crate::target::TargetError) {
+fn say_target_error(target: &str, description: &str, e: &crate::targets::TargetError) {
     eprintln!("error: target `{target}` ({description}): {}", e.message);
     if let Some(h) = &e.hint {
         eprintln!("  hint: {h}");

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use secretsync::secret::Secret;
-use secretsync::target::{Change, ErrorKind, Observation, Observed, Op, Round, Target};
+use secretsync::targets::{Change, ErrorKind, Observation, Observed, Op, Round, Target};
 
 /// One target under test, with the out-of-band access the cases need.
 #[async_trait]

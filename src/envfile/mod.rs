@@ -1,5 +1,5 @@
-//! The env-file format, shared by the local and SSH targets: parse, edit in
-//! place, render.
+//! The env-file format, shared by the `env_file` and `ssh_env` targets:
+//! parse, edit in place, render.
 //!
 //! A file is kept as a list of segments, each with its raw text: entries
 //! (`KEY=value`, possibly spanning lines inside quotes) and everything else
@@ -20,7 +20,7 @@
 //!
 //! Writing depends on who reads the file: the target's [`Format`] encodes
 //! each value in a form its reader reads back exactly, or refuses it
-//! (src/target/env_format.rs). NUL and CR cannot be written in any format.
+//! (src/envfile/format.rs). NUL and CR cannot be written in any format.
 //!
 //! Keys the file defines that secretsync cannot manage (`a.b`, `a-b`, `1A`:
 //! not variable names) are kept as they are and reported, never edited. A
@@ -36,9 +36,12 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::env_format::Format;
-use super::{Change, Observation, Observed, Op, TargetError};
+mod format;
+
+pub use format::{Format, Refusal};
+
 use crate::secret::Secret;
+use crate::targets::{Change, Observation, Observed, Op, TargetError};
 
 /// The UTF-8 byte order mark some editors put first.
 const BOM: char = '\u{feff}';

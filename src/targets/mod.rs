@@ -8,12 +8,10 @@
 //! reads per [`Round`] through [`RoundCache`].
 
 pub mod env_file;
-pub mod env_format;
 pub mod keychain;
-pub mod local;
 pub mod railway;
 pub mod scripts;
-pub mod ssh;
+pub mod ssh_env;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -214,7 +212,7 @@ pub struct Context {
     pub manifest_dir: PathBuf,
     pub ssh: Arc<crate::remote::SshPool>,
     /// Env files per SSH host, read together.
-    pub ssh_files: Arc<ssh::Shared>,
+    pub ssh_files: Arc<ssh_env::Shared>,
     pub railway: Arc<railway::Shared>,
     /// Keychain reads batched per host and round.
     pub keychain: Arc<keychain::Shared>,
@@ -225,7 +223,7 @@ impl Context {
         Context {
             manifest_dir,
             ssh: Arc::new(crate::remote::SshPool::default()),
-            ssh_files: Arc::new(ssh::Shared::default()),
+            ssh_files: Arc::new(ssh_env::Shared::default()),
             railway: Arc::new(railway::Shared::default()),
             keychain: Arc::new(keychain::Shared::default()),
         }
@@ -235,8 +233,8 @@ impl Context {
 /// Builds the backend for one target of the manifest.
 pub fn build(name: &str, spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
     Ok(match spec {
-        TargetSpec::EnvFile(s) => Box::new(local::LocalEnvFile::new(name, s, ctx)?),
-        TargetSpec::SshEnv(s) => Box::new(ssh::SshEnvFile::new(name, s, ctx)?),
+        TargetSpec::EnvFile(s) => Box::new(env_file::LocalEnvFile::new(name, s, ctx)?),
+        TargetSpec::SshEnv(s) => Box::new(ssh_env::SshEnvFile::new(name, s, ctx)?),
         TargetSpec::Railway(s) => Box::new(railway::RailwayTarget::new(name, s, ctx)?),
         TargetSpec::Keychain(s) => Box::new(keychain::KeychainTarget::new(name, s, ctx)?),
     })

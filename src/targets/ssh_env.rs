@@ -19,7 +19,7 @@
 //! ([`crate::remote::SshPool`]); all files of a host are read by **one**
 //! remote command per round (the targets register at construction and the
 //! first reader of a round reads them all); each write is **one** remote
-//! command. The env-file format is [`super::env_file`], as for local files.
+//! command. The env-file format is [`crate::envfile`], as for local files.
 //!
 //! The write script runs on the host: the new text arrives on stdin after a
 //! first line carrying the SHA-256 of the text the plan read (or `none`); the
@@ -35,9 +35,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{
-    env_file, scripts, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError,
-};
+use super::{scripts, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
+use crate::envfile;
 use crate::manifest::SshEnvSpec;
 use crate::remote::{Host, Runner};
 use crate::secret::Secret;
@@ -394,13 +393,13 @@ impl Target for SshEnvFile {
     }
 
     fn check_value(&self, value: &Secret) -> Result<(), String> {
-        env_file::check_value(self.spec.format, value)
+        envfile::check_value(self.spec.format, value)
     }
 
     async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
         match self.file_state(round).await? {
-            FileState::Present(bytes) => env_file::observe(&self.location(), Some(&bytes)),
-            FileState::Missing => env_file::observe(&self.location(), None),
+            FileState::Present(bytes) => envfile::observe(&self.location(), Some(&bytes)),
+            FileState::Missing => envfile::observe(&self.location(), None),
             other => Err(self.state_error(&other)),
         }
     }
@@ -411,7 +410,7 @@ impl Target for SshEnvFile {
             (Some(text), true) => Some(text.expose().as_bytes()),
             _ => None,
         };
-        let new_text = env_file::edited(&location, current, changes, self.spec.format)?;
+        let new_text = envfile::edited(&location, current, changes, self.spec.format)?;
         let unchanged = match current {
             Some(bytes) => bytes == new_text.as_bytes(),
             None => new_text.is_empty(),
@@ -466,7 +465,7 @@ impl Target for SshEnvFile {
             }
         }
         let file = match read_one(self).await {
-            Ok(FileState::Present(bytes)) => env_file::observe(&self.location(), Some(&bytes))
+            Ok(FileState::Present(bytes)) => envfile::observe(&self.location(), Some(&bytes))
                 .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len())),
             Ok(FileState::Missing) if self.spec.create => Ok(format!(
                 "{} is missing; it will be created with mode 0600",

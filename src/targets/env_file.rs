@@ -22,16 +22,15 @@
 //! missing file is refused.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use super::env_file;
-use super::env_format::Format;
 use super::{Change, Check, Context, Observed, Round, Target, TargetError};
+use crate::envfile::{self, Format};
+use crate::fsutil::{directory_of, AtomicError, Attributes, Owner, Staged, Step};
 use crate::manifest::EnvFileSpec;
 use crate::secret::Secret;
 
@@ -128,13 +127,6 @@ fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
     }
 }
 
-fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
 fn conflict(path: &Path) -> TargetError {
     TargetError::conflict(format!(
         "{} changed since it was read; nothing was written",
@@ -172,7 +164,7 @@ fn write_sync(
         .with_hint("create the file, or set `create: true` on the target"));
     }
 
-    let new_text = env_file::edited(
+    let new_text = envfile::edited(
         &path.display().to_string(),
         current.as_ref().map(|b| b.as_slice()),
         changes,
@@ -190,12 +182,12 @@ fn write_sync(
 
     let dest = write_destination(path)?;
     let dir = directory_of(&dest);
-    let keep = match &current {
+    let attrs = match &current {
         Some(_) => {
             let meta = fs::metadata(&dest).map_err(|e| io_error("cannot stat", &dest, &e))?;
-            Some((meta.mode() & 0o7777, meta.uid(), meta.gid()))
+            Attributes::of(&meta)
         }
-        None => None,
+        None => Attributes::new_file(NEW_FILE_MODE),
     };
 
     // A new file may need its folder: created private, as the file will be.
@@ -208,70 +200,50 @@ fn write_sync(
             .map_err(|e| io_error("cannot create the folder", dir, &e))?;
     }
 
-    // Dropping `tmp` (every early return below) deletes the temp file.
-    let tmp = tempfile::Builder::new()
-        .prefix(".secretsync.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            // tempfile's error names the random file it tried: say the cause only.
-            let cause = std::fs::metadata(dir)
-                .err()
-                .unwrap_or_else(|| std::io::Error::from(e.kind()));
-            io_error("cannot create a temporary file in", dir, &cause)
-        })?;
-    let tmp_path = tmp.path().to_path_buf();
-    let file = tmp.as_file();
-    (|| -> io::Result<()> {
-        let mut w = file;
-        w.write_all(new_text.as_bytes())?;
-        w.flush()
-    })()
-    .map_err(|e| io_error("cannot write", &tmp_path, &e))?;
-    let mode = match keep {
-        Some((mode, uid, gid)) => {
-            let tmp_meta = file
-                .metadata()
-                .map_err(|e| io_error("cannot stat", &tmp_path, &e))?;
-            if tmp_meta.uid() != uid || tmp_meta.gid() != gid {
-                std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(|e| {
-                    TargetError::failed(format!(
-                        "cannot keep the owner ({uid}:{gid}) of {}: {e}",
-                        dest.display()
-                    ))
-                    .with_hint("run as the file's owner or as root")
-                })?;
-            }
-            mode
-        }
-        None => NEW_FILE_MODE,
-    };
-    // After the chown, which may clear set-id bits.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| io_error("cannot set the mode of", &tmp_path, &e))?;
-    file.sync_all()
-        .map_err(|e| io_error("cannot sync", &tmp_path, &e))?;
-
+    // Dropping `staged` (every early return below) deletes the temp file.
+    let staged =
+        Staged::new(&dest, new_text.as_bytes(), attrs, Owner::Required).map_err(write_error)?;
     // Narrow the window for a concurrent writer: check again just before
     // the rename.
     if read_bytes(path)?.as_ref().map(|b| b.as_slice()) != current.as_ref().map(|b| b.as_slice()) {
         return Err(conflict(path));
     }
-    tmp.persist(&dest)
-        .map_err(|e| io_error("cannot replace", &dest, &e.error))?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
-        TargetError::failed(format!(
-            "{} was replaced but its directory could not be synced: {e}",
-            dest.display()
+    staged.commit().map_err(write_error)
+}
+
+/// A failed step of the atomic replacement, said for this target.
+fn write_error(e: AtomicError) -> TargetError {
+    let AtomicError { step, path, source } = e;
+    match step {
+        Step::CreateTemp => {
+            // tempfile's error names the random file it tried: say the cause only.
+            let cause = fs::metadata(&path)
+                .err()
+                .unwrap_or_else(|| io::Error::from(source.kind()));
+            io_error("cannot create a temporary file in", &path, &cause)
+        }
+        Step::Write => io_error("cannot write", &path, &source),
+        Step::Stat => io_error("cannot stat", &path, &source),
+        Step::Chown { uid, gid } => TargetError::failed(format!(
+            "cannot keep the owner ({uid}:{gid}) of {}: {source}",
+            path.display()
         ))
-        .with_hint("check the file system; run plan to confirm the file's state")
-    })
+        .with_hint("run as the file's owner or as root"),
+        Step::Mode => io_error("cannot set the mode of", &path, &source),
+        Step::Sync => io_error("cannot sync", &path, &source),
+        Step::Rename => io_error("cannot replace", &path, &source),
+        Step::SyncDir => TargetError::failed(format!(
+            "{} was replaced but its directory could not be synced: {source}",
+            path.display()
+        ))
+        .with_hint("check the file system; run plan to confirm the file's state"),
+    }
 }
 
 /// The blocking half of [`Target::read`].
 fn read_sync(path: &Path) -> Result<Observed, TargetError> {
     let bytes = read_bytes(path)?;
-    env_file::observe(
+    envfile::observe(
         &path.display().to_string(),
         bytes.as_ref().map(|b| b.as_slice()),
     )
@@ -281,8 +253,8 @@ fn check_file(path: &Path, create: bool) -> Result<String, TargetError> {
     match read_bytes(path)? {
         Some(bytes) => {
             let location = path.display().to_string();
-            let text = env_file::decode(&location, &bytes)?;
-            let n = env_file::parse_at(&location, &text)?.entries().len();
+            let text = envfile::decode(&location, &bytes)?;
+            let n = envfile::parse_at(&location, &text)?.entries().len();
             Ok(format!("{} parses ({n} keys)", path.display()))
         }
         None if create => Ok(format!(
@@ -335,7 +307,7 @@ impl Target for LocalEnvFile {
     }
 
     fn check_value(&self, value: &Secret) -> Result<(), String> {
-        env_file::check_value(self.format, value)
+        envfile::check_value(self.format, value)
     }
 
     async fn read(&self, _round: Round, _keys: &[String]) -> Result<Observed, TargetError> {

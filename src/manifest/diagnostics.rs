@@ -1,0 +1,95 @@
+//! A manifest mistake, where it stands, and how it is shown: rustc's layout
+//! (the message, `--> file:line:col`, the line with a caret, the hint).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A manifest that cannot be used, with where and why.
+#[derive(Debug)]
+pub enum ManifestError {
+    /// The file could not be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A mistake at a place in the file.
+    At(Box<Located>),
+}
+
+/// A mistake at a line and column of the manifest.
+#[derive(Debug)]
+pub struct Located {
+    pub path: PathBuf,
+    /// 1-based; 0 when unknown.
+    pub line: usize,
+    pub column: usize,
+    /// How many characters to underline.
+    pub width: usize,
+    pub message: String,
+    pub hint: Option<String>,
+    /// The text of the offending line.
+    pub source_line: Option<String>,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::Read { path, source } => {
+                write!(f, "cannot read the manifest {}: {source}", path.display())?;
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    write!(
+                        f,
+                        "\n  hint: pass its path with -f/--manifest, or create one with `secretsync init`"
+                    )?;
+                }
+                Ok(())
+            }
+            ManifestError::At(l) => l.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Located {
+    /// rustc's layout: the message, the place, the line with a caret, the hint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.message)?;
+        if self.line == 0 {
+            write!(f, "  --> {}", self.path.display())?;
+        } else {
+            write!(
+                f,
+                "  --> {}:{}:{}",
+                self.path.display(),
+                self.line,
+                self.column
+            )?;
+        }
+        if let Some(text) = &self.source_line {
+            let num = self.line.to_string();
+            let pad = " ".repeat(num.len());
+            let indent: String = text
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n{pad} |\n{num} | {text}\n{pad} | {indent}{}",
+                "^".repeat(self.width.max(1))
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ManifestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ManifestError::Read { source, .. } => Some(source),
+            ManifestError::At(_) => None,
+        }
+    }
+}

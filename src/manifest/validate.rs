@@ -1,0 +1,626 @@
+//! Validation: the raw, located manifest ([`super::raw`]) checked and turned
+//! into typed [`Manifest`], [`TargetSpec`]s and [`SecretDef`]s; each mistake
+//! is a [`ManifestError`] at its file, line and column, with a hint.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawManifest, RawSecret, RawTarget, S};
+use super::*;
+
+/// Fields a manifest may no longer set, because they let it choose how
+/// secretsync behaves: why, and what to do instead.
+fn withdrawn(field: &str) -> Option<(String, &'static str)> {
+    match field {
+        "endpoint" => Some((
+            "`endpoint` is no longer read from the manifest: a manifest must not choose where Railway tokens are sent".into(),
+            "remove the line; secretsync talks to Railway's public API, or to the URL in the environment variable SECRETSYNC_RAILWAY_ENDPOINT of the run (https, or http on loopback)",
+        )),
+        "security" => Some((
+            "`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs".into(),
+            "remove the line; secretsync runs /usr/bin/security, or the program in the environment variable SECRETSYNC_SECURITY of the run",
+        )),
+        _ => None,
+    }
+}
+
+const TYPES: &[(&str, &[&str])] = &[
+    ("env_file", &["path", "prune", "create", "format"]),
+    (
+        "ssh_env",
+        &[
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "path",
+            "sudo",
+            "on_change",
+            "create",
+            "prune",
+            "format",
+        ],
+    ),
+    (
+        "railway",
+        &[
+            "project",
+            "environment",
+            "service",
+            "token_env",
+            "token_kind",
+            "skip_deploys",
+            "overwrite_sealed",
+            "prune",
+        ],
+    ),
+    (
+        "keychain",
+        &[
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "service",
+            "keychain",
+        ],
+    ),
+];
+
+pub(super) struct Checker<'a> {
+    path: &'a Path,
+    lines: Vec<&'a str>,
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn new(path: &'a Path, source: &'a str) -> Self {
+        Checker {
+            path,
+            lines: source.lines().collect(),
+        }
+    }
+
+    pub(super) fn error(
+        &self,
+        loc: Option<Location>,
+        width: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let (line, column) = loc
+            .filter(|l| l.line() > 0)
+            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        let source_line = (line > 0)
+            .then(|| self.lines.get(line - 1).map(|s| s.to_string()))
+            .flatten();
+        ManifestError::At(Box::new(Located {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            width,
+            message: message.into(),
+            hint,
+            source_line,
+        }))
+    }
+
+    /// An error underlining the scalar that starts at `loc`.
+    fn at<T>(
+        &self,
+        s: &Spanned<T>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let width = self.width_at(s.referenced);
+        self.error(Some(s.referenced), width, message, hint)
+    }
+
+    /// An error underlining the key `field` of the value at `value_loc`.
+    fn key_error(
+        &self,
+        value_loc: Location,
+        field: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let line = value_loc.line() as usize;
+        let text = line
+            .checked_sub(1)
+            .and_then(|i| self.lines.get(i))
+            .copied()
+            .unwrap_or("");
+        let before: String = text
+            .chars()
+            .take((value_loc.column() as usize).saturating_sub(1))
+            .collect();
+        match before.rfind(field) {
+            Some(byte) => {
+                let column = before[..byte].chars().count() + 1;
+                let (path, lines) = (self.path.to_path_buf(), &self.lines);
+                ManifestError::At(Box::new(Located {
+                    path,
+                    line,
+                    column,
+                    width: field.chars().count(),
+                    message: message.into(),
+                    hint,
+                    source_line: lines.get(line - 1).map(|s| s.to_string()),
+                }))
+            }
+            None => self.error(Some(value_loc), 1, message, hint),
+        }
+    }
+
+    /// The width of the token at `loc`: up to the end of a plain scalar.
+    fn width_at(&self, loc: Location) -> usize {
+        let (line, col) = (loc.line() as usize, loc.column() as usize);
+        let Some(text) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return 1;
+        };
+        let rest: String = text.chars().skip(col.saturating_sub(1)).collect();
+        let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
+        rest[..end].trim_end().chars().count().max(1)
+    }
+
+    pub(super) fn manifest(
+        &self,
+        raw: RawManifest,
+        source: String,
+    ) -> Result<Manifest, ManifestError> {
+        if raw.version.value != VERSION {
+            return Err(self.at(
+                &raw.version,
+                format!("unsupported manifest version {}", raw.version.value),
+                Some(format!("this secretsync reads version {VERSION}")),
+            ));
+        }
+
+        let mut recipients = Vec::new();
+        for r in &raw.recipients {
+            match crate::crypto::parse_recipient(&r.value) {
+                Ok(rec) => recipients.push(rec),
+                Err(why) => {
+                    return Err(self.at(
+                        r,
+                        format!("recipient `{}` does not parse: {why}", r.value.trim()),
+                        Some("a recipient is an age public key (age1…) or an ssh-ed25519 public key line".into()),
+                    ))
+                }
+            }
+        }
+
+        if let Some(k) = &raw.fingerprint_key {
+            if !k.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
+                return Err(self.at(
+                    k,
+                    "fingerprint_key is not an armored age file",
+                    Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; `secretsync init` or `secretsync rotate` writes one".into()),
+                ));
+            }
+        }
+
+        let mut targets = IndexMap::new();
+        for (name, t) in raw.targets.unwrap_or_default() {
+            self.name(&name.0, "target")?;
+            let spec = self.target(&name.0, t)?;
+            targets.insert(name.0.value, spec);
+        }
+
+        let mut secrets: IndexMap<String, SecretDef> = IndexMap::new();
+        // target → key on target → (secret that put it there)
+        let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (name, s) in raw.secrets.unwrap_or_default() {
+            self.name(&name.0, "secret")?;
+            let def = self.secret(&name.0, s, &targets, &mut landed)?;
+            secrets.insert(def.name.clone(), def);
+        }
+
+        Ok(Manifest {
+            path: self.path.to_path_buf(),
+            source,
+            recipients,
+            fingerprint_key: raw.fingerprint_key.map(|k| k.value),
+            targets,
+            secrets,
+            removed: raw
+                .removed
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| Removed {
+                    name: r.name,
+                    fingerprint: r.fingerprint,
+                    removed: r.removed,
+                })
+                .collect(),
+        })
+    }
+
+    /// Names are printed in plans, PR comments and annotations: no control
+    /// character (a terminal escape, a line break) may forge their output.
+    fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), ManifestError> {
+        if name.value.is_empty() || name.value.chars().any(char::is_control) {
+            return Err(self.at(
+                name,
+                format!("a {what} name must be non-empty and hold no control characters"),
+                Some("rename it in the manifest".into()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn target(
+        &self,
+        name: &Spanned<String>,
+        t: Spanned<RawTarget>,
+    ) -> Result<TargetSpec, ManifestError> {
+        let loc = t.referenced;
+        let t = t.value;
+        let Some(kind) = &t.kind else {
+            return Err(self.error(
+                Some(loc),
+                1,
+                format!("target `{}` has no `type`", name.value),
+                Some(format!("one of: {}", type_names())),
+            ));
+        };
+        let Some((_, allowed)) = TYPES.iter().find(|(n, _)| *n == kind.value) else {
+            return Err(self.at(
+                kind,
+                format!("unknown target type `{}`", kind.value),
+                Some(format!("one of: {}", type_names())),
+            ));
+        };
+        for (field, floc) in t.given() {
+            if let Some((why, hint)) = withdrawn(field) {
+                return Err(self.key_error(floc, field, why, Some(hint.into())));
+            }
+            if !allowed.contains(&field) {
+                return Err(self.key_error(
+                    floc,
+                    field,
+                    format!("`{field}` does not apply to {} targets", kind.value),
+                    Some(format!(
+                        "{} targets take: type, {}",
+                        kind.value,
+                        allowed.join(", ")
+                    )),
+                ));
+            }
+        }
+        let required = |f: &S<String>, field: &str| -> Result<String, ManifestError> {
+            match f {
+                Some(s) if !s.value.trim().is_empty() => Ok(s.value.clone()),
+                Some(s) => Err(self.at(s, format!("`{field}` is empty"), None)),
+                None => Err(self.error(
+                    Some(loc),
+                    1,
+                    format!("target `{}` ({}) needs `{field}`", name.value, kind.value),
+                    None,
+                )),
+            }
+        };
+        let flag = |f: &S<bool>, default: bool| f.as_ref().map_or(default, |s| s.value);
+        let opt = |f: &S<String>| f.as_ref().map(|s| s.value.clone());
+        // Strings that reach a command line (ssh, sh scripts, `security`)
+        // must never be read there as an option, whoever wrote them.
+        for (field, value) in [
+            ("host", &t.host),
+            ("path", &t.path),
+            ("identity_file", &t.identity_file),
+            ("known_hosts_file", &t.known_hosts_file),
+            ("service", &t.service),
+            ("keychain", &t.keychain),
+        ] {
+            if let Some(v) = value {
+                if let Err(why) = argv_safe(&v.value) {
+                    return Err(self.at(
+                        v,
+                        format!("`{field}` of target `{}` {why}", name.value),
+                        Some("a manifest value is passed to ssh, sh or security as an operand, never as an option".into()),
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &t.host {
+            if h.value.chars().any(char::is_whitespace) {
+                return Err(self.at(
+                    h,
+                    format!("`host` of target `{}` contains white space", name.value),
+                    Some("write `user@host` or an alias from ~/.ssh/config".into()),
+                ));
+            }
+        }
+        let format = match &t.format {
+            None => EnvFormat::default(),
+            Some(f) => EnvFormat::from_name(&f.value).ok_or_else(|| {
+                self.at(
+                    f,
+                    format!("unknown env-file format `{}`", f.value),
+                    Some(format!(
+                        "name the program that reads the file, one of: {} (see docs/env-formats.md)",
+                        EnvFormat::names()
+                    )),
+                )
+            })?,
+        };
+
+        Ok(match kind.value.as_str() {
+            "env_file" => TargetSpec::EnvFile(EnvFileSpec {
+                path: required(&t.path, "path")?,
+                prune: flag(&t.prune, false),
+                create: flag(&t.create, true),
+                format,
+            }),
+            "ssh_env" => TargetSpec::SshEnv(SshEnvSpec {
+                ssh: self.ssh_options(&t, required(&t.host, "host")?)?,
+                path: required(&t.path, "path")?,
+                sudo: flag(&t.sudo, false),
+                on_change: opt(&t.on_change),
+                create: flag(&t.create, true),
+                prune: flag(&t.prune, false),
+                format,
+            }),
+            "railway" => TargetSpec::Railway(RailwaySpec {
+                project: required(&t.project, "project")?,
+                environment: required(&t.environment, "environment")?,
+                service: opt(&t.service),
+                token_env: match &t.token_env {
+                    Some(v) if !is_env_key(&v.value) => {
+                        return Err(self.at(
+                            v,
+                            format!("`{}` is not an environment variable name", v.value),
+                            Some("name the variable holding the token, such as RAILWAY_TOKEN".into()),
+                        ))
+                    }
+                    // A manifest naming any variable could send the identity
+                    // (SECRETSYNC_AGE_KEY) to Railway as a token.
+                    Some(v) if !v.value.starts_with("RAILWAY_") => {
+                        return Err(self.at(
+                            v,
+                            format!("`token_env: {}` does not start with RAILWAY_", v.value),
+                            Some("a manifest may name only RAILWAY_* variables as a token, so that it cannot send another credential to Railway; export the token as RAILWAY_<SOMETHING>".into()),
+                        ))
+                    }
+                    // Railway's CLI fixes the kind of its two variables; any
+                    // other cannot be guessed (the two headers differ).
+                    Some(v)
+                        if t.token_kind.is_none()
+                            && v.value != "RAILWAY_API_TOKEN"
+                            && v.value != "RAILWAY_TOKEN" =>
+                    {
+                        return Err(self.at(
+                            v,
+                            format!("`token_env: {}` needs `token_kind`", v.value),
+                            Some("add `token_kind: account` (sent as Bearer) or `token_kind: project` (Project-Access-Token)".into()),
+                        ))
+                    }
+                    v => v.as_ref().map(|s| s.value.clone()),
+                },
+                token_kind: match &t.token_kind {
+                    None => None,
+                    Some(k) => Some(match k.value.as_str() {
+                        "account" => TokenKind::Account,
+                        "project" => TokenKind::Project,
+                        other => {
+                            return Err(self.at(
+                                k,
+                                format!("unknown token_kind `{other}`"),
+                                Some("one of: account, project".into()),
+                            ))
+                        }
+                    }),
+                },
+                skip_deploys: flag(&t.skip_deploys, false),
+                overwrite_sealed: flag(&t.overwrite_sealed, false),
+                prune: flag(&t.prune, false),
+            }),
+            "keychain" => TargetSpec::Keychain(KeychainSpec {
+                ssh: match &t.host {
+                    Some(h) => Some(self.ssh_options(&t, h.value.clone())?),
+                    None => {
+                        if let Some((field, floc)) = t.given().into_iter().find(|(f, _)| {
+                            [
+                                "port",
+                                "identity_file",
+                                "known_hosts",
+                                "known_hosts_file",
+                                "connect_timeout",
+                            ]
+                            .contains(f)
+                        }) {
+                            return Err(self.key_error(
+                                floc,
+                                field,
+                                format!("`{field}` needs `host`"),
+                                Some("without `host` the keychain of this machine is used".into()),
+                            ));
+                        }
+                        None
+                    }
+                },
+                service: required(&t.service, "service")?,
+                keychain: opt(&t.keychain),
+            }),
+            _ => unreachable!("TYPES lists every type handled here"),
+        })
+    }
+
+    fn ssh_options(&self, t: &RawTarget, host: String) -> Result<SshOptions, ManifestError> {
+        let known_hosts = match &t.known_hosts {
+            None => KnownHosts::Strict,
+            Some(k) => match k.value.as_str() {
+                "strict" => KnownHosts::Strict,
+                "accept-new" | "accept_new" => KnownHosts::AcceptNew,
+                other => {
+                    return Err(self.at(
+                        k,
+                        format!("unknown known_hosts mode `{other}`"),
+                        Some("one of: strict, accept-new".into()),
+                    ))
+                }
+            },
+        };
+        let connect_timeout = match &t.connect_timeout {
+            None => None,
+            Some(d) => Some(parse_duration(&d.value).map_err(|why| {
+                self.at(
+                    d,
+                    format!("connect_timeout `{}`: {why}", d.value),
+                    Some("for example 10s, 500ms, 2m".into()),
+                )
+            })?),
+        };
+        Ok(SshOptions {
+            host,
+            port: t.port.as_ref().map(|p| p.value),
+            identity_file: t.identity_file.as_ref().map(|s| s.value.clone()),
+            known_hosts,
+            known_hosts_file: t.known_hosts_file.as_ref().map(|s| s.value.clone()),
+            connect_timeout,
+        })
+    }
+
+    fn secret(
+        &self,
+        name: &Spanned<String>,
+        s: Spanned<RawSecret>,
+        targets: &IndexMap<String, TargetSpec>,
+        landed: &mut BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<SecretDef, ManifestError> {
+        let loc = s.referenced;
+        let s = s.value;
+        let value = match (s.value, s.encrypted) {
+            (Some(v), None) => ValueSource::Plain(v.value),
+            (None, Some(e)) => {
+                if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
+                    return Err(self.at(
+                        &e,
+                        format!("secret `{}`: `encrypted` is not an armored age file", name.value),
+                        Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; write it with `secretsync set`".into()),
+                    ));
+                }
+                ValueSource::Encrypted(e.value)
+            }
+            (Some(v), Some(_)) => return Err(self.at(
+                &v,
+                format!("secret `{}` has both `value` and `encrypted`", name.value),
+                Some(
+                    "keep `encrypted` for secrets and `value` for plain configuration, not both"
+                        .into(),
+                ),
+            )),
+            (None, None) => {
+                return Err(self.error(
+                    Some(loc),
+                    1,
+                    format!(
+                        "secret `{}` has neither `value` nor `encrypted`",
+                        name.value
+                    ),
+                    Some("add `encrypted:` (with `secretsync set`) or a plain `value:`".into()),
+                ))
+            }
+        };
+
+        let mut target_names = Vec::new();
+        for t in &s.targets {
+            if !targets.contains_key(&t.value) {
+                let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
+                return Err(self.at(
+                    t,
+                    format!(
+                        "secret `{}` names target `{}`, which is not defined",
+                        name.value, t.value
+                    ),
+                    Some(if defined.is_empty() {
+                        "define it under `targets:`".into()
+                    } else {
+                        format!("defined targets: {}", defined.join(", "))
+                    }),
+                ));
+            }
+            if target_names.contains(&t.value) {
+                return Err(self.at(
+                    t,
+                    format!("secret `{}` lists target `{}` twice", name.value, t.value),
+                    Some("list each target once".into()),
+                ));
+            }
+            target_names.push(t.value.clone());
+        }
+
+        let mut rename = BTreeMap::new();
+        for (target, new_name) in &s.rename {
+            if !target_names.contains(&target.0.value) {
+                return Err(self.at(
+                    &target.0,
+                    format!(
+                        "secret `{}` renames itself on `{}`, which is not one of its targets",
+                        name.value, target.0.value
+                    ),
+                    Some(format!("its targets: [{}]", target_names.join(", "))),
+                ));
+            }
+            rename.insert(target.0.value.clone(), new_name.value.clone());
+        }
+
+        for t in &s.targets {
+            let key = rename.get(&t.value).unwrap_or(&name.value);
+            let (place, spanned): (Location, &Spanned<String>) =
+                match s.rename.iter().find(|(k, _)| k.0.value == t.value) {
+                    Some((_, v)) => (v.referenced, v),
+                    None => (name.referenced, t),
+                };
+            let _ = place;
+            if let Err(rule) = targets[&t.value].check_key(key) {
+                return Err(self.at(
+                    spanned,
+                    format!("`{key}` cannot be a key on target `{}`", t.value),
+                    Some(format!(
+                        "{rule}; use `rename` to give it another name there"
+                    )),
+                ));
+            }
+            let on_target = landed.entry(t.value.clone()).or_default();
+            if let Some(first) = on_target.get(key) {
+                return Err(self.at(
+                    spanned,
+                    format!(
+                        "secrets `{first}` and `{}` both land on `{key}` on target `{}`",
+                        name.value, t.value
+                    ),
+                    Some("rename one of them on that target with `rename`".into()),
+                ));
+            }
+            on_target.insert(key.clone(), name.value.clone());
+        }
+
+        let previous = s
+            .previous
+            .into_iter()
+            .map(|p| Previous {
+                fingerprint: p.value.fingerprint,
+                replaced: p.value.replaced,
+            })
+            .collect();
+
+        Ok(SecretDef {
+            name: name.value.clone(),
+            targets: target_names,
+            value,
+            rename,
+            previous,
+        })
+    }
+}
+
+fn type_names() -> String {
+    TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
