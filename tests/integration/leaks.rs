@@ -22,7 +22,7 @@
 //! without the prefix (rotated ones) are added once `get` has shown them,
 //! and a final sweep checks every output again against all of them.
 
-mod support;
+use crate::support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
