@@ -1,7 +1,7 @@
 //! Who reads an env file, and the form each value is written in so that this
 //! reader reads it back byte for byte.
 //!
-//! Readers disagree (measured with the real programs in tests/readers.rs;
+//! Readers disagree (measured with the real programs in tests/integration/readers.rs;
 //! the table is in docs/env-formats.md): python-dotenv keeps `\$` and expands
 //! `${X}` even in single quotes, node's dotenv unescapes nothing but `\n` and
 //! `\r`, dotenvy rejects `` \` ``, sh and bash run `$(…)` and backticks in

@@ -761,7 +761,7 @@ mod tests {
 
     /// Whatever form a format writes, the parser reads the value back (so a
     /// plan after apply is in sync); values a format refuses are skipped here
-    /// (tests/readers.rs proves the readers and the refusals).
+    /// (tests/integration/readers.rs proves the readers and the refusals).
     #[test]
     fn every_tricky_value_round_trips_in_every_format() {
         for format in Format::ALL {

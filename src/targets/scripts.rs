@@ -1,7 +1,7 @@
 //! The shell scripts secretsync runs where a target lives, kept as `.sh`
 //! files beside this module so that shellcheck reads them (`.ci/run` does)
 //! and tests run them under dash, `bash --posix` and busybox sh, and with BSD
-//! behaviour for the tools that differ (`tests/scripts.rs`).
+//! behaviour for the tools that differ (`tests/integration/scripts.rs`).
 //!
 //! Every script is run as `sh -c SCRIPT sh ARGS…`: its arguments are names and
 //! paths only, values travel on stdin. They use POSIX commands and options,

@@ -453,6 +453,10 @@ fn nix_uid() -> u32 {
 /// anything through `sudo -n` without a password. Returns its home folder.
 pub fn ensure_user(name: &str, sudo: bool) -> PathBuf {
     assert!(is_root(), "creating test users needs root");
+    // The suites share one test binary: two tests asking for the same user at
+    // once must not see it half made (useradd done, usermod not yet).
+    static USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = USERS.lock().unwrap_or_else(|e| e.into_inner());
     let exists = Command::new("id")
         .arg(name)
         .stdout(Stdio::null())
@@ -461,7 +465,7 @@ pub fn ensure_user(name: &str, sudo: bool) -> PathBuf {
         .map(|s| s.success())
         .unwrap_or(false);
     if !exists {
-        // Another test binary may create it at the same moment: tolerate that.
+        // Another process (the benchmark) may create it at the same moment: tolerate that.
         let _ = Command::new("useradd")
             .args(["-m", "-s", "/bin/sh", name])
             .output();

@@ -3,7 +3,8 @@
 //! error with its message, the retry paths, and the real binary end to end
 //! (plan, apply, doctor) with canaries that must never be printed.
 
-mod support;
+use crate::secretsync_conformance_tests;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

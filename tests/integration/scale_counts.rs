@@ -10,7 +10,7 @@
 //!   env files, one for its keychain targets; one write command per changed
 //!   file; a keychain write is a conflict-check read and one `security -i`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

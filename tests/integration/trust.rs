@@ -4,7 +4,7 @@
 //! an option to ssh or `security`, hand them to a child process, forge the
 //! pull request's comment or a saved plan. Each test plays one attack.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

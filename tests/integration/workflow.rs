@@ -1,7 +1,7 @@
 //! The review and CI workflow: golden JSON and markdown, GitHub Actions
 //! summary and annotations, saved plans, doctor, and drift notifications.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::TcpListener;

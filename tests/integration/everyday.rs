@@ -2,7 +2,7 @@
 //! nothing, quiet and JSON runs still say why they failed, annotations stay
 //! out of captured output, editing commands refuse clearly or work.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;

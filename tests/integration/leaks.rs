@@ -22,7 +22,7 @@
 //! without the prefix (rotated ones) are added once `get` has shown them,
 //! and a final sweep checks every output again against all of them.
 
-mod support;
+use crate::support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -605,6 +605,8 @@ fn expect(out: &Out, code: i32, says: &str) {
 /// One failure path: what breaks, how it is undone, what the plan must say.
 struct Failure {
     name: &'static str,
+    /// The format of the apply report: text and JSON alternate over the paths.
+    apply_format: &'static str,
     variant: Variant,
     env: Vec<(&'static str, String)>,
     says: &'static str,
@@ -957,264 +959,48 @@ fn no_canary_leaks_from_any_command_on_success() {
     final_sweep(&w, "every command on success");
 }
 
-/// Each failure path of each target: plan (text, notification, GitHub
-/// Actions), plan as JSON, apply and doctor; then the faults are undone and
-/// a run converges.
-#[test]
-fn no_canary_leaks_from_any_failure_of_any_target() {
+/// Each failure path of each target, one test each on a world of its own:
+/// plan (text, notification, GitHub Actions), plan as JSON, apply and doctor;
+/// then the fault is undone, a run converges, and a final sweep finds no canary.
+fn failure_path(f: Failure) {
     let mut w = world();
     let url = w.notify.url();
-    // ------------------------------------------------------ failure paths
-    let failures: Vec<Failure> = vec![
-        Failure {
-            name: "sshd stopped",
-            variant: Variant::default(),
-            env: vec![],
-            says: "connection refused",
-            doctor_fails: true,
-            setup: Box::new(|w| w.sshd.stop()),
-            teardown: Box::new(|w| w.sshd.restart()),
-        },
-        Failure {
-            name: "host key changed",
-            variant: Variant::default(),
-            env: vec![],
-            says: "host key",
-            doctor_fails: true,
-            setup: Box::new(|w| w.sshd.change_host_key()),
-            teardown: Box::new(|w| {
-                std::fs::write(&w.sshd.known_hosts, w.sshd.known_hosts_line(w.sshd.port)).unwrap()
-            }),
-        },
-        Failure {
-            name: "sudo refused",
-            variant: Variant {
-                ssh_user: Some("ss-nosudo"),
-                sudo: true,
-                ..Variant::default()
-            },
-            env: vec![],
-            says: "needs a password",
-            doctor_fails: true,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "remote env file unreadable",
-            variant: Variant {
-                ssh_user: Some("ss-nosudo"),
-                ..Variant::default()
-            },
-            env: vec![],
-            says: "not readable by the SSH user",
-            doctor_fails: true,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "env files are binary junk (invalid UTF-8)",
-            variant: Variant::default(),
-            env: vec![],
-            says: "UTF-8",
-            doctor_fails: true,
-            setup: Box::new(|w| {
-                let junk = b"A=CANARY-junk\xff\xfe\x00\x01\nB=\"CANARY-junk\"\n";
-                std::fs::write(w.sb.path("local.env"), junk).unwrap();
-                std::fs::write(w.remote_file(), junk).unwrap();
-            }),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "env files do not parse",
-            variant: Variant::default(),
-            env: vec![],
-            says: "never closed",
-            doctor_fails: true,
-            setup: Box::new(|w| {
-                let text = "A=1\nB=\"CANARY-unclosed value\n";
-                std::fs::write(w.sb.path("local.env"), text).unwrap();
-                std::fs::write(w.remote_file(), text).unwrap();
-            }),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "local env file is a directory",
-            variant: Variant::default(),
-            env: vec![],
-            says: "is a directory",
-            doctor_fails: true,
-            setup: Box::new(|w| {
-                std::fs::remove_file(w.sb.path("local.env")).unwrap();
-                std::fs::create_dir(w.sb.path("local.env")).unwrap();
-            }),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "keychains locked",
-            variant: Variant::default(),
-            env: vec![],
-            says: "User interaction is not allowed",
-            doctor_fails: true,
-            setup: Box::new(|w| {
-                for kc in [
-                    w.sb.path("Library/Keychains/login.keychain-db")
-                        .display()
-                        .to_string(),
-                    w.remote_keychain(),
-                ] {
-                    assert_eq!(security(&["lock-keychain", &kc], &w.sb).0, 0);
-                }
-            }),
-            teardown: Box::new(|w| {
-                let login =
-                    w.sb.path("Library/Keychains/login.keychain-db")
-                        .display()
-                        .to_string();
-                assert_eq!(security(&["unlock-keychain", "-p", "", &login], &w.sb).0, 0);
-                let remote = w.remote_keychain();
-                let (code, _, err) =
-                    security(&["unlock-keychain", "-p", KC_PASSWORD, &remote], &w.sb);
-                assert_eq!(code, 0, "{err}");
-            }),
-        },
-        Failure {
-            name: "security missing",
-            variant: Variant::default(),
-            env: vec![
-                ("PATH", std::env::var("PATH").unwrap_or_default()),
-                ("SECRETSYNC_SECURITY", "/nonexistent/security".into()),
-            ],
-            says: "the host is not a Mac or the `security` path is wrong",
-            doctor_fails: true,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "Railway token expired",
-            variant: Variant::default(),
-            env: vec![("RAILWAY_API_TOKEN", EXPIRED.into())],
-            says: "expired or revoked",
-            doctor_fails: true,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "Railway token missing",
-            variant: Variant::default(),
-            env: vec![("RAILWAY_API_TOKEN", String::new())],
-            says: "no Railway token",
-            doctor_fails: true,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "Railway 500 storm",
-            variant: Variant::default(),
-            env: vec![],
-            says: "answered HTTP 500",
-            doctor_fails: true,
-            setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Status(500))),
-            teardown: Box::new(|w| w.railway.clear_faults()),
-        },
-        Failure {
-            name: "Railway answers garbage",
-            variant: Variant::default(),
-            env: vec![],
-            says: "not JSON",
-            doctor_fails: true,
-            setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Malformed)),
-            teardown: Box::new(|w| w.railway.clear_faults()),
-        },
-        Failure {
-            name: "Railway 429 storm",
-            variant: Variant::default(),
-            env: vec![],
-            says: "rate-limiting",
-            doctor_fails: true,
-            setup: Box::new(|w| {
-                w.railway
-                    .fail_next(10_000, Fault::RateLimited { retry_after: 0 })
-            }),
-            teardown: Box::new(|w| w.railway.clear_faults()),
-        },
-        Failure {
-            name: "Railway times out",
-            variant: Variant::default(),
-            env: vec![
-                ("SECRETSYNC_RAILWAY_TIMEOUT", "0.3".into()),
-                ("SECRETSYNC_RAILWAY_RETRIES", "1".into()),
-            ],
-            says: "did not answer within 300ms",
-            doctor_fails: true,
-            setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Hang)),
-            teardown: Box::new(|w| w.railway.clear_faults()),
-        },
-        Failure {
-            name: "values the keychains cannot hold (newline)",
-            variant: Variant {
-                newline_to_keychains: true,
-                ..Variant::default()
-            },
-            env: vec![],
-            says: "cannot be written to this target",
-            doctor_fails: false,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-        Failure {
-            name: "values env files cannot hold (CR)",
-            variant: Variant {
-                cr_to_env_files: true,
-                ..Variant::default()
-            },
-            env: vec![],
-            says: "cannot be written to this target",
-            doctor_fails: false,
-            setup: nothing(),
-            teardown: nothing(),
-        },
-    ];
-    let n_failures = failures.len();
-    for (i, f) in failures.iter().enumerate() {
-        w.reset_drift();
-        w.write_manifest("secrets.yaml", f.variant);
-        (f.setup)(&mut w);
-        let mut env = f.env.clone();
-        let what = f.name;
-        env.extend(w.gh_env());
-        let notified = w.notify.log.lock().unwrap().len();
-        let plan = w.run_env(what, &["plan", "-v", "--notify", &url], &env_refs(&env));
-        expect(&plan, 1, f.says);
-        assert!(
-            plan.stderr.contains("::error title="),
-            "{what}: {}",
-            plan.stderr
-        );
-        assert_eq!(w.notify.log.lock().unwrap().len(), notified + 1, "{what}");
-        let json = w.run_env(what, &["plan", "--format", "json"], &env_refs(&env));
-        assert_eq!(json.code, 1, "{what}: {}", json.all());
-        assert!(
-            json.stderr.contains("::error title="),
-            "{what}: {}",
-            json.stderr
-        );
-        // The apply report as text and as JSON, in turn.
-        let format = if i % 2 == 0 { "text" } else { "json" };
-        let apply = w.run_env(
-            what,
-            &["apply", "--auto-approve", "-vv", "--format", format],
-            &env_refs(&env),
-        );
-        expect(&apply, 1, f.says);
-        let doctor = w.run_env(what, &["doctor", "--format", "json"], &env_refs(&env));
-        assert_eq!(
-            doctor.code,
-            i32::from(f.doctor_fails),
-            "{what}: {}",
-            doctor.all()
-        );
-        (f.teardown)(&mut w);
-    }
+    w.write_manifest("secrets.yaml", f.variant);
+    (f.setup)(&mut w);
+    let mut env = f.env.clone();
+    let what = f.name;
+    env.extend(w.gh_env());
+    let notified = w.notify.log.lock().unwrap().len();
+    let plan = w.run_env(what, &["plan", "-v", "--notify", &url], &env_refs(&env));
+    expect(&plan, 1, f.says);
+    assert!(
+        plan.stderr.contains("::error title="),
+        "{what}: {}",
+        plan.stderr
+    );
+    assert_eq!(w.notify.log.lock().unwrap().len(), notified + 1, "{what}");
+    let json = w.run_env(what, &["plan", "--format", "json"], &env_refs(&env));
+    assert_eq!(json.code, 1, "{what}: {}", json.all());
+    assert!(
+        json.stderr.contains("::error title="),
+        "{what}: {}",
+        json.stderr
+    );
+    let apply = w.run_env(
+        what,
+        &["apply", "--auto-approve", "-vv", "--format", f.apply_format],
+        &env_refs(&env),
+    );
+    expect(&apply, 1, f.says);
+    let doctor = w.run_env(what, &["doctor", "--format", "json"], &env_refs(&env));
+    assert_eq!(
+        doctor.code,
+        i32::from(f.doctor_fails),
+        "{what}: {}",
+        doctor.all()
+    );
+    (f.teardown)(&mut w);
+
     w.write_manifest("secrets.yaml", Variant::default());
     w.reset_drift();
     expect(
@@ -1228,5 +1014,296 @@ fn no_canary_leaks_from_any_failure_of_any_target() {
         "in sync",
     );
 
-    final_sweep(&w, &format!("{n_failures} failure paths"));
+    final_sweep(&w, &format!("failure path \"{what}\""));
+}
+
+#[test]
+fn failure_sshd_stopped() {
+    failure_path(Failure {
+        name: "sshd stopped",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![],
+        says: "connection refused",
+        doctor_fails: true,
+        setup: Box::new(|w| w.sshd.stop()),
+        teardown: Box::new(|w| w.sshd.restart()),
+    });
+}
+
+#[test]
+fn failure_host_key_changed() {
+    failure_path(Failure {
+        name: "host key changed",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![],
+        says: "host key",
+        doctor_fails: true,
+        setup: Box::new(|w| w.sshd.change_host_key()),
+        teardown: Box::new(|w| {
+            std::fs::write(&w.sshd.known_hosts, w.sshd.known_hosts_line(w.sshd.port)).unwrap()
+        }),
+    });
+}
+
+#[test]
+fn failure_sudo_refused() {
+    failure_path(Failure {
+        name: "sudo refused",
+        apply_format: "text",
+        variant: Variant {
+            ssh_user: Some("ss-nosudo"),
+            sudo: true,
+            ..Variant::default()
+        },
+        env: vec![],
+        says: "needs a password",
+        doctor_fails: true,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_remote_env_file_unreadable() {
+    failure_path(Failure {
+        name: "remote env file unreadable",
+        apply_format: "json",
+        variant: Variant {
+            ssh_user: Some("ss-nosudo"),
+            ..Variant::default()
+        },
+        env: vec![],
+        says: "not readable by the SSH user",
+        doctor_fails: true,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_env_files_are_binary_junk() {
+    failure_path(Failure {
+        name: "env files are binary junk (invalid UTF-8)",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![],
+        says: "UTF-8",
+        doctor_fails: true,
+        setup: Box::new(|w| {
+            let junk = b"A=CANARY-junk\xff\xfe\x00\x01\nB=\"CANARY-junk\"\n";
+            std::fs::write(w.sb.path("local.env"), junk).unwrap();
+            std::fs::write(w.remote_file(), junk).unwrap();
+        }),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_env_files_do_not_parse() {
+    failure_path(Failure {
+        name: "env files do not parse",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![],
+        says: "never closed",
+        doctor_fails: true,
+        setup: Box::new(|w| {
+            let text = "A=1\nB=\"CANARY-unclosed value\n";
+            std::fs::write(w.sb.path("local.env"), text).unwrap();
+            std::fs::write(w.remote_file(), text).unwrap();
+        }),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_local_env_file_is_a_directory() {
+    failure_path(Failure {
+        name: "local env file is a directory",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![],
+        says: "is a directory",
+        doctor_fails: true,
+        setup: Box::new(|w| {
+            std::fs::remove_file(w.sb.path("local.env")).unwrap();
+            std::fs::create_dir(w.sb.path("local.env")).unwrap();
+        }),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_keychains_locked() {
+    failure_path(Failure {
+        name: "keychains locked",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![],
+        says: "User interaction is not allowed",
+        doctor_fails: true,
+        setup: Box::new(|w| {
+            for kc in [
+                w.sb.path("Library/Keychains/login.keychain-db")
+                    .display()
+                    .to_string(),
+                w.remote_keychain(),
+            ] {
+                assert_eq!(security(&["lock-keychain", &kc], &w.sb).0, 0);
+            }
+        }),
+        teardown: Box::new(|w| {
+            let login =
+                w.sb.path("Library/Keychains/login.keychain-db")
+                    .display()
+                    .to_string();
+            assert_eq!(security(&["unlock-keychain", "-p", "", &login], &w.sb).0, 0);
+            let remote = w.remote_keychain();
+            let (code, _, err) = security(&["unlock-keychain", "-p", KC_PASSWORD, &remote], &w.sb);
+            assert_eq!(code, 0, "{err}");
+        }),
+    });
+}
+
+#[test]
+fn failure_security_missing() {
+    failure_path(Failure {
+        name: "security missing",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("SECRETSYNC_SECURITY", "/nonexistent/security".into()),
+        ],
+        says: "the host is not a Mac or the `security` path is wrong",
+        doctor_fails: true,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_railway_token_expired() {
+    failure_path(Failure {
+        name: "Railway token expired",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![("RAILWAY_API_TOKEN", EXPIRED.into())],
+        says: "expired or revoked",
+        doctor_fails: true,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_railway_token_missing() {
+    failure_path(Failure {
+        name: "Railway token missing",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![("RAILWAY_API_TOKEN", String::new())],
+        says: "no Railway token",
+        doctor_fails: true,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_railway_500_storm() {
+    failure_path(Failure {
+        name: "Railway 500 storm",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![],
+        says: "answered HTTP 500",
+        doctor_fails: true,
+        setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Status(500))),
+        teardown: Box::new(|w| w.railway.clear_faults()),
+    });
+}
+
+#[test]
+fn failure_railway_answers_garbage() {
+    failure_path(Failure {
+        name: "Railway answers garbage",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![],
+        says: "not JSON",
+        doctor_fails: true,
+        setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Malformed)),
+        teardown: Box::new(|w| w.railway.clear_faults()),
+    });
+}
+
+#[test]
+fn failure_railway_429_storm() {
+    failure_path(Failure {
+        name: "Railway 429 storm",
+        apply_format: "json",
+        variant: Variant::default(),
+        env: vec![],
+        says: "rate-limiting",
+        doctor_fails: true,
+        setup: Box::new(|w| {
+            w.railway
+                .fail_next(10_000, Fault::RateLimited { retry_after: 0 })
+        }),
+        teardown: Box::new(|w| w.railway.clear_faults()),
+    });
+}
+
+#[test]
+fn failure_railway_times_out() {
+    failure_path(Failure {
+        name: "Railway times out",
+        apply_format: "text",
+        variant: Variant::default(),
+        env: vec![
+            ("SECRETSYNC_RAILWAY_TIMEOUT", "0.3".into()),
+            ("SECRETSYNC_RAILWAY_RETRIES", "1".into()),
+        ],
+        says: "did not answer within 300ms",
+        doctor_fails: true,
+        setup: Box::new(|w| w.railway.fail_next(10_000, Fault::Hang)),
+        teardown: Box::new(|w| w.railway.clear_faults()),
+    });
+}
+
+#[test]
+fn failure_newline_to_keychains() {
+    failure_path(Failure {
+        name: "values the keychains cannot hold (newline)",
+        apply_format: "json",
+        variant: Variant {
+            newline_to_keychains: true,
+            ..Variant::default()
+        },
+        env: vec![],
+        says: "cannot be written to this target",
+        doctor_fails: false,
+        setup: nothing(),
+        teardown: nothing(),
+    });
+}
+
+#[test]
+fn failure_cr_to_env_files() {
+    failure_path(Failure {
+        name: "values env files cannot hold (CR)",
+        apply_format: "text",
+        variant: Variant {
+            cr_to_env_files: true,
+            ..Variant::default()
+        },
+        env: vec![],
+        says: "cannot be written to this target",
+        doctor_fails: false,
+        setup: nothing(),
+        teardown: nothing(),
+    });
 }

@@ -2,7 +2,8 @@
 //! then what only a local file has (modes, owners, symlinks, temp files,
 //! byte-identical untouched lines, errors that name the path and line).
 
-mod support;
+use crate::secretsync_conformance_tests;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

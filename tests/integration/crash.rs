@@ -2,7 +2,7 @@
 //! The env file must always be the complete old or the complete new
 //! content, and the next apply must converge.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -4,7 +4,8 @@
 //! form, a locked keychain, a missing `security`, the 4095-byte line, no
 //! value in any argv, one read command per host and round).
 
-mod support;
+use crate::secretsync_conformance_tests;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,12 +19,12 @@ use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{add, read, update, value_of, Fixture, TAMPERED};
 
 /// The stand-in `security`.
-pub fn standin() -> PathBuf {
+fn standin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security")
 }
 
 /// Runs the stand-in with `args` and `stdin`; (exit code, stdout, stderr).
-pub fn security(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+fn security(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let mut child = Command::new(standin())
         .args(args)
         .stdin(Stdio::piped())

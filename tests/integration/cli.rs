@@ -1,7 +1,7 @@
 //! The real binary, end to end, on local env files: plan, apply, exit codes,
 //! manifest errors with their exact text, and no value in any output.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

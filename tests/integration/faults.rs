@@ -5,7 +5,7 @@
 //! failing target and the cause, writes and verifies the two others; once
 //! the fault is gone, apply converges and plan says in sync.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! as BSD's tools refuse them (`stat -c`, `readlink -f`, `sed -i`, `mktemp`
 //! options) and no `sha256sum`. Needs root (files are given to another owner).
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! base and head; a base from a git revision or from a file. No value, and
 //! no token, in any output.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

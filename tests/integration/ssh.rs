@@ -3,7 +3,8 @@
 //! plan and apply, connection and command counts, no value on any remote
 //! command line, and every failure a user must understand.
 
-mod support;
+use crate::secretsync_conformance_tests;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

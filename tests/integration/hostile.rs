@@ -7,7 +7,7 @@
 //! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
 //! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

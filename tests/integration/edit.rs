@@ -2,7 +2,7 @@
 //! recipients and rekey. Edits keep every other byte; no command but `get`
 //! prints a value.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 //! progress line in JSON, a missing error) fails here. `UPDATE_GOLDEN=1`
 //! rewrites the files; review the diff.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! contacted; schema, age headers and recipient counts, plain values that
 //! look like secrets; exit codes; no value in any output.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 

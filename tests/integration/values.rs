@@ -3,7 +3,7 @@
 //! file's format, at plan time with the readers named), and import reads
 //! real files (BOM, CRLF, keys that are not names, duplicates).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::Stdio;

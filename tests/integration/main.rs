@@ -1,0 +1,34 @@
+//! The integration tests, one binary: each module is one suite (run one with
+//! `cargo test --test integration ssh::`). One binary compiles and links the
+//! helpers (the Railway test server with apollo-compiler, the sshd harness)
+//! once, instead of once per suite.
+//!
+//! Suites run interleaved on the default test threads, so no test may rely on
+//! running alone in its process: each starts its own sshd, Railway server and
+//! sandbox on free ports and temp folders, and sets no process-wide state.
+
+// The helpers stay in tests/support/, where benches/scale.rs includes them too.
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check;
+mod cli;
+mod crash;
+mod edit;
+mod env_file;
+mod everyday;
+mod faults;
+mod hostile;
+mod install;
+mod keychain;
+mod leaks;
+mod railway;
+mod readers;
+mod review;
+mod scale_counts;
+mod scripts;
+mod ssh;
+mod transcripts;
+mod trust;
+mod values;
+mod workflow;
