@@ -10,8 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use secretsync::crypto::Fingerprinter;
-use secretsync::secret::Secret;
+use crate::workflow::scenario;
 use support::cli::{assert_no_canary, secretsync_cmd, Sandbox};
 
 const CANARIES: &[&str] = &[
@@ -20,32 +19,6 @@ const CANARIES: &[&str] = &[
     "CANARY-bravo",
     "CANARY-new",
 ];
-
-/// Every kind of change and a failure, on local env files (as workflow.rs).
-fn scenario() -> Sandbox {
-    let sb = Sandbox::new();
-    let fp = Fingerprinter::new(Some(&Secret::new(
-        "0123456789abcdef0123456789abcdef".into(),
-    )));
-    let old = fp
-        .fingerprint(&Secret::new("CANARY-old-alpha".into()))
-        .unwrap();
-    sb.write(
-        "drift.env",
-        "# drift\nA=\"CANARY-old-alpha\"\nB=CANARY-bravo\nEXTRA=1\n",
-    );
-    sb.write("clean.env", "A=CANARY-alpha\nB=CANARY-bravo\n");
-    std::fs::create_dir(sb.path("dir.env")).unwrap();
-    sb.write(
-        "secrets.yaml",
-        &format!(
-            "{}targets:\n  drift: {{ type: env_file, path: drift.env, prune: true }}\n  missing: {{ type: env_file, path: sub/new.env }}\n  broken: {{ type: env_file, path: dir.env }}\n  clean: {{ type: env_file, path: clean.env }}\nsecrets:\n  A:\n    targets: [drift, missing, broken, clean]\n    encrypted: |\n{}    previous:\n      - fingerprint: {old}\n        replaced: \"2026-11-20\"\n  B:\n    targets: [drift, missing, clean]\n    value: CANARY-bravo\n",
-            sb.header(),
-            sb.encrypted("CANARY-alpha", 6)
-        ),
-    );
-    sb
-}
 
 /// Runs each step and writes what a terminal-less user would see.
 struct Transcript<'a> {

@@ -14,8 +14,9 @@ use support::webhook;
 
 const CANARIES: &[&str] = &["CANARY-alpha", "CANARY-old-alpha", "CANARY-bravo"];
 
-/// Every kind of change and a failure, on local env files.
-fn scenario() -> Sandbox {
+/// Every kind of change and a failure, on local env files (also the
+/// transcripts' scenario).
+pub(crate) fn scenario() -> Sandbox {
     let sb = Sandbox::new();
     let fp = Fingerprinter::new(Some(&Secret::new(
         "0123456789abcdef0123456789abcdef".into(),
