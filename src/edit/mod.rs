@@ -39,6 +39,27 @@ pub enum Storage {
     Plain,
 }
 
+/// Refuses a name the editor cannot write as a bare YAML key, naming the
+/// first character that breaks the rule; `what` is "secret" or "target".
+fn bare_name(name: &str, what: &str, example: String) -> Result<(), Error> {
+    let syntax = |p: &str| {
+        p.chars().all(name_char)
+            && p.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match offending(name, syntax) {
+        Some((pos, c)) => Err(Error::usage(
+            format!(
+                "`{name}` cannot be a {what}'s name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
+                describe_char(c)
+            ),
+            format!("for example `{example}`"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Characters the editor writes as a bare YAML key.
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '/')
@@ -69,21 +90,7 @@ pub fn check_secret_name(m: &Manifest, name: &str, targets: &[String]) -> Result
             "for example DATABASE_URL",
         ));
     }
-    let syntax = |p: &str| {
-        p.chars().all(name_char)
-            && p.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    if let Some((pos, c)) = offending(name, syntax) {
-        return Err(Error::usage(
-            format!(
-                "`{name}` cannot be a secret's name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
-                describe_char(c)
-            ),
-            format!("for example `{}`", suggest(name)),
-        ));
-    }
+    bare_name(name, "secret", suggest(name))?;
     for t in targets {
         let Some(spec) = m.targets.get(t) else {
             continue;
@@ -366,21 +373,7 @@ impl Editor {
                 format!("remove it first with `secretsync target remove {name}`, or choose another name"),
             ));
         }
-        let syntax = |p: &str| {
-            p.chars().all(name_char)
-                && p.chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        };
-        if let Some((pos, c)) = offending(name, syntax) {
-            return Err(Error::usage(
-                format!(
-                    "`{name}` cannot be a target's name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
-                    describe_char(c)
-                ),
-                format!("for example `{}`", suggest(name).to_lowercase()),
-            ));
-        }
+        bare_name(name, "target", suggest(name).to_lowercase())?;
         self.text
             .add_target(name, fields)
             .map_err(|e| Error::other(e.0))
