@@ -20,26 +20,7 @@ fn commented(sb: &Sandbox) -> String {
 }
 
 fn set_stdin(sb: &Sandbox, args: &[&str], value: &str) -> Out {
-    let mut cmd = secretsync_cmd(sb.dir.path());
-    cmd.args(args)
-        .arg("--identity")
-        .arg(&sb.identity)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(value.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    }
+    sb.run_stdin(args, &[], value)
 }
 
 fn get(sb: &Sandbox, key: &str) -> String {

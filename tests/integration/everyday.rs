@@ -20,25 +20,7 @@ fn manifest(sb: &Sandbox) -> String {
 }
 
 fn with_stdin(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], value: &str) -> Out {
-    let mut cmd = secretsync_cmd(sb.dir.path());
-    cmd.args(args)
-        .arg("--identity")
-        .arg(&sb.identity)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    // The binary may refuse before reading stdin: a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(value.as_bytes());
-    let o = child.wait_with_output().unwrap();
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    }
+    sb.run_stdin(args, env, value)
 }
 
 fn get(sb: &Sandbox, key: &str) -> Out {

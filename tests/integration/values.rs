@@ -5,10 +5,7 @@
 
 use crate::support;
 
-use std::io::Write;
-use std::process::Stdio;
-
-use support::cli::{assert_no_canary, secretsync_cmd, Sandbox};
+use support::cli::{assert_no_canary, Sandbox};
 
 fn manifest(sb: &Sandbox, targets: &str, secrets: &str) -> String {
     if secrets.is_empty() {
@@ -84,26 +81,7 @@ fn plan_refuses_a_value_the_format_cannot_hold_and_writes_nothing() {
 }
 
 fn set_stdin(sb: &Sandbox, args: &[&str], value: &str) -> support::cli::Out {
-    let mut cmd = secretsync_cmd(sb.dir.path());
-    cmd.args(args)
-        .arg("--identity")
-        .arg(&sb.identity)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(value.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    support::cli::Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    sb.run_stdin(args, &[], value)
 }
 
 #[test]

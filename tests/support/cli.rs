@@ -94,6 +94,31 @@ impl Sandbox {
         run(cmd)
     }
 
+    /// [`Sandbox::run_with`] with `stdin` written to the binary (values
+    /// travel there, never in argv). The binary may refuse before reading
+    /// it: a broken pipe is fine.
+    pub fn run_stdin(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Out {
+        let mut cmd = secretsync_cmd(self.dir.path());
+        cmd.args(args)
+            .arg("--identity")
+            .arg(&self.identity)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let o = child.wait_with_output().unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
     /// Every file under the folder, except those named, as (path, bytes).
     pub fn files_except(&self, skip: &[&str]) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
