@@ -9,11 +9,11 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::plan::{Plan, TargetPlan};
-use crate::targets::{Round, TargetError};
+use crate::plan::{Plan, TargetDiff, TargetPlan};
+use crate::targets::TargetError;
 
 /// What became of one target.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// Nothing to do: it was in sync.
     InSync,
@@ -86,7 +86,7 @@ impl Report {
 
 /// Applies `plan` (computed by `engine`) and verifies every written target.
 ///
-/// All writes finish before the verify reads start, in one new round: a
+/// All writes finish before the verify reads start, in one batched pass: a
 /// backend that reads several targets at once (one command per host) must not
 /// verify one target while another on the same host is still being written.
 pub async fn apply(engine: &Engine, plan: Plan) -> Report {
@@ -95,25 +95,27 @@ pub async fn apply(engine: &Engine, plan: Plan) -> Report {
             .buffered(engine.parallelism())
             .collect()
             .await;
-    let verify_round = engine.round();
-    let targets = stream::iter(
-        written
-            .into_iter()
-            .map(|(target, description, w)| async move {
-                let outcome = match w {
-                    Err(outcome) => outcome,
-                    Ok(changes) => verify_one(engine, &target, changes, verify_round).await,
-                };
-                TargetReport {
-                    target,
-                    description,
-                    outcome,
-                }
-            }),
-    )
-    .buffered(engine.parallelism())
-    .collect()
-    .await;
+    // One batched pass over the written targets.
+    let to_verify: Vec<&str> = written
+        .iter()
+        .filter(|(_, _, w)| w.is_ok())
+        .map(|(t, _, _)| t.as_str())
+        .collect();
+    let mut verified = engine.plan_some(&to_verify).await.into_iter();
+    let targets = written
+        .iter()
+        .map(|(target, description, w)| {
+            let outcome = match w {
+                Err(outcome) => outcome.clone(),
+                Ok(changes) => verdict(*changes, verified.next()),
+            };
+            TargetReport {
+                target: target.clone(),
+                description: description.clone(),
+                outcome,
+            }
+        })
+        .collect();
     Report { targets }
 }
 
@@ -141,20 +143,18 @@ async fn write_one(engine: &Engine, tp: TargetPlan) -> (String, String, Result<u
     (target, description, result)
 }
 
-/// Reads a written target again and compares it with the manifest.
-async fn verify_one(engine: &Engine, target: &str, changes: usize, round: Round) -> Outcome {
-    let Some(slot) = engine.slot(target) else {
-        return Outcome::Failed(TargetError::failed("the target is not part of this run"));
-    };
-    match engine.plan_one(slot, round).await {
-        Ok(after) if after.changes.is_empty() => Outcome::Verified { changes },
-        Ok(after) => Outcome::NotConverged {
+/// What the read after a write says.
+fn verdict(changes: usize, after: Option<Result<TargetDiff, TargetError>>) -> Outcome {
+    match after {
+        Some(Ok(after)) if after.changes.is_empty() => Outcome::Verified { changes },
+        Some(Ok(after)) => Outcome::NotConverged {
             keys: after.changes.into_iter().map(|c| c.key).collect(),
             error: None,
         },
-        Err(e) => Outcome::NotConverged {
+        Some(Err(e)) => Outcome::NotConverged {
             keys: vec![],
             error: Some(e),
         },
+        None => Outcome::Failed(TargetError::failed("the target was not read again")),
     }
 }

@@ -315,15 +315,6 @@ pub enum TargetAction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum TargetType {
-    EnvFile,
-    SshEnv,
-    Railway,
-    Keychain,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KnownHostsChoice {
     Strict,
     AcceptNew,
@@ -334,8 +325,13 @@ pub struct TargetAddArgs {
     /// The new target's name.
     #[arg(value_name = "NAME")]
     pub name: String,
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
-    pub kind: TargetType,
+    /// A kind of target: env_file, ssh_env, railway, keychain.
+    #[arg(long = "type", value_name = "TYPE", value_parser = target_kinds())]
+    pub kind: String,
+    /// Any field of the type, as `FIELD=VALUE` (repeatable): what the
+    /// flags below do not name.
+    #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = field_value)]
+    pub set: Vec<(String, String)>,
     /// env_file, ssh_env: the file (relative to the manifest's folder, or on the host).
     #[arg(long)]
     pub path: Option<String>,
@@ -386,4 +382,22 @@ pub struct TargetAddArgs {
     /// keychain: the keychain file (default: the login keychain).
     #[arg(long)]
     pub keychain: Option<String>,
+}
+
+/// `--type` takes the kinds of the registry.
+fn target_kinds() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::targets::kind::KINDS.iter().map(|k| k.name()))
+}
+
+fn field_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((f, v))
+            if !f.is_empty()
+                && f.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Ok((f.to_string(), v.to_string()))
+        }
+        _ => Err("expected FIELD=VALUE, for example `--set format=systemd`".into()),
+    }
 }

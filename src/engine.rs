@@ -4,7 +4,6 @@
 //! The engine talks to targets only through the [`Target`] trait.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
@@ -12,12 +11,11 @@ use indexmap::IndexMap;
 use tokio::sync::oneshot;
 
 use crate::crypto::{self, Fingerprinter, Identities};
-use crate::envfile::EnvFile;
 use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
-use crate::targets::{self, Change, Context, Observed, Op, Round, Target, TargetError};
+use crate::targets::{Check, Context, Observed, Read, Target, TargetError};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
 pub trait Progress: Send + Sync {
@@ -67,7 +65,6 @@ pub struct Engine {
     decrypting: Mutex<Option<oneshot::Receiver<Result<Clear, Error>>>>,
     pub fingerprints: Fingerprinter,
     parallelism: usize,
-    round: AtomicU64,
     ssh: Arc<crate::remote::SshPool>,
 }
 
@@ -94,21 +91,8 @@ impl Engine {
     /// [`Engine::open`] on a manifest already loaded (review mode plans one
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        for t in &opts.targets {
-            if !manifest.targets.contains_key(t) {
-                let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
-                return Err(Error::usage(
-                    format!(
-                        "--target {t}: no such target in {}",
-                        opts.manifest.display()
-                    ),
-                    format!("targets: {}", names.join(", ")),
-                ));
-            }
-        }
-        let selected =
-            |name: &str| opts.targets.is_empty() || opts.targets.iter().any(|t| t == name);
-
+        check_selection(opts, &manifest)?;
+        let selected = |name: &str| selected(opts, name);
         let needed: Vec<_> = manifest
             .secrets
             .values()
@@ -140,32 +124,9 @@ impl Engine {
                 ValueSource::Plain(_) => None,
             })
             .collect();
-        let mut ctx = Context::new(manifest.dir());
-        if let Some(idle) = opts.ssh_persist {
-            ctx.ssh = Arc::new(crate::remote::SshPool::persistent(idle));
-        }
-        let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
-        let mut slots = Vec::new();
-        for (name, spec) in &manifest.targets {
-            if !selected(name) {
-                continue;
-            }
-            keys.insert(name.clone(), Vec::new());
-            slots.push(Slot {
-                name: name.clone(),
-                spec: spec.clone(),
-                target: targets::build(name, spec, &ctx),
-            });
-        }
-        for s in &needed {
-            for t in s.targets.iter().filter(|t| selected(t)) {
-                keys[t.as_str()].push(s.key_on(t).to_string());
-            }
-        }
-        // The SSH handshakes are most of a cold plan: under way before the
-        // decryption takes a core.
-        ctx.ssh.connect_all();
         let (done, decrypting) = oneshot::channel();
+        let mut engine = Self::build(opts, manifest, Some(decrypting));
+        engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
                 std::thread::spawn(move || {
@@ -180,18 +141,86 @@ impl Engine {
                 let _ = done.send(Ok(IndexMap::new()));
             }
         }
+        Ok(engine)
+    }
 
-        Ok(Engine {
+    /// The run's targets without the manifest's values, for the commands
+    /// that check or read targets but compare nothing (`doctor`, `import`):
+    /// the same selection, backends and connections as a plan, no identity.
+    pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
+        check_selection(opts, &manifest)?;
+        Ok(Self::build(opts, manifest, None))
+    }
+
+    /// Builds the selected targets' backends and starts their connections.
+    fn build(
+        opts: &Options,
+        manifest: Manifest,
+        decrypting: Option<oneshot::Receiver<Result<Clear, Error>>>,
+    ) -> Engine {
+        let mut ctx = Context::new(manifest.dir());
+        if let Some(idle) = opts.ssh_persist {
+            ctx.ssh = Arc::new(crate::remote::SshPool::persistent(idle));
+        }
+        let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut slots = Vec::new();
+        for (name, spec) in &manifest.targets {
+            if !selected(opts, name) {
+                continue;
+            }
+            keys.insert(name.clone(), Vec::new());
+            slots.push(Slot {
+                name: name.clone(),
+                spec: spec.clone(),
+                target: spec.build(name, &ctx),
+            });
+        }
+        for s in manifest.secrets.values() {
+            for t in s.targets.iter().filter(|t| selected(opts, t)) {
+                keys[t.as_str()].push(s.key_on(t).to_string());
+            }
+        }
+        // The SSH handshakes are most of a cold plan: under way before the
+        // decryption takes a core.
+        ctx.ssh.connect_all();
+        Engine {
             manifest,
             slots,
             keys,
             desired: tokio::sync::OnceCell::new(),
-            decrypting: Mutex::new(Some(decrypting)),
-            fingerprints,
+            decrypting: Mutex::new(decrypting),
+            fingerprints: Fingerprinter::default(),
             parallelism: opts.parallelism.max(1),
-            round: AtomicU64::new(0),
             ssh: ctx.ssh.clone(),
-        })
+        }
+    }
+
+    /// `doctor`'s checks of every target (at most `parallelism` at once):
+    /// per target, its description and its checks, or why it could not be built.
+    pub async fn check(&self) -> Vec<(&Slot, Vec<Check>)> {
+        stream::iter(self.slots.iter().map(|slot| async move {
+            let checks = match &slot.target {
+                Err(e) => vec![Check {
+                    what: "configuration".into(),
+                    outcome: Err(e.clone()),
+                }],
+                Ok(t) => t.check().await,
+            };
+            (slot, checks)
+        }))
+        .buffered(self.parallelism)
+        .collect()
+        .await
+    }
+
+    /// Reads `keys` (all when empty, if the target can list them) on one
+    /// target of the run: `import`.
+    pub async fn read_target(&self, name: &str, keys: &[String]) -> Result<Observed, TargetError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| TargetError::failed("the target is not part of this run"))?;
+        let target = slot.target.as_ref().map_err(Clone::clone)?;
+        target.read(keys).await
     }
 
     /// Ends the run's connections, all at once (dropping the engine would
@@ -277,10 +306,6 @@ impl Engine {
         desired
     }
 
-    fn next_round(&self) -> Round {
-        Round(self.round.fetch_add(1, Ordering::SeqCst) + 1)
-    }
-
     /// Reads every target (at most `parallelism` at once) while the values
     /// are decrypted, then compares. `Err` only when the manifest's values
     /// cannot be decrypted; a target that fails is reported in the plan.
@@ -293,48 +318,122 @@ impl Engine {
         &self,
         progress: Option<Box<dyn Progress>>,
     ) -> Result<Plan, Error> {
-        let round = self.next_round();
-        let progress = progress.as_deref();
-        let reads = stream::iter(self.slots.iter().map(|slot| async move {
-            let description = slot.describe();
-            if let Some(p) = progress {
-                p.started(&slot.name, &description);
-            }
-            let observed = self.read(slot, round).await;
-            if let Some(p) = progress {
-                p.finished(&slot.name, observed.is_ok());
-            }
-            (slot, description, observed)
-        }))
-        .buffered(self.parallelism)
-        .collect::<Vec<_>>();
-        let (ready, reads) = tokio::join!(self.ready(), reads);
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let (ready, reads) = tokio::join!(self.ready(), self.read_slots(&all, progress.as_deref()));
         ready?;
         let mut targets = Vec::with_capacity(reads.len());
-        for (slot, description, observed) in reads {
+        for (slot, observed) in self.slots.iter().zip(reads) {
             let outcome = match observed {
                 Ok(o) => self.compare(slot, o).await,
                 Err(e) => Err(e),
             };
             targets.push(TargetPlan {
                 target: slot.name.clone(),
-                description,
+                description: slot.describe(),
                 outcome,
             });
         }
         Ok(Plan { targets })
     }
 
-    /// Reads and compares one target.
-    pub async fn plan_one(&self, slot: &Slot, round: Round) -> Result<TargetDiff, TargetError> {
-        let observed = self.read(slot, round).await?;
-        self.compare(slot, observed).await
+    /// Reads and compares the targets named (the verify pass after apply),
+    /// batched as a plan is; one result per name, in order.
+    pub async fn plan_some(&self, names: &[&str]) -> Vec<Result<TargetDiff, TargetError>> {
+        let which: Vec<Option<usize>> = names
+            .iter()
+            .map(|n| self.slots.iter().position(|s| s.name == *n))
+            .collect();
+        let found: Vec<usize> = which.iter().flatten().copied().collect();
+        let mut reads = self.read_slots(&found, None).await.into_iter();
+        let mut out = Vec::with_capacity(names.len());
+        for w in which {
+            out.push(match (w, reads.next()) {
+                (Some(i), Some(Ok(observed))) => self.compare(&self.slots[i], observed).await,
+                (Some(_), Some(Err(e))) => Err(e),
+                _ => Err(TargetError::failed("the target is not part of this run")),
+            });
+        }
+        out
     }
 
-    /// Reads the keys the manifest manages on one target.
-    async fn read(&self, slot: &Slot, round: Round) -> Result<Observed, TargetError> {
-        let target = slot.target.as_ref().map_err(Clone::clone)?;
-        target.read(round, &self.keys[slot.name.as_str()]).await
+    /// Reads the slots `which` (indices): targets of one kind that declare
+    /// the same [`Target::batch_key`] in one [`Target::read_batch`], at most
+    /// `parallelism` groups at once. One result per slot, in order.
+    async fn read_slots(
+        &self,
+        which: &[usize],
+        progress: Option<&dyn Progress>,
+    ) -> Vec<Result<Observed, TargetError>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_key: IndexMap<(&str, String), usize> = IndexMap::new();
+        for &i in which {
+            let slot = &self.slots[i];
+            let key = slot.target.as_ref().ok().and_then(|t| t.batch_key());
+            match key {
+                Some(k) => {
+                    let g = *by_key.entry((slot.spec.type_name(), k)).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[g].push(i);
+                }
+                None => groups.push(vec![i]),
+            }
+        }
+        let done = stream::iter(groups.into_iter().map(|members| async move {
+            for &i in &members {
+                if let Some(p) = progress {
+                    p.started(&self.slots[i].name, &self.slots[i].describe());
+                }
+            }
+            let results = self.read_group(&members).await;
+            for (&i, r) in members.iter().zip(&results) {
+                if let Some(p) = progress {
+                    p.finished(&self.slots[i].name, r.is_ok());
+                }
+            }
+            members.into_iter().zip(results).collect::<Vec<_>>()
+        }))
+        .buffer_unordered(self.parallelism)
+        .collect::<Vec<_>>()
+        .await;
+        let mut by_slot: std::collections::HashMap<usize, Result<Observed, TargetError>> =
+            done.into_iter().flatten().collect();
+        which
+            .iter()
+            .map(|i| {
+                by_slot
+                    .remove(i)
+                    .unwrap_or_else(|| Err(TargetError::failed("the target was not read")))
+            })
+            .collect()
+    }
+
+    /// One group's read: alone, or batched through its first member.
+    async fn read_group(&self, members: &[usize]) -> Vec<Result<Observed, TargetError>> {
+        let slots: Vec<&Slot> = members.iter().map(|&i| &self.slots[i]).collect();
+        let built: Result<Vec<Read<'_>>, TargetError> = slots
+            .iter()
+            .map(|s| {
+                s.target.as_ref().map_err(Clone::clone).map(|t| Read {
+                    target: &**t,
+                    keys: &self.keys[s.name.as_str()],
+                })
+            })
+            .collect();
+        match built {
+            Err(e) => vec![Err(e)],
+            Ok(reads) if reads.len() == 1 => vec![reads[0].target.read(reads[0].keys).await],
+            Ok(reads) => {
+                let mut out = reads[0].target.read_batch(&reads).await;
+                out.resize_with(reads.len(), || {
+                    Err(TargetError::failed(
+                        "the batched read did not cover this target",
+                    ))
+                });
+                out
+            }
+        }
     }
 
     /// Compares what a target holds with what the manifest wants there.
@@ -364,14 +463,10 @@ impl Engine {
                 })?;
             }
         }
-        let file_diff = match &slot.spec {
-            TargetSpec::EnvFile(s) => {
-                file_diff(&s.path, s.format, &observed, &changes, &self.fingerprints)
-            }
-            TargetSpec::SshEnv(s) => {
-                file_diff(&s.path, s.format, &observed, &changes, &self.fingerprints)
-            }
-            _ => None,
+        let file_diff = if changes.is_empty() {
+            None
+        } else {
+            target.file_diff(&observed, &changes, &self.fingerprints)
         };
         Ok(TargetDiff {
             items,
@@ -389,14 +484,31 @@ impl Engine {
         self.parallelism
     }
 
-    /// The next round number, for callers that read targets themselves.
-    pub fn round(&self) -> Round {
-        self.next_round()
-    }
-
     pub fn manifest_path(&self) -> &Path {
         &self.manifest.path
     }
+}
+
+/// Whether the run includes target `name` (all when none is named).
+fn selected(opts: &Options, name: &str) -> bool {
+    opts.targets.is_empty() || opts.targets.iter().any(|t| t == name)
+}
+
+/// Every `--target` must name a target of the manifest.
+fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
+    for t in &opts.targets {
+        if !manifest.targets.contains_key(t) {
+            let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
+            return Err(Error::usage(
+                format!(
+                    "--target {t}: no such target in {}",
+                    opts.manifest.display()
+                ),
+                format!("targets: {}", names.join(", ")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Decrypts many values, spread over the machine's cores (age's X25519 work
@@ -441,58 +553,4 @@ pub fn decrypt_all(
         out.extend(r?);
     }
     Ok(out)
-}
-
-/// A unified diff of an env file as it is and as it will be, every value
-/// replaced by a marker (with a keyed fingerprint when there is a key).
-fn file_diff(
-    path: &str,
-    format: crate::manifest::EnvFormat,
-    observed: &Observed,
-    changes: &[Change],
-    fp: &Fingerprinter,
-) -> Option<String> {
-    if changes.is_empty() {
-        return None;
-    }
-    let before_text = observed.snapshot.as_ref().map_or("", Secret::expose);
-    let before = EnvFile::parse(before_text).ok()?;
-    let mut after = EnvFile::parse(before_text).ok()?;
-    after.apply(changes, format).ok()?;
-    let changed: Vec<&str> = changes
-        .iter()
-        .filter(|c| !matches!(c.op, Op::Delete))
-        .map(|c| c.key.as_str())
-        .collect();
-    let changed = &changed;
-    let mark = |new: bool| {
-        move |key: &str, value: &Secret| {
-            let tag = if new && changed.contains(&key) {
-                "redacted, new"
-            } else {
-                "redacted"
-            };
-            match fp.fingerprint(value) {
-                Some(f) => format!("<{tag} {f}>"),
-                None => format!("<{tag}>"),
-            }
-        }
-    };
-    let a = before.redacted(&mark(false));
-    let b = after.redacted(&mark(true));
-    let diff = similar::TextDiff::configure()
-        .algorithm(similar::Algorithm::Patience)
-        .diff_lines(&a, &b);
-    let from = if observed.exists {
-        format!("{path} (now)")
-    } else {
-        "/dev/null (missing)".into()
-    };
-    Some(
-        diff.unified_diff()
-            .context_radius(3)
-            .header(&from, &format!("{path} (planned)"))
-            .missing_newline_hint(false)
-            .to_string(),
-    )
 }

@@ -9,7 +9,7 @@
 use crate::error::Error;
 use crate::manifest::Manifest;
 use crate::secret::Secret;
-use crate::targets::{self, Context, Target};
+use crate::targets::{Context, Target};
 
 /// The targets of secret `name` (those in the manifest plus `extra`, for a
 /// new secret) that cannot hold `value`, each with why. Never the value.
@@ -38,7 +38,7 @@ pub fn refusals(
         };
         // A target that cannot be built here (no HOME for `~/`) is checked
         // at plan time instead.
-        let Ok(built) = targets::build(t, spec, &ctx) else {
+        let Ok(built) = spec.build(t, &ctx) else {
             continue;
         };
         let built: Box<dyn Target> = built;

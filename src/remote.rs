@@ -23,8 +23,79 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::manifest::{KnownHosts, SshOptions};
+use crate::manifest::{Fields, ManifestError};
 use crate::targets::TargetError;
+
+/// How an SSH host key is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KnownHosts {
+    /// An unknown or changed host key is an error.
+    #[default]
+    Strict,
+    /// An unknown host key is added; a changed one is still an error.
+    AcceptNew,
+}
+
+/// How to reach a host over SSH (shared by ssh_env and keychain targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshOptions {
+    /// `user@host` or an alias from `~/.ssh/config`.
+    pub host: String,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    pub known_hosts: KnownHosts,
+    /// A known_hosts file to use instead of the user's.
+    pub known_hosts_file: Option<String>,
+    pub connect_timeout: Option<Duration>,
+}
+
+/// The fields of a target that reaches a host over SSH, besides `host`.
+pub const SSH_FIELDS: &[&str] = &[
+    "port",
+    "identity_file",
+    "known_hosts",
+    "known_hosts_file",
+    "connect_timeout",
+];
+
+impl SshOptions {
+    /// Reads a target's SSH fields; `host` is given by the caller (required
+    /// by ssh_env, optional for a keychain).
+    pub fn from_fields(f: &Fields<'_>, host: String) -> Result<SshOptions, ManifestError> {
+        if host.chars().any(char::is_whitespace) {
+            return Err(f.error(
+                "host",
+                format!("`host` of target `{}` contains white space", f.target()),
+                Some("write `user@host` or an alias from ~/.ssh/config".into()),
+            ));
+        }
+        let connect_timeout = f.parse("connect_timeout", |t| {
+            crate::manifest::parse_duration(t).map_err(|why| {
+                (
+                    format!("connect_timeout `{t}`: {why}"),
+                    Some("for example 10s, 500ms, 2m".into()),
+                )
+            })
+        })?;
+        Ok(SshOptions {
+            host,
+            port: f.number("port")?,
+            identity_file: f.operand("identity_file")?,
+            known_hosts: f
+                .parse("known_hosts", |t| match t {
+                    "strict" => Ok(KnownHosts::Strict),
+                    "accept-new" | "accept_new" => Ok(KnownHosts::AcceptNew),
+                    _ => Err((
+                        format!("unknown known_hosts mode `{t}`"),
+                        Some("one of: strict, accept-new".into()),
+                    )),
+                })?
+                .unwrap_or_default(),
+            known_hosts_file: f.operand("known_hosts_file")?,
+            connect_timeout,
+        })
+    }
+}
 
 /// How many commands run at once on one SSH connection: below sshd's default
 /// `MaxSessions 10`, so a run with many targets on one host never hits it.
@@ -166,6 +237,12 @@ pub struct Host {
 }
 
 impl Host {
+    /// Names this host's connection: targets with the same key share it
+    /// (and a batched read).
+    pub fn key(&self) -> String {
+        options_key(&self.opts)
+    }
+
     /// The master connection, opened on first use; a failure is remembered
     /// for the run, so every target on an unreachable host reports the same
     /// cause without trying again. A master that has ended since (the host

@@ -580,6 +580,83 @@ pub fn report_markdown(report: &Report) -> String {
     out
 }
 
+/// One part of `doctor`'s report: the manifest, the identity, a target.
+pub struct Section {
+    pub scope: String,
+    pub checks: Vec<crate::targets::Check>,
+}
+
+/// `doctor`'s report as text (or markdown).
+pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &Style) -> String {
+    let mut out = String::new();
+    if markdown {
+        out.push_str("### secretsync doctor\n\n");
+    }
+    for s in sections {
+        let _ = writeln!(
+            out,
+            "{}{}",
+            if markdown { "- **" } else { "" },
+            s.scope.clone() + if markdown { "**" } else { "" }
+        );
+        for c in &s.checks {
+            match &c.outcome {
+                Ok(detail) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: {detail}",
+                        if markdown { "- ✅" } else { "ok  " },
+                        c.what
+                    );
+                }
+                Err(e) => {
+                    let mark = if markdown {
+                        "- ❌".to_string()
+                    } else if st.color {
+                        "\x1b[31mFAIL\x1b[0m".into()
+                    } else {
+                        "FAIL".into()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {mark} {}: {}",
+                        c.what,
+                        e.message.replace('\n', "\n      ")
+                    );
+                    if let Some(h) = &e.hint {
+                        let _ = writeln!(out, "      fix: {h}");
+                    }
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nDoctor: {}",
+        if problems == 0 {
+            "everything checked is in order.".to_string()
+        } else {
+            format!("{problems} problem(s) found.")
+        }
+    );
+    out
+}
+
+/// `doctor`'s report as JSON.
+pub fn doctor_json(sections: &[Section], problems: usize) -> Value {
+    let checks: Vec<Value> = sections
+        .iter()
+        .flat_map(|s| {
+            s.checks.iter().map(move |c| match &c.outcome {
+                Ok(d) => json!({ "scope": s.scope, "check": c.what, "ok": true, "detail": d }),
+                Err(e) => json!({ "scope": s.scope, "check": c.what, "ok": false,
+                                  "error": { "kind": e.kind, "message": e.message, "hint": e.hint } }),
+            })
+        })
+        .collect();
+    json!({ "format_version": JSON_FORMAT_VERSION, "kind": "doctor", "checks": checks, "problems": problems })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,7 @@
 //! the edits of the manifest's structure, comment-preserving like `set`.
 
 use super::Exit;
-use crate::cli::{
-    Global, KnownHostsChoice, TargetAction, TargetAddArgs, TargetType, TargetsAction, UnsetArgs,
-};
+use crate::cli::{Global, KnownHostsChoice, TargetAction, TargetAddArgs, TargetsAction, UnsetArgs};
 use crate::edit::{yaml_quote, Editor};
 use crate::error::Error;
 
@@ -106,7 +104,8 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
             let m = crate::manifest::load(&g.manifest)?;
             let ctx = crate::targets::Context::new(m.dir());
             for (name, spec) in &m.targets {
-                let what = crate::targets::build(name, spec, &ctx)
+                let what = spec
+                    .build(name, &ctx)
                     .map(|t| t.describe())
                     .unwrap_or_else(|e| e.message);
                 println!("{name}\t{}\t{what}", spec.type_name());
@@ -147,14 +146,8 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
 }
 
 /// The target's fields as YAML, in the order docs/manifest.md lists them.
-fn fields(a: &TargetAddArgs) -> Vec<(&'static str, String)> {
-    let kind = match a.kind {
-        TargetType::EnvFile => "env_file",
-        TargetType::SshEnv => "ssh_env",
-        TargetType::Railway => "railway",
-        TargetType::Keychain => "keychain",
-    };
-    let mut f: Vec<(&'static str, String)> = vec![("type", kind.into())];
+fn fields(a: &TargetAddArgs) -> Vec<(&str, String)> {
+    let mut f: Vec<(&str, String)> = vec![("type", a.kind.clone())];
     let mut s = |k: &'static str, v: &Option<String>| {
         if let Some(v) = v {
             f.push((k, yaml_quote(v)));
@@ -194,6 +187,9 @@ fn fields(a: &TargetAddArgs) -> Vec<(&'static str, String)> {
         if flag {
             f.push((name, "true".into()));
         }
+    }
+    for (field, value) in &a.set {
+        f.push((field, yaml_quote(value)));
     }
     f
 }

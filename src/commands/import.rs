@@ -3,8 +3,9 @@
 use super::Exit;
 use crate::cli::{Global, ImportArgs};
 use crate::edit::{Editor, Storage, Stored};
+use crate::engine::{Engine, Options};
 use crate::error::Error;
-use crate::targets::{self, Context, Observation, Round};
+use crate::targets::Observation;
 
 pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     // The target is read before the edit lock is taken: a slow target does
@@ -17,23 +18,33 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             format!("targets: {}", names.join(", ")),
         ));
     };
-    let ctx = Context::new(manifest.dir());
-    let target = targets::build(&a.from, &spec, &ctx).map_err(|e| Error::Other {
-        message: format!("target `{}`: {}", a.from, e.message),
+    let opts = Options {
+        targets: vec![a.from.clone()],
+        parallelism: 1,
+        ssh_persist: None,
+        manifest: g.manifest.clone(),
+        identity: g.identity.clone(),
+    };
+    let engine = Engine::targets_only(&opts, manifest)?;
+    let slot = engine
+        .slot(&a.from)
+        .ok_or_else(|| Error::other("the target is not part of this run"))?;
+    let description = slot.describe();
+    if let Err(e) = &slot.target {
+        return Err(Error::Other {
+            message: format!("target `{}`: {}", a.from, e.message),
+            hint: e.hint.clone(),
+        });
+    }
+    let observed = engine.read_target(&a.from, &a.keys).await;
+    engine.close().await;
+    let observed = observed.map_err(|e| Error::Other {
+        message: format!(
+            "cannot read target `{}` ({description}): {}",
+            a.from, e.message
+        ),
         hint: e.hint,
     })?;
-    let observed = target
-        .read(Round(1), &a.keys)
-        .await
-        .map_err(|e| Error::Other {
-            message: format!(
-                "cannot read target `{}` ({}): {}",
-                a.from,
-                target.describe(),
-                e.message
-            ),
-            hint: e.hint,
-        })?;
     if a.keys.is_empty() && !observed.complete {
         return Err(Error::usage(
             format!("target `{}` cannot list its keys", a.from),

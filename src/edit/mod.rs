@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::crypto::{self, Fingerprinter, Identities};
 use crate::error::Error;
 use crate::lock::EditLock;
-use crate::manifest::{self, Manifest, Previous, TargetSpec, ValueSource};
+use crate::manifest::{self, Manifest, Previous, ValueSource};
 use crate::secret::Secret;
 
 /// How many former values a secret remembers.
@@ -48,7 +48,7 @@ fn bare_name(name: &str, what: &str, example: String) -> Result<(), Error> {
                 .next()
                 .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
     };
-    match offending(name, syntax) {
+    match crate::targets::kind::first_bad(name, syntax) {
         Some((pos, c)) => Err(Error::usage(
             format!(
                 "`{name}` cannot be a {what}'s name: {} at position {pos} is not allowed (a name starts with a letter, digit or `_` and holds only letters, digits and `_ - . @ /`)",
@@ -63,13 +63,6 @@ fn bare_name(name: &str, what: &str, example: String) -> Result<(), Error> {
 /// Characters the editor writes as a bare YAML key.
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '/')
-}
-
-/// The first character of `name` that breaks `valid` (which judges prefixes).
-fn offending(name: &str, valid: impl Fn(&str) -> bool) -> Option<(usize, char)> {
-    name.char_indices()
-        .find(|(i, c)| !valid(&name[..i + c.len_utf8()]))
-        .map(|(i, c)| (name[..i].chars().count() + 1, c))
 }
 
 fn describe_char(c: char) -> String {
@@ -97,13 +90,7 @@ pub fn check_secret_name(m: &Manifest, name: &str, targets: &[String]) -> Result
         };
         let key = m.secrets.get(name).map_or(name, |s| s.key_on(t));
         if let Err(rule) = spec.check_key(key) {
-            let at = match spec {
-                TargetSpec::Keychain(_) => key
-                    .chars()
-                    .position(char::is_control)
-                    .map(|p| (p + 1, key.chars().nth(p).unwrap_or(' '))),
-                _ => offending(key, manifest::is_env_key),
-            };
+            let at = spec.offending(key);
             let at = at
                 .map(|(pos, c)| format!(" ({} at position {pos})", describe_char(c)))
                 .unwrap_or_default();

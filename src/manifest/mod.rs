@@ -6,14 +6,17 @@
 //! [`SecretDef`]s, so that every mistake, syntactic or semantic, is reported
 //! at the file, line and column where it stands, with a hint.
 //!
-//! Targets are read into one flat struct rather than a serde-tagged enum:
-//! serde buffers tagged content and loses the positions inside it.
+//! The manifest knows no backend: a target's `type:` names a kind in the
+//! registry ([`crate::targets::kind`]), which reads the target's [`Fields`]
+//! into its own spec.
 //!
 //! Layout: this file holds the types a manifest loads into, and [`load`] /
 //! [`parse`]; `raw` is the spanned serde layer, `validate` the checks that
-//! turn it into these types, `diagnostics` the error and how it is shown.
+//! turn it into these types, `fields` what a kind reads a target from,
+//! `diagnostics` the error and how it is shown.
 
 mod diagnostics;
+mod fields;
 mod raw;
 mod validate;
 
@@ -25,7 +28,9 @@ use indexmap::IndexMap;
 
 use crate::crypto::Recipient;
 pub use crate::envfile::Format as EnvFormat;
+pub use crate::targets::TargetSpec;
 pub use diagnostics::{Located, ManifestError};
+pub use fields::Fields;
 
 use raw::RawManifest;
 use validate::Checker;
@@ -104,154 +109,11 @@ pub struct Previous {
     pub replaced: String,
 }
 
-/// The typed description of one target.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TargetSpec {
-    EnvFile(EnvFileSpec),
-    SshEnv(SshEnvSpec),
-    Railway(RailwaySpec),
-    Keychain(KeychainSpec),
-}
-
-impl TargetSpec {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            TargetSpec::EnvFile(_) => "env_file",
-            TargetSpec::SshEnv(_) => "ssh_env",
-            TargetSpec::Railway(_) => "railway",
-            TargetSpec::Keychain(_) => "keychain",
-        }
-    }
-
-    /// Whether keys the manifest does not list are deleted.
-    pub fn prune(&self) -> bool {
-        match self {
-            TargetSpec::EnvFile(s) => s.prune,
-            TargetSpec::SshEnv(s) => s.prune,
-            TargetSpec::Railway(s) => s.prune,
-            TargetSpec::Keychain(_) => false,
-        }
-    }
-
-    /// Whether a value that cannot be read (sealed) may be overwritten.
-    pub fn overwrite_sealed(&self) -> bool {
-        matches!(self, TargetSpec::Railway(s) if s.overwrite_sealed)
-    }
-
-    /// Whether `key` is a name this kind of target can hold; `Err` is the rule.
-    pub fn check_key(&self, key: &str) -> Result<(), String> {
-        match self {
-            TargetSpec::EnvFile(_) | TargetSpec::SshEnv(_) | TargetSpec::Railway(_) => {
-                if is_env_key(key) {
-                    Ok(())
-                } else {
-                    Err("a variable name must match ^[A-Za-z_][A-Za-z0-9_]*$".into())
-                }
-            }
-            TargetSpec::Keychain(_) => {
-                if key.is_empty()
-                    || key.len() > 255
-                    || key.chars().any(char::is_control)
-                    || key.starts_with('-')
-                {
-                    Err(
-                        "a keychain account must be 1 to 255 bytes without control characters, not starting with `-`"
-                            .into(),
-                    )
-                } else {
-                    Ok(())
-                }
-            }
-        }
-    }
-}
-
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: what env files, shells and Railway accept.
 pub fn is_env_key(key: &str) -> bool {
     let mut chars = key.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `type: env_file`: a file on this machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvFileSpec {
-    /// As written; relative to the manifest's folder.
-    pub path: String,
-    pub prune: bool,
-    /// Create the file (mode 0600) when it is missing.
-    pub create: bool,
-    /// Who reads the file (`format:`), which decides how values are written.
-    pub format: EnvFormat,
-}
-
-/// How an SSH host key is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KnownHosts {
-    /// An unknown or changed host key is an error.
-    #[default]
-    Strict,
-    /// An unknown host key is added; a changed one is still an error.
-    AcceptNew,
-}
-
-/// How to reach a host over SSH (shared by ssh_env and keychain targets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshOptions {
-    /// `user@host` or an alias from `~/.ssh/config`.
-    pub host: String,
-    pub port: Option<u16>,
-    pub identity_file: Option<String>,
-    pub known_hosts: KnownHosts,
-    /// A known_hosts file to use instead of the user's.
-    pub known_hosts_file: Option<String>,
-    pub connect_timeout: Option<Duration>,
-}
-
-/// `type: ssh_env`: an env file on a host reached over SSH.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshEnvSpec {
-    pub ssh: SshOptions,
-    pub path: String,
-    /// Read and write through `sudo -n`.
-    pub sudo: bool,
-    /// A command run on the host after the file changed.
-    pub on_change: Option<String>,
-    pub create: bool,
-    pub prune: bool,
-    pub format: EnvFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// `Authorization: Bearer` (account or workspace token).
-    Account,
-    /// `Project-Access-Token`.
-    Project,
-}
-
-/// `type: railway`: the variables of one Railway service (or the shared ones).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RailwaySpec {
-    pub project: String,
-    /// Name or id.
-    pub environment: String,
-    /// Name or id; `None` addresses the environment's shared variables.
-    pub service: Option<String>,
-    pub token_env: Option<String>,
-    pub token_kind: Option<TokenKind>,
-    pub skip_deploys: bool,
-    pub overwrite_sealed: bool,
-    pub prune: bool,
-}
-
-/// `type: keychain`: generic passwords of one service in a macOS keychain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeychainSpec {
-    /// `None`: this machine's keychain.
-    pub ssh: Option<SshOptions>,
-    pub service: String,
-    pub keychain: Option<String>,
 }
 
 /// Reads and validates the manifest at `path`.
@@ -391,6 +253,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::env_file::EnvFileSpec;
+    use crate::targets::railway::{RailwaySpec, TokenKind};
 
     fn load_str(text: &str) -> Result<Manifest, String> {
         parse(Path::new("secrets.yaml"), text.to_string()).map_err(|e| e.to_string())
@@ -405,7 +269,7 @@ mod tests {
         let m = load_str(RAILWAY).unwrap();
         assert_eq!(
             m.targets["api"],
-            TargetSpec::Railway(RailwaySpec {
+            TargetSpec::new(RailwaySpec {
                 project: "p1".into(),
                 environment: "production".into(),
                 service: Some("api".into()),
@@ -517,7 +381,7 @@ mod tests {
         let m = load_str(OK).unwrap();
         assert_eq!(
             m.targets["app"],
-            TargetSpec::EnvFile(EnvFileSpec {
+            TargetSpec::new(EnvFileSpec {
                 path: "./app.env".into(),
                 prune: false,
                 create: true,
@@ -549,6 +413,37 @@ mod tests {
             .unwrap_err();
         assert!(
             e.starts_with("`project` does not apply to env_file targets\n  --> secrets.yaml:6:5"),
+            "{e}"
+        );
+    }
+
+    /// Target fields are read from their text as YAML would read them, and
+    /// a wrong one is said at its place in the manifest's words.
+    #[test]
+    fn target_flags_and_numbers_read_as_yaml_reads_them() {
+        for (text, want) in [("true", true), ("yes", true), ("On", true), ("no", false)] {
+            let m = load_str(&OK.replace(
+                "path: ./app.env",
+                &format!("path: ./app.env\n    prune: {text}"),
+            ))
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(m.targets["app"].prune(), want, "{text}");
+        }
+        let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    prune: maybe"))
+            .unwrap_err();
+        assert!(
+            e.starts_with("`prune` is `maybe`, not true or false\n  --> secrets.yaml:6:12"),
+            "{e}"
+        );
+        let ssh = "version: 1\ntargets:\n  vps:\n    type: ssh_env\n    host: deploy@vps\n    path: /etc/app.env\n    port: 2222\nsecrets: {}\n";
+        let m = load_str(ssh).unwrap();
+        let spec = m.targets["vps"]
+            .get::<crate::targets::ssh_env::SshEnvSpec>()
+            .unwrap();
+        assert_eq!(spec.ssh.port, Some(2222));
+        let e = load_str(&ssh.replace("2222", "70000")).unwrap_err();
+        assert!(
+            e.starts_with("`port` is `70000`, not a number in range\n  --> secrets.yaml:7:11"),
             "{e}"
         );
     }
@@ -644,9 +539,7 @@ mod tests {
     fn env_file_format_is_read_and_an_unknown_one_refused_where_it_stands() {
         let m = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: systemd"))
             .unwrap();
-        assert!(
-            matches!(&m.targets["app"], TargetSpec::EnvFile(s) if s.format == EnvFormat::Systemd)
-        );
+        assert!(m.targets["app"].get::<EnvFileSpec>().unwrap().format == EnvFormat::Systemd);
         let e = load_str(&OK.replace("path: ./app.env", "path: ./app.env\n    format: sh"))
             .unwrap_err();
         assert!(

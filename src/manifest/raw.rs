@@ -2,14 +2,16 @@
 //! source location (serde-saphyr's [`Spanned`]), so that validation can
 //! point at the line and column of every mistake.
 //!
-//! Targets are read into one flat struct rather than a serde-tagged enum:
-//! serde buffers tagged content and loses the positions inside it.
+//! A target is read as a map of its fields' texts rather than a serde-tagged
+//! enum: serde buffers tagged content and loses the positions inside it, and
+//! the fields belong to the target's kind (`crate::targets::Kind`), not to
+//! the manifest.
 
 use std::hash::{Hash, Hasher};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 
 /// A map key that remembers where it stands.
 #[derive(Deserialize, Debug)]
@@ -54,74 +56,9 @@ pub(super) struct RawRemoved {
     pub(super) removed: String,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTarget {
-    #[serde(rename = "type")]
-    pub(super) kind: S<String>,
-    pub(super) path: S<String>,
-    pub(super) prune: S<bool>,
-    pub(super) create: S<bool>,
-    pub(super) format: S<String>,
-    // SSH
-    pub(super) host: S<String>,
-    pub(super) port: S<u16>,
-    pub(super) identity_file: S<String>,
-    pub(super) known_hosts: S<String>,
-    pub(super) known_hosts_file: S<String>,
-    pub(super) connect_timeout: S<String>,
-    pub(super) sudo: S<bool>,
-    pub(super) on_change: S<String>,
-    // Railway
-    pub(super) project: S<String>,
-    pub(super) environment: S<String>,
-    pub(super) service: S<String>,
-    pub(super) token_env: S<String>,
-    pub(super) token_kind: S<String>,
-    pub(super) skip_deploys: S<bool>,
-    pub(super) endpoint: S<String>,
-    pub(super) overwrite_sealed: S<bool>,
-    // keychain
-    pub(super) keychain: S<String>,
-    pub(super) security: S<String>,
-}
-
-impl RawTarget {
-    /// The fields that were given, with their places.
-    pub(super) fn given(&self) -> Vec<(&'static str, Location)> {
-        macro_rules! given {
-            ($($f:ident),*) => {{
-                let mut v = Vec::new();
-                $( if let Some(s) = &self.$f { v.push((stringify!($f), s.referenced)); } )*
-                v
-            }};
-        }
-        given!(
-            path,
-            prune,
-            create,
-            format,
-            host,
-            port,
-            identity_file,
-            known_hosts,
-            known_hosts_file,
-            connect_timeout,
-            sudo,
-            on_change,
-            project,
-            environment,
-            service,
-            token_env,
-            token_kind,
-            skip_deploys,
-            endpoint,
-            overwrite_sealed,
-            keychain,
-            security
-        )
-    }
-}
+/// A target's fields as written: each kind reads its own (see
+/// [`super::Fields`]); a null value is kept as `None` with its place.
+pub(super) type RawTarget = IndexMap<Key, Spanned<Option<String>>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

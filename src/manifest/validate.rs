@@ -8,8 +8,10 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawManifest, RawSecret, RawTarget, S};
+use super::fields::{Field, Fields};
+use super::raw::{RawManifest, RawSecret, RawTarget};
 use super::*;
+use crate::targets::kind;
 
 /// Fields a manifest may no longer set, because they let it choose how
 /// secretsync behaves: why, and what to do instead.
@@ -26,53 +28,6 @@ fn withdrawn(field: &str) -> Option<(String, &'static str)> {
         _ => None,
     }
 }
-
-const TYPES: &[(&str, &[&str])] = &[
-    ("env_file", &["path", "prune", "create", "format"]),
-    (
-        "ssh_env",
-        &[
-            "host",
-            "port",
-            "identity_file",
-            "known_hosts",
-            "known_hosts_file",
-            "connect_timeout",
-            "path",
-            "sudo",
-            "on_change",
-            "create",
-            "prune",
-            "format",
-        ],
-    ),
-    (
-        "railway",
-        &[
-            "project",
-            "environment",
-            "service",
-            "token_env",
-            "token_kind",
-            "skip_deploys",
-            "overwrite_sealed",
-            "prune",
-        ],
-    ),
-    (
-        "keychain",
-        &[
-            "host",
-            "port",
-            "identity_file",
-            "known_hosts",
-            "known_hosts_file",
-            "connect_timeout",
-            "service",
-            "keychain",
-        ],
-    ),
-];
 
 pub(super) struct Checker<'a> {
     path: &'a Path,
@@ -112,7 +67,7 @@ impl<'a> Checker<'a> {
     }
 
     /// An error underlining the scalar that starts at `loc`.
-    fn at<T>(
+    pub(super) fn at<T>(
         &self,
         s: &Spanned<T>,
         message: impl Into<String>,
@@ -122,40 +77,15 @@ impl<'a> Checker<'a> {
         self.error(Some(s.referenced), width, message, hint)
     }
 
-    /// An error underlining the key `field` of the value at `value_loc`.
-    fn key_error(
+    /// An error underlining the map key `key`.
+    pub(super) fn at_key(
         &self,
-        value_loc: Location,
-        field: &str,
+        key: &Spanned<String>,
         message: impl Into<String>,
         hint: Option<String>,
     ) -> ManifestError {
-        let line = value_loc.line() as usize;
-        let text = line
-            .checked_sub(1)
-            .and_then(|i| self.lines.get(i))
-            .copied()
-            .unwrap_or("");
-        let before: String = text
-            .chars()
-            .take((value_loc.column() as usize).saturating_sub(1))
-            .collect();
-        match before.rfind(field) {
-            Some(byte) => {
-                let column = before[..byte].chars().count() + 1;
-                let (path, lines) = (self.path.to_path_buf(), &self.lines);
-                ManifestError::At(Box::new(Located {
-                    path,
-                    line,
-                    column,
-                    width: field.chars().count(),
-                    message: message.into(),
-                    hint,
-                    source_line: lines.get(line - 1).map(|s| s.to_string()),
-                }))
-            }
-            None => self.error(Some(value_loc), 1, message, hint),
-        }
+        let width = key.value.chars().count().max(1);
+        self.error(Some(key.referenced), width, message, hint)
     }
 
     /// The width of the token at `loc`: up to the end of a plain scalar.
@@ -261,230 +191,51 @@ impl<'a> Checker<'a> {
         t: Spanned<RawTarget>,
     ) -> Result<TargetSpec, ManifestError> {
         let loc = t.referenced;
-        let t = t.value;
-        let Some(kind) = &t.kind else {
+        let mut fields = IndexMap::new();
+        let mut kind_field = None;
+        for (key, value) in t.value {
+            if key.0.value == "type" {
+                kind_field = Some(value);
+            } else {
+                fields.insert(key.0.value.clone(), Field { key: key.0, value });
+            }
+        }
+        let kind_text = kind_field
+            .as_ref()
+            .and_then(|k| k.value.as_ref().map(|v| (k, v)));
+        let Some((kind_at, kind_name)) = kind_text else {
             return Err(self.error(
                 Some(loc),
                 1,
                 format!("target `{}` has no `type`", name.value),
-                Some(format!("one of: {}", type_names())),
+                Some(format!("one of: {}", kind::names())),
             ));
         };
-        let Some((_, allowed)) = TYPES.iter().find(|(n, _)| *n == kind.value) else {
+        let Some(kind) = kind::find(kind_name) else {
             return Err(self.at(
-                kind,
-                format!("unknown target type `{}`", kind.value),
-                Some(format!("one of: {}", type_names())),
+                kind_at,
+                format!("unknown target type `{kind_name}`"),
+                Some(format!("one of: {}", kind::names())),
             ));
         };
-        for (field, floc) in t.given() {
-            if let Some((why, hint)) = withdrawn(field) {
-                return Err(self.key_error(floc, field, why, Some(hint.into())));
+        for field in fields.values() {
+            let f = field.key.value.as_str();
+            if let Some((why, hint)) = withdrawn(f) {
+                return Err(self.at_key(&field.key, why, Some(hint.into())));
             }
-            if !allowed.contains(&field) {
-                return Err(self.key_error(
-                    floc,
-                    field,
-                    format!("`{field}` does not apply to {} targets", kind.value),
+            if !kind.fields().contains(&f) {
+                return Err(self.at_key(
+                    &field.key,
+                    format!("`{f}` does not apply to {} targets", kind.name()),
                     Some(format!(
                         "{} targets take: type, {}",
-                        kind.value,
-                        allowed.join(", ")
+                        kind.name(),
+                        kind.fields().join(", ")
                     )),
                 ));
             }
         }
-        let required = |f: &S<String>, field: &str| -> Result<String, ManifestError> {
-            match f {
-                Some(s) if !s.value.trim().is_empty() => Ok(s.value.clone()),
-                Some(s) => Err(self.at(s, format!("`{field}` is empty"), None)),
-                None => Err(self.error(
-                    Some(loc),
-                    1,
-                    format!("target `{}` ({}) needs `{field}`", name.value, kind.value),
-                    None,
-                )),
-            }
-        };
-        let flag = |f: &S<bool>, default: bool| f.as_ref().map_or(default, |s| s.value);
-        let opt = |f: &S<String>| f.as_ref().map(|s| s.value.clone());
-        // Strings that reach a command line (ssh, sh scripts, `security`)
-        // must never be read there as an option, whoever wrote them.
-        for (field, value) in [
-            ("host", &t.host),
-            ("path", &t.path),
-            ("identity_file", &t.identity_file),
-            ("known_hosts_file", &t.known_hosts_file),
-            ("service", &t.service),
-            ("keychain", &t.keychain),
-        ] {
-            if let Some(v) = value {
-                if let Err(why) = argv_safe(&v.value) {
-                    return Err(self.at(
-                        v,
-                        format!("`{field}` of target `{}` {why}", name.value),
-                        Some("a manifest value is passed to ssh, sh or security as an operand, never as an option".into()),
-                    ));
-                }
-            }
-        }
-        if let Some(h) = &t.host {
-            if h.value.chars().any(char::is_whitespace) {
-                return Err(self.at(
-                    h,
-                    format!("`host` of target `{}` contains white space", name.value),
-                    Some("write `user@host` or an alias from ~/.ssh/config".into()),
-                ));
-            }
-        }
-        let format = match &t.format {
-            None => EnvFormat::default(),
-            Some(f) => EnvFormat::from_name(&f.value).ok_or_else(|| {
-                self.at(
-                    f,
-                    format!("unknown env-file format `{}`", f.value),
-                    Some(format!(
-                        "name the program that reads the file, one of: {} (see docs/env-formats.md)",
-                        EnvFormat::names()
-                    )),
-                )
-            })?,
-        };
-
-        Ok(match kind.value.as_str() {
-            "env_file" => TargetSpec::EnvFile(EnvFileSpec {
-                path: required(&t.path, "path")?,
-                prune: flag(&t.prune, false),
-                create: flag(&t.create, true),
-                format,
-            }),
-            "ssh_env" => TargetSpec::SshEnv(SshEnvSpec {
-                ssh: self.ssh_options(&t, required(&t.host, "host")?)?,
-                path: required(&t.path, "path")?,
-                sudo: flag(&t.sudo, false),
-                on_change: opt(&t.on_change),
-                create: flag(&t.create, true),
-                prune: flag(&t.prune, false),
-                format,
-            }),
-            "railway" => TargetSpec::Railway(RailwaySpec {
-                project: required(&t.project, "project")?,
-                environment: required(&t.environment, "environment")?,
-                service: opt(&t.service),
-                token_env: match &t.token_env {
-                    Some(v) if !is_env_key(&v.value) => {
-                        return Err(self.at(
-                            v,
-                            format!("`{}` is not an environment variable name", v.value),
-                            Some("name the variable holding the token, such as RAILWAY_TOKEN".into()),
-                        ))
-                    }
-                    // A manifest naming any variable could send the identity
-                    // (SECRETSYNC_AGE_KEY) to Railway as a token.
-                    Some(v) if !v.value.starts_with("RAILWAY_") => {
-                        return Err(self.at(
-                            v,
-                            format!("`token_env: {}` does not start with RAILWAY_", v.value),
-                            Some("a manifest may name only RAILWAY_* variables as a token, so that it cannot send another credential to Railway; export the token as RAILWAY_<SOMETHING>".into()),
-                        ))
-                    }
-                    // Railway's CLI fixes the kind of its two variables; any
-                    // other cannot be guessed (the two headers differ).
-                    Some(v)
-                        if t.token_kind.is_none()
-                            && v.value != "RAILWAY_API_TOKEN"
-                            && v.value != "RAILWAY_TOKEN" =>
-                    {
-                        return Err(self.at(
-                            v,
-                            format!("`token_env: {}` needs `token_kind`", v.value),
-                            Some("add `token_kind: account` (sent as Bearer) or `token_kind: project` (Project-Access-Token)".into()),
-                        ))
-                    }
-                    v => v.as_ref().map(|s| s.value.clone()),
-                },
-                token_kind: match &t.token_kind {
-                    None => None,
-                    Some(k) => Some(match k.value.as_str() {
-                        "account" => TokenKind::Account,
-                        "project" => TokenKind::Project,
-                        other => {
-                            return Err(self.at(
-                                k,
-                                format!("unknown token_kind `{other}`"),
-                                Some("one of: account, project".into()),
-                            ))
-                        }
-                    }),
-                },
-                skip_deploys: flag(&t.skip_deploys, false),
-                overwrite_sealed: flag(&t.overwrite_sealed, false),
-                prune: flag(&t.prune, false),
-            }),
-            "keychain" => TargetSpec::Keychain(KeychainSpec {
-                ssh: match &t.host {
-                    Some(h) => Some(self.ssh_options(&t, h.value.clone())?),
-                    None => {
-                        if let Some((field, floc)) = t.given().into_iter().find(|(f, _)| {
-                            [
-                                "port",
-                                "identity_file",
-                                "known_hosts",
-                                "known_hosts_file",
-                                "connect_timeout",
-                            ]
-                            .contains(f)
-                        }) {
-                            return Err(self.key_error(
-                                floc,
-                                field,
-                                format!("`{field}` needs `host`"),
-                                Some("without `host` the keychain of this machine is used".into()),
-                            ));
-                        }
-                        None
-                    }
-                },
-                service: required(&t.service, "service")?,
-                keychain: opt(&t.keychain),
-            }),
-            _ => unreachable!("TYPES lists every type handled here"),
-        })
-    }
-
-    fn ssh_options(&self, t: &RawTarget, host: String) -> Result<SshOptions, ManifestError> {
-        let known_hosts = match &t.known_hosts {
-            None => KnownHosts::Strict,
-            Some(k) => match k.value.as_str() {
-                "strict" => KnownHosts::Strict,
-                "accept-new" | "accept_new" => KnownHosts::AcceptNew,
-                other => {
-                    return Err(self.at(
-                        k,
-                        format!("unknown known_hosts mode `{other}`"),
-                        Some("one of: strict, accept-new".into()),
-                    ))
-                }
-            },
-        };
-        let connect_timeout = match &t.connect_timeout {
-            None => None,
-            Some(d) => Some(parse_duration(&d.value).map_err(|why| {
-                self.at(
-                    d,
-                    format!("connect_timeout `{}`: {why}", d.value),
-                    Some("for example 10s, 500ms, 2m".into()),
-                )
-            })?),
-        };
-        Ok(SshOptions {
-            host,
-            port: t.port.as_ref().map(|p| p.value),
-            identity_file: t.identity_file.as_ref().map(|s| s.value.clone()),
-            known_hosts,
-            known_hosts_file: t.known_hosts_file.as_ref().map(|s| s.value.clone()),
-            connect_timeout,
-        })
+        kind.parse(&Fields::new(self, &name.value, kind.name(), loc, fields))
     }
 
     fn secret(
@@ -619,8 +370,4 @@ impl<'a> Checker<'a> {
             previous,
         })
     }
-}
-
-fn type_names() -> String {
-    TYPES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }

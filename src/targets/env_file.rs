@@ -28,11 +28,84 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-use super::{Change, Check, Context, Observed, Round, Target, TargetError};
+use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::{Change, Check, Context, Observed, Target, TargetError};
+use crate::crypto::Fingerprinter;
 use crate::envfile::{self, Format};
 use crate::fsutil::{directory_of, AtomicError, Attributes, Owner, Staged, Step};
-use crate::manifest::EnvFileSpec;
+use crate::manifest::{Fields, ManifestError};
 use crate::secret::Secret;
+
+/// `type: env_file` in the registry.
+pub static KIND: EnvFileKind = EnvFileKind;
+
+pub struct EnvFileKind;
+
+impl Kind for EnvFileKind {
+    fn name(&self) -> &'static str {
+        "env_file"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["path", "prune", "create", "format"]
+    }
+
+    fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
+        let path = f.required_operand("path")?;
+        Ok(TargetSpec::new(EnvFileSpec {
+            format: format_field(f)?,
+            path,
+            prune: f.flag("prune", false)?,
+            create: f.flag("create", true)?,
+        }))
+    }
+}
+
+/// `type: env_file`: a file on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFileSpec {
+    /// As written; relative to the manifest's folder.
+    pub path: String,
+    pub prune: bool,
+    /// Create the file (mode 0600) when it is missing.
+    pub create: bool,
+    /// Who reads the file (`format:`), which decides how values are written.
+    pub format: Format,
+}
+
+impl Spec for EnvFileSpec {
+    fn kind(&self) -> &'static str {
+        KIND.name()
+    }
+
+    fn build(&self, name: &str, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(LocalEnvFile::new(name, self, ctx)?))
+    }
+
+    fn prune(&self) -> bool {
+        self.prune
+    }
+
+    fn same(&self, other: &dyn Spec) -> bool {
+        same_as(self, other)
+    }
+}
+
+/// `format:` of an env-file target (local or over SSH): who reads the file.
+pub(super) fn format_field(f: &Fields<'_>) -> Result<Format, ManifestError> {
+    Ok(f.parse("format", |t| {
+        Format::from_name(t).ok_or_else(|| {
+            (
+                format!("unknown env-file format `{t}`"),
+                Some(format!(
+                    "name the program that reads the file, one of: {} (see docs/env-formats.md)",
+                    Format::names()
+                )),
+            )
+        })
+    })?
+    .unwrap_or_default())
+}
 
 /// Mode of a file this target creates: the owner only.
 const NEW_FILE_MODE: u32 = 0o600;
@@ -310,7 +383,16 @@ impl Target for LocalEnvFile {
         envfile::check_value(self.format, value)
     }
 
-    async fn read(&self, _round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
+    fn file_diff(
+        &self,
+        observed: &Observed,
+        changes: &[Change],
+        fp: &Fingerprinter,
+    ) -> Option<String> {
+        file_diff(&self.written, self.format, observed, changes, fp)
+    }
+
+    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
         let path = self.path.clone();
         blocking(move || read_sync(&path)).await
     }
@@ -342,4 +424,55 @@ impl Target for LocalEnvFile {
             },
         ]
     }
+}
+
+/// A unified diff of an env file as it is and as it will be, every value
+/// replaced by a marker (with a keyed fingerprint when there is a key).
+pub(super) fn file_diff(
+    path: &str,
+    format: Format,
+    observed: &Observed,
+    changes: &[Change],
+    fp: &Fingerprinter,
+) -> Option<String> {
+    let before_text = observed.snapshot.as_ref().map_or("", Secret::expose);
+    let before = envfile::EnvFile::parse(before_text).ok()?;
+    let mut after = envfile::EnvFile::parse(before_text).ok()?;
+    after.apply(changes, format).ok()?;
+    let changed: Vec<&str> = changes
+        .iter()
+        .filter(|c| !matches!(c.op, super::Op::Delete))
+        .map(|c| c.key.as_str())
+        .collect();
+    let changed = &changed;
+    let mark = |new: bool| {
+        move |key: &str, value: &Secret| {
+            let tag = if new && changed.contains(&key) {
+                "redacted, new"
+            } else {
+                "redacted"
+            };
+            match fp.fingerprint(value) {
+                Some(f) => format!("<{tag} {f}>"),
+                None => format!("<{tag}>"),
+            }
+        }
+    };
+    let a = before.redacted(&mark(false));
+    let b = after.redacted(&mark(true));
+    let diff = similar::TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .diff_lines(&a, &b);
+    let from = if observed.exists {
+        format!("{path} (now)")
+    } else {
+        "/dev/null (missing)".into()
+    };
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&from, &format!("{path} (planned)"))
+            .missing_newline_hint(false)
+            .to_string(),
+    )
 }

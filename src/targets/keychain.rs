@@ -16,7 +16,8 @@
 //! (tests, wrappers). The manifest cannot: a pull request that could name a
 //! program would run it during `plan`.
 //!
-//! **Read.** All keychain targets on one host share one command per round: a
+//! **Read.** All keychain targets on one host share one command per pass
+//! (their [`Target::batch_key`] is the host; the engine reads them together): a
 //! short POSIX `sh` script is given (security, keychain, service, account)
 //! tuples as its arguments (names only) and runs
 //! `security find-generic-password -a ACCOUNT -s SERVICE -g [KEYCHAIN]` for
@@ -45,17 +46,102 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use tokio::sync::{watch, Notify};
 use zeroize::Zeroizing;
 
-use super::{Change, Check, Context, Observation, Observed, Op, Round, Target, TargetError};
-use crate::manifest::KeychainSpec;
-use crate::remote::{Output, Runner};
+use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::{Change, Check, Context, Observation, Observed, Op, Read, Target, TargetError};
+use crate::manifest::{Fields, ManifestError};
+use crate::remote::{Output, Runner, SshOptions, SSH_FIELDS};
 use crate::secret::Secret;
+
+/// `type: keychain` in the registry.
+pub static KIND: KeychainKind = KeychainKind;
+
+pub struct KeychainKind;
+
+impl Kind for KeychainKind {
+    fn name(&self) -> &'static str {
+        "keychain"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "service",
+            "keychain",
+        ]
+    }
+
+    fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
+        let ssh = match f.operand("host")? {
+            Some(host) => Some(SshOptions::from_fields(f, host)?),
+            None => {
+                if let Some(field) = SSH_FIELDS.iter().find(|s| f.has(s)) {
+                    return Err(f.key_error(
+                        field,
+                        format!("`{field}` needs `host`"),
+                        Some("without `host` the keychain of this machine is used".into()),
+                    ));
+                }
+                None
+            }
+        };
+        let service = f.required_operand("service")?;
+        Ok(TargetSpec::new(KeychainSpec {
+            ssh,
+            service,
+            keychain: f.operand("keychain")?,
+        }))
+    }
+}
+
+/// `type: keychain`: generic passwords of one service in a macOS keychain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeychainSpec {
+    /// `None`: this machine's keychain.
+    pub ssh: Option<SshOptions>,
+    pub service: String,
+    pub keychain: Option<String>,
+}
+
+impl Spec for KeychainSpec {
+    fn kind(&self) -> &'static str {
+        KIND.name()
+    }
+
+    fn build(&self, name: &str, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(KeychainTarget::new(name, self, ctx)?))
+    }
+
+    /// An account: any text a `security` command line carries as one operand.
+    fn check_key(&self, key: &str) -> Result<(), String> {
+        if key.is_empty()
+            || key.len() > MAX_ACCOUNT
+            || key.chars().any(char::is_control)
+            || key.starts_with('-')
+        {
+            Err("a keychain account must be 1 to 255 bytes without control characters, not starting with `-`".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn offending(&self, key: &str) -> Option<(usize, char)> {
+        super::kind::first_bad(key, |k| !k.chars().any(char::is_control))
+    }
+
+    fn same(&self, other: &dyn Spec) -> bool {
+        same_as(self, other)
+    }
+}
 
 /// `security -i` reads lines into a 4096-byte buffer: 4095 bytes and the NUL.
 /// A longer line is cut there and its rest run as the next command.
@@ -67,10 +153,6 @@ const MAX_ACCOUNT: usize = 255;
 /// What `check_value` assumes `$HOME` adds to a `~/` keychain path before
 /// any read told the host's real one.
 const HOME_ALLOWANCE: usize = 1024;
-
-/// How long the first read of a round waits for the other keychain targets
-/// of its host to join the batch before running without them.
-const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// Exit codes of `security`: the OSStatus modulo 256.
 const EXIT_NOT_FOUND: i32 = 44; // errSecItemNotFound, -25300
@@ -135,146 +217,6 @@ enum Lookup {
 struct HostRead {
     home: String,
     lookups: HashMap<Item, Lookup>,
-}
-
-type BatchResult = Result<Arc<HostRead>, TargetError>;
-
-/// Keychain reads shared by every keychain target of a run: one batch per
-/// host and round.
-#[derive(Default)]
-pub struct Shared {
-    hosts: Mutex<HashMap<String, Arc<HostBatcher>>>,
-}
-
-impl Shared {
-    fn batcher(&self, key: &str) -> Arc<HostBatcher> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.entry(key.to_string()).or_default().clone()
-    }
-}
-
-/// Gathers the reads of one host's keychain targets into one command.
-#[derive(Default)]
-struct HostBatcher {
-    state: Mutex<BatchState>,
-}
-
-#[derive(Default)]
-struct BatchState {
-    /// Live keychain targets on this host: a batch that all of them joined
-    /// runs at once, without waiting for [`BATCH_WINDOW`].
-    members: usize,
-    open: Option<Gathering>,
-}
-
-struct Gathering {
-    round: Round,
-    items: Vec<Item>,
-    joined: usize,
-    full: Arc<Notify>,
-    done: watch::Receiver<Option<BatchResult>>,
-}
-
-enum Role {
-    Leader {
-        full: Arc<Notify>,
-        done: watch::Sender<Option<BatchResult>>,
-        run_now: bool,
-    },
-    Follower(watch::Receiver<Option<BatchResult>>),
-}
-
-impl HostBatcher {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BatchState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn join(&self) {
-        self.lock().members += 1;
-    }
-
-    fn leave(&self) {
-        let mut st = self.lock();
-        st.members = st.members.saturating_sub(1);
-        let members = st.members;
-        if let Some(g) = &st.open {
-            if g.joined >= members {
-                g.full.notify_one();
-            }
-        }
-    }
-
-    /// Reads `items` together with whatever the host's other targets ask in
-    /// the same round.
-    async fn read(&self, runner: &Runner, round: Round, items: &[Item]) -> BatchResult {
-        let role = {
-            let mut st = self.lock();
-            let members = st.members;
-            match &mut st.open {
-                Some(g) if g.round == round => {
-                    for item in items {
-                        if !g.items.contains(item) {
-                            g.items.push(item.clone());
-                        }
-                    }
-                    g.joined += 1;
-                    if g.joined >= members {
-                        g.full.notify_one();
-                    }
-                    Role::Follower(g.done.clone())
-                }
-                _ => {
-                    let full = Arc::new(Notify::new());
-                    let (tx, rx) = watch::channel(None);
-                    st.open = Some(Gathering {
-                        round,
-                        items: items.to_vec(),
-                        joined: 1,
-                        full: full.clone(),
-                        done: rx,
-                    });
-                    Role::Leader {
-                        full,
-                        done: tx,
-                        run_now: members <= 1,
-                    }
-                }
-            }
-        };
-        match role {
-            Role::Follower(mut rx) => match rx.wait_for(Option::is_some).await {
-                Ok(v) => v.clone().unwrap_or_else(|| Err(cancelled())),
-                Err(_) => Err(cancelled()),
-            },
-            Role::Leader {
-                full,
-                done,
-                run_now,
-            } => {
-                if !run_now {
-                    let _ = tokio::time::timeout(BATCH_WINDOW, full.notified()).await;
-                }
-                let items = {
-                    let mut st = self.lock();
-                    match st.open.take() {
-                        // Still ours (a later round may have replaced it).
-                        Some(g) if Arc::ptr_eq(&g.full, &full) => g.items,
-                        other => {
-                            st.open = other;
-                            items.to_vec()
-                        }
-                    }
-                };
-                let result = read_items(runner, &items).await.map(Arc::new);
-                let _ = done.send(Some(result.clone()));
-                result
-            }
-        }
-    }
-}
-
-fn cancelled() -> TargetError {
-    TargetError::failed("the shared keychain read of this host was cancelled")
 }
 
 /// Runs the read script for `items` (not batched: the write's conflict check).
@@ -520,15 +462,6 @@ struct LineHints {
     account: Option<usize>,
 }
 
-/// Counts a target as a member of its host's batch while it lives.
-struct Membership(Arc<HostBatcher>);
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        self.0.leave();
-    }
-}
-
 /// Where `security` is on every Mac.
 pub const SECURITY: &str = "/usr/bin/security";
 /// Another `security` program (tests, a wrapper), chosen by whoever runs
@@ -555,7 +488,8 @@ pub struct KeychainTarget {
     security: String,
     host_label: Option<String>,
     runner: Runner,
-    batch: Membership,
+    /// The host: keychain targets of one host are read together.
+    batch_key: String,
     hints: Mutex<LineHints>,
 }
 
@@ -596,8 +530,6 @@ impl KeychainTarget {
                 Some(crate::remote::label(opts)),
             ),
         };
-        let batcher = ctx.keychain.batcher(&key);
-        batcher.join();
         Ok(KeychainTarget {
             name: name.to_string(),
             service: spec.service.clone(),
@@ -605,7 +537,7 @@ impl KeychainTarget {
             security,
             host_label,
             runner,
-            batch: Membership(batcher),
+            batch_key: key,
             hints: Mutex::new(LineHints::default()),
         })
     }
@@ -844,11 +776,42 @@ impl Target for KeychainTarget {
         Ok(())
     }
 
-    async fn read(&self, round: Round, keys: &[String]) -> Result<Observed, TargetError> {
+    async fn read(&self, keys: &[String]) -> Result<Observed, TargetError> {
         let items: Vec<Item> = keys.iter().map(|k| self.item(k)).collect();
-        let read = self.batch.0.read(&self.runner, round, &items).await?;
+        let read = read_items(&self.runner, &items).await?;
         self.remember(&read.home, keys);
         self.observe(&read, keys)
+    }
+
+    fn batch_key(&self) -> Option<String> {
+        Some(self.batch_key.clone())
+    }
+
+    /// Every lookup of the host's keychain targets in one command.
+    async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
+        let Some(members) = super::members::<KeychainTarget>(group) else {
+            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
+                .await;
+        };
+        let mut items: Vec<Item> = Vec::new();
+        for (t, keys) in &members {
+            for k in *keys {
+                let item = t.item(k);
+                if !items.contains(&item) {
+                    items.push(item);
+                }
+            }
+        }
+        match read_items(&self.runner, &items).await {
+            Ok(read) => members
+                .iter()
+                .map(|(t, keys)| {
+                    t.remember(&read.home, keys);
+                    t.observe(&read, keys)
+                })
+                .collect(),
+            Err(e) => vec![Err(e); members.len()],
+        }
     }
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {

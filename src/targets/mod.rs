@@ -1,29 +1,32 @@
 //! The one seam between the engine and the places secrets live.
 //!
-//! Every backend implements [`Target`]. The engine (plan, apply, doctor) only
-//! ever sees `Box<dyn Target>`: it reads [`Observed`] state, hands back a list
-//! of [`Change`]s, and never knows whether it talks to a file, a host over SSH,
+//! Every backend implements [`Target`] and registers its [`Kind`] in
+//! [`kind::KINDS`]. The engine (plan, apply, doctor, import) only ever sees
+//! `Box<dyn Target>`: it reads [`Observed`] state, hands back a list of
+//! [`Change`]s, and never knows whether it talks to a file, a host over SSH,
 //! Railway or a keychain. Backends that can serve several targets with one
-//! request (all files of one host, all services of one Railway project) batch
-//! reads per [`Round`] through [`RoundCache`].
+//! request (all files of one host, all services of one Railway project)
+//! declare a [`Target::batch_key`]; the engine reads each group with one
+//! [`Target::read_batch`].
 
 pub mod env_file;
 pub mod keychain;
+pub mod kind;
 pub mod railway;
 pub mod scripts;
 pub mod ssh_env;
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::OnceCell;
 
-use crate::manifest::TargetSpec;
+use crate::crypto::Fingerprinter;
 use crate::secret::Secret;
+pub use kind::{Kind, Spec, TargetSpec};
 
 /// What a target holds under one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +85,24 @@ impl Op {
     }
 }
 
-/// One pass of reads over all targets. Backends that batch (one command per
-/// host, one request per project) share a read between targets of the same
-/// round and read afresh in the next one (the verify pass after apply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Round(pub u64);
+/// One target of a batched read, with the keys the manifest manages there.
+pub struct Read<'a> {
+    pub target: &'a dyn Target,
+    pub keys: &'a [String],
+}
+
+/// The members of a batch as their backend's type `T`: the engine groups
+/// targets by kind and [`Target::batch_key`], so each is one; `None` if not.
+pub fn members<'a, T: Target>(group: &[Read<'a>]) -> Option<Vec<(&'a T, &'a [String])>> {
+    group
+        .iter()
+        .map(|r| {
+            (r.target as &dyn Any)
+                .downcast_ref::<T>()
+                .map(|t| (t, r.keys))
+        })
+        .collect()
+}
 
 /// The result of one `doctor` check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +188,7 @@ impl std::error::Error for TargetError {}
 
 /// A place secrets are deployed to.
 #[async_trait]
-pub trait Target: Send + Sync {
+pub trait Target: Send + Sync + Any {
     /// The target's name in the manifest.
     fn name(&self) -> &str;
 
@@ -188,10 +204,37 @@ pub trait Target: Send + Sync {
         Ok(())
     }
 
+    /// For targets that are a text file: a unified diff of the file as it
+    /// is and as `changes` make it, every value replaced by a marker (with
+    /// a keyed fingerprint when `fp` has a key). Shown by `plan`.
+    fn file_diff(
+        &self,
+        observed: &Observed,
+        changes: &[Change],
+        fp: &Fingerprinter,
+    ) -> Option<String> {
+        let _ = (observed, changes, fp);
+        None
+    }
+
     /// Reads the target's current state. `keys` are the names the manifest
     /// manages here: backends that can list everything return all keys
     /// (`complete: true`), the others look up just these.
-    async fn read(&self, round: Round, keys: &[String]) -> Result<Observed, TargetError>;
+    async fn read(&self, keys: &[String]) -> Result<Observed, TargetError>;
+
+    /// Targets of one kind with the same key are read together: the engine
+    /// calls [`Target::read_batch`] once per group and pass (the plan, the
+    /// verify after apply). `None`: this target is read alone.
+    fn batch_key(&self) -> Option<String> {
+        None
+    }
+
+    /// Reads every member of `group` (this target among them, all of its
+    /// kind and batch key) with as few requests as the backend allows: one
+    /// result per member, in order. By default, each on its own.
+    async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
+        futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys))).await
+    }
 
     /// Makes `changes`. `observed` is the state the plan was computed from:
     /// if the target no longer matches it, the backend must refuse with
@@ -204,18 +247,14 @@ pub trait Target: Send + Sync {
     async fn check(&self) -> Vec<Check>;
 }
 
-/// State shared by all targets of one run: SSH connections (one per host),
-/// Railway name resolution (one query per project) and keychain reads (one
-/// command per host and round).
+/// What the targets of one run share: the manifest's folder and the
+/// connections (one SSH master per host, one HTTP client). Batching is not
+/// kept here: the engine groups reads by [`Target::batch_key`].
 pub struct Context {
     /// The manifest's folder: relative paths in target specs start here.
     pub manifest_dir: PathBuf,
     pub ssh: Arc<crate::remote::SshPool>,
-    /// Env files per SSH host, read together.
-    pub ssh_files: Arc<ssh_env::Shared>,
-    pub railway: Arc<railway::Shared>,
-    /// Keychain reads batched per host and round.
-    pub keychain: Arc<keychain::Shared>,
+    pub http: Arc<std::sync::OnceLock<reqwest::Client>>,
 }
 
 impl Context {
@@ -223,78 +262,14 @@ impl Context {
         Context {
             manifest_dir,
             ssh: Arc::new(crate::remote::SshPool::default()),
-            ssh_files: Arc::new(ssh_env::Shared::default()),
-            railway: Arc::new(railway::Shared::default()),
-            keychain: Arc::new(keychain::Shared::default()),
+            http: Arc::default(),
         }
-    }
-}
-
-/// Builds the backend for one target of the manifest.
-pub fn build(name: &str, spec: &TargetSpec, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
-    Ok(match spec {
-        TargetSpec::EnvFile(s) => Box::new(env_file::LocalEnvFile::new(name, s, ctx)?),
-        TargetSpec::SshEnv(s) => Box::new(ssh_env::SshEnvFile::new(name, s, ctx)?),
-        TargetSpec::Railway(s) => Box::new(railway::RailwayTarget::new(name, s, ctx)?),
-        TargetSpec::Keychain(s) => Box::new(keychain::KeychainTarget::new(name, s, ctx)?),
-    })
-}
-
-/// Shares one batched read among the targets of a round: the first caller of
-/// a round runs `init`, the others await its result; a new round reads afresh.
-pub struct RoundCache<T> {
-    slot: Mutex<Option<(Round, Arc<OnceCell<T>>)>>,
-}
-
-impl<T> Default for RoundCache<T> {
-    fn default() -> Self {
-        RoundCache {
-            slot: Mutex::new(None),
-        }
-    }
-}
-
-impl<T: Clone> RoundCache<T> {
-    pub async fn get_or_init<F>(&self, round: Round, init: F) -> T
-    where
-        F: Future<Output = T>,
-    {
-        let cell = {
-            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-            match &*slot {
-                Some((r, cell)) if *r == round => cell.clone(),
-                _ => {
-                    let cell = Arc::new(OnceCell::new());
-                    *slot = Some((round, cell.clone()));
-                    cell
-                }
-            }
-        };
-        cell.get_or_init(|| init).await.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[tokio::test]
-    async fn round_cache_reads_once_per_round() {
-        let cache = RoundCache::<usize>::default();
-        let calls = AtomicUsize::new(0);
-        let read = || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            calls.load(Ordering::SeqCst)
-        };
-        let (a, b) = tokio::join!(
-            cache.get_or_init(Round(1), read()),
-            cache.get_or_init(Round(1), read())
-        );
-        assert_eq!((a, b), (1, 1));
-        assert_eq!(cache.get_or_init(Round(2), read()).await, 2);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
 
     #[test]
     fn target_error_shows_hint_on_its_own_line() {

@@ -17,8 +17,8 @@
 //!
 //! Round trips: every target on one host shares that host's SSH master
 //! ([`crate::remote::SshPool`]); all files of a host are read by **one**
-//! remote command per round (the targets register at construction and the
-//! first reader of a round reads them all); each write is **one** remote
+//! remote command per pass (the engine groups them by the host, their
+//! [`Target::batch_key`]); each write is **one** remote
 //! command. The env-file format is [`crate::envfile`], as for local files.
 //!
 //! The write script runs on the host: the new text arrives on stdin after a
@@ -28,59 +28,93 @@
 //! syncs it, checks the hash once more and renames it over the file. A failure
 //! at any step removes the temp file and leaves the old file as it was.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{scripts, Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
+use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::{scripts, Change, Check, Context, Observed, Read, Target, TargetError};
+use crate::crypto::Fingerprinter;
 use crate::envfile;
-use crate::manifest::SshEnvSpec;
-use crate::remote::{Host, Runner};
+use crate::manifest::{EnvFormat, Fields, ManifestError};
+use crate::remote::{Host, Runner, SshOptions, SSH_FIELDS};
 use crate::secret::Secret;
 
-/// Per run: the env files registered on each SSH host, read together.
-#[derive(Default)]
-pub struct Shared {
-    hosts: Mutex<Vec<Arc<HostFiles>>>,
+/// `type: ssh_env` in the registry.
+pub static KIND: SshEnvKind = SshEnvKind;
+
+pub struct SshEnvKind;
+
+impl Kind for SshEnvKind {
+    fn name(&self) -> &'static str {
+        "ssh_env"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[
+            "host",
+            "port",
+            "identity_file",
+            "known_hosts",
+            "known_hosts_file",
+            "connect_timeout",
+            "path",
+            "sudo",
+            "on_change",
+            "create",
+            "prune",
+            "format",
+        ]
+    }
+
+    fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
+        debug_assert!(SSH_FIELDS.iter().all(|s| self.fields().contains(s)));
+        let host = f.required_operand("host")?;
+        let path = f.required_operand("path")?;
+        Ok(TargetSpec::new(SshEnvSpec {
+            format: super::env_file::format_field(f)?,
+            ssh: SshOptions::from_fields(f, host)?,
+            path,
+            sudo: f.flag("sudo", false)?,
+            on_change: f.text("on_change"),
+            create: f.flag("create", true)?,
+            prune: f.flag("prune", false)?,
+        }))
+    }
 }
 
-/// The env files of one host and the read they share in a round.
-struct HostFiles {
-    host: Arc<Host>,
-    files: Mutex<Vec<FileSpec>>,
-    reads: RoundCache<Result<Arc<Vec<FileState>>, TargetError>>,
+/// `type: ssh_env`: an env file on a host reached over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshEnvSpec {
+    pub ssh: SshOptions,
+    pub path: String,
+    /// Read and write through `sudo -n`.
+    pub sudo: bool,
+    /// A command run on the host after the file changed (only by `apply`).
+    pub on_change: Option<String>,
+    pub create: bool,
+    pub prune: bool,
+    pub format: EnvFormat,
 }
 
-#[derive(Clone)]
-struct FileSpec {
-    path: String,
-    sudo: bool,
-}
+impl Spec for SshEnvSpec {
+    fn kind(&self) -> &'static str {
+        KIND.name()
+    }
 
-impl Shared {
-    /// Registers `file` on `host`; returns the host's files and its index.
-    fn register(&self, host: Arc<Host>, file: FileSpec) -> (Arc<HostFiles>, usize) {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = match hosts.iter().find(|h| Arc::ptr_eq(&h.host, &host)) {
-            Some(h) => h.clone(),
-            None => {
-                let h = Arc::new(HostFiles {
-                    host,
-                    files: Mutex::new(Vec::new()),
-                    reads: RoundCache::default(),
-                });
-                hosts.push(h.clone());
-                h
-            }
-        };
-        let mut files = entry.files.lock().unwrap_or_else(|e| e.into_inner());
-        files.push(file);
-        let index = files.len() - 1;
-        drop(files);
-        (entry, index)
+    fn build(&self, name: &str, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(SshEnvFile::new(name, self, ctx)?))
+    }
+
+    fn prune(&self) -> bool {
+        self.prune
+    }
+
+    fn same(&self, other: &dyn Spec) -> bool {
+        same_as(self, other)
     }
 }
 
@@ -120,8 +154,7 @@ static CHECK_DIR_SCRIPT: LazyLock<String> = LazyLock::new(scripts::env_check_dir
 pub struct SshEnvFile {
     name: String,
     spec: SshEnvSpec,
-    files: Arc<HostFiles>,
-    index: usize,
+    host: Arc<Host>,
 }
 
 impl SshEnvFile {
@@ -131,24 +164,15 @@ impl SshEnvFile {
                 "target `{name}`: `path` is empty"
             )));
         }
-        let host = ctx.ssh.host(&spec.ssh);
-        let (files, index) = ctx.ssh_files.register(
-            host,
-            FileSpec {
-                path: spec.path.clone(),
-                sudo: spec.sudo,
-            },
-        );
         Ok(SshEnvFile {
             name: name.to_string(),
             spec: spec.clone(),
-            files,
-            index,
+            host: ctx.ssh.host(&spec.ssh),
         })
     }
 
     fn host(&self) -> &Host {
-        &self.files.host
+        &self.host
     }
 
     /// `deploy@vps:/etc/app/app.env`, for messages.
@@ -157,7 +181,7 @@ impl SshEnvFile {
     }
 
     fn runner(&self) -> Runner {
-        Runner::Ssh(self.files.host.clone())
+        Runner::Ssh(self.host.clone())
     }
 
     fn sudo_arg(&self) -> &'static str {
@@ -168,20 +192,13 @@ impl SshEnvFile {
         }
     }
 
-    /// This target's file as read in `round` (one command for the host).
-    async fn file_state(&self, round: Round) -> Result<FileState, TargetError> {
-        let files = self.files.clone();
-        let states = self
-            .files
-            .reads
-            .get_or_init(round, async move { read_host(&files).await })
-            .await?;
-        states.get(self.index).cloned().ok_or_else(|| {
-            TargetError::failed(format!(
-                "{}: the host's answer did not cover this file",
-                self.location()
-            ))
-        })
+    /// What a read of the file says, as the engine wants it.
+    fn observe(&self, state: FileState) -> Result<Observed, TargetError> {
+        match state {
+            FileState::Present(bytes) => envfile::observe(&self.location(), Some(&bytes)),
+            FileState::Missing => envfile::observe(&self.location(), None),
+            other => Err(self.state_error(&other)),
+        }
     }
 
     fn state_error(&self, state: &FileState) -> TargetError {
@@ -224,37 +241,33 @@ fn sudo_refused(host: &str) -> TargetError {
     )
 }
 
-/// Reads every registered file of a host with one remote command.
-async fn read_host(files: &HostFiles) -> Result<Arc<Vec<FileState>>, TargetError> {
-    let specs: Vec<FileSpec> = files
-        .files
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let mut args: Vec<&str> = Vec::with_capacity(specs.len() * 2);
-    for f in &specs {
-        args.push(if f.sudo { "1" } else { "0" });
-        args.push(&f.path);
+/// Reads `files` (all on `host`) with one remote command.
+async fn read_files(
+    host: &Arc<Host>,
+    files: &[&SshEnvFile],
+) -> Result<Vec<FileState>, TargetError> {
+    let mut args: Vec<&str> = Vec::with_capacity(files.len() * 2);
+    for f in files {
+        args.push(f.sudo_arg());
+        args.push(&f.spec.path);
     }
-    let runner = Runner::Ssh(files.host.clone());
+    let runner = Runner::Ssh(host.clone());
     let out = runner.sh(&READ_SCRIPT, &args, b"", false).await?;
     if out.code != Some(0) {
         return Err(TargetError::failed(format!(
             "reading env files on {} failed (exit {}): {}",
-            files.host.label,
+            host.label,
             out.code.map_or("by a signal".into(), |c| c.to_string()),
             out.stderr_line()
         ))
         .with_hint("check that the host has a POSIX sh and base64"));
     }
-    parse_read(&out.stdout, specs.len())
-        .map(Arc::new)
-        .map_err(|why| {
-            TargetError::failed(format!(
-                "the answer from {} could not be understood: {why}",
-                files.host.label
-            ))
-        })
+    parse_read(&out.stdout, files.len()).map_err(|why| {
+        TargetError::failed(format!(
+            "the answer from {} could not be understood: {why}",
+            host.label
+        ))
+    })
 }
 
 /// Splits the read script's output into one state per file.
@@ -396,11 +409,38 @@ impl Target for SshEnvFile {
         envfile::check_value(self.spec.format, value)
     }
 
-    async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
-        match self.file_state(round).await? {
-            FileState::Present(bytes) => envfile::observe(&self.location(), Some(&bytes)),
-            FileState::Missing => envfile::observe(&self.location(), None),
-            other => Err(self.state_error(&other)),
+    fn file_diff(
+        &self,
+        observed: &Observed,
+        changes: &[Change],
+        fp: &Fingerprinter,
+    ) -> Option<String> {
+        super::env_file::file_diff(&self.spec.path, self.spec.format, observed, changes, fp)
+    }
+
+    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
+        self.observe(read_one(self).await?)
+    }
+
+    /// Every env file of one host.
+    fn batch_key(&self) -> Option<String> {
+        Some(self.host.key())
+    }
+
+    /// All files of the host in one remote command.
+    async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
+        let Some(files) = super::members::<SshEnvFile>(group) else {
+            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
+                .await;
+        };
+        let files: Vec<&SshEnvFile> = files.into_iter().map(|(f, _)| f).collect();
+        match read_files(&self.host, &files).await {
+            Ok(states) => files
+                .iter()
+                .zip(states)
+                .map(|(f, s)| f.observe(s))
+                .collect(),
+            Err(e) => vec![Err(e); files.len()],
         }
     }
 
@@ -539,19 +579,10 @@ impl Target for SshEnvFile {
     }
 }
 
-/// Reads just this target's file (doctor; the no-op write check).
+/// Reads just this target's file (a read alone, doctor, the no-op write check).
 async fn read_one(t: &SshEnvFile) -> Result<FileState, TargetError> {
-    let args = [t.sudo_arg(), t.spec.path.as_str()];
-    let out = t.runner().sh(&READ_SCRIPT, &args, b"", false).await?;
-    if out.code != Some(0) {
-        return Err(TargetError::failed(format!(
-            "reading {} failed: {}",
-            t.location(),
-            out.stderr_line()
-        )));
-    }
-    parse_read(&out.stdout, 1)
-        .map_err(|why| TargetError::failed(format!("reading {}: {why}", t.location())))?
+    read_files(&t.host, &[t])
+        .await?
         .pop()
         .ok_or_else(|| TargetError::failed(format!("reading {}: no answer", t.location())))
 }

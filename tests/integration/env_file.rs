@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use secretsync::envfile::EnvFile;
 use secretsync::envfile::Format;
-use secretsync::manifest::EnvFileSpec;
 use secretsync::secret::Secret;
+use secretsync::targets::env_file::EnvFileSpec;
 use secretsync::targets::env_file::LocalEnvFile;
 use secretsync::targets::{Context, ErrorKind, Target};
 use support::conformance::{self as c, add, delete, read, update, value_of, Fixture, TAMPERED};
@@ -371,7 +371,7 @@ async fn a_dangling_symlink_is_refused() {
 async fn parse_errors_name_path_and_line_but_no_value() {
     let f = LocalFixture::new();
     fs::write(f.path(), "A=1\n# ok\nB=\"canary-unclosed\n").unwrap();
-    let err = f.local().read(c::next_round(), &[]).await.unwrap_err();
+    let err = f.local().read(&[]).await.unwrap_err();
     let shown = err.to_string();
     assert!(
         shown.contains(&format!("{}:3:", f.path().display())),
@@ -384,7 +384,7 @@ async fn parse_errors_name_path_and_line_but_no_value() {
     assert!(!shown.contains("canary"), "{shown}");
 
     fs::write(f.path(), "A=1\ncanary garbage\n").unwrap();
-    let err = f.local().read(c::next_round(), &[]).await.unwrap_err();
+    let err = f.local().read(&[]).await.unwrap_err();
     assert!(err.message.contains(":2:"), "{err}");
     assert!(!err.to_string().contains("canary"), "{err}");
 }
@@ -393,7 +393,7 @@ async fn parse_errors_name_path_and_line_but_no_value() {
 async fn invalid_utf8_names_the_line() {
     let f = LocalFixture::new();
     fs::write(f.path(), b"A=1\nB=\xff\xfe\n").unwrap();
-    let err = f.local().read(c::next_round(), &[]).await.unwrap_err();
+    let err = f.local().read(&[]).await.unwrap_err();
     assert!(err.message.contains("app.env:2:"), "{err}");
     assert!(err.message.contains("UTF-8"), "{err}");
 }
@@ -402,7 +402,7 @@ async fn invalid_utf8_names_the_line() {
 async fn a_directory_is_not_an_env_file() {
     let f = LocalFixture::new();
     fs::create_dir(f.path()).unwrap();
-    let err = f.local().read(c::next_round(), &[]).await.unwrap_err();
+    let err = f.local().read(&[]).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Failed);
     assert!(err.message.contains("app.env") && err.message.contains("directory"));
 }

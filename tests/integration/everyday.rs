@@ -618,6 +618,56 @@ fn target_definitions_are_added_and_removed_from_flags() {
         "{}",
         out.stderr
     );
+    // Any field of the kind, without a flag of its own; one it does not
+    // take is refused as the manifest would, and nothing is written.
+    let out = sb.run(&[
+        "target",
+        "add",
+        "sysd",
+        "--type",
+        "env_file",
+        "--path",
+        "s.env",
+        "--set",
+        "format=systemd",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        sb.read("secrets.yaml").contains(
+            "  sysd:\n    type: env_file\n    path: \"s.env\"\n    format: \"systemd\"\n"
+        ),
+        "{}",
+        sb.read("secrets.yaml")
+    );
+    let kept = sb.read("secrets.yaml");
+    let out = sb.run(&[
+        "target",
+        "add",
+        "bad",
+        "--type",
+        "env_file",
+        "--path",
+        "b.env",
+        "--set",
+        "project=p",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`project` does not apply to env_file targets"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.read("secrets.yaml"), kept);
+    let out = sb.run(&["target", "add", "k8s", "--type", "kubernetes"]);
+    assert_eq!(out.code, 1, "usage errors exit 1: {out:?}");
+    assert!(
+        out.stderr
+            .contains("[possible values: env_file, ssh_env, railway, keychain]"),
+        "{}",
+        out.stderr
+    );
+    sb.run(&["target", "remove", "sysd"]);
     let out = sb.run(&["target", "add", "app", "--type", "env_file", "--path", "x"]);
     assert!(
         out.stderr.contains("target `app` exists already"),

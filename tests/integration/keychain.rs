@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use async_trait::async_trait;
-use secretsync::manifest::KeychainSpec;
 use secretsync::secret::Secret;
+use secretsync::targets::keychain::KeychainSpec;
 use secretsync::targets::keychain::KeychainTarget;
-use secretsync::targets::{Context, ErrorKind, Round, Target};
+use secretsync::targets::{Context, ErrorKind, Read, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{add, read, update, value_of, Fixture, TAMPERED};
 
@@ -269,7 +269,7 @@ async fn a_locked_keychain_says_so_and_how_to_unlock_it() {
     let store = f.raw_store();
     f.lock();
 
-    let err = t.read(Round(9000), &["LOCKED_A".into()]).await.unwrap_err();
+    let err = t.read(&["LOCKED_A".into()]).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth, "{err}");
     assert!(err.message.contains("target `mac`"), "{err}");
     assert!(err.message.contains("the keychain is locked"), "{err}");
@@ -316,7 +316,7 @@ async fn a_missing_security_says_the_host_is_not_a_mac_or_the_path_is_wrong() {
     let mut f = KeychainFixture::new();
     f.security = f.dir.path().join("no-such-security");
     let t = f.keychain_target();
-    let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+    let err = t.read(&["K".into()]).await.unwrap_err();
     assert!(
         err.message
             .contains("the host is not a Mac or the `security` path is wrong"),
@@ -340,7 +340,7 @@ async fn a_missing_keychain_file_is_named() {
             .into(),
     );
     let t = KeychainTarget::with_program("mac", &spec, &f.ctx, &f.program()).unwrap();
-    let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+    let err = t.read(&["K".into()]).await.unwrap_err();
     assert!(err.message.contains("absent.keychain-db"), "{err}");
     assert!(err.message.contains("does not exist"), "{err}");
 }
@@ -446,9 +446,8 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
     };
 
     for round in 1..=2 {
-        let reads =
-            futures_util::future::join_all(targets.iter().map(|t| t.read(Round(round), &keys)))
-                .await;
+        let reads = read_together(&targets, &keys).await;
+        assert_eq!(reads.len(), 3);
         for r in reads {
             assert!(r.unwrap().entries.is_empty());
         }
@@ -459,17 +458,28 @@ async fn all_keychain_targets_of_a_host_share_one_read_command_per_round() {
         );
     }
 
-    // A target whose neighbours do not read this round still gets its read
-    // (after the short batching window), alone.
-    let alone = targets[0].read(Round(3), &keys).await.unwrap();
+    // A target read alone is one command of its own.
+    let alone = targets[0].read(&keys).await.unwrap();
     assert!(alone.entries.is_empty());
     assert_eq!(commands(), (3, 35));
+}
 
-    // Dropped targets leave the batch: the last one reads at once.
-    drop(targets);
-    let last = f.keychain_target();
-    last.read(Round(4), &keys).await.unwrap();
-    assert_eq!(commands(), (4, 40));
+/// The engine's batched read: `targets` (one host) through the first.
+async fn read_together(
+    targets: &[KeychainTarget],
+    keys: &[String],
+) -> Vec<Result<secretsync::targets::Observed, secretsync::targets::TargetError>> {
+    let reads: Vec<Read<'_>> = targets
+        .iter()
+        .map(|t| Read {
+            target: t as &dyn Target,
+            keys,
+        })
+        .collect();
+    assert!(targets
+        .iter()
+        .all(|t| t.batch_key() == targets[0].batch_key()));
+    targets[0].read_batch(&reads).await
 }
 
 /// 20 items, more than one group of lookups run at once (8): present and
@@ -586,7 +596,7 @@ async fn lookups_run_eight_at_once_and_never_more() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
-    let (got, held) = tokio::join!(t.read(Round(1), &keys), watch);
+    let (got, held) = tokio::join!(t.read(&keys), watch);
     let got = got.unwrap();
     assert_eq!(
         (count(&held, "start"), count(&held, "end")),
@@ -944,9 +954,7 @@ mod remote {
             .collect();
         let keys: Vec<String> = (0..4).map(|i| format!("K{i}")).collect();
         for round in 1..=2u64 {
-            let reads =
-                futures_util::future::join_all(targets.iter().map(|t| t.read(Round(round), &keys)))
-                    .await;
+            let reads = super::read_together(&targets, &keys).await;
             for r in reads {
                 r.unwrap();
             }
@@ -959,7 +967,7 @@ mod remote {
         }
         assert_eq!(f.sshd.connections(), 1);
         // A write: one read to check for conflicts, one `security -i`.
-        let before = targets[0].read(Round(3), &keys).await.unwrap();
+        let before = targets[0].read(&keys).await.unwrap();
         targets[0]
             .write(&before, &[add("K0", "zero"), add("K1", "one")])
             .await
@@ -981,7 +989,7 @@ mod remote {
         f.local.set("K", "\"set-before-lock\"");
         f.local.lock();
         let t = f.keychain_target(SERVICE);
-        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        let err = t.read(&["K".into()]).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Auth, "{err}");
         assert!(
             err.message.contains("User interaction is not allowed."),
@@ -1009,7 +1017,7 @@ mod remote {
         let spec = f.spec(SERVICE);
         let t = KeychainTarget::with_program("mac", &spec, &f.local.ctx, "/nonexistent/security")
             .unwrap();
-        let err = t.read(Round(1), &["K".into()]).await.unwrap_err();
+        let err = t.read(&["K".into()]).await.unwrap_err();
         assert!(
             err.message
                 .contains("the host is not a Mac or the `security` path is wrong"),

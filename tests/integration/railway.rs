@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use secretsync::manifest::{RailwaySpec, TokenKind};
 use secretsync::targets::railway::RailwayTarget;
-use secretsync::targets::{Context, ErrorKind, Observation, Round, Target, TargetError};
+use secretsync::targets::railway::{RailwaySpec, TokenKind};
+use secretsync::targets::{Context, ErrorKind, Observation, Read, Target, TargetError};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture, TAMPERED};
 use support::railway_server::{Fault, Header, RailwayServer};
@@ -154,7 +154,7 @@ async fn conformance_never_sends_replace() {
 // Batching and request counts
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_project_query_per_run_and_one_read_per_project_per_round() {
+async fn one_project_query_per_run_and_one_read_per_project_per_pass() {
     let server = world();
     server.set_var(PROJECT, PROD, Some(WORKER), "QUEUE", "q1");
     server.set_var(PROJECT, STAGING, Some(API), "LOG_LEVEL", "debug");
@@ -168,14 +168,17 @@ async fn one_project_query_per_run_and_one_read_per_project_per_round() {
     staging_spec.environment = STAGING.into();
     let staging = build(&ctx, &staging_spec, &env).unwrap();
 
-    let round = Round(1);
     let k = keys(&[]);
-    let (a, w, s, st) = tokio::join!(
-        api.read(round, &k),
-        worker.read(round, &k),
-        shared.read(round, &k),
-        staging.read(round, &k)
-    );
+    fn together<'a>(ts: &[&'a dyn Target], keys: &'a [String]) -> Vec<Read<'a>> {
+        assert!(ts.iter().all(|t| t.batch_key() == ts[0].batch_key()));
+        ts.iter().map(|t| Read { target: *t, keys }).collect()
+    }
+    let mut reads = api
+        .read_batch(&together(&[&api, &worker, &shared, &staging], &k))
+        .await
+        .into_iter();
+    let mut next = || reads.next().unwrap();
+    let (a, w, s, st) = (next(), next(), next(), next());
     let value = |o: &secretsync::targets::Observed, key: &str| match o.entries.get(key) {
         Some(Observation::Value(v)) => Some(v.expose().to_string()),
         _ => None,
@@ -194,10 +197,10 @@ async fn one_project_query_per_run_and_one_read_per_project_per_round() {
         read.query
     );
 
-    // A new round reads again, still without resolving names again.
-    let (a, w) = tokio::join!(api.read(Round(2), &k), worker.read(Round(2), &k));
-    a.unwrap();
-    w.unwrap();
+    // The next pass reads again, still without resolving names again.
+    for r in api.read_batch(&together(&[&api, &worker], &k)).await {
+        r.unwrap();
+    }
     assert_eq!(server.count("project"), 1);
     assert_eq!(server.count("variables"), 2);
     assert_eq!(server.requests().len(), 3);
@@ -211,7 +214,7 @@ async fn a_write_is_one_check_read_and_one_mutation_with_upsert_and_deletes() {
     let mut s = spec(Some("api"));
     s.skip_deploys = true;
     let t = build(&ctx(), &s, &env).unwrap();
-    let before = t.read(Round(1), &[]).await.unwrap();
+    let before = t.read(&[]).await.unwrap();
     server.clear_requests();
     t.write(
         &before,
@@ -255,7 +258,7 @@ async fn shared_variables_are_read_and_written_without_a_service() {
     let server = world();
     let env = env_with(&server, ("RAILWAY_TOKEN", PROJECT_TOKEN));
     let t = build(&ctx(), &spec(None), &env).unwrap();
-    let before = t.read(Round(1), &[]).await.unwrap();
+    let before = t.read(&[]).await.unwrap();
     assert_eq!(before.entries.len(), 1, "REGION only");
     t.write(&before, &[c::add("SHARED_KEY", "s")])
         .await
@@ -287,7 +290,7 @@ async fn sealed_variables_read_as_sealed() {
     server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
-    let o = t.read(Round(1), &[]).await.unwrap();
+    let o = t.read(&[]).await.unwrap();
     assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
     assert!(o.complete && o.exists);
 }
@@ -302,7 +305,7 @@ async fn read_error(
 ) -> TargetError {
     let env = env_with(server, token);
     let t = build(&ctx(), spec, &env).unwrap();
-    let e = t.read(Round(1), &[]).await.expect_err("the read must fail");
+    let e = t.read(&[]).await.expect_err("the read must fail");
     let text = e.to_string();
     for canary in [ACCOUNT, PROJECT_TOKEN, EXPIRED, OTHER_PROJECT, DEAD] {
         assert!(!text.contains(canary), "token in {text}");
@@ -400,7 +403,7 @@ async fn no_token_says_which_variables_to_set() {
     let server = world();
     let env = env_with(&server, ("UNRELATED", "x"));
     let t = build(&ctx(), &spec(None), &env).unwrap();
-    let e = t.read(Round(1), &[]).await.unwrap_err();
+    let e = t.read(&[]).await.unwrap_err();
     assert_eq!(
         e.message,
         "no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"
@@ -418,7 +421,7 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
     let start = Instant::now();
-    t.read(Round(1), &[]).await.unwrap();
+    t.read(&[]).await.unwrap();
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "waited Retry-After"
@@ -458,7 +461,7 @@ async fn server_errors_are_retried_with_backoff_then_succeed() {
     server.fail_next(2, Fault::Status(500));
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
-    t.read(Round(1), &[]).await.unwrap();
+    t.read(&[]).await.unwrap();
     let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 200, 200]);
 }
@@ -478,7 +481,7 @@ async fn persistent_server_errors_and_garbage_end_in_clear_errors() {
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     build(&ctx(), &spec(None), &env)
         .unwrap()
-        .read(Round(1), &[])
+        .read(&[])
         .await
         .expect("one malformed answer is retried");
 
@@ -503,7 +506,7 @@ async fn a_hung_request_times_out() {
     env.insert("SECRETSYNC_RAILWAY_RETRIES".into(), "1".into());
     let t = build(&ctx(), &spec(None), &env).unwrap();
     let start = Instant::now();
-    let e = t.read(Round(1), &[]).await.unwrap_err();
+    let e = t.read(&[]).await.unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3));
     assert_eq!(e.kind, ErrorKind::Unreachable);
     assert_eq!(
@@ -521,7 +524,7 @@ async fn latency_below_the_timeout_is_fine() {
     server.set_latency(Duration::from_millis(100));
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     let t = build(&ctx(), &spec(None), &env).unwrap();
-    t.read(Round(1), &[]).await.unwrap();
+    t.read(&[]).await.unwrap();
     assert!(server.requests().iter().all(|r| r.status == 200));
 }
 
@@ -530,7 +533,7 @@ async fn refused_writes_never_echo_the_values() {
     let server = world();
     let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
     let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
-    let before = t.read(Round(1), &[]).await.unwrap();
+    let before = t.read(&[]).await.unwrap();
     // The token loses access between the read and the write.
     server.add_expired_token(ACCOUNT);
     let e = t

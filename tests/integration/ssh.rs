@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use secretsync::manifest::{SshEnvSpec, TargetSpec};
-use secretsync::targets::{self, Context, ErrorKind, Target};
+use secretsync::targets::{ssh_env::SshEnvSpec, TargetSpec};
+use secretsync::targets::{Context, ErrorKind, Target};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture};
 use support::sshd::{ensure_user, is_root, KeptMasters, Relay, Sshd};
@@ -35,7 +35,7 @@ fn spec(sshd: &Sshd, user: &str, path: &Path) -> SshEnvSpec {
 
 fn build(spec: SshEnvSpec) -> Box<dyn Target> {
     let ctx = Context::new(PathBuf::from("."));
-    targets::build("vps", &TargetSpec::SshEnv(spec), &ctx).unwrap()
+    TargetSpec::new(spec).build("vps", &ctx).unwrap()
 }
 
 /// An env file over the test sshd, and local access to the same file for
@@ -64,7 +64,7 @@ impl SshFixture {
 impl Fixture for SshFixture {
     fn target(&self) -> Box<dyn Target> {
         let spec = spec(&self.sshd, "root", &self.file);
-        targets::build("vps", &TargetSpec::SshEnv(spec), &self.ctx).unwrap()
+        TargetSpec::new(spec).build("vps", &self.ctx).unwrap()
     }
 
     async fn tamper(&self, key: &str) {

@@ -19,17 +19,16 @@
 //!
 //! Rules the cases follow, so a backend can share one store between cases:
 //! each case uses its own keys (prefixed `CF_<CASE>_`), compares only those
-//! keys, and reads with a [`Round`] that is new for every read (from one
-//! counter for the whole test binary), so a batching backend never serves a
-//! stale read. A target may hold other keys; `add_to_empty` alone expects the
+//! keys, and every read is a new read (batching is the engine's, by
+//! `Target::batch_key`, so a backend never serves a stale one). A target may
+//! hold other keys; `add_to_empty` alone expects the
 //! case's keys to be absent at first.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use secretsync::secret::Secret;
-use secretsync::targets::{Change, ErrorKind, Observation, Observed, Op, Round, Target};
+use secretsync::targets::{Change, ErrorKind, Observation, Observed, Op, Target};
 
 /// One target under test, with the out-of-band access the cases need.
 #[async_trait]
@@ -71,13 +70,6 @@ pub const TRICKY_VALUES: &[&str] = &[
     "",
 ];
 
-static ROUND: AtomicU64 = AtomicU64::new(1);
-
-/// A round no read of this test binary has used yet.
-pub fn next_round() -> Round {
-    Round(ROUND.fetch_add(1, Ordering::SeqCst))
-}
-
 fn secret(v: &str) -> Secret {
     Secret::new(v.to_string())
 }
@@ -106,7 +98,7 @@ pub fn delete(key: &str) -> Change {
 /// Reads `keys` in a new round; a failed read fails the test.
 pub async fn read(t: &dyn Target, keys: &[&str]) -> Observed {
     let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-    t.read(next_round(), &keys)
+    t.read(&keys)
         .await
         .unwrap_or_else(|e| panic!("reading {} failed: {e}", t.describe()))
 }

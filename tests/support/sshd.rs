@@ -342,12 +342,12 @@ impl Sshd {
     }
 
     /// The same, as options for building targets directly.
-    pub fn options(&self, user: &str) -> secretsync::manifest::SshOptions {
-        secretsync::manifest::SshOptions {
+    pub fn options(&self, user: &str) -> secretsync::remote::SshOptions {
+        secretsync::remote::SshOptions {
             host: format!("{user}@127.0.0.1"),
             port: Some(self.port),
             identity_file: Some(self.client_key.display().to_string()),
-            known_hosts: secretsync::manifest::KnownHosts::Strict,
+            known_hosts: secretsync::remote::KnownHosts::Strict,
             known_hosts_file: Some(self.known_hosts.display().to_string()),
             connect_timeout: Some(Duration::from_secs(5)),
         }

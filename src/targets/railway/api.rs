@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::manifest::{RailwaySpec, TokenKind};
+use super::{RailwaySpec, TokenKind};
 use crate::notice::notice;
 use crate::secret::Secret;
 use crate::targets::TargetError;

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::graphql::{token_project, ME_QUERY, PROJECT_TOKEN_QUERY};
 use super::resolve;
 use super::RailwayTarget;
-use crate::manifest::TokenKind;
+use super::TokenKind;
 use crate::targets::{Check, TargetError};
 
 impl RailwayTarget {

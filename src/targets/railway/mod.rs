@@ -16,10 +16,12 @@
 //!     prune: false               # delete variables the manifest does not list
 //! ```
 //!
-//! Requests, per run: one `project` query per project (names to ids, shared
-//! by every target of that project through [`Shared`]); per round, one
-//! aliased `variables` query per project covering every railway target of the
-//! run in that project; per written target, one `variables` query (Railway has
+//! Requests, per run: one `project` query per project (names to ids, made by
+//! the first reader of the project's batch and handed to the others); per
+//! pass (plan, verify), one aliased `variables` query per project covering
+//! every railway target of the run in that project (their
+//! [`Target::batch_key`] is endpoint, token digest and project); per written
+//! target, one `variables` query (Railway has
 //! no compare-and-swap, so the write re-reads and refuses with
 //! [`ErrorKind::Conflict`](super::ErrorKind) when anything moved since the
 //! plan) and one mutation carrying the `variableCollectionUpsert` and the
@@ -28,8 +30,8 @@
 //! The token lives in a [`Secret`] and is only ever put in a request header;
 //! every message built from an answer passes through `api::redact` first.
 //!
-//! Layout: this file is the [`Target`] (name resolution, batched reads per
-//! round, the conflict check and the write); `api` sends one request (the
+//! Layout: this file is the kind and the [`Target`] (name resolution,
+//! batched reads, the conflict check and the write); `api` sends one request (the
 //! endpoint, the token, the retry policy, redaction); `graphql` builds the
 //! queries and mutations and reads the answers; `doctor` holds the checks
 //! `secretsync doctor` runs.
@@ -38,8 +40,7 @@ mod api;
 mod doctor;
 mod graphql;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -57,11 +58,124 @@ use graphql::{
     ProjectInfo, Vars, PROJECT_QUERY,
 };
 
-use super::{
-    Change, Check, Context, Observation, Observed, Round, RoundCache, Target, TargetError,
-};
-use crate::manifest::RailwaySpec;
+use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::{Change, Check, Context, Observation, Observed, Read, Target, TargetError};
+use crate::manifest::{is_env_key, Fields, ManifestError};
 use crate::secret::Secret;
+
+/// `type: railway` in the registry.
+pub static KIND: RailwayKind = RailwayKind;
+
+pub struct RailwayKind;
+
+impl Kind for RailwayKind {
+    fn name(&self) -> &'static str {
+        "railway"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[
+            "project",
+            "environment",
+            "service",
+            "token_env",
+            "token_kind",
+            "skip_deploys",
+            "overwrite_sealed",
+            "prune",
+        ]
+    }
+
+    fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
+        let token_kind = f.choice(
+            "token_kind",
+            &[
+                ("account", TokenKind::Account),
+                ("project", TokenKind::Project),
+            ],
+        )?;
+        let token_env = f.parse("token_env", |v| {
+            if !is_env_key(v) {
+                return Err((
+                    format!("`{v}` is not an environment variable name"),
+                    Some("name the variable holding the token, such as RAILWAY_TOKEN".into()),
+                ));
+            }
+            // A manifest naming any variable could send the identity
+            // (SECRETSYNC_AGE_KEY) to Railway as a token.
+            if !v.starts_with("RAILWAY_") {
+                return Err((
+                    format!("`token_env: {v}` does not start with RAILWAY_"),
+                    Some("a manifest may name only RAILWAY_* variables as a token, so that it cannot send another credential to Railway; export the token as RAILWAY_<SOMETHING>".into()),
+                ));
+            }
+            // Railway's CLI fixes the kind of its two variables; any other
+            // cannot be guessed (the two headers differ).
+            if token_kind.is_none() && v != "RAILWAY_API_TOKEN" && v != "RAILWAY_TOKEN" {
+                return Err((
+                    format!("`token_env: {v}` needs `token_kind`"),
+                    Some("add `token_kind: account` (sent as Bearer) or `token_kind: project` (Project-Access-Token)".into()),
+                ));
+            }
+            Ok(v.to_string())
+        })?;
+        Ok(TargetSpec::new(RailwaySpec {
+            project: f.required("project")?,
+            environment: f.required("environment")?,
+            service: f.operand("service")?,
+            token_env,
+            token_kind,
+            skip_deploys: f.flag("skip_deploys", false)?,
+            overwrite_sealed: f.flag("overwrite_sealed", false)?,
+            prune: f.flag("prune", false)?,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `Authorization: Bearer` (account or workspace token).
+    Account,
+    /// `Project-Access-Token`.
+    Project,
+}
+
+/// `type: railway`: the variables of one Railway service (or the shared ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RailwaySpec {
+    pub project: String,
+    /// Name or id.
+    pub environment: String,
+    /// Name or id; `None` addresses the environment's shared variables.
+    pub service: Option<String>,
+    pub token_env: Option<String>,
+    pub token_kind: Option<TokenKind>,
+    pub skip_deploys: bool,
+    pub overwrite_sealed: bool,
+    pub prune: bool,
+}
+
+impl Spec for RailwaySpec {
+    fn kind(&self) -> &'static str {
+        KIND.name()
+    }
+
+    fn build(&self, name: &str, ctx: &Context) -> Result<Box<dyn Target>, TargetError> {
+        Ok(Box::new(RailwayTarget::new(name, self, ctx)?))
+    }
+
+    fn prune(&self) -> bool {
+        self.prune
+    }
+
+    fn overwrite_sealed(&self) -> bool {
+        self.overwrite_sealed
+    }
+
+    fn same(&self, other: &dyn Spec) -> bool {
+        same_as(self, other)
+    }
+}
 
 /// What a target addresses, as written in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -149,68 +263,21 @@ fn observed_from(vars: Vars) -> Observed {
     }
 }
 
-/// One round's read of a project: each registered scope's variables, or
-/// why that scope could not be read.
-type Batch = HashMap<ScopeSpec, Result<Vars, TargetError>>;
-
-/// The targets of one project reached with one token at one endpoint: they
-/// share name resolution and one batched read per round.
-#[derive(Default)]
-struct Group {
-    project: OnceCell<Result<Arc<ProjectInfo>, TargetError>>,
-    scopes: Mutex<Vec<ScopeSpec>>,
-    reads: RoundCache<Result<Arc<Batch>, TargetError>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct GroupKey {
-    endpoint: String,
-    /// A digest, so the map never holds the token itself.
-    token: [u8; 32],
-    project: String,
-}
-
-/// Per-run Railway state shared by all railway targets: one HTTP client,
-/// name resolution per project and batched reads per round.
-#[derive(Default)]
-pub struct Shared {
-    client: OnceLock<reqwest::Client>,
-    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
-}
-
-impl Shared {
-    fn client(&self) -> Result<reqwest::Client, TargetError> {
-        if let Some(c) = self.client.get() {
-            return Ok(c.clone());
-        }
-        let c = reqwest::Client::builder()
-            .user_agent(concat!("secretsync/", env!("CARGO_PKG_VERSION")))
-            // A redirect would carry the token header and the body, values
-            // included, to an address nobody chose.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                TargetError::failed(format!("cannot set up the HTTP client: {}", cause(&e)))
-            })?;
-        Ok(self.client.get_or_init(|| c).clone())
+/// The HTTP client of the run (one connection pool for every target).
+fn client(ctx: &Context) -> Result<reqwest::Client, TargetError> {
+    if let Some(c) = ctx.http.get() {
+        return Ok(c.clone());
     }
-
-    /// The group of `key`, with `scope` registered for its batched reads.
-    fn register(&self, key: GroupKey, scope: &ScopeSpec) -> Arc<Group> {
-        let group = self
-            .groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
-        let mut scopes = group.scopes.lock().unwrap_or_else(|e| e.into_inner());
-        if !scopes.contains(scope) {
-            scopes.push(scope.clone());
-        }
-        drop(scopes);
-        group
-    }
+    let c = reqwest::Client::builder()
+        .user_agent(concat!("secretsync/", env!("CARGO_PKG_VERSION")))
+        // A redirect would carry the token header and the body, values
+        // included, to an address nobody chose.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            TargetError::failed(format!("cannot set up the HTTP client: {}", cause(&e)))
+        })?;
+    Ok(ctx.http.get_or_init(|| c).clone())
 }
 
 pub struct RailwayTarget {
@@ -219,8 +286,12 @@ pub struct RailwayTarget {
     scope: ScopeSpec,
     skip_deploys: bool,
     api: Api,
-    /// `None` when there is no token (every operation then says so).
-    group: Option<Arc<Group>>,
+    /// Endpoint, token (a digest of it) and project: the targets read with
+    /// one request. `None` when there is no token (every operation says so).
+    batch_key: Option<String>,
+    /// The project's names and ids, once asked (shared by the batch's
+    /// first reader with the others).
+    project_info: OnceCell<Result<Arc<ProjectInfo>, TargetError>>,
 }
 
 impl RailwayTarget {
@@ -248,13 +319,9 @@ impl RailwayTarget {
             environment: spec.environment.clone(),
             service: spec.service.clone(),
         };
-        let group = token.as_ref().ok().map(|t| {
-            let key = GroupKey {
-                endpoint: endpoint.clone(),
-                token: Sha256::digest(t.value.expose().as_bytes()).into(),
-                project: spec.project.clone(),
-            };
-            ctx.railway.register(key, &scope)
+        let batch_key = token.as_ref().ok().map(|t| {
+            let digest = Sha256::digest(t.value.expose().as_bytes());
+            format!("{endpoint} {} {}", hex::encode(digest), spec.project)
         });
         Ok(RailwayTarget {
             name: name.to_string(),
@@ -266,9 +333,10 @@ impl RailwayTarget {
                 endpoint,
                 token,
                 policy,
-                client: ctx.railway.client()?,
+                client: client(ctx)?,
             },
-            group,
+            batch_key,
+            project_info: OnceCell::new(),
         })
     }
 
@@ -279,18 +347,10 @@ impl RailwayTarget {
         }
     }
 
-    fn group(&self) -> Result<&Arc<Group>, TargetError> {
-        self.api.token()?;
-        self.group
-            .as_ref()
-            .ok_or_else(|| TargetError::failed("internal: railway target without a group"))
-    }
-
     /// The project's names and ids: one query per project per run.
     async fn project_info(&self) -> Result<Arc<ProjectInfo>, TargetError> {
-        let group = self.group()?;
-        group
-            .project
+        self.api.token()?;
+        self.project_info
             .get_or_init(|| async {
                 let about = About {
                     project: self.project.clone(),
@@ -316,53 +376,58 @@ impl RailwayTarget {
         resolve(&info, &self.project, &self.scope)
     }
 
-    /// Reads every registered scope of this target's project in one request.
-    async fn read_group(&self) -> Result<Arc<Batch>, TargetError> {
-        let group = self.group()?;
-        let info = self.project_info().await?;
-        let scopes = group
-            .scopes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut out = HashMap::new();
+    /// Reads the variables of `members` (this target's project, token and
+    /// endpoint) in one request, after one name resolution for them all.
+    async fn read_members(&self, members: &[&RailwayTarget]) -> Vec<Result<Vars, TargetError>> {
+        let info = match self.project_info().await {
+            Ok(info) => info,
+            Err(e) => return vec![Err(e); members.len()],
+        };
+        let mut out: Vec<Option<Result<Vars, TargetError>>> = vec![None; members.len()];
         let mut unique: Vec<Ids> = Vec::new();
         let mut wanted = Vec::new();
-        for s in scopes {
-            match resolve(&info, &self.project, &s) {
-                Err(e) => {
-                    out.insert(s, Err(e));
-                }
+        for (m, t) in members.iter().enumerate() {
+            let _ = t.project_info.set(Ok(info.clone()));
+            match resolve(&info, &self.project, &t.scope) {
+                Err(e) => out[m] = Some(Err(e)),
                 Ok(ids) => {
                     let i = unique.iter().position(|u| *u == ids).unwrap_or_else(|| {
                         unique.push(ids.clone());
                         unique.len() - 1
                     });
-                    wanted.push((s, i));
+                    wanted.push((m, i));
                 }
             }
         }
         if !unique.is_empty() {
-            let (query, vars) = batch_query(&self.project, &unique);
-            let about = About {
-                project: self.project.clone(),
-                environment: None,
-            };
             let about = if unique
                 .iter()
                 .all(|u| u.environment == unique[0].environment)
             {
                 self.about()
             } else {
-                about
+                About {
+                    project: self.project.clone(),
+                    environment: None,
+                }
             };
-            let data = self.api.send(&about, &query, vars, &[]).await?;
-            for (s, i) in wanted {
-                let vars = parse_vars(data.get(&format!("v{i}")), &about);
-                out.insert(s, vars);
+            let (query, vars) = batch_query(&self.project, &unique);
+            match self.api.send(&about, &query, vars, &[]).await {
+                Ok(data) => {
+                    for (m, i) in wanted {
+                        out[m] = Some(parse_vars(data.get(&format!("v{i}")), &about));
+                    }
+                }
+                Err(e) => {
+                    for (m, _) in wanted {
+                        out[m] = Some(Err(e.clone()));
+                    }
+                }
             }
         }
-        Ok(Arc::new(out))
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TargetError::failed("no answer for the target"))))
+            .collect()
     }
 
     /// This target's variables now, in a request of its own.
@@ -400,15 +465,28 @@ impl Target for RailwayTarget {
         )
     }
 
-    async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
-        let group = self.group()?;
-        let batch = group.reads.get_or_init(round, self.read_group()).await?;
-        let vars = match batch.get(&self.scope) {
-            Some(v) => v.clone()?,
-            // Registered after this round's batch was read: read alone.
-            None => self.read_one(&self.ids().await?).await?,
+    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
+        let vars = self.read_members(&[self]).await.pop();
+        vars.unwrap_or_else(|| Err(TargetError::failed("no answer for the target")))
+            .map(observed_from)
+    }
+
+    fn batch_key(&self) -> Option<String> {
+        self.batch_key.clone()
+    }
+
+    /// Every target of the project (same token and endpoint) in one request.
+    async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
+        let Some(members) = super::members::<RailwayTarget>(group) else {
+            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
+                .await;
         };
-        Ok(observed_from(vars))
+        let members: Vec<&RailwayTarget> = members.into_iter().map(|(t, _)| t).collect();
+        self.read_members(&members)
+            .await
+            .into_iter()
+            .map(|r| r.map(observed_from))
+            .collect()
     }
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
