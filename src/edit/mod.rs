@@ -302,12 +302,14 @@ impl Editor {
                 .map_err(|e| Error::other(e.0))?;
         }
         let Some(old) = old else {
+            self.record_set_on(name)?;
             return Ok(Stored::Added);
         };
         if old == *value {
             // Only the storage changed (plain <-> encrypted): no new value.
             return Ok(Stored::Replaced);
         }
+        self.record_set_on(name)?;
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
@@ -325,6 +327,14 @@ impl Editor {
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))?;
         Ok(Stored::Replaced)
+    }
+
+    /// Records today as the date the current value of `name` was set, from
+    /// which its rotation falls due (src/lifecycle.rs).
+    fn record_set_on(&mut self, name: &str) -> Result<(), Error> {
+        self.text
+            .set_secret_field(name, "set_on", &format!("\"{}\"", crate::fsutil::today()))
+            .map_err(|e| Error::other(e.0))
     }
 
     /// Sets the targets of an existing secret. Returns whether they changed.
