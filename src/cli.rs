@@ -145,6 +145,13 @@ pub struct PlanArgs {
     /// existing file). Targets new or changed since the base are not contacted.
     #[arg(long, value_name = "REF", conflicts_with = "out")]
     pub base: Option<String>,
+    /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
+}
+
+fn warn_window(text: &str) -> Result<i64, String> {
+    crate::lifecycle::parse_window(text)
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +183,9 @@ pub struct DoctorArgs {
     pub selection: Selection,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Warn about secrets that expire within this window (expired ones fail).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
 }
 
 #[derive(Debug, Args)]

@@ -780,6 +780,100 @@ pub fn json(statuses: &[Status], p: &Policy) -> Value {
     })
 }
 
+/// The lifecycle of a run's secrets, judged once, shown in every format.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub policy: Policy,
+    pub statuses: Vec<Status>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// The secrets of `m` that `only` keeps, with their decrypted values.
+    pub fn new(
+        m: &Manifest,
+        values: &indexmap::IndexMap<String, Secret>,
+        policy: Policy,
+        only: impl Fn(&SecretDef) -> bool,
+    ) -> Report {
+        let statuses = assess_all(m, values, &policy, only);
+        let findings = findings(&statuses, &policy);
+        Report {
+            policy,
+            statuses,
+            findings,
+        }
+    }
+
+    pub fn text(&self, color: bool) -> String {
+        text(&self.findings, &self.policy, color)
+    }
+
+    pub fn markdown(&self) -> String {
+        markdown(&self.findings, &self.policy)
+    }
+
+    pub fn json(&self) -> Value {
+        json(&self.statuses, &self.policy)
+    }
+
+    pub fn annotations(&self) -> Vec<String> {
+        annotations(&self.findings)
+    }
+
+    /// "1 expired, 2 expiring within 14 days" (empty when nothing is found).
+    pub fn counts(&self) -> String {
+        counts(&self.findings, &self.policy)
+    }
+}
+
+/// `doctor`'s checks of the secrets `only` keeps: one failed check per
+/// expired secret, a passed check with a warning per secret that expires
+/// within the window (or is not valid yet, or is due for rotation), and one
+/// passed check when nothing needs attention. Values that cannot be
+/// decrypted are judged by the manifest alone (the identity check says why).
+pub fn doctor_checks(
+    m: &Manifest,
+    identity: Option<&std::path::Path>,
+    warn_days: i64,
+    only: impl Fn(&SecretDef) -> bool,
+) -> Result<Vec<crate::targets::Check>, Error> {
+    use crate::targets::{Check, TargetError};
+    let policy = Policy::new(warn_days)?;
+    let values = decrypt(m, identity, &only).unwrap_or_default();
+    let report = Report::new(m, &values, policy, &only);
+    drop(values);
+    let mut checks: Vec<Check> =
+        report
+            .findings
+            .iter()
+            .map(|f| Check {
+                what: format!("secret {}", f.secret),
+                outcome: match f.level {
+                    Level::Error => Err(TargetError::auth(format!("{} {}", f.secret, f.what))
+                        .with_hint(f.hint.clone())),
+                    Level::Warning => Ok(format!("warning: {}; fix: {}", f.what, f.hint)),
+                },
+            })
+            .collect();
+    if checks.is_empty() {
+        let known = report
+            .statuses
+            .iter()
+            .filter(|s| s.expiry.is_some())
+            .count();
+        checks.push(Check {
+            what: "expiry and rotation".into(),
+            outcome: Ok(format!(
+                "no secret expired, expiring within {} or due for rotation ({known} of {} with a known expiry)",
+                span(report.policy.warn_within.max(DAY)),
+                report.statuses.len()
+            )),
+        });
+    }
+    Ok(checks)
+}
+
 /// One line about a new value's expiry, for `set` and `rotate`.
 pub fn about_new_value(value: &Secret, p: &Policy) -> Option<String> {
     let v = validity(value);

@@ -93,6 +93,14 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         });
     }
 
+    // Expired secrets fail; those expiring within the window warn.
+    sections.push(Section {
+        scope: "secrets".into(),
+        checks: crate::lifecycle::doctor_checks(&m, g.identity.as_deref(), a.warn_within, |s| {
+            s.targets.iter().any(|t| selected(t))
+        })?,
+    });
+
     let ctx = Context::new(m.dir());
     let built: Vec<(String, Built)> = m
         .targets

@@ -76,7 +76,7 @@ pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
         Error::Other { .. } => "failed",
     };
     serde_json::json!({
-        "format_version": 1,
+        "format_version": crate::render::JSON_FORMAT_VERSION,
         "kind": "error",
         "command": command,
         "error": { "kind": kind, "message": e.to_string(), "hint": e.hint() },
