@@ -70,6 +70,9 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Add the live values of a target to the manifest, encrypted.
     Import(ImportArgs),
+    /// List every secret: targets, kind, last set, expiry, rotation due (reads no target unless --check).
+    #[command(alias = "ls")]
+    List(ListArgs),
     /// List, add or remove recipients (values are re-encrypted).
     Recipients {
         #[command(subcommand)]
@@ -256,6 +259,20 @@ pub struct RotateArgs {
     /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
     pub bytes: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also read the targets, and count those that still hold a previous value.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
 }
 
 #[derive(Debug, Args)]

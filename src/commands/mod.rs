@@ -9,6 +9,7 @@ mod get;
 mod import;
 mod init;
 mod keys;
+mod list;
 mod plan;
 
 use std::io::IsTerminal;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Plan(a) => (a.format == Format::Json).then_some("plan"),
         Command::Apply(a) => (a.format == Format::Json).then_some("apply"),
         Command::Doctor(a) => (a.format == Format::Json).then_some("doctor"),
+        Command::List(a) => (a.format == Format::Json).then_some("list"),
         _ => None,
     };
     let result = dispatch(cli).await;
@@ -96,6 +98,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Set(a) => keys::set(g, a),
         Command::Rotate(a) => keys::rotate(g, a),
         Command::Import(a) => import::run(g, a).await,
+        Command::List(a) => list::run(g, a).await,
         Command::Recipients { action } => keys::recipients(g, action),
         Command::Rekey => keys::rekey(g),
         Command::Unset(a) => edit::unset(g, a),
