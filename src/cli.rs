@@ -245,8 +245,20 @@ pub enum Charset {
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// The secret's name in the manifest.
-    pub key: String,
+    /// The secret's name in the manifest (none with --due).
+    #[arg(required_unless_present = "due", conflicts_with = "due")]
+    pub key: Option<String>,
+    /// Rotate every secret whose `rotate_every` has elapsed and that secretsync
+    /// generates; list those issued by someone else, with what to do. Each new
+    /// value keeps the alphabet and length (at least 16) of the one it replaces.
+    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes"])]
+    pub due: bool,
+    /// Take the new value from this command's standard output (one trailing
+    /// newline removed), for tokens a provider mints: `gh auth token`. Run by
+    /// `sh -c` without secretsync's identity and tokens in its environment; empty
+    /// output or a failure changes nothing.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes"])]
+    pub from_command: Option<String>,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]

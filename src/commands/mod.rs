@@ -11,6 +11,7 @@ mod init;
 mod keys;
 mod list;
 mod plan;
+mod rotate;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
