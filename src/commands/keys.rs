@@ -147,6 +147,12 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
         editor.save()?;
     }
     say(g, &stored, &a.key, &g.manifest);
+    if let (Some(line), false) = (
+        crate::lifecycle::about_new_value(&value, &crate::lifecycle::Policy::new(0)?),
+        g.quiet,
+    ) {
+        eprintln!("{line}");
+    }
     if plain_now && storage == Storage::Keep && !g.quiet {
         eprintln!(
             "`{}` is kept in clear (plain); pass --encrypt to encrypt it",
