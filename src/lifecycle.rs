@@ -774,7 +774,6 @@ pub fn findings_json(findings: &[Finding]) -> Value {
 pub fn json(statuses: &[Status], p: &Policy) -> Value {
     json!({
         "warn_within_days": p.warn_within / DAY,
-        "now": rfc3339(p.now),
         "secrets": statuses.iter().map(|s| status_json(s, p)).collect::<Vec<_>>(),
         "findings": findings_json(&findings(statuses, p)),
     })

@@ -309,7 +309,6 @@ impl Editor {
             // Only the storage changed (plain <-> encrypted): no new value.
             return Ok(Stored::Replaced);
         }
-        self.record_set_on(name)?;
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
@@ -326,6 +325,7 @@ impl Editor {
         self.text
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))?;
+        self.record_set_on(name)?;
         Ok(Stored::Replaced)
     }
 
