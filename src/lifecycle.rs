@@ -26,6 +26,9 @@ pub type Time = i64;
 
 pub const DAY: i64 = 86_400;
 
+/// 9999-12-31T23:59:59Z, the last second a certificate can name.
+const LAST_SECOND: f64 = 253_402_300_799.0;
+
 /// The warning window when none is given (`--warn-within`).
 pub const DEFAULT_WARN_DAYS: i64 = 14;
 
@@ -280,8 +283,15 @@ fn jwt(v: &str) -> Option<Validity> {
         return None;
     }
     let claims = decode(p)?;
-    // NumericDate: seconds, possibly with a fraction.
-    let time = |k: &str| claims.get(k).and_then(Value::as_f64).map(|f| f as Time);
+    // NumericDate: seconds, possibly with a fraction; a date outside years
+    // 1970 to 9999 is no date (and keeps every sum below from overflowing).
+    let time = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_f64)
+            .filter(|f| (0.0..=LAST_SECOND).contains(f))
+            .map(|f| f as Time)
+    };
     Some(Validity {
         issued: Some(Source::Jwt),
         not_after: time("exp"),
@@ -1003,6 +1013,16 @@ mod tests {
         assert!(s.issued, "still recognised as issued elsewhere");
         assert_eq!(s.state, ExpiryState::Unknown);
         assert!(s.expiry.is_none() && f.is_empty());
+        // Claims that are no date are no expiry (and no overflow).
+        for exp in [
+            json!(1e300),
+            json!(-1e300),
+            json!("2026-12-01"),
+            json!(null),
+        ] {
+            let (s, f) = state_of(&jwt_with(&json!({ "exp": exp, "nbf": exp })), "", &p);
+            assert_eq!((s.state, f.len()), (ExpiryState::Unknown, 0), "{exp}");
+        }
         // Not a JWT: three dots of nonsense, or JSON without `alg`.
         assert_eq!(validity(&Secret::new("a.b.c".into())), Validity::default());
         let no_alg = jwt_with(&json!({})).replacen(
