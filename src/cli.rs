@@ -70,6 +70,9 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Add the live values of a target to the manifest, encrypted.
     Import(ImportArgs),
+    /// List every secret: targets, kind, last set, expiry, rotation due (reads no target unless --check).
+    #[command(alias = "ls")]
+    List(ListArgs),
     /// List, add or remove recipients (values are re-encrypted).
     Recipients {
         #[command(subcommand)]
@@ -145,6 +148,13 @@ pub struct PlanArgs {
     /// existing file). Targets new or changed since the base are not contacted.
     #[arg(long, value_name = "REF", conflicts_with = "out")]
     pub base: Option<String>,
+    /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
+}
+
+fn warn_window(text: &str) -> Result<i64, String> {
+    crate::lifecycle::parse_window(text)
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +186,9 @@ pub struct DoctorArgs {
     pub selection: Selection,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Warn about secrets that expire within this window (expired ones fail).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
 }
 
 #[derive(Debug, Args)]
@@ -232,8 +245,20 @@ pub enum Charset {
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// The secret's name in the manifest.
-    pub key: String,
+    /// The secret's name in the manifest (none with --due).
+    #[arg(required_unless_present = "due", conflicts_with = "due")]
+    pub key: Option<String>,
+    /// Rotate every secret whose `rotate_every` has elapsed and that secretsync
+    /// generates; list those issued by someone else, with what to do. Each new
+    /// value keeps the alphabet and length (at least 16) of the one it replaces.
+    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes"])]
+    pub due: bool,
+    /// Take the new value from this command's standard output (one trailing
+    /// newline removed), for tokens a provider mints: `gh auth token`. Run by
+    /// `sh -c` without secretsync's identity and tokens in its environment; empty
+    /// output or a failure changes nothing.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes"])]
+    pub from_command: Option<String>,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
@@ -246,6 +271,20 @@ pub struct RotateArgs {
     /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
     pub bytes: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also read the targets, and count those that still hold a previous value.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
+    #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
+    pub warn_within: i64,
 }
 
 #[derive(Debug, Args)]

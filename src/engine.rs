@@ -487,6 +487,20 @@ impl Engine {
     pub fn manifest_path(&self) -> &Path {
         &self.manifest.path
     }
+
+    /// Secret name → its decrypted value, for the secrets on the selected
+    /// targets (what `plan` judges the lifecycle of: src/lifecycle.rs).
+    pub async fn values(&self) -> Result<IndexMap<String, Secret>, Error> {
+        self.ready().await?;
+        let mut out = IndexMap::new();
+        if let Ok(desired) = self.desired_map().await {
+            for w in desired.values().flat_map(|d| d.values()) {
+                out.entry(w.secret.clone())
+                    .or_insert_with(|| w.value.clone());
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Whether the run includes target `name` (all when none is named).

@@ -19,6 +19,7 @@ pub mod environ;
 pub mod error;
 pub mod fsutil;
 pub mod holdable;
+pub mod lifecycle;
 pub mod lock;
 pub mod manifest;
 pub mod notice;

@@ -85,7 +85,7 @@ fn json_usage_error(e: &clap::Error) {
         .trim_start_matches("error: ")
         .to_string();
     let doc = serde_json::json!({
-        "format_version": 1,
+        "format_version": secretsync::render::JSON_FORMAT_VERSION,
         "kind": "error",
         "command": command,
         "error": { "kind": "usage", "message": message, "hint": "see --help" },

@@ -3,18 +3,30 @@
 
 use std::time::Duration;
 
+use crate::lifecycle::{Finding, Level};
 use crate::plan::{Plan, State};
 
-/// The message for a plan, or `None` when everything is in sync.
-pub fn message(plan: &Plan, manifest: &str) -> Option<serde_json::Value> {
-    if !plan.has_changes() && !plan.has_errors() {
+/// The message for a plan, or `None` when everything is in sync and no
+/// secret has expired, expires within the warning window or is due for
+/// rotation (`lifecycle`).
+pub fn message(plan: &Plan, manifest: &str, lifecycle: &[Finding]) -> Option<serde_json::Value> {
+    let drift = plan.has_changes() || plan.has_errors();
+    if !drift && lifecycle.is_empty() {
         return None;
     }
     let s = plan.summary();
-    let mut lines = vec![format!(
-        "*secretsync*: drift in {}: {} to add, {} to change, {} to delete; {} target(s) unreachable",
-        code(manifest), s.add, s.change, s.delete, s.targets_failed
-    )];
+    let mut lines = vec![if drift {
+        format!(
+            "*secretsync*: drift in {}: {} to add, {} to change, {} to delete; {} target(s) unreachable",
+            code(manifest), s.add, s.change, s.delete, s.targets_failed
+        )
+    } else {
+        format!(
+            "*secretsync*: no drift in {}, but {} secret(s) need attention",
+            code(manifest),
+            lifecycle.len()
+        )
+    }];
     for t in &plan.targets {
         match &t.outcome {
             Err(e) => lines.push(format!(
@@ -42,6 +54,17 @@ pub fn message(plan: &Plan, manifest: &str) -> Option<serde_json::Value> {
             }
             Ok(_) => {}
         }
+    }
+    for f in lifecycle {
+        let mark = match f.level {
+            Level::Error => "⛔",
+            Level::Warning => "⚠️",
+        };
+        lines.push(format!(
+            "{mark} {} {}",
+            code(&f.secret),
+            slack_escape(&f.what)
+        ));
     }
     Some(serde_json::json!({ "text": lines.join("\n") }))
 }

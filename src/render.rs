@@ -10,8 +10,8 @@ use crate::plan::{Item, Plan, State, Summary, TargetPlan};
 use crate::targets::TargetError;
 
 /// The version of the JSON documents (`format_version`); bumped on any
-/// change that is not a pure addition.
-pub const JSON_FORMAT_VERSION: u32 = 1;
+/// change that is not a pure addition. 2: the plan's `lifecycle` (#18).
+pub const JSON_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {

@@ -314,6 +314,7 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
         // Like `previous`, keyed fingerprints the head's author cannot
         // compute without the base's key.
         removed: head.removed.clone(),
+        rotate_every: head.rotate_every,
         fingerprint_key: if fingerprints_hidden.is_some() {
             None
         } else {

@@ -69,8 +69,24 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         });
     }
 
-    // The targets through the engine, as a plan reaches them.
+// The targets through the engine, as a plan reaches them (it checks
+    // the selection, and starts connecting while the values are checked).
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
+    let selected = |name: &str| {
+        a.selection.targets.is_empty() || a.selection.targets.iter().any(|t| t == name)
+    };
+
+    // Expired secrets fail; those expiring within the window warn.
+    sections.push(Section {
+        scope: "secrets".into(),
+        checks: crate::lifecycle::doctor_checks(
+            &engine.manifest,
+            g.identity.as_deref(),
+            a.warn_within,
+            |s| s.targets.iter().any(|t| selected(t)),
+        )?,
+    });
+
     for (slot, checks) in engine.check().await {
         let scope = match &slot.target {
             Ok(t) => format!("target {} ({})", slot.name, t.describe()),

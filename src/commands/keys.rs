@@ -12,7 +12,7 @@ use crate::edit::{Editor, Storage, Stored};
 use crate::error::Error;
 use crate::secret::Secret;
 
-fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path) {
+pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path) {
     if g.quiet {
         return;
     }
@@ -147,6 +147,12 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
         editor.save()?;
     }
     say(g, &stored, &a.key, &g.manifest);
+    if let (Some(line), false) = (
+        crate::lifecycle::about_new_value(&value, &crate::lifecycle::Policy::new(0)?),
+        g.quiet,
+    ) {
+        eprintln!("{line}");
+    }
     if plain_now && storage == Storage::Keep && !g.quiet {
         eprintln!(
             "`{}` is kept in clear (plain); pass --encrypt to encrypt it",
@@ -212,30 +218,38 @@ pub(crate) fn generate(
 }
 
 pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
+    if a.due {
+        return super::rotate::due(g);
+    }
+    let key = a.key.clone().ok_or_else(|| {
+        Error::usage(
+            "rotate needs the secret's name, or --due",
+            "secretsync rotate KEY",
+        )
+    })?;
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
-    if !editor.manifest.secrets.contains_key(&a.key) && a.targets.is_empty() {
+    if !editor.manifest.secrets.contains_key(&key) && a.targets.is_empty() {
         return Err(Error::usage(
-            format!("no secret `{}` to rotate", a.key),
+            format!("no secret `{key}` to rotate"),
             "to create it, name its targets with --target",
         ));
     }
-    check_targets(&editor.manifest, &a.key, &a.targets)?;
-    if editor.is_plain(&a.key) {
+    check_targets(&editor.manifest, &key, &a.targets)?;
+    if let Some(cmd) = &a.from_command {
+        return super::rotate::from_command(g, editor, &key, &a.targets, cmd);
+    }
+    if editor.is_plain(&key) {
         return Err(Error::usage(
             format!(
-                "`{}` is plain configuration (stored in clear); rotate makes random secrets",
-                a.key
+                "`{key}` is plain configuration (stored in clear); rotate makes random secrets"
             ),
-            format!(
-                "to turn it into an encrypted secret first: `secretsync set {} --encrypt`",
-                a.key
-            ),
+            format!("to turn it into an encrypted secret first: `secretsync set {key} --encrypt`"),
         ));
     }
     let value = generate(a.charset, usize::from(a.length), a.bytes.map(usize::from))?;
-    let stored = editor.store(&a.key, &value, &a.targets)?;
+    let stored = editor.store(&key, &value, &a.targets)?;
     editor.save()?;
-    say(g, &stored, &a.key, &g.manifest);
+    say(g, &stored, &key, &g.manifest);
     Ok(Exit::Ok)
 }
 

@@ -9,7 +9,9 @@ mod get;
 mod import;
 mod init;
 mod keys;
+mod list;
 mod plan;
+mod rotate;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Plan(a) => (a.format == Format::Json).then_some("plan"),
         Command::Apply(a) => (a.format == Format::Json).then_some("apply"),
         Command::Doctor(a) => (a.format == Format::Json).then_some("doctor"),
+        Command::List(a) => (a.format == Format::Json).then_some("list"),
         _ => None,
     };
     let result = dispatch(cli).await;
@@ -76,7 +79,7 @@ pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
         Error::Other { .. } => "failed",
     };
     serde_json::json!({
-        "format_version": 1,
+        "format_version": crate::render::JSON_FORMAT_VERSION,
         "kind": "error",
         "command": command,
         "error": { "kind": kind, "message": e.to_string(), "hint": e.hint() },
@@ -96,6 +99,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Set(a) => keys::set(g, a),
         Command::Rotate(a) => keys::rotate(g, a),
         Command::Import(a) => import::run(g, a).await,
+        Command::List(a) => list::run(g, a).await,
         Command::Recipients { action } => keys::recipients(g, action),
         Command::Rekey => keys::rekey(g),
         Command::Unset(a) => edit::unset(g, a),

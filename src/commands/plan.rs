@@ -4,6 +4,7 @@ use super::{emit, errors_on_stderr, github_plan, options, say_plan_errors, style
 use crate::cli::{Global, PlanArgs};
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::lifecycle;
 use crate::render::{self, Format};
 use crate::{notify, saved};
 
@@ -20,9 +21,23 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     };
     let plan = engine.plan_with_progress(super::progress(g)).await?;
     let manifest = engine.manifest_path().display().to_string();
+    // Expiry and rotation of the planned secrets: reported, never a change
+    // (the drift exit codes stay as they are; `doctor` fails on expiry).
+    let values = engine.values().await?;
+    let life = lifecycle::Report::new(
+        &engine.manifest,
+        &values,
+        lifecycle::Policy::new(a.warn_within)?,
+        |d| values.contains_key(&d.name),
+    );
+    drop(values);
     match a.format {
         Format::Text => {
             let mut text = render::plan_text(&plan, &style(g));
+            if !life.findings.is_empty() {
+                text.push('\n');
+                text.push_str(&life.text(style(g).color));
+            }
             if let Some(r) = &review {
                 text.push_str(&r.text(&style(g)));
             }
@@ -30,6 +45,7 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
         Format::Json => {
             let mut doc = render::plan_json(&plan, &manifest);
+            doc["lifecycle"] = life.json();
             if let Some(r) = &review {
                 doc["review"] = r.json();
             }
@@ -38,10 +54,17 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         Format::Markdown => emit(
             g,
             &(render::plan_markdown(&plan)
+                + &life.markdown()
                 + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
         ),
     }
     github_plan(&plan);
+    if crate::ci::github_actions() && !life.findings.is_empty() {
+        if let Err(e) = crate::ci::append_summary(&life.markdown()) {
+            eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
+        }
+        super::annotate(&life.annotations());
+    }
     if let Some(r) = review.as_ref().filter(|_| crate::ci::github_actions()) {
         if let Err(e) = crate::ci::append_summary(&r.markdown()) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
@@ -118,7 +141,7 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         Exit::Ok
     };
     if let Some(url) = &a.notify {
-        if let Some(body) = notify::message(&plan, &manifest) {
+        if let Some(body) = notify::message(&plan, &manifest, &life.findings) {
             if let Err(why) = notify::send(url, &body).await {
                 eprintln!("error: the drift notification was not sent: {why}");
                 exit = Exit::Failed;

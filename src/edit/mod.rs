@@ -289,6 +289,7 @@ impl Editor {
                 .map_err(|e| Error::other(e.0))?;
         }
         let Some(old) = old else {
+            self.record_set_on(name)?;
             return Ok(Stored::Added);
         };
         if old == *value {
@@ -311,7 +312,16 @@ impl Editor {
         self.text
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))?;
+        self.record_set_on(name)?;
         Ok(Stored::Replaced)
+    }
+
+    /// Records today as the date the current value of `name` was set, from
+    /// which its rotation falls due (src/lifecycle.rs).
+    fn record_set_on(&mut self, name: &str) -> Result<(), Error> {
+        self.text
+            .set_secret_field(name, "set_on", &format!("\"{}\"", crate::fsutil::today()))
+            .map_err(|e| Error::other(e.0))
     }
 
     /// Sets the targets of an existing secret. Returns whether they changed.

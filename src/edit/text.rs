@@ -439,6 +439,25 @@ impl Text {
         Ok(())
     }
 
+    /// Replaces (or adds, at the end of the secret) one scalar field of a
+    /// secret: `field: yaml` (such as `set_on: "2026-11-27"`).
+    pub fn set_secret_field(
+        &mut self,
+        name: &str,
+        field: &str,
+        yaml: &str,
+    ) -> Result<(), EditError> {
+        let s = self
+            .secret_line(name)?
+            .ok_or_else(|| EditError(format!("no secret `{name}`")))?;
+        let ci = self
+            .child_indent(s)
+            .unwrap_or(indent_of(self.content(s)) + 2);
+        let at = self.child(s, field);
+        self.put_child(s, at, vec![format!("{}{field}: {yaml}\n", " ".repeat(ci))]);
+        Ok(())
+    }
+
     /// Replaces (or adds, after `recipients`) the top-level `fingerprint_key`.
     pub fn set_fingerprint_key(&mut self, armored: &str) {
         let new = Self::block_scalar(0, "fingerprint_key", armored);
@@ -570,6 +589,24 @@ mod tests {
             t.render(),
             once.replace("      - fingerprint: fp:11111111\n", "      - fingerprint: fp:22222222\n        replaced: \"2026-11-20\"\n      - fingerprint: fp:11111111\n")
         );
+    }
+
+    #[test]
+    fn a_secret_field_is_added_then_replaced_in_place() {
+        let mut t = Text::new(COMMENTED);
+        t.set_secret_field("AUTH", "set_on", "\"2026-11-20\"")
+            .unwrap();
+        let once = t.render();
+        assert!(
+            once.contains(
+                "      -----END AGE ENCRYPTED FILE-----\n    set_on: \"2026-11-20\"\n\n  LOG:"
+            ),
+            "{once}"
+        );
+        t.set_secret_field("AUTH", "set_on", "\"2026-11-27\"")
+            .unwrap();
+        assert_eq!(t.render(), once.replace("2026-11-20", "2026-11-27"));
+        assert!(t.set_secret_field("NOPE", "set_on", "x").is_err());
     }
 
     #[test]

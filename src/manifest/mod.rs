@@ -53,6 +53,8 @@ pub struct Manifest {
     /// Secrets removed with `secretsync unset`: the removed value's keyed
     /// fingerprint, so that a copy left on a target is still recognised.
     pub removed: Vec<Removed>,
+    /// `rotate_every:` at the top: the default period (days) of encrypted secrets.
+    pub rotate_every: Option<i64>,
 }
 
 /// A secret removed from the manifest (`removed:`).
@@ -84,6 +86,12 @@ pub struct SecretDef {
     pub rename: BTreeMap<String, String>,
     /// Fingerprints of values this secret held before (newest first).
     pub previous: Vec<Previous>,
+    /// `expires:` (a validated date), for values that do not say themselves.
+    pub expires: Option<String>,
+    /// `rotate_every:` in days; `Some(None)` is `never` (no default either).
+    pub rotate_every: Option<Option<i64>>,
+    /// `set_on:`, the date the current value was set (a validated date).
+    pub set_on: Option<String>,
 }
 
 impl SecretDef {

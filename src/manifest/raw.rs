@@ -46,6 +46,8 @@ pub(super) struct RawManifest {
     pub(super) secrets: Option<IndexMap<Key, Spanned<RawSecret>>>,
     #[serde(default)]
     pub(super) removed: Option<Vec<RawRemoved>>,
+    /// The default rotation period of encrypted secrets (src/lifecycle.rs).
+    pub(super) rotate_every: S<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +77,11 @@ pub(super) struct RawSecret {
     pub(super) rename: IndexMap<Key, Spanned<String>>,
     #[serde(default)]
     pub(super) previous: Vec<Spanned<RawPrevious>>,
+    // Lifecycle (src/lifecycle.rs): what the issuer said, the policy, and
+    // when the current value was set.
+    pub(super) expires: S<String>,
+    pub(super) rotate_every: S<String>,
+    pub(super) set_on: S<String>,
     /// Free text for people; not used.
     #[allow(dead_code)]
     pub(super) description: Option<String>,

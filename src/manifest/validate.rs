@@ -169,7 +169,31 @@ impl<'a> Checker<'a> {
                     removed: r.removed,
                 })
                 .collect(),
+            rotate_every: self.period(raw.rotate_every.as_ref())?.flatten(),
         })
+    }
+
+    /// A lifecycle period (`90d`, `never`), refused where it stands.
+    fn period(&self, s: Option<&Spanned<String>>) -> Result<Option<Option<i64>>, ManifestError> {
+        s.map(|s| {
+            crate::lifecycle::parse_period(&s.value)
+                .map_err(|why| self.at(s, format!("rotate_every: {why}"), None))
+        })
+        .transpose()
+    }
+
+    /// A lifecycle date, refused where it stands.
+    fn date(
+        &self,
+        s: Option<&Spanned<String>>,
+        field: &str,
+    ) -> Result<Option<String>, ManifestError> {
+        s.map(|s| {
+            crate::lifecycle::parse_time(&s.value)
+                .map(|_| s.value.clone())
+                .map_err(|why| self.at(s, format!("{field}: {why}"), None))
+        })
+        .transpose()
     }
 
     /// Names are printed in plans, PR comments and annotations: no control
@@ -368,6 +392,9 @@ impl<'a> Checker<'a> {
             value,
             rename,
             previous,
+            expires: self.date(s.expires.as_ref(), "expires")?,
+            rotate_every: self.period(s.rotate_every.as_ref())?,
+            set_on: self.date(s.set_on.as_ref(), "set_on")?,
         })
     }
 }

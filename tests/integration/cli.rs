@@ -220,7 +220,7 @@ fn json_and_markdown_plans_hold_no_value() {
     let json = demo_run(dir.path(), &["plan", "--format", "json"]);
     assert_eq!(json.code, 0);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2);
     assert_eq!(doc["summary"]["add"], 1);
     assert_eq!(doc["targets"][1]["status"], "changes");
     let md = demo_run(dir.path(), &["plan", "--format", "markdown"]);
@@ -357,7 +357,7 @@ fn manifest_errors_name_file_line_column_and_a_fix() {
         ),
         (
             "version: 1\ntargets: {}\nsecrets: {}\nrecipents: []\n".into(),
-            "error: unknown field `recipents`, expected one of version, recipients, fingerprint_key, targets, secrets, removed\n  --> secrets.yaml:4:1\n  |\n4 | recipents: []\n  | ^^^^^^^^^\n  hint: see docs/manifest.md for the fields each part of the manifest takes\n".into(),
+            "error: unknown field `recipents`, expected one of version, recipients, fingerprint_key, targets, secrets, removed, rotate_every\n  --> secrets.yaml:4:1\n  |\n4 | recipents: []\n  | ^^^^^^^^^\n  hint: see docs/manifest.md for the fields each part of the manifest takes\n".into(),
         ),
         (
             "version: 1\ntargets:\n  t:\n    type: s3\n    path: x\n".into(),

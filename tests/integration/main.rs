@@ -22,6 +22,7 @@ mod hostile;
 mod install;
 mod keychain;
 mod leaks;
+mod lifecycle;
 mod railway;
 mod readers;
 mod review;

@@ -68,7 +68,7 @@ fn json_plan_matches_the_golden_file() {
     golden("plan.json", &out.stdout, &sb);
     assert_no_canary("json plan", out.all().as_bytes(), CANARIES);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2);
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn doctor_reports_each_problem_with_a_fix() {
     );
     let json = sb.run(&["doctor", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2);
     assert!(doc["problems"].as_u64().unwrap() >= 1);
     for o in [out, healthy, json] {
         assert_no_canary("doctor", o.all().as_bytes(), CANARIES);

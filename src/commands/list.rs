@@ -1,0 +1,241 @@
+//! `secretsync list` (`ls`): every secret with its targets, kind, when its
+//! value was set, its expiry and where that came from, and its rotation.
+//! Reads no target unless `--check`, which counts the targets that still
+//! hold a value the manifest replaced. Never prints a value.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{emit, options, style, Exit};
+use crate::cli::{Global, ListArgs};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::lifecycle::{self, Policy, Report, Status};
+use crate::plan::State;
+use crate::render::{md_code, md_escape, Format, JSON_FORMAT_VERSION};
+
+/// What `--check` found for one secret.
+#[derive(Default)]
+struct Held {
+    /// Targets holding a value the manifest replaced.
+    previous: Vec<String>,
+    /// Targets that could not be read.
+    unread: Vec<String>,
+}
+
+pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
+    let policy = Policy::new(a.warn_within)?;
+    let m = crate::manifest::load(&g.manifest)?;
+    for t in &a.selection.targets {
+        if !m.targets.contains_key(t) {
+            return Err(Error::usage(
+                format!("--target {t}: no such target"),
+                format!(
+                    "targets: {}",
+                    m.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let selected = |t: &String| a.selection.targets.is_empty() || a.selection.targets.contains(t);
+    let only = |d: &crate::manifest::SecretDef| {
+        a.selection.targets.is_empty() || d.targets.iter().any(selected)
+    };
+    // Without an identity the list still shows what the manifest says.
+    let values = match lifecycle::decrypt(&m, g.identity.as_deref(), only) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("warning: the values were not decrypted ({e}): expiry is read from the manifest only");
+            Default::default()
+        }
+    };
+    let report = Report::new(&m, &values, policy, only);
+    drop(values);
+
+    let mut held: Option<BTreeMap<String, Held>> = None;
+    let mut failed = false;
+    if a.check {
+        let engine = Engine::open(&options(g, &a.selection))?;
+        let plan = engine.plan_with_progress(super::progress(g)).await?;
+        engine.close().await;
+        let mut map: BTreeMap<String, Held> = BTreeMap::new();
+        for t in &plan.targets {
+            match &t.outcome {
+                Ok(d) => {
+                    for i in &d.items {
+                        if let (
+                            Some(secret),
+                            State::Differs {
+                                replaced_on: Some(_),
+                            },
+                        ) = (&i.secret, &i.state)
+                        {
+                            map.entry(secret.clone())
+                                .or_default()
+                                .previous
+                                .push(t.target.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    super::say_target_error(&t.target, &t.description, e);
+                    for s in m.secrets.values().filter(|s| s.targets.contains(&t.target)) {
+                        map.entry(s.name.clone())
+                            .or_default()
+                            .unread
+                            .push(t.target.clone());
+                    }
+                }
+            }
+        }
+        held = Some(map);
+    }
+
+    match a.format {
+        Format::Json => {
+            let mut doc = report.json();
+            doc["format_version"] = JSON_FORMAT_VERSION.into();
+            doc["kind"] = "list".into();
+            doc["manifest"] = g.manifest.display().to_string().into();
+            if let (Some(held), Some(secrets)) = (&held, doc["secrets"].as_array_mut()) {
+                for s in secrets {
+                    let name = s["name"].as_str().unwrap_or_default().to_string();
+                    let h = held.get(&name);
+                    s["previous_value_on"] =
+                        serde_json::json!(h.map(|h| h.previous.clone()).unwrap_or_default());
+                    s["not_read"] =
+                        serde_json::json!(h.map(|h| h.unread.clone()).unwrap_or_default());
+                }
+            }
+            emit(g, &format!("{doc:#}"));
+        }
+        Format::Text => emit(g, &text(&report, held.as_ref(), style(g).color)),
+        Format::Markdown => emit(g, &markdown(&report, held.as_ref())),
+    }
+    Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// The columns of one secret, as text (no value, only our words and dates).
+fn columns(s: &Status, p: &Policy, held: Option<&BTreeMap<String, Held>>) -> Vec<String> {
+    let expires = match &s.expiry {
+        None => "-".to_string(),
+        Some(e) => {
+            let source = match e.source {
+                lifecycle::Source::Jwt => "value: JWT exp",
+                lifecycle::Source::Certificate => "value: certificate",
+                lifecycle::Source::Manifest => "manifest",
+            };
+            let when = match s.state {
+                lifecycle::ExpiryState::Expired => "EXPIRED".to_string(),
+                lifecycle::ExpiryState::Expiring => "SOON".to_string(),
+                lifecycle::ExpiryState::NotYetValid => "NOT VALID YET".to_string(),
+                _ => format!("in {} days", (e.at - p.now).div_euclid(lifecycle::DAY)),
+            };
+            format!("{} ({source}) {when}", lifecycle::shown(e.at))
+        }
+    };
+    let rotation = match &s.rotation {
+        None => "-".to_string(),
+        Some(r) => match (r.due_on, r.overdue) {
+            (None, _) => format!("every {}d, no set date", r.every_days),
+            (Some(d), true) => format!(
+                "every {}d, OVERDUE since {}",
+                r.every_days,
+                lifecycle::date(d)
+            ),
+            (Some(d), false) => format!("every {}d, due {}", r.every_days, lifecycle::date(d)),
+        },
+    };
+    let mut cols = vec![
+        s.secret.clone(),
+        if s.encrypted { "encrypted" } else { "plain" }.to_string(),
+        s.targets.join(","),
+        s.set_on.clone().unwrap_or_else(|| "-".into()),
+        expires,
+        rotation,
+    ];
+    if let Some(held) = held {
+        let h = held.get(&s.secret);
+        let n = h.map_or(0, |h| h.previous.len());
+        let unread = h.map_or(0, |h| h.unread.len());
+        cols.push(match (n, unread) {
+            (0, 0) => "none".into(),
+            (n, 0) => format!(
+                "{n} ({})",
+                h.map(|h| h.previous.join(",")).unwrap_or_default()
+            ),
+            (n, u) => format!("{n}, {u} not read"),
+        });
+    }
+    cols
+}
+
+fn headers(check: bool) -> Vec<&'static str> {
+    let mut h = vec!["SECRET", "KIND", "TARGETS", "SET ON", "EXPIRES", "ROTATION"];
+    if check {
+        h.push("OLD VALUE ON");
+    }
+    h
+}
+
+fn text(report: &Report, held: Option<&BTreeMap<String, Held>>, color: bool) -> String {
+    let rows: Vec<Vec<String>> = report
+        .statuses
+        .iter()
+        .map(|s| columns(s, &report.policy, held))
+        .collect();
+    let heads = headers(held.is_some());
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([heads[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let mut out = line(heads.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    if report.statuses.is_empty() {
+        out.push_str("(no secrets)\n");
+    }
+    if !report.findings.is_empty() {
+        out.push('\n');
+        out.push_str(&report.text(color));
+    }
+    out
+}
+
+fn markdown(report: &Report, held: Option<&BTreeMap<String, Held>>) -> String {
+    let heads = headers(held.is_some());
+    let mut out = format!(
+        "### secretsync list\n\n| {} |\n|{}\n",
+        heads.join(" | "),
+        "---|".repeat(heads.len())
+    );
+    for s in &report.statuses {
+        let cols = columns(s, &report.policy, held);
+        let cells: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == 0 { md_code(c) } else { md_escape(c) })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push_str(&report.markdown());
+    out
+}
