@@ -5,20 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::render::Format;
-
 /// Keep secrets identical everywhere they are deployed.
 #[derive(Debug, Parser)]
 #[command(name = "secretsync", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub(crate) global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// The manifest.
     #[arg(
         short = 'f',
@@ -28,30 +26,30 @@ pub struct Global {
         env = "SECRETSYNC_MANIFEST",
         default_value = "secrets.yaml"
     )]
-    pub manifest: PathBuf,
+    pub(crate) manifest: PathBuf,
     /// The age identity (x25519 key file or ssh-ed25519 private key) that decrypts the manifest.
     #[arg(short = 'i', long, global = true, value_name = "FILE")]
-    pub identity: Option<PathBuf>,
+    pub(crate) identity: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    pub(crate) color: ColorChoice,
     /// Print only errors (the exit code tells the rest).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Say more (also list keys that are in sync).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Compare every target with the manifest and print a redacted diff.
     Plan(PlanArgs),
     /// Show the plan, confirm, write the changes, and verify them.
@@ -101,39 +99,39 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Only this target (repeatable).
     #[arg(short = 't', long = "target", value_name = "NAME")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// How many targets are read or written at once. Reads are already
     /// batched per Railway project and per SSH host (which caps its own
     /// sessions), so the default covers a 50-target manifest in one wave.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallelism: u16,
+    pub(crate) parallelism: u16,
     /// Keep each SSH host's connection open this long after the run (`60s`,
     /// `5m`; 0 = close at exit), so that the next run, such as the apply
     /// after a plan, skips the handshake. As ssh's ControlPersist: the
     /// socket is in a folder only you can enter.
     #[arg(long, value_name = "DURATION", env = "SECRETSYNC_SSH_PERSIST", value_parser = persist_duration)]
-    pub ssh_persist: Option<std::time::Duration>,
+    pub(crate) ssh_persist: Option<std::time::Duration>,
 }
 
 fn persist_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::manifest::parse_duration(text)
+    secretsync::manifest::parse_duration(text)
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     #[command(flatten)]
-    pub selection: Selection,
+    pub(crate) selection: Selection,
     /// Exit 0 when in sync, 2 when changes are pending, 1 on error.
     #[arg(long)]
-    pub detailed_exitcode: bool,
+    pub(crate) detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Save the plan (no values) for `secretsync apply FILE`.
     #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// On drift or errors, POST a redacted summary to this URL (Slack incoming-webhook JSON).
     /// The URL is a credential: prefer the environment variable to argv.
     #[arg(
@@ -142,95 +140,95 @@ pub struct PlanArgs {
         env = "SECRETSYNC_NOTIFY_URL",
         hide_env_values = true
     )]
-    pub notify: Option<String>,
+    pub(crate) notify: Option<String>,
     /// Review mode: plan this change against REF, a git revision (such as
     /// origin/main) or a file holding the base manifest (`file:PATH`, or any
     /// existing file). Targets new or changed since the base are not contacted.
     #[arg(long, value_name = "REF", conflicts_with = "out")]
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
     #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
-    pub warn_within: i64,
+    pub(crate) warn_within: i64,
 }
 
 fn warn_window(text: &str) -> Result<i64, String> {
-    crate::lifecycle::parse_window(text)
+    secretsync::lifecycle::parse_window(text)
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Exit 0 when clean, 2 when there are warnings (a plain value that looks like a secret), 1 on errors.
     #[arg(long)]
-    pub detailed_exitcode: bool,
+    pub(crate) detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// A plan saved by `plan --out`: apply exactly it, or refuse if anything moved since.
     #[arg(value_name = "PLAN")]
-    pub plan: Option<PathBuf>,
+    pub(crate) plan: Option<PathBuf>,
     #[command(flatten)]
-    pub selection: Selection,
+    pub(crate) selection: Selection,
     /// Apply without asking (for CI).
     #[arg(long, alias = "yes")]
-    pub auto_approve: bool,
+    pub(crate) auto_approve: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     #[command(flatten)]
-    pub selection: Selection,
+    pub(crate) selection: Selection,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Warn about secrets that expire within this window (expired ones fail).
     #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
-    pub warn_within: i64,
+    pub(crate) warn_within: i64,
 }
 
 #[derive(Debug, Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     /// The secret's name in the manifest.
-    pub key: String,
+    pub(crate) key: String,
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// A recipient's public key (age1… or "ssh-ed25519 …"); repeatable. Without one, an identity is generated.
     #[arg(long = "recipient", short = 'r', value_name = "KEY")]
-    pub recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
     /// Where to write a generated identity (default ~/.config/sops/age/keys.txt, if it does not exist).
     #[arg(long, value_name = "FILE")]
-    pub identity_out: Option<PathBuf>,
+    pub(crate) identity_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct SetArgs {
+pub(crate) struct SetArgs {
     /// The secret's name in the manifest.
-    pub key: String,
+    pub(crate) key: String,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Read the value from standard input (one trailing newline is dropped).
     #[arg(long)]
-    pub stdin: bool,
+    pub(crate) stdin: bool,
     /// Store the value in clear (`value:`), for configuration that is not secret.
     #[arg(long, conflicts_with = "encrypt")]
-    pub plain: bool,
+    pub(crate) plain: bool,
     /// Store the value encrypted, also where it was plain until now.
     #[arg(long)]
-    pub encrypt: bool,
+    pub(crate) encrypt: bool,
     /// Accept an empty value (refused by default: usually a slip).
     #[arg(long)]
-    pub allow_empty: bool,
+    pub(crate) allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Charset {
+pub(crate) enum Charset {
     /// A-Z a-z 0-9
     Alnum,
     /// 0-9 a-f
@@ -244,63 +242,63 @@ pub enum Charset {
 }
 
 #[derive(Debug, Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// The secret's name in the manifest (none with --due).
     #[arg(required_unless_present = "due", conflicts_with = "due")]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Rotate every secret whose `rotate_every` has elapsed and that secretsync
     /// generates; list those issued by someone else, with what to do. Each new
     /// value keeps the alphabet and length (at least 16) of the one it replaces.
     #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes"])]
-    pub due: bool,
+    pub(crate) due: bool,
     /// Take the new value from this command's standard output (one trailing
     /// newline removed), for tokens a provider mints: `gh auth token`. Run by
     /// `sh -c` without secretsync's identity and tokens in its environment; empty
     /// output or a failure changes nothing.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes"])]
-    pub from_command: Option<String>,
+    pub(crate) from_command: Option<String>,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Characters in the new value.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
-    pub length: u16,
+    pub(crate) length: u16,
     #[arg(long, value_enum, default_value_t = Charset::Alnum)]
-    pub charset: Charset,
+    pub(crate) charset: Charset,
     /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
-    pub bytes: Option<u16>,
+    pub(crate) bytes: Option<u16>,
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Also read the targets, and count those that still hold a previous value.
     #[arg(long)]
-    pub check: bool,
+    pub(crate) check: bool,
     #[command(flatten)]
-    pub selection: Selection,
+    pub(crate) selection: Selection,
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
     #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
-    pub warn_within: i64,
+    pub(crate) warn_within: i64,
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// The target to read the values from.
     #[arg(long, value_name = "TARGET")]
-    pub from: String,
+    pub(crate) from: String,
     /// Keys (as named on the target) to import; all of them when none is given.
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
     /// Replace secrets that are already in the manifest.
     #[arg(long)]
-    pub overwrite: bool,
+    pub(crate) overwrite: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RecipientsAction {
+pub(crate) enum RecipientsAction {
     /// Print the recipients.
     List,
     /// Add recipients and re-encrypt every value to all of them.
@@ -316,14 +314,14 @@ pub enum RecipientsAction {
 }
 
 #[derive(Debug, Args)]
-pub struct UnsetArgs {
+pub(crate) struct UnsetArgs {
     /// The secrets' names in the manifest.
     #[arg(required = true, value_name = "KEY")]
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TargetsAction {
+pub(crate) enum TargetsAction {
     /// Deploy a secret to more targets.
     Add {
         /// The secret's name in the manifest.
@@ -341,7 +339,7 @@ pub enum TargetsAction {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TargetAction {
+pub(crate) enum TargetAction {
     /// Print the target definitions: name, type and where.
     List,
     /// Define a target from flags (the fields of docs/manifest.md).
@@ -354,78 +352,80 @@ pub enum TargetAction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KnownHostsChoice {
+pub(crate) enum KnownHostsChoice {
     Strict,
     AcceptNew,
 }
 
 #[derive(Debug, Args)]
-pub struct TargetAddArgs {
+pub(crate) struct TargetAddArgs {
     /// The new target's name.
     #[arg(value_name = "NAME")]
-    pub name: String,
+    pub(crate) name: String,
     /// A kind of target: env_file, ssh_env, railway, keychain.
     #[arg(long = "type", value_name = "TYPE", value_parser = target_kinds())]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Any field of the type, as `FIELD=VALUE` (repeatable): what the
     /// flags below do not name.
     #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = field_value)]
-    pub set: Vec<(String, String)>,
+    pub(crate) set: Vec<(String, String)>,
     /// env_file, ssh_env: the file (relative to the manifest's folder, or on the host).
     #[arg(long)]
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// env_file, ssh_env: create the file (mode 0600) when it is missing.
     #[arg(long)]
-    pub create: bool,
+    pub(crate) create: bool,
     /// env_file, ssh_env, railway: delete keys the manifest does not list.
     #[arg(long)]
-    pub prune: bool,
+    pub(crate) prune: bool,
     /// ssh_env, keychain over SSH: `user@host` or an alias from ~/.ssh/config.
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     #[arg(long, value_name = "FILE")]
-    pub identity_file: Option<String>,
+    pub(crate) identity_file: Option<String>,
     #[arg(long, value_enum)]
-    pub known_hosts: Option<KnownHostsChoice>,
+    pub(crate) known_hosts: Option<KnownHostsChoice>,
     #[arg(long, value_name = "FILE")]
-    pub known_hosts_file: Option<String>,
+    pub(crate) known_hosts_file: Option<String>,
     /// For example `10s`.
     #[arg(long, value_name = "DURATION")]
-    pub connect_timeout: Option<String>,
+    pub(crate) connect_timeout: Option<String>,
     /// ssh_env: read and write through `sudo -n`.
     #[arg(long)]
-    pub sudo: bool,
+    pub(crate) sudo: bool,
     /// railway: the project id.
     #[arg(long)]
-    pub project: Option<String>,
+    pub(crate) project: Option<String>,
     /// railway: the environment's name or id.
     #[arg(long)]
-    pub environment: Option<String>,
+    pub(crate) environment: Option<String>,
     /// railway: the service's name or id (none: shared variables); keychain: the item service.
     #[arg(long)]
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// railway: the environment variable holding the token.
     #[arg(long, value_name = "VAR")]
-    pub token_env: Option<String>,
+    pub(crate) token_env: Option<String>,
     /// railway: `account` or `project`.
     #[arg(long, value_name = "KIND")]
-    pub token_kind: Option<String>,
+    pub(crate) token_kind: Option<String>,
     /// railway: change variables without triggering deploys.
     #[arg(long)]
-    pub skip_deploys: bool,
+    pub(crate) skip_deploys: bool,
     /// railway: replace sealed variables.
     #[arg(long)]
-    pub overwrite_sealed: bool,
+    pub(crate) overwrite_sealed: bool,
     /// keychain: the keychain file (default: the login keychain).
     #[arg(long)]
-    pub keychain: Option<String>,
+    pub(crate) keychain: Option<String>,
 }
 
 /// `--type` takes the kinds of the registry.
 fn target_kinds() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(crate::targets::kind::KINDS.iter().map(|k| k.name()))
+    clap::builder::PossibleValuesParser::new(
+        secretsync::targets::kind::KINDS.iter().map(|k| k.name()),
+    )
 }
 
 fn field_value(text: &str) -> Result<(String, String), String> {
@@ -439,4 +439,13 @@ fn field_value(text: &str) -> Result<(String, String), String> {
         }
         _ => Err("expected FIELD=VALUE, for example `--set format=systemd`".into()),
     }
+}
+
+/// How a command's output is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Format {
+    #[default]
+    Text,
+    Json,
+    Markdown,
 }

@@ -5,12 +5,14 @@
 //! it must reach; [`engine`] reads the targets and [`plan`] compares them with
 //! the manifest; [`apply`] makes them converge; [`render`] shows the result
 //! without ever printing a value.
+//!
+//! The command line is the binary's (`src/main.rs`, `src/cli.rs` and
+//! `src/commands/`, the only code that knows clap): a thin layer that parses
+//! arguments, calls this library and prints what [`render`] makes.
 
 pub mod apply;
 pub mod check;
 pub mod ci;
-pub mod cli;
-pub mod commands;
 pub mod crypto;
 pub mod edit;
 pub mod engine;

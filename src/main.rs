@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use secretsync::cli::Cli;
+mod cli;
+mod commands;
+
+use cli::Cli;
 
 fn main() -> ExitCode {
     // First: no core dumps while values may be in memory.
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(secretsync::commands::run(cli)) {
+    match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("error: {e}");

@@ -13,14 +13,6 @@ use crate::targets::TargetError;
 /// change that is not a pure addition. 2: the plan's `lifecycle` (#18).
 pub const JSON_FORMAT_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
-    #[default]
-    Text,
-    Json,
-    Markdown,
-}
-
 /// ANSI colour, on or off.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Style {

@@ -7,11 +7,12 @@ use serde_json::json;
 use super::{
     emit, errors_on_stderr, github_report, github_summary, options, say_report_errors, style, Exit,
 };
+use crate::cli::Format;
 use crate::cli::{ApplyArgs, Global};
-use crate::engine::Engine;
-use crate::error::Error;
-use crate::render::{self, Format};
-use crate::{apply, saved};
+use secretsync::engine::Engine;
+use secretsync::error::Error;
+use secretsync::render;
+use secretsync::{apply, saved};
 
 pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     let saved_plan = match &a.plan {
@@ -41,7 +42,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         // Before its targets are selected: a plan of another manifest (or
         // of an older text of this one) would otherwise fail on a target
         // name as if the user had given it.
-        let current = crate::manifest::load(&g.manifest)?;
+        let current = secretsync::manifest::load(&g.manifest)?;
         if saved::manifest_sha256(&current.source) != s.manifest_sha256 {
             let here = super::shown(&g.manifest);
             let there = super::shown(std::path::Path::new(&s.manifest));

@@ -1,10 +1,10 @@
 //! `secretsync check`
 
 use super::{emit, Exit};
-use crate::check;
+use crate::cli::Format;
 use crate::cli::{CheckArgs, Global};
-use crate::error::Error;
-use crate::render::Format;
+use secretsync::check;
+use secretsync::error::Error;
 
 pub(super) fn run(g: &Global, a: CheckArgs) -> Result<Exit, Error> {
     let path = g.manifest.display().to_string();

@@ -3,13 +3,14 @@
 //! credentials and host answer. Never writes a value.
 
 use super::{emit, style, Exit};
+use crate::cli::Format;
 use crate::cli::{DoctorArgs, Global};
-use crate::crypto;
-use crate::engine::Engine;
-use crate::error::Error;
-use crate::manifest::{self, ValueSource};
-use crate::render::{self, Format, Section};
-use crate::targets::{Check, TargetError};
+use secretsync::crypto;
+use secretsync::engine::Engine;
+use secretsync::error::Error;
+use secretsync::manifest::{self, ValueSource};
+use secretsync::render::{self, Section};
+use secretsync::targets::{Check, TargetError};
 
 pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     let m = manifest::load(&g.manifest)?;
@@ -69,7 +70,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         });
     }
 
-// The targets through the engine, as a plan reaches them (it checks
+    // The targets through the engine, as a plan reaches them (it checks
     // the selection, and starts connecting while the values are checked).
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
     let selected = |name: &str| {
@@ -79,7 +80,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     // Expired secrets fail; those expiring within the window warn.
     sections.push(Section {
         scope: "secrets".into(),
-        checks: crate::lifecycle::doctor_checks(
+        checks: secretsync::lifecycle::doctor_checks(
             &engine.manifest,
             g.identity.as_deref(),
             a.warn_within,

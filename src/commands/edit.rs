@@ -3,8 +3,8 @@
 
 use super::Exit;
 use crate::cli::{Global, KnownHostsChoice, TargetAction, TargetAddArgs, TargetsAction, UnsetArgs};
-use crate::edit::{yaml_quote, Editor};
-use crate::error::Error;
+use secretsync::edit::{yaml_quote, Editor};
+use secretsync::error::Error;
 
 pub(super) fn unset(g: &Global, a: UnsetArgs) -> Result<Exit, Error> {
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
@@ -101,8 +101,8 @@ fn no_secret(key: &str) -> Error {
 pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
     match action {
         TargetAction::List => {
-            let m = crate::manifest::load(&g.manifest)?;
-            let ctx = crate::targets::Context::new(m.dir());
+            let m = secretsync::manifest::load(&g.manifest)?;
+            let ctx = secretsync::targets::Context::new(m.dir());
             for (name, spec) in &m.targets {
                 let what = spec
                     .build(name, &ctx)

@@ -4,9 +4,9 @@ use std::io::{IsTerminal, Write};
 
 use super::Exit;
 use crate::cli::{GetArgs, Global};
-use crate::crypto;
-use crate::error::Error;
-use crate::manifest::{self, ValueSource};
+use secretsync::crypto;
+use secretsync::error::Error;
+use secretsync::manifest::{self, ValueSource};
 
 pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
     let m = manifest::load(&g.manifest)?;
@@ -17,7 +17,7 @@ pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
         ));
     };
     let value = match &def.value {
-        ValueSource::Plain(v) => crate::secret::Secret::new(v.clone()),
+        ValueSource::Plain(v) => secretsync::secret::Secret::new(v.clone()),
         ValueSource::Encrypted(armored) => {
             let ids = crypto::find_identities(g.identity.as_deref())?;
             crypto::decrypt(&ids, armored, &format!("secret `{}`", a.key))?

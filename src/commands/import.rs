@@ -2,15 +2,15 @@
 
 use super::Exit;
 use crate::cli::{Global, ImportArgs};
-use crate::edit::{Editor, Storage, Stored};
-use crate::engine::{Engine, Options};
-use crate::error::Error;
-use crate::targets::Observation;
+use secretsync::edit::{Editor, Storage, Stored};
+use secretsync::engine::{Engine, Options};
+use secretsync::error::Error;
+use secretsync::targets::Observation;
 
 pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     // The target is read before the edit lock is taken: a slow target does
     // not hold up other edits.
-    let manifest = crate::manifest::load(&g.manifest)?;
+    let manifest = secretsync::manifest::load(&g.manifest)?;
     let Some(spec) = manifest.targets.get(&a.from).cloned() else {
         let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
         return Err(Error::usage(
@@ -94,7 +94,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                 };
                 // A value some target of the secret cannot hold is left out
                 // (the others are imported), not found at plan time.
-                let refused = crate::holdable::refusals(&editor.manifest, &name, &targets, v);
+                let refused = secretsync::holdable::refusals(&editor.manifest, &name, &targets, v);
                 if !refused.is_empty() {
                     for (t, why) in refused {
                         eprintln!(

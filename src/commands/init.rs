@@ -6,13 +6,13 @@ use secrecy::ExposeSecret;
 
 use super::Exit;
 use crate::cli::{Global, InitArgs};
-use crate::crypto;
-use crate::error::Error;
-use crate::fsutil::write_atomic;
+use secretsync::crypto;
+use secretsync::error::Error;
+use secretsync::fsutil::write_atomic;
 
 pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
     // Two inits at once: the second sees the first's manifest.
-    let _lock = crate::lock::lock(&g.manifest)?;
+    let _lock = secretsync::lock::lock(&g.manifest)?;
     if g.manifest.exists() {
         return Err(Error::usage(
             format!("{} exists already", g.manifest.display()),
@@ -50,7 +50,7 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
         let public = id.to_public();
         let text = zeroize::Zeroizing::new(format!(
             "# created by secretsync init on {}\n# public key: {public}\n{}\n",
-            crate::fsutil::today(),
+            secretsync::fsutil::today(),
             id.to_string().expose_secret()
         ));
         write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;
@@ -81,7 +81,7 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
         text.push_str(&format!("  {l}\n"));
     }
     text.push_str("\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n\nsecrets: {}\n");
-    crate::manifest::parse(&g.manifest, text.clone())?;
+    secretsync::manifest::parse(&g.manifest, text.clone())?;
     write_atomic(&g.manifest, text.as_bytes(), 0o644).map_err(|e| Error::io(&g.manifest, e))?;
     if !g.quiet {
         eprintln!(

@@ -7,10 +7,10 @@ use base64::Engine as _;
 
 use super::Exit;
 use crate::cli::{Charset, Global, RecipientsAction, RotateArgs, SetArgs};
-use crate::crypto;
-use crate::edit::{Editor, Storage, Stored};
-use crate::error::Error;
-use crate::secret::Secret;
+use secretsync::crypto;
+use secretsync::edit::{Editor, Storage, Stored};
+use secretsync::error::Error;
+use secretsync::secret::Secret;
 
 pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path) {
     if g.quiet {
@@ -31,12 +31,12 @@ pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path
 /// refuse later: a bad name, unknown targets, `-t` that differs from an
 /// existing secret's targets.
 fn precheck(g: &Global, key: &str, targets: &[String]) -> Result<(), Error> {
-    let m = crate::manifest::load(&g.manifest)?;
+    let m = secretsync::manifest::load(&g.manifest)?;
     check_targets(&m, key, targets)
 }
 
 fn check_targets(
-    m: &crate::manifest::Manifest,
+    m: &secretsync::manifest::Manifest,
     key: &str,
     targets: &[String],
 ) -> Result<(), Error> {
@@ -67,10 +67,10 @@ fn check_targets(
                     ),
                 ));
             }
-            crate::edit::check_secret_name(m, key, &s.targets)
+            secretsync::edit::check_secret_name(m, key, &s.targets)
         }
-        Some(s) => crate::edit::check_secret_name(m, key, &s.targets),
-        None => crate::edit::check_secret_name(m, key, targets),
+        Some(s) => secretsync::edit::check_secret_name(m, key, &s.targets),
+        None => secretsync::edit::check_secret_name(m, key, targets),
     }
 }
 
@@ -148,7 +148,7 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     }
     say(g, &stored, &a.key, &g.manifest);
     if let (Some(line), false) = (
-        crate::lifecycle::about_new_value(&value, &crate::lifecycle::Policy::new(0)?),
+        secretsync::lifecycle::about_new_value(&value, &secretsync::lifecycle::Policy::new(0)?),
         g.quiet,
     ) {
         eprintln!("{line}");
@@ -255,7 +255,7 @@ pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
 
 pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, Error> {
     if matches!(action, RecipientsAction::List) {
-        let m = crate::manifest::load(&g.manifest)?;
+        let m = secretsync::manifest::load(&g.manifest)?;
         for r in &m.recipients {
             println!("{r}");
         }
@@ -338,7 +338,7 @@ pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, E
         .manifest
         .secrets
         .values()
-        .filter(|s| matches!(s.value, crate::manifest::ValueSource::Encrypted(_)))
+        .filter(|s| matches!(s.value, secretsync::manifest::ValueSource::Encrypted(_)))
         .map(|s| s.name.clone())
         .collect();
     let removed = matches!(action_kind, Kind::Remove);

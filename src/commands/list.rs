@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{emit, options, style, Exit};
+use crate::cli::Format;
 use crate::cli::{Global, ListArgs};
-use crate::engine::Engine;
-use crate::error::Error;
-use crate::lifecycle::{self, Policy, Report, Status};
-use crate::plan::State;
-use crate::render::{md_code, md_escape, Format, JSON_FORMAT_VERSION};
+use secretsync::engine::Engine;
+use secretsync::error::Error;
+use secretsync::lifecycle::{self, Policy, Report, Status};
+use secretsync::plan::State;
+use secretsync::render::{md_code, md_escape, JSON_FORMAT_VERSION};
 
 /// What `--check` found for one secret.
 #[derive(Default)]
@@ -25,7 +26,7 @@ struct Held {
 
 pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
     let policy = Policy::new(a.warn_within)?;
-    let m = crate::manifest::load(&g.manifest)?;
+    let m = secretsync::manifest::load(&g.manifest)?;
     for t in &a.selection.targets {
         if !m.targets.contains_key(t) {
             return Err(Error::usage(
@@ -38,7 +39,7 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
         }
     }
     let selected = |t: &String| a.selection.targets.is_empty() || a.selection.targets.contains(t);
-    let only = |d: &crate::manifest::SecretDef| {
+    let only = |d: &secretsync::manifest::SecretDef| {
         a.selection.targets.is_empty() || d.targets.iter().any(selected)
     };
     // Without an identity the list still shows what the manifest says.

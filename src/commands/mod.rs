@@ -16,18 +16,19 @@ mod rotate;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::apply::{Outcome, Report};
-use crate::ci;
+use crate::cli::Format;
 use crate::cli::{Cli, ColorChoice, Command, Global, Selection};
-use crate::engine::Options;
-use crate::engine::Progress;
-use crate::error::Error;
-use crate::plan::Plan;
-use crate::render::{self, Format, Style};
+use secretsync::apply::{Outcome, Report};
+use secretsync::ci;
+use secretsync::engine::Options;
+use secretsync::engine::Progress;
+use secretsync::error::Error;
+use secretsync::plan::Plan;
+use secretsync::render::{self, Style};
 
 /// How a command ended, when it did not end with an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Success (or, with --detailed-exitcode, in sync).
     Ok,
     /// With --detailed-exitcode: changes are pending.
@@ -38,7 +39,7 @@ pub enum Exit {
 
 impl Exit {
     /// The exit code, following Terraform's convention.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
             Exit::Failed => 1,
@@ -47,7 +48,7 @@ impl Exit {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<Exit, Error> {
+pub(crate) async fn run(cli: Cli) -> Result<Exit, Error> {
     // With --format json, an error that ends the command is a JSON document
     // on stdout too (its text still goes to stderr, from main).
     let json = match &cli.command {
@@ -70,7 +71,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
 static EMITTED: AtomicBool = AtomicBool::new(false);
 
 /// The JSON document of an error that ended a command (docs/json-output.md).
-pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
+pub(crate) fn error_json(command: &str, e: &Error) -> serde_json::Value {
     let kind = match e {
         Error::Manifest(_) => "manifest",
         Error::Crypto(_) => "crypto",
@@ -79,7 +80,7 @@ pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
         Error::Other { .. } => "failed",
     };
     serde_json::json!({
-        "format_version": crate::render::JSON_FORMAT_VERSION,
+        "format_version": secretsync::render::JSON_FORMAT_VERSION,
         "kind": "error",
         "command": command,
         "error": { "kind": kind, "message": e.to_string(), "hint": e.hint() },
@@ -88,7 +89,7 @@ pub fn error_json(command: &str, e: &Error) -> serde_json::Value {
 
 async fn dispatch(cli: Cli) -> Result<Exit, Error> {
     let g = &cli.global;
-    crate::notice::set_quiet(g.quiet);
+    secretsync::notice::set_quiet(g.quiet);
     match cli.command {
         Command::Plan(a) => plan::run(g, a).await,
         Command::Apply(a) => apply::run(g, a).await,
@@ -256,7 +257,7 @@ fn errors_on_stderr(g: &Global, format: Format) -> bool {
     g.quiet || format != Format::Text
 }
 
-fn say_target_error(target: &str, description: &str, e: &crate::targets::TargetError) {
+fn say_target_error(target: &str, description: &str, e: &secretsync::targets::TargetError) {
     eprintln!("error: target `{target}` ({description}): {}", e.message);
     if let Some(h) = &e.hint {
         eprintln!("  hint: {h}");

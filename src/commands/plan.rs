@@ -1,17 +1,18 @@
 //! `secretsync plan`
 
 use super::{emit, errors_on_stderr, github_plan, options, say_plan_errors, style, Exit};
+use crate::cli::Format;
 use crate::cli::{Global, PlanArgs};
-use crate::engine::Engine;
-use crate::error::Error;
-use crate::lifecycle;
-use crate::render::{self, Format};
-use crate::{notify, saved};
+use secretsync::engine::Engine;
+use secretsync::error::Error;
+use secretsync::lifecycle;
+use secretsync::render;
+use secretsync::{notify, saved};
 
 pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     let (engine, review) = match &a.base {
         Some(base) => {
-            let (engine, review) = crate::review::open(&options(g, &a.selection), base)?;
+            let (engine, review) = secretsync::review::open(&options(g, &a.selection), base)?;
             (engine, Some(review))
         }
         None => {
@@ -59,14 +60,14 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         ),
     }
     github_plan(&plan);
-    if crate::ci::github_actions() && !life.findings.is_empty() {
-        if let Err(e) = crate::ci::append_summary(&life.markdown()) {
+    if secretsync::ci::github_actions() && !life.findings.is_empty() {
+        if let Err(e) = secretsync::ci::append_summary(&life.markdown()) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
         super::annotate(&life.annotations());
     }
-    if let Some(r) = review.as_ref().filter(|_| crate::ci::github_actions()) {
-        if let Err(e) = crate::ci::append_summary(&r.markdown()) {
+    if let Some(r) = review.as_ref().filter(|_| secretsync::ci::github_actions()) {
+        if let Err(e) = secretsync::ci::append_summary(&r.markdown()) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
         super::annotate(&r.annotations());
@@ -119,7 +120,8 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
             )
         })?;
         let text = serde_json::to_string_pretty(&saved).map_err(|e| Error::other(e.to_string()))?;
-        crate::fsutil::write_atomic(out, text.as_bytes(), 0o600).map_err(|e| Error::io(out, e))?;
+        secretsync::fsutil::write_atomic(out, text.as_bytes(), 0o600)
+            .map_err(|e| Error::io(out, e))?;
         if !g.quiet {
             eprintln!(
                 "saved the plan to {}; apply it with `secretsync apply {}`",
@@ -155,14 +157,14 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
 /// definitions and fingerprint_key (docs/ci.md, Security): say so where the
 /// workflow's author will see it, once, without failing the run.
 fn warn_unreviewed_pull_request() {
-    if !crate::ci::github_actions() {
+    if !secretsync::ci::github_actions() {
         return;
     }
     let event = std::env::var("GITHUB_EVENT_NAME").unwrap_or_default();
     if event == "pull_request" || event == "pull_request_target" {
         eprintln!(
             "{}",
-            crate::ci::annotation(
+            secretsync::ci::annotation(
                 "warning",
                 "secretsync: plan without --base",
                 "this plans a pull request's manifest with its own target definitions and fingerprint_key: \

@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 use super::keys::{generate, say};
 use super::Exit;
 use crate::cli::{Charset, Global};
-use crate::edit::Editor;
-use crate::error::Error;
-use crate::lifecycle::{self, Policy};
-use crate::secret::Secret;
+use secretsync::edit::Editor;
+use secretsync::error::Error;
+use secretsync::lifecycle::{self, Policy};
+use secretsync::secret::Secret;
 
 /// The most a command may print: a token, a certificate chain, not a file.
 const MAX_OUTPUT: usize = 1 << 20;
