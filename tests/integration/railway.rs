@@ -934,3 +934,64 @@ async fn service_values_round_trip_exactly() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// #16: what an apply costs, measured with the binary against the server.
+
+/// Requests and deploys of `apply` over `services` service targets of one
+/// project (one account token), of which the first `changed` need a write.
+fn measure_apply(services: usize, changed: usize, stale: usize) -> (usize, usize, usize) {
+    let server = world();
+    let mut targets = String::new();
+    let mut secrets = String::new();
+    for i in 0..services {
+        let id = format!("svc-m-{i}");
+        server.add_service(PROJECT, &id, &format!("m{i}"));
+        if i >= changed {
+            server.set_var(PROJECT, PROD, Some(&id), "M_KEY", "v");
+        } else {
+            for k in 0..stale {
+                server.set_var(PROJECT, PROD, Some(&id), &format!("STALE_{k}"), "old");
+            }
+        }
+        targets.push_str(&format!(
+            "  m{i}:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    service: m{i}\n    prune: true\n"
+        ));
+    }
+    let all: Vec<String> = (0..services).map(|i| format!("m{i}")).collect();
+    secrets.push_str(&format!(
+        "  M_KEY:\n    targets: [{}]\n    value: v\n",
+        all.join(", ")
+    ));
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!("{}targets:\n{targets}secrets:\n{secrets}", sb.header()),
+    );
+    let out = run(
+        &sb,
+        &server,
+        ("RAILWAY_API_TOKEN", ACCOUNT),
+        &["apply", "--auto-approve"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    (
+        server.requests().len(),
+        server.mutations(),
+        server.total_deploys(),
+    )
+}
+
+#[test]
+fn requests_and_deploys_per_apply_are_measured() {
+    for (services, changed, stale) in [(1, 1, 0), (10, 1, 0), (10, 10, 0), (1, 1, 2), (10, 10, 2)] {
+        let (requests, mutations, deploys) = measure_apply(services, changed, stale);
+        eprintln!(
+            "MEASURE apply: {services} service target(s), {changed} changed ({stale} pruned each): {requests} requests ({mutations} mutations), {deploys} deploys"
+        );
+        assert_eq!(mutations, changed, "one mutation per changed service");
+        // An upsert followed by deletions skips its deploy: the deletions'
+        // deploys (variableDelete has no skipDeploys) carry its values.
+        assert_eq!(deploys, changed * stale.max(1), "deploys");
+    }
+}

@@ -52,6 +52,24 @@ pub enum Fault {
     Malformed,
     /// No answer at all (the connection stays open for a minute).
     Hang,
+    /// An HTML page with this status, as the CDN in front of Railway's API
+    /// sends (a 403 from its firewall, a 502 from its edge).
+    Html(u16),
+    /// The request is carried out, then answered with the inner fault: a
+    /// mutation that succeeded but whose answer was lost.
+    AfterSuccess(Box<Fault>),
+}
+
+/// How a sealed variable shows in the `variables` scalar: Railway does not
+/// document it, so the server can do either (`Variable.isSealed` is the
+/// authoritative flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SealedShape {
+    /// A key whose value is `null`.
+    #[default]
+    Null,
+    /// Not listed at all.
+    Absent,
 }
 
 /// Which auth header a request carried.
@@ -90,6 +108,8 @@ enum Access {
     Expired,
     /// A deleted project token: Railway says "project token not found".
     DeadProject,
+    /// A workspace token: Bearer, like an account token, but `me` refuses it.
+    Workspace,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +117,12 @@ struct Project {
     name: String,
     environments: Vec<(String, String)>,
     services: Vec<(String, String)>,
+    /// Environments the token's user may not see (`canAccess: false`).
+    restricted: Vec<String>,
+    /// Deleted environments (`deletedAt` set), still listed by the project.
+    deleted: Vec<String>,
+    /// Staged, not yet deployed, changes per environment.
+    staged: HashMap<String, i64>,
 }
 
 type ScopeKey = (String, String, Option<String>);
@@ -114,6 +140,14 @@ struct State {
     deploys: HashMap<ScopeKey, usize>,
     /// Upserts that asked for `replace: true` (secretsync never should).
     replaces: usize,
+    sealed_shape: SealedShape,
+    /// Deletes refused with this message, by variable name.
+    refused_deletes: HashMap<String, String>,
+    /// Deploys allowed before Railway's deployment rate limit answers.
+    deploy_budget: Option<usize>,
+    /// Requests being answered now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A running server; stops when dropped.
@@ -274,6 +308,65 @@ impl RailwayServer {
             .insert(token.into(), Access::DeadProject);
     }
 
+    /// A workspace token (Bearer; `me` refuses it, projects answer).
+    pub fn add_workspace_token(&self, token: &str) {
+        self.state().tokens.insert(token.into(), Access::Workspace);
+    }
+
+    /// The environment exists but the token's user may not use it.
+    pub fn restrict_environment(&self, project: &str, env: &str) {
+        self.project_mut(project, |p| p.restricted.push(env.into()));
+    }
+
+    /// The environment was deleted: still listed, with `deletedAt`.
+    pub fn delete_environment(&self, project: &str, env: &str) {
+        self.project_mut(project, |p| p.deleted.push(env.into()));
+    }
+
+    /// `n` changes staged in the dashboard, not yet deployed.
+    pub fn stage_changes(&self, project: &str, env: &str, n: i64) {
+        self.project_mut(project, |p| {
+            p.staged.insert(env.into(), n);
+        });
+    }
+
+    fn project_mut(&self, project: &str, f: impl FnOnce(&mut Project)) {
+        f(self
+            .state()
+            .projects
+            .get_mut(project)
+            .expect("add the project first"));
+    }
+
+    /// How sealed variables show in the `variables` scalar.
+    pub fn set_sealed_shape(&self, shape: SealedShape) {
+        self.state().sealed_shape = shape;
+    }
+
+    /// `variableDelete` of `key` fails with `message` (a field error, which
+    /// nulls the whole answer).
+    pub fn refuse_delete(&self, key: &str, message: &str) {
+        self.state()
+            .refused_deletes
+            .insert(key.into(), message.into());
+    }
+
+    /// After `n` more deploys, mutations that would deploy fail with
+    /// Railway's deployment rate limit error.
+    pub fn deploy_budget(&self, n: usize) {
+        self.state().deploy_budget = Some(n);
+    }
+
+    /// The most requests the server was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    /// Deploys over every scope.
+    pub fn total_deploys(&self) -> usize {
+        self.state().deploys.values().sum()
+    }
+
     /// Delay before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
@@ -391,11 +484,14 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         let (reply, latency) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             let reply = handle(&mut s, &head, &headers, &body);
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
             (reply, s.latency)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        state.lock().unwrap_or_else(|e| e.into_inner()).in_flight -= 1;
         match reply {
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -406,8 +502,13 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                 headers,
                 body,
             } => {
+                let kind = if body.starts_with('<') {
+                    "text/html"
+                } else {
+                    "application/json"
+                };
                 let mut out = format!(
-                    "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                    "HTTP/1.1 {status} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n",
                     reason(status),
                     body.len()
                 );
@@ -485,7 +586,25 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
         head: head.to_string(),
     };
 
-    let reply = if let Some(fault) = s.faults.pop_front() {
+    let fault = s.faults.pop_front();
+    let fault = match fault {
+        Some(Fault::AfterSuccess(inner)) => {
+            if parsed.is_some() {
+                let _ = run(
+                    s,
+                    token.as_deref(),
+                    header,
+                    &query,
+                    operation_name.as_deref(),
+                    &variables,
+                    &mut logged,
+                );
+            }
+            Some(*inner)
+        }
+        other => other,
+    };
+    let reply = if let Some(fault) = fault {
         match fault {
             Fault::RateLimited { retry_after } => Reply::Answer {
                 status: 429,
@@ -507,6 +626,12 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
                 body: "<html>upstream glitch".into(),
             },
             Fault::Hang => Reply::Hang,
+            Fault::Html(code) => Reply::Answer {
+                status: code,
+                headers: vec![],
+                body: "<!DOCTYPE html><html><head><title>Attention Required</title></head><body>Sorry, you have been blocked</body></html>".into(),
+            },
+            Fault::AfterSuccess(_) => Reply::Hang,
         }
     } else if parsed.is_none() {
         answer(
@@ -606,7 +731,7 @@ fn run(
         (Header::ProjectAccessToken, Some(Access::DeadProject)) => {
             return answer(200, errors(&["project token not found".into()]))
         }
-        (Header::Bearer, Some(a @ Access::Account(_)))
+        (Header::Bearer, Some(a @ (Access::Account(_) | Access::Workspace)))
         | (Header::ProjectAccessToken, Some(a @ Access::Project { .. })) => a.clone(),
         // A token sent in the other kind's header.
         _ => return answer(200, errors(&["Not Authorized".into()])),
@@ -720,7 +845,7 @@ fn str_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// Whether `access` reaches `project` (and `environment`, when given).
 fn allowed(access: &Access, project: &str, environment: Option<&str>) -> bool {
     match access {
-        Access::Account(None) => true,
+        Access::Account(None) | Access::Workspace => true,
         Access::Account(Some(list)) => list.iter().any(|p| p == project),
         Access::Project {
             project: p,
@@ -741,8 +866,11 @@ fn scope_of(s: &State, access: &Access, input: &Map<String, Value>) -> Result<Sc
     if !allowed(access, project, Some(env)) {
         return Err("Not Authorized".into());
     }
-    if !p.environments.iter().any(|(id, _)| id == env) {
+    if !p.environments.iter().any(|(id, _)| id == env) || p.deleted.iter().any(|d| d == env) {
         return Err("Environment not found".into());
+    }
+    if p.restricted.iter().any(|r| r == env) {
+        return Err("Not Authorized".into());
     }
     if let Some(svc) = service {
         if !p.services.iter().any(|(id, _)| id == svc) {
@@ -754,6 +882,58 @@ fn scope_of(s: &State, access: &Access, input: &Map<String, Value>) -> Result<Sc
 
 fn edges(list: &[(String, String)]) -> Value {
     json!({ "edges": list.iter().map(|(id, name)| json!({"node": {"id": id, "name": name}})).collect::<Vec<_>>() })
+}
+
+/// The `Environment` object, as much of it as the server knows.
+fn environment(s: &State, project: &str, env: &str) -> Value {
+    let p = &s.projects[project];
+    let name = p
+        .environments
+        .iter()
+        .find(|(id, _)| id == env)
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default();
+    let restricted = p.restricted.iter().any(|r| r == env);
+    let mut variables = Vec::new();
+    if !restricted {
+        for ((pid, eid, service), vars) in &s.vars {
+            if pid != project || eid != env {
+                continue;
+            }
+            for (k, v) in vars {
+                let refs: Vec<String> = v.as_deref().map(references_in).unwrap_or_default();
+                variables.push(json!({"cursor": k, "node": {
+                    "id": format!("var-{k}"), "name": k, "isSealed": v.is_none(),
+                    "serviceId": service, "environmentId": env, "references": refs,
+                }}));
+            }
+        }
+    }
+    json!({
+        "id": env,
+        "name": name,
+        "projectId": project,
+        "canAccess": !restricted,
+        "deletedAt": if p.deleted.iter().any(|d| d == env) { json!("2026-08-01T00:00:00.000Z") } else { Value::Null },
+        "unmergedChangesCount": p.staged.get(env).copied().unwrap_or(0),
+        "variables": {
+            "edges": variables,
+            "pageInfo": {"hasNextPage": false, "hasPreviousPage": false, "startCursor": null, "endCursor": null},
+        },
+    })
+}
+
+/// The `${{…}}` references in a value, as `Variable.references` lists them.
+fn references_in(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("${{") {
+        let after = &rest[i + 3..];
+        let Some(j) = after.find("}}") else { break };
+        out.push(after[..j].trim().to_string());
+        rest = &after[j + 2..];
+    }
+    out
 }
 
 /// Runs one root field.
@@ -787,18 +967,43 @@ fn field(
             if !allowed(access, id, None) {
                 return Err("Not Authorized".into());
             }
+            let envs: Vec<Value> = p
+                .environments
+                .iter()
+                .map(|(e, _)| json!({ "node": environment(s, id, e) }))
+                .collect();
             Ok(json!({
                 "id": id,
                 "name": p.name,
                 "services": edges(&p.services),
-                "environments": edges(&p.environments),
+                "environments": { "edges": envs },
             }))
+        }
+        "environment" => {
+            let id = str_arg(args, "id").unwrap_or_default();
+            let project = s
+                .projects
+                .iter()
+                .find(|(_, p)| p.environments.iter().any(|(e, _)| e == id))
+                .map(|(pid, _)| pid.clone());
+            let Some(project) = project else {
+                return Err("Environment not found".into());
+            };
+            if s.projects[&project].deleted.iter().any(|d| d == id) {
+                return Err("Environment not found".into());
+            }
+            if !allowed(access, &project, Some(id)) {
+                return Err("Not Authorized".into());
+            }
+            Ok(environment(s, &project, id))
         }
         "variables" => {
             let key = scope_of(s, access, args)?;
             let vars = s.vars.get(&key).cloned().unwrap_or_default();
+            let shape = s.sealed_shape;
             Ok(Value::Object(
                 vars.into_iter()
+                    .filter(|(_, v)| v.is_some() || shape == SealedShape::Null)
                     .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
                     .collect(),
             ))
@@ -810,7 +1015,17 @@ fn field(
                 .cloned()
                 .unwrap_or_default();
             let key = scope_of(s, access, &input)?;
+            // variableDelete has no skipDeploys: it always deploys.
             let skip = input.get("skipDeploys").and_then(Value::as_bool) == Some(true);
+            if !skip {
+                if let Some(budget) = s.deploy_budget {
+                    if s.deploys.values().sum::<usize>() >= budget {
+                        return Err(
+                            "Deployment rate limit exceeded. Please try again later.".into()
+                        );
+                    }
+                }
+            }
             let target = s.vars.entry(key.clone()).or_default();
             match name {
                 "variableCollectionUpsert" => {
@@ -840,7 +1055,13 @@ fn field(
                 }
                 _ => {
                     let k = str_arg(&input, "name").unwrap_or_default();
-                    target.remove(k);
+                    if let Some(m) = s.refused_deletes.get(k) {
+                        return Err(m.clone());
+                    }
+                    let target = s.vars.entry(key.clone()).or_default();
+                    if target.remove(k).is_none() {
+                        return Err(format!("Variable {k} not found"));
+                    }
                 }
             }
             if !skip {
