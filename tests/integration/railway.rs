@@ -995,3 +995,308 @@ fn requests_and_deploys_per_apply_are_measured() {
         assert_eq!(deploys, changed * stale.max(1), "deploys");
     }
 }
+
+// ---------------------------------------------------------------------------
+// #16: Railway as Railway really behaves. Each test below failed on the code
+// before #16.
+
+const WORKSPACE: &str = "CANARY-workspace-token-44d1";
+
+/// 1. Railway recommends workspace tokens for sync jobs; `me` refuses them.
+#[test]
+fn a_workspace_token_passes_doctor_without_me() {
+    let server = world();
+    server.add_workspace_token(WORKSPACE);
+    let sb = sandbox(&server, "");
+    let out = run(&sb, &server, ("RAILWAY_API_TOKEN", WORKSPACE), &["doctor"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("workspace token"), "{}", out.stdout);
+    assert!(!out.all().contains(WORKSPACE));
+}
+
+/// 2. RAILWAY_TOKEN first, as Railway's CLI; both set is a mistake, said.
+#[test]
+fn railway_token_wins_and_both_set_is_warned() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    let out = sb.run_with(
+        &["plan", "--target", "api"],
+        &[
+            ("SECRETSYNC_RAILWAY_ENDPOINT", &server.url()),
+            ("RAILWAY_TOKEN", PROJECT_TOKEN),
+            ("RAILWAY_API_TOKEN", EXPIRED),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("both RAILWAY_TOKEN and RAILWAY_API_TOKEN are set"),
+        "{}",
+        out.stderr
+    );
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.header == Header::ProjectAccessToken));
+    assert_no_canary("plan", out.all().as_bytes(), &[PROJECT_TOKEN, EXPIRED]);
+}
+
+/// 3. A mutation that succeeded but whose answer was lost is not sent again:
+/// secretsync re-reads and finds it applied.
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_reread_not_resent() {
+    for fault in [Fault::Hang, Fault::Status(502), Fault::Malformed] {
+        let server = world();
+        server.set_var(PROJECT, PROD, Some(API), "OLD", "x");
+        let mut env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+        env.insert("SECRETSYNC_RAILWAY_TIMEOUT".into(), "0.5".into());
+        let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+        let before = t.read(Round(1), &[]).await.unwrap();
+        server.clear_requests();
+        // The pre-write read answers; the mutation runs, then its answer is lost.
+        let lost = Fault::AfterSuccess(Box::new(fault.clone()));
+        let changes = [c::add("NEW", "n"), c::delete("OLD")];
+        let writing = t.write(&before, &changes);
+        let server_ref = &server;
+        let arm = async move {
+            // Arm the fault once the check read has been answered.
+            while server_ref.requests().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            server_ref.fail_next(1, lost);
+        };
+        let (result, ()) = tokio::join!(writing, arm);
+        result.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(server.mutations(), 1, "{fault:?}: never re-sent");
+        assert_eq!(
+            server.deploys(PROJECT, PROD, Some(API)),
+            1,
+            "{fault:?}: one deploy"
+        );
+        let vars = server.vars(PROJECT, PROD, Some(API));
+        assert!(vars.contains_key("NEW") && !vars.contains_key("OLD"));
+    }
+}
+
+/// 3. Railway's CLI waits 90 s: some mutations run longer than 30 s.
+#[test]
+fn the_default_timeout_is_railways_90_seconds() {
+    let p = secretsync::targets::railway::RetryPolicy::default();
+    assert_eq!(p.timeout, Duration::from_secs(90));
+}
+
+/// 4. One refused field nulls the whole answer; what happened is re-read.
+#[tokio::test]
+async fn a_half_applied_write_is_reported_as_partly_applied() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(API), "OLD", "x");
+    server.refuse_delete("OLD", "Variable is locked");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let before = t.read(Round(1), &[]).await.unwrap();
+    let e = t
+        .write(
+            &before,
+            &[c::add("NEW", "CANARY-new-value"), c::delete("OLD")],
+        )
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("partly applied"), "{e}");
+    assert!(e.message.contains("applied: NEW"), "{e}");
+    assert!(e.message.contains("not applied: OLD"), "{e}");
+    assert!(e.message.contains("Variable is locked"), "{e}");
+    assert!(!e.to_string().contains("CANARY"), "{e}");
+}
+
+/// 5. Staged dashboard edits are shown: deploying them later overwrites.
+#[test]
+fn staged_changes_are_shown_by_plan_and_doctor() {
+    let server = world();
+    server.stage_changes(PROJECT, PROD, 2);
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let plan = run(&sb, &server, token, &["plan"]);
+    assert!(plan.all().contains("2 staged change(s)"), "{}", plan.all());
+    let doctor = run(&sb, &server, token, &["doctor"]);
+    assert!(
+        doctor.stdout.contains("2 staged change(s)"),
+        "{}",
+        doctor.stdout
+    );
+}
+
+/// 6. Few requests in flight per token, whatever the parallelism.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_in_flight_per_token_are_few() {
+    let server = world();
+    server.set_latency(Duration::from_millis(50));
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let mut targets = Vec::new();
+    for i in 0..12 {
+        let id = format!("svc-f-{i}");
+        server.add_service(PROJECT, &id, &format!("f{i}"));
+        targets.push(build(&ctx, &spec(Some(&id)), &env).unwrap());
+    }
+    let reads = futures_util::future::join_all(targets.iter().map(|t| t.read(Round(1), &[]))).await;
+    let writes = futures_util::future::join_all(
+        targets
+            .iter()
+            .zip(reads)
+            .map(|(t, o)| async move { t.write(&o.unwrap(), &[c::add("K", "v")]).await }),
+    )
+    .await;
+    for w in writes {
+        w.unwrap();
+    }
+    assert!(
+        server.max_in_flight() <= 4,
+        "{} in flight",
+        server.max_in_flight()
+    );
+}
+
+/// 6. Railway's deployment rate limit is a GraphQL error, explained.
+#[tokio::test]
+async fn the_deployment_rate_limit_is_explained() {
+    let server = world();
+    server.deploy_budget(0);
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let before = t.read(Round(1), &[]).await.unwrap();
+    let e = t.write(&before, &[c::add("K", "v")]).await.unwrap_err();
+    assert!(e.message.contains("deployment rate limit"), "{e}");
+    assert!(e.message.contains("not applied"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("skip_deploys"),
+        "{e}"
+    );
+}
+
+/// 7. An HTML 403 comes from the CDN in front of the API, not Railway's auth.
+#[tokio::test]
+async fn an_html_403_from_the_cdn_is_not_blamed_on_the_token() {
+    let server = world();
+    server.fail_next(10, Fault::Html(403));
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_ne!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.message.contains("HTML"), "{e}");
+    assert!(!e.message.contains("expired"), "{e}");
+}
+
+/// 8. A project token is scoped to one environment: doctor compares it.
+#[test]
+fn doctor_refuses_a_project_token_of_another_environment() {
+    let server = world();
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  stg:\n    type: railway\n    project: {PROJECT}\n    environment: staging\n    service: api\nsecrets:\n  A:\n    targets: [stg]\n    value: a\n",
+            sb.header()
+        ),
+    );
+    let out = run(&sb, &server, ("RAILWAY_TOKEN", PROJECT_TOKEN), &["doctor"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "FAIL token accepted: the project token in RAILWAY_TOKEN is for environment env-prod-1, not staging (env-stg-2)"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// 9. A restricted or deleted environment fails only its own targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_or_deleted_environment_fails_only_its_targets() {
+    let server = world();
+    server.add_environment(PROJECT, "env-old-3", "old");
+    server.delete_environment(PROJECT, "env-old-3");
+    server.restrict_environment(PROJECT, STAGING);
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let prod = build(&ctx, &spec(Some("api")), &env).unwrap();
+    let mut s = spec(Some("api"));
+    s.environment = "staging".into();
+    let staging = build(&ctx, &s, &env).unwrap();
+    s.environment = "old".into();
+    let old = build(&ctx, &s, &env).unwrap();
+    let (p, st, o) = tokio::join!(
+        prod.read(Round(1), &[]),
+        staging.read(Round(1), &[]),
+        old.read(Round(1), &[])
+    );
+    let p = p.unwrap_or_else(|e| panic!("production: {e}"));
+    assert!(p.entries.contains_key("LOG_LEVEL"));
+    let st = st.unwrap_err();
+    assert!(
+        st.message.contains("staging") && st.message.contains("access"),
+        "{st}"
+    );
+    let o = o.unwrap_err();
+    assert!(o.message.contains("deleted"), "{o}");
+}
+
+/// 10. References are Railway's wiring: plan shows them, prune leaves them,
+/// import does not copy them as secrets.
+#[test]
+fn references_are_shown_kept_by_prune_and_not_imported() {
+    let server = world();
+    server.set_var(
+        PROJECT,
+        PROD,
+        Some(API),
+        "DATABASE_URL",
+        "${{Postgres.DATABASE_URL}}",
+    );
+    server.set_var(PROJECT, PROD, Some(API), "SHARED_REF", "${{shared.REGION}}");
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let plan = run(&sb, &server, token, &["plan", "--target", "api"]);
+    assert!(
+        plan.all().contains("2 reference(s)") && plan.all().contains("DATABASE_URL, SHARED_REF"),
+        "{}",
+        plan.all()
+    );
+    let apply = run(
+        &sb,
+        &server,
+        token,
+        &["apply", "--auto-approve", "--target", "api"],
+    );
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let vars = server.vars(PROJECT, PROD, Some(API));
+    assert_eq!(
+        vars.get("DATABASE_URL"),
+        Some(&Some("${{Postgres.DATABASE_URL}}".to_string())),
+        "prune: true leaves references alone"
+    );
+    assert!(vars.contains_key("SHARED_REF"));
+    assert_eq!(server.count("variableDelete"), 0);
+
+    let import = run(&sb, &server, token, &["import", "--from", "api"]);
+    assert_eq!(import.code, 0, "{import:?}");
+    assert!(import.stderr.contains("reference"), "{}", import.stderr);
+    assert!(!sb.read("secrets.yaml").contains("DATABASE_URL"));
+}
+
+/// 11. `isSealed` is read: a sealed key missing from `variables` is sealed,
+/// not absent (and so never written over).
+#[tokio::test]
+async fn is_sealed_is_read_not_guessed() {
+    let server = world();
+    server.set_sealed_shape(support::railway_server::SealedShape::Absent);
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    server.set_sealed(PROJECT, PROD, None, "SHARED_SEALED");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let t = build(&ctx, &spec(Some("api")), &env).unwrap();
+    let shared = build(&ctx, &spec(None), &env).unwrap();
+    let (o, so) = tokio::join!(t.read(Round(1), &[]), shared.read(Round(1), &[]));
+    let (o, so) = (o.unwrap(), so.unwrap());
+    assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
+    assert!(o.entries.get("SHARED_SEALED").is_none(), "another scope's");
+    assert_eq!(so.entries.get("SHARED_SEALED"), Some(&Observation::Sealed));
+    assert_eq!(server.count("variables"), 1, "still one request per round");
+}
