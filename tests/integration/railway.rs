@@ -75,6 +75,7 @@ fn env_with(server: &RailwayServer, token: (&str, &str)) -> HashMap<String, Stri
         ("SECRETSYNC_RAILWAY_TIMEOUT".into(), "2".into()),
         ("SECRETSYNC_RAILWAY_BACKOFF".into(), "0.01".into()),
         ("SECRETSYNC_RAILWAY_MAX_WAIT".into(), "3".into()),
+        ("SECRETSYNC_RAILWAY_RATE".into(), "0".into()),
     ])
 }
 
@@ -225,7 +226,7 @@ async fn a_write_is_one_check_read_and_one_mutation_with_upsert_and_deletes() {
     .unwrap();
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
-    assert_eq!(reqs[0].fields, ["variables"]);
+    assert_eq!(reqs[0].fields, ["variables", "environment"]);
     assert_eq!(
         reqs[1].fields,
         ["variableCollectionUpsert", "variableDelete"]
@@ -269,7 +270,7 @@ async fn shared_variables_are_read_and_written_without_a_service() {
         .contains_key("SHARED_KEY"));
     for r in server.requests() {
         assert_eq!(r.header, Header::ProjectAccessToken);
-        assert!(!r.query.contains("serviceId"), "{}", r.query);
+        assert!(!r.query.contains("serviceId:"), "{}", r.query);
     }
     assert_eq!(
         server.deploys(PROJECT, PROD, None),
@@ -403,7 +404,7 @@ async fn no_token_says_which_variables_to_set() {
     let e = t.read(Round(1), &[]).await.unwrap_err();
     assert_eq!(
         e.message,
-        "no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"
+        "no Railway token: neither RAILWAY_TOKEN nor RAILWAY_API_TOKEN is set"
     );
     assert!(server.requests().is_empty());
 }
@@ -742,7 +743,7 @@ fn doctor_checks_the_token_and_the_names() {
 
     let none = run(&sb, &server, ("UNRELATED", "x"), &["doctor"]);
     assert_eq!(none.code, 1);
-    assert!(none.stdout.contains("FAIL token variable: no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"), "{}", none.stdout);
+    assert!(none.stdout.contains("FAIL token variable: no Railway token: neither RAILWAY_TOKEN nor RAILWAY_API_TOKEN is set"), "{}", none.stdout);
 }
 
 #[test]
@@ -1002,7 +1003,7 @@ fn requests_and_deploys_per_apply_are_measured() {
 
 const WORKSPACE: &str = "CANARY-workspace-token-44d1";
 
-/// 1. Railway recommends workspace tokens for sync jobs; `me` refuses them.
+/// Finding 1: Railway recommends workspace tokens for sync jobs; `me` refuses them.
 #[test]
 fn a_workspace_token_passes_doctor_without_me() {
     let server = world();
@@ -1014,7 +1015,7 @@ fn a_workspace_token_passes_doctor_without_me() {
     assert!(!out.all().contains(WORKSPACE));
 }
 
-/// 2. RAILWAY_TOKEN first, as Railway's CLI; both set is a mistake, said.
+/// Finding 2: RAILWAY_TOKEN first, as Railway's CLI; both set is a mistake, said.
 #[test]
 fn railway_token_wins_and_both_set_is_warned() {
     let server = world();
@@ -1041,7 +1042,7 @@ fn railway_token_wins_and_both_set_is_warned() {
     assert_no_canary("plan", out.all().as_bytes(), &[PROJECT_TOKEN, EXPIRED]);
 }
 
-/// 3. A mutation that succeeded but whose answer was lost is not sent again:
+/// Finding 3: A mutation that succeeded but whose answer was lost is not sent again:
 /// secretsync re-reads and finds it applied.
 #[tokio::test]
 async fn a_write_whose_answer_is_lost_is_reread_not_resent() {
@@ -1078,14 +1079,14 @@ async fn a_write_whose_answer_is_lost_is_reread_not_resent() {
     }
 }
 
-/// 3. Railway's CLI waits 90 s: some mutations run longer than 30 s.
+/// Finding 3: Railway's CLI waits 90 s: some mutations run longer than 30 s.
 #[test]
 fn the_default_timeout_is_railways_90_seconds() {
     let p = secretsync::targets::railway::RetryPolicy::default();
     assert_eq!(p.timeout, Duration::from_secs(90));
 }
 
-/// 4. One refused field nulls the whole answer; what happened is re-read.
+/// Finding 4: One refused field nulls the whole answer; what happened is re-read.
 #[tokio::test]
 async fn a_half_applied_write_is_reported_as_partly_applied() {
     let server = world();
@@ -1108,7 +1109,7 @@ async fn a_half_applied_write_is_reported_as_partly_applied() {
     assert!(!e.to_string().contains("CANARY"), "{e}");
 }
 
-/// 5. Staged dashboard edits are shown: deploying them later overwrites.
+/// Finding 5: Staged dashboard edits are shown: deploying them later overwrites.
 #[test]
 fn staged_changes_are_shown_by_plan_and_doctor() {
     let server = world();
@@ -1125,7 +1126,7 @@ fn staged_changes_are_shown_by_plan_and_doctor() {
     );
 }
 
-/// 6. Few requests in flight per token, whatever the parallelism.
+/// Finding 6: Few requests in flight per token, whatever the parallelism.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_in_flight_per_token_are_few() {
     let server = world();
@@ -1156,7 +1157,7 @@ async fn requests_in_flight_per_token_are_few() {
     );
 }
 
-/// 6. Railway's deployment rate limit is a GraphQL error, explained.
+/// Finding 6: Railway's deployment rate limit is a GraphQL error, explained.
 #[tokio::test]
 async fn the_deployment_rate_limit_is_explained() {
     let server = world();
@@ -1173,7 +1174,7 @@ async fn the_deployment_rate_limit_is_explained() {
     );
 }
 
-/// 7. An HTML 403 comes from the CDN in front of the API, not Railway's auth.
+/// Finding 7: An HTML 403 comes from the CDN in front of the API, not Railway's auth.
 #[tokio::test]
 async fn an_html_403_from_the_cdn_is_not_blamed_on_the_token() {
     let server = world();
@@ -1184,7 +1185,7 @@ async fn an_html_403_from_the_cdn_is_not_blamed_on_the_token() {
     assert!(!e.message.contains("expired"), "{e}");
 }
 
-/// 8. A project token is scoped to one environment: doctor compares it.
+/// Finding 8: A project token is scoped to one environment: doctor compares it.
 #[test]
 fn doctor_refuses_a_project_token_of_another_environment() {
     let server = world();
@@ -1207,7 +1208,7 @@ fn doctor_refuses_a_project_token_of_another_environment() {
     );
 }
 
-/// 9. A restricted or deleted environment fails only its own targets.
+/// Finding 9: A restricted or deleted environment fails only its own targets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restricted_or_deleted_environment_fails_only_its_targets() {
     let server = world();
@@ -1238,8 +1239,8 @@ async fn a_restricted_or_deleted_environment_fails_only_its_targets() {
     assert!(o.message.contains("deleted"), "{o}");
 }
 
-/// 10. References are Railway's wiring: plan shows them, prune leaves them,
-/// import does not copy them as secrets.
+/// Finding 10: References are Railway's wiring: plan shows them, prune leaves
+/// them, import does not copy them as secrets.
 #[test]
 fn references_are_shown_kept_by_prune_and_not_imported() {
     let server = world();
@@ -1281,7 +1282,7 @@ fn references_are_shown_kept_by_prune_and_not_imported() {
     assert!(!sb.read("secrets.yaml").contains("DATABASE_URL"));
 }
 
-/// 11. `isSealed` is read: a sealed key missing from `variables` is sealed,
+/// Finding 11: `isSealed` is read: a sealed key missing from `variables` is sealed,
 /// not absent (and so never written over).
 #[tokio::test]
 async fn is_sealed_is_read_not_guessed() {
@@ -1296,7 +1297,7 @@ async fn is_sealed_is_read_not_guessed() {
     let (o, so) = tokio::join!(t.read(Round(1), &[]), shared.read(Round(1), &[]));
     let (o, so) = (o.unwrap(), so.unwrap());
     assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
-    assert!(o.entries.get("SHARED_SEALED").is_none(), "another scope's");
+    assert!(!o.entries.contains_key("SHARED_SEALED"), "another scope's");
     assert_eq!(so.entries.get("SHARED_SEALED"), Some(&Observation::Sealed));
     assert_eq!(server.count("variables"), 1, "still one request per round");
 }

@@ -37,6 +37,8 @@
 mod api;
 mod doctor;
 mod graphql;
+mod read;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -47,19 +49,17 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 pub use api::{
-    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV, MAX_WAIT_ENV,
-    PROJECT_TOKEN_ENV, RETRIES_ENV, TIMEOUT_ENV,
+    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV, IN_FLIGHT_ENV,
+    MAX_WAIT_ENV, PROJECT_TOKEN_ENV, RATE_ENV, RETRIES_ENV, TIMEOUT_ENV,
 };
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    batch_query, parse_project, parse_vars, unconfirmed, variables_field, write_mutation, Ids,
-    ProjectInfo, Vars, PROJECT_QUERY,
+    batch_query, environment_key, parse_env, parse_project, parse_vars, unconfirmed,
+    write_mutation, EnvState, Ids, ProjectInfo, Vars, PROJECT_QUERY,
 };
 
-use super::{
-    Change, Check, Context, Observation, Observed, Round, RoundCache, Target, TargetError,
-};
+use super::{Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
 use crate::manifest::RailwaySpec;
 use crate::secret::Secret;
 
@@ -135,23 +135,34 @@ fn resolve(project: &ProjectInfo, id: &str, scope: &ScopeSpec) -> Result<Ids, Ta
     })
 }
 
-fn observed_from(vars: Vars) -> Observed {
-    Observed {
-        entries: vars
-            .into_iter()
-            .map(|(k, v)| (k, v.map_or(Observation::Sealed, Observation::Value)))
-            .collect(),
-        exists: true,
-        complete: true,
-        snapshot: None,
-        notes: Vec::new(),
-        duplicated: Default::default(),
-    }
-}
+/// One scope as read: its ids, variables and what its environment says.
+type ScopeRead = (Ids, Vars, Option<EnvState>);
 
 /// One round's read of a project: each registered scope's variables, or
 /// why that scope could not be read.
-type Batch = HashMap<ScopeSpec, Result<Vars, TargetError>>;
+type Batch = HashMap<ScopeSpec, Result<ScopeRead, TargetError>>;
+
+/// Reads `scopes` of `project` in one request; `Err` if the request failed
+/// as a whole (one failing field nulls every other).
+async fn read_scopes(
+    api: &Api,
+    about: &About,
+    project: &str,
+    scopes: &[Ids],
+) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
+    let (query, vars) = batch_query(project, scopes);
+    let data = api.send(about, &query, vars, &[]).await?;
+    scopes
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            let vars = parse_vars(data.get(&format!("v{i}")), about)?;
+            let env =
+                environment_key(scopes, &ids.environment).and_then(|k| parse_env(data.get(&k)));
+            Ok((vars, env))
+        })
+        .collect()
+}
 
 /// The targets of one project reached with one token at one endpoint: they
 /// share name resolution and one batched read per round.
@@ -317,6 +328,9 @@ impl RailwayTarget {
     }
 
     /// Reads every registered scope of this target's project in one request.
+    /// Scopes in an environment that cannot be used fail alone, before the
+    /// read; if the batched read fails anyway, each scope is read alone so
+    /// that one bad scope fails only its own targets.
     async fn read_group(&self) -> Result<Arc<Batch>, TargetError> {
         let group = self.group()?;
         let info = self.project_info().await?;
@@ -334,6 +348,10 @@ impl RailwayTarget {
                     out.insert(s, Err(e));
                 }
                 Ok(ids) => {
+                    if let Some(e) = read::unusable(&info, &ids, &s.environment) {
+                        out.insert(s, Err(e));
+                        continue;
+                    }
                     let i = unique.iter().position(|u| *u == ids).unwrap_or_else(|| {
                         unique.push(ids.clone());
                         unique.len() - 1
@@ -342,39 +360,64 @@ impl RailwayTarget {
                 }
             }
         }
-        if !unique.is_empty() {
-            let (query, vars) = batch_query(&self.project, &unique);
-            let about = About {
+        if unique.is_empty() {
+            return Ok(Arc::new(out));
+        }
+        let about = if unique
+            .iter()
+            .all(|u| u.environment == unique[0].environment)
+        {
+            self.about()
+        } else {
+            About {
                 project: self.project.clone(),
                 environment: None,
-            };
-            let about = if unique
-                .iter()
-                .all(|u| u.environment == unique[0].environment)
-            {
-                self.about()
-            } else {
-                about
-            };
-            let data = self.api.send(&about, &query, vars, &[]).await?;
-            for (s, i) in wanted {
-                let vars = parse_vars(data.get(&format!("v{i}")), &about);
-                out.insert(s, vars);
             }
+        };
+        let reads: Vec<Result<(Vars, Option<EnvState>), TargetError>> =
+            match read_scopes(&self.api, &about, &self.project, &unique).await {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(e) if unique.len() == 1 => vec![Err(e)],
+                Err(_) => {
+                    let mut each = Vec::new();
+                    for (ids, (s, _)) in unique.iter().zip(&wanted) {
+                        let about = About {
+                            project: self.project.clone(),
+                            environment: Some(s.environment.clone()),
+                        };
+                        each.push(
+                            read_scopes(
+                                &self.api,
+                                &about,
+                                &self.project,
+                                std::slice::from_ref(ids),
+                            )
+                            .await
+                            .map(|mut v| v.remove(0)),
+                        );
+                    }
+                    each
+                }
+            };
+        for (s, i) in wanted {
+            let r = reads[i]
+                .clone()
+                .map(|(vars, env)| (unique[i].clone(), vars, env));
+            out.insert(s, r);
         }
         Ok(Arc::new(out))
     }
 
     /// This target's variables now, in a request of its own.
-    async fn read_one(&self, ids: &Ids) -> Result<Vars, TargetError> {
-        let (decl, field) = variables_field(None, "", ids);
-        let query = format!("query variables($projectId: String!, {decl}) {{\n{field}}}");
-        let mut vars = json!({ "projectId": self.project, "e": ids.environment });
-        if let Some(s) = &ids.service {
-            vars["s"] = json!(s);
-        }
-        let data = self.api.send(&self.about(), &query, vars, &[]).await?;
-        parse_vars(data.get("variables"), &self.about())
+    async fn read_one(&self, ids: &Ids) -> Result<(Vars, Option<EnvState>), TargetError> {
+        let mut all = read_scopes(
+            &self.api,
+            &self.about(),
+            &self.project,
+            std::slice::from_ref(ids),
+        )
+        .await?;
+        Ok(all.remove(0))
     }
 
     fn target_label(&self) -> String {
@@ -400,15 +443,25 @@ impl Target for RailwayTarget {
         )
     }
 
-    async fn read(&self, round: Round, _keys: &[String]) -> Result<Observed, TargetError> {
+    async fn read(&self, round: Round, keys: &[String]) -> Result<Observed, TargetError> {
         let group = self.group()?;
         let batch = group.reads.get_or_init(round, self.read_group()).await?;
-        let vars = match batch.get(&self.scope) {
+        let (ids, vars, env) = match batch.get(&self.scope) {
             Some(v) => v.clone()?,
             // Registered after this round's batch was read: read alone.
-            None => self.read_one(&self.ids().await?).await?,
+            None => {
+                let ids = self.ids().await?;
+                let (vars, env) = self.read_one(&ids).await?;
+                (ids, vars, env)
+            }
         };
-        Ok(observed_from(vars))
+        Ok(read::observe(
+            vars,
+            env.as_ref(),
+            &ids,
+            &self.scope.environment,
+            keys,
+        ))
     }
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
@@ -416,7 +469,10 @@ impl Target for RailwayTarget {
             return Ok(());
         }
         let ids = self.ids().await?;
-        let now = observed_from(self.read_one(&ids).await?);
+        // Compared as the plan saw it: the same references managed.
+        let managed: Vec<String> = observed.entries.keys().cloned().collect();
+        let (vars, env) = self.read_one(&ids).await?;
+        let now = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &managed);
         if now.entries != observed.entries {
             return Err(TargetError::conflict(format!(
                 "the variables of {} changed since they were read; nothing was written",
@@ -429,21 +485,31 @@ impl Target for RailwayTarget {
             .iter()
             .filter_map(|c| c.op.value().map(Secret::expose))
             .collect();
-        let data = self.api.send(&self.about(), &query, vars, &values).await?;
-        let refused = unconfirmed(&data);
-        if !refused.is_empty() {
-            return Err(TargetError::failed(format!(
-                "Railway did not confirm every change to {} ({}); some may have been made",
-                self.describe(),
-                refused
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .with_hint("run plan to see the variables as they are now"));
-        }
-        Ok(())
+        let cause = match self
+            .api
+            .send_write(&self.about(), &query, vars, &values)
+            .await
+        {
+            Ok(data) => {
+                let refused = unconfirmed(&data);
+                if refused.is_empty() {
+                    return Ok(());
+                }
+                TargetError::failed(format!(
+                    "Railway did not confirm every change ({})",
+                    refused
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            Err(f) if !f.maybe_applied => return Err(f.error),
+            Err(f) => f.error,
+        };
+        // Never sent again: what Railway holds says what happened.
+        let now = self.read_one(&ids).await.map(|(vars, _)| vars);
+        write::judge(&self.describe(), changes, now, cause)
     }
 
     async fn check(&self) -> Vec<Check> {
@@ -463,6 +529,7 @@ mod tests {
                 ("e2".into(), "staging".into()),
             ],
             services: vec![("s1".into(), "API".into()), ("s2".into(), "worker".into())],
+            unusable: vec![],
         }
     }
 
