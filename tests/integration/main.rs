@@ -23,6 +23,7 @@ mod install;
 mod keychain;
 mod leaks;
 mod railway;
+mod railway_live;
 mod readers;
 mod review;
 mod scale_counts;

@@ -5,14 +5,21 @@
 //! what secretsync sends: every request's document is parsed and validated
 //! with apollo-compiler against Railway's published schema
 //! (`tests/fixtures/railway/schema.graphql`) and its variables coerced to the
-//! operation's types, then `me`, `projectToken`, `project`, `variables`,
-//! `variableCollectionUpsert`, `variableUpsert` and `variableDelete` run
-//! against projects, environments, services and variables (shared and
-//! sealed) kept in memory. Both auth headers are checked: account tokens
-//! (all projects or some), project tokens (one environment of one project),
-//! expired tokens and dead project tokens. Faults can be injected (429 with
-//! `Retry-After`, any status, a malformed body, no answer), latency added,
-//! and every request is logged so tests can count them.
+//! operation's types, then `me`, `projectToken`, `project`, `environment`,
+//! `variables`, `variableCollectionUpsert`, `variableUpsert` and
+//! `variableDelete` run against projects, environments (restricted, deleted,
+//! with staged changes), services and variables (shared and sealed, shown
+//! as `null` or not at all; `isSealed` always) kept in memory. Both auth
+//! headers are checked: account tokens (all projects or some), workspace
+//! tokens (`me` refuses them), project tokens (one environment of one
+//! project), expired tokens and dead project tokens. As on Railway, a
+//! delete of a missing key is an error, a field error nulls the whole
+//! answer, upserts without `skipDeploys` and every delete deploy (counted),
+//! and too many deploys meet the deployment rate limit. Faults can be
+//! injected (429 with `Retry-After`, any status, an HTML page from the
+//! CDN, a malformed body, no answer, an answer lost after the request ran),
+//! latency added, and every request is logged (and the most in flight at
+//! once kept) so tests can count them.
 //!
 //! Self-contained: a benchmark includes it with
 //! `#[path = "../tests/support/railway_server.rs"] mod railway_server;`.
@@ -39,6 +46,14 @@ fn schema() -> &'static Valid<Schema> {
         Schema::parse_and_validate(SCHEMA_SDL, "schema.graphql")
             .unwrap_or_else(|e| panic!("Railway's schema does not validate: {e}"))
     })
+}
+
+/// Whether `query` is a valid document for Railway's published schema (the
+/// live smoke test checks its queries with this before it may ever run).
+pub fn validate(query: &str) -> Result<(), String> {
+    ExecutableDocument::parse_and_validate(schema(), query, "query.graphql")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A failure the server produces instead of answering the next requests.
