@@ -1301,3 +1301,24 @@ async fn is_sealed_is_read_not_guessed() {
     assert_eq!(so.entries.get("SHARED_SEALED"), Some(&Observation::Sealed));
     assert_eq!(server.count("variables"), 1, "still one request per round");
 }
+
+/// Should Railway refuse `environment(id:)` to some token, the variables are
+/// still read (sealed known by null values only, and said).
+#[tokio::test]
+async fn variables_are_read_when_the_environment_field_is_refused() {
+    let server = world();
+    server.refuse_field("environment");
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    let env = env_with(&server, ("RAILWAY_TOKEN", PROJECT_TOKEN));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let o = t.read(Round(1), &[]).await.unwrap();
+    assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
+    assert!(o.entries.contains_key("LOG_LEVEL"));
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("did not answer about environment")),
+        "{:?}",
+        o.notes
+    );
+}

@@ -160,6 +160,9 @@ struct State {
     refused_deletes: HashMap<String, String>,
     /// Deploys allowed before Railway's deployment rate limit answers.
     deploy_budget: Option<usize>,
+    /// Root fields refused with "Not Authorized" (what Railway may do with
+    /// a field a token kind cannot use).
+    refused_fields: Vec<String>,
     /// Requests being answered now, and the most at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -370,6 +373,11 @@ impl RailwayServer {
     /// Railway's deployment rate limit error.
     pub fn deploy_budget(&self, n: usize) {
         self.state().deploy_budget = Some(n);
+    }
+
+    /// Refuses the root field `name` ("Not Authorized") for every token.
+    pub fn refuse_field(&self, name: &str) {
+        self.state().refused_fields.push(name.into());
     }
 
     /// The most requests the server was answering at once.
@@ -765,7 +773,12 @@ fn run(
             .iter()
             .map(|a| (a.name.to_string(), literal(&a.value, &vars)))
             .collect();
-        match field(s, &access, f.name.as_str(), &args) {
+        let result = if s.refused_fields.iter().any(|r| r == f.name.as_str()) {
+            Err("Not Authorized".to_string())
+        } else {
+            field(s, &access, f.name.as_str(), &args)
+        };
+        match result {
             Ok(v) => {
                 data.insert(
                     f.response_key().to_string(),

@@ -376,7 +376,8 @@ pub(super) struct WriteFailure {
 /// Requests to one endpoint with one token: a few in flight, paced.
 struct Limiter {
     slots: tokio::sync::Semaphore,
-    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// Requests that may start now, and when that was counted.
+    bucket: std::sync::Mutex<Option<(f64, tokio::time::Instant)>>,
 }
 
 impl Limiter {
@@ -398,23 +399,33 @@ impl Limiter {
             .or_insert_with(|| {
                 Arc::new(Limiter {
                     slots: tokio::sync::Semaphore::new(policy.in_flight.max(1)),
-                    next: std::sync::Mutex::new(None),
+                    bucket: std::sync::Mutex::new(None),
                 })
             })
             .clone()
     }
 
-    /// Waits for this request's turn: at most `per_second` starts a second.
+    /// Waits for this request's turn: a bucket of `per_second` requests,
+    /// refilled at `per_second` a second, so a short run goes at once and a
+    /// long one stays within Railway's per-second limit.
     async fn pace(&self, per_second: f64) {
         if per_second <= 0.0 {
             return;
         }
         let wait = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
             let now = tokio::time::Instant::now();
-            let at = next.map_or(now, |n| n.max(now));
-            *next = Some(at + Duration::from_secs_f64(1.0 / per_second));
-            at - now
+            let capacity = per_second.max(1.0);
+            let (tokens, last) = bucket.get_or_insert((capacity, now));
+            *tokens = (*tokens + (now - *last).as_secs_f64() * per_second).min(capacity);
+            *last = now;
+            // Taken now, also when not yet there: later callers queue behind.
+            *tokens -= 1.0;
+            if *tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-*tokens / per_second)
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -818,6 +829,29 @@ mod tests {
         assert_eq!(
             (t.var.as_str(), t.kind),
             (ACCOUNT_TOKEN_ENV, TokenKind::Account)
+        );
+    }
+    #[tokio::test]
+    async fn pacing_lets_a_burst_through_then_keeps_the_rate() {
+        let l = Limiter {
+            slots: tokio::sync::Semaphore::new(4),
+            bucket: std::sync::Mutex::new(None),
+        };
+        let start = tokio::time::Instant::now();
+        for _ in 0..20 {
+            l.pace(20.0).await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "a burst goes at once"
+        );
+        for _ in 0..10 {
+            l.pace(20.0).await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(450),
+            "then 20 a second: {took:?}"
         );
     }
     #[test]

@@ -159,8 +159,9 @@ pub(super) fn environment_key(scopes: &[Ids], environment: &str) -> Option<Strin
 }
 
 /// One query for many scopes of a project: each scope's `variables` as `v0`,
-/// `v1`…, and each environment once as `envN` (N: its first scope).
-pub(super) fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
+/// `v1`…, and (`with_env`) each environment once as `envN` (N: its first
+/// scope).
+pub(super) fn batch_query(project: &str, scopes: &[Ids], with_env: bool) -> (String, Value) {
     let mut decls = vec!["$projectId: String!".to_string()];
     let mut fields = String::new();
     let mut vars = Map::new();
@@ -170,7 +171,7 @@ pub(super) fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
         let (decl, field) = variables_field(Some(&format!("v{n}")), &n, ids);
         decls.push(decl);
         fields.push_str(&field);
-        if environment_key(scopes, &ids.environment) == Some(format!("env{n}")) {
+        if with_env && environment_key(scopes, &ids.environment) == Some(format!("env{n}")) {
             fields.push_str(&format!(
                 "  env{n}: environment(id: $e{n}, projectId: $projectId) {ENVIRONMENT_SELECTION}\n"
             ));
@@ -386,6 +387,7 @@ mod tests {
                     service: None,
                 },
             ],
+            true,
         );
         assert!(q.contains("v0: variables(projectId: $projectId, environmentId: $e0, serviceId: $s0, unrendered: true)"), "{q}");
         assert!(
@@ -398,5 +400,17 @@ mod tests {
             v,
             json!({"projectId": "p1", "e0": "e1", "s0": "s1", "e1": "e1"})
         );
+        // The environment once, under its first scope's variable.
+        assert_eq!(q.matches(": environment(").count(), 1, "{q}");
+        assert!(q.contains("env0: environment(id: $e0, projectId: $projectId) { unmergedChangesCount variables { edges { node { name serviceId isSealed } } pageInfo { hasNextPage } } }"), "{q}");
+        let (q, _) = batch_query(
+            "p1",
+            &[Ids {
+                environment: "e1".into(),
+                service: None,
+            }],
+            false,
+        );
+        assert!(!q.contains("environment("), "{q}");
     }
 }

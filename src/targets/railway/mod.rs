@@ -149,8 +149,9 @@ async fn read_scopes(
     about: &About,
     project: &str,
     scopes: &[Ids],
+    with_env: bool,
 ) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
-    let (query, vars) = batch_query(project, scopes);
+    let (query, vars) = batch_query(project, scopes, with_env);
     let data = api.send(about, &query, vars, &[]).await?;
     scopes
         .iter()
@@ -162,6 +163,24 @@ async fn read_scopes(
             Ok((vars, env))
         })
         .collect()
+}
+
+/// Reads one scope alone. Should Railway refuse the `environment` field
+/// (which only adds `isSealed` and staged changes), the variables are read
+/// without it rather than not at all.
+async fn read_scope(
+    api: &Api,
+    about: &About,
+    project: &str,
+    ids: &Ids,
+) -> Result<(Vars, Option<EnvState>), TargetError> {
+    let one = std::slice::from_ref(ids);
+    match read_scopes(api, about, project, one, true).await {
+        Ok(mut v) => Ok(v.remove(0)),
+        Err(_) => Ok(read_scopes(api, about, project, one, false)
+            .await?
+            .remove(0)),
+    }
 }
 
 /// The targets of one project reached with one token at one endpoint: they
@@ -375,26 +394,21 @@ impl RailwayTarget {
             }
         };
         let reads: Vec<Result<(Vars, Option<EnvState>), TargetError>> =
-            match read_scopes(&self.api, &about, &self.project, &unique).await {
+            match read_scopes(&self.api, &about, &self.project, &unique, true).await {
                 Ok(all) => all.into_iter().map(Ok).collect(),
-                Err(e) if unique.len() == 1 => vec![Err(e)],
                 Err(_) => {
                     let mut each = Vec::new();
-                    for (ids, (s, _)) in unique.iter().zip(&wanted) {
+                    for (i, ids) in unique.iter().enumerate() {
+                        // Named as the manifest names the environment.
+                        let name = wanted
+                            .iter()
+                            .find(|(_, j)| *j == i)
+                            .map_or(ids.environment.clone(), |(s, _)| s.environment.clone());
                         let about = About {
                             project: self.project.clone(),
-                            environment: Some(s.environment.clone()),
+                            environment: Some(name),
                         };
-                        each.push(
-                            read_scopes(
-                                &self.api,
-                                &about,
-                                &self.project,
-                                std::slice::from_ref(ids),
-                            )
-                            .await
-                            .map(|mut v| v.remove(0)),
-                        );
+                        each.push(read_scope(&self.api, &about, &self.project, ids).await);
                     }
                     each
                 }
@@ -410,14 +424,7 @@ impl RailwayTarget {
 
     /// This target's variables now, in a request of its own.
     async fn read_one(&self, ids: &Ids) -> Result<(Vars, Option<EnvState>), TargetError> {
-        let mut all = read_scopes(
-            &self.api,
-            &self.about(),
-            &self.project,
-            std::slice::from_ref(ids),
-        )
-        .await?;
-        Ok(all.remove(0))
+        read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 
     fn target_label(&self) -> String {

@@ -79,6 +79,11 @@ pub(super) fn observe(
             references.join(", ")
         ));
     }
+    if env.is_none() {
+        notes.push(format!(
+            "Railway did not answer about environment {environment} (isSealed, staged changes): sealed variables are recognised by a null value only"
+        ));
+    }
     if let Some(env) = env {
         if env.staged > 0 {
             notes.push(format!(
