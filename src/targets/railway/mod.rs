@@ -8,7 +8,7 @@
 //!     project: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0   # project id
 //!     environment: production    # name (exact) or id
 //!     service: api               # name (any case) or id; omit for shared variables
-//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_API_TOKEN, else RAILWAY_TOKEN;
+//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_TOKEN, else RAILWAY_API_TOKEN;
 //!                                # only RAILWAY_* variables may be named
 //!     token_kind: project        # needed only when token_env is another variable
 //!     skip_deploys: false        # true: set variables without redeploying
@@ -16,23 +16,27 @@
 //!     prune: false               # delete variables the manifest does not list
 //! ```
 //!
-//! Requests, per run: one `project` query per project (names to ids, shared
-//! by every target of that project through [`Shared`]); per round, one
-//! aliased `variables` query per project covering every railway target of the
-//! run in that project; per written target, one `variables` query (Railway has
-//! no compare-and-swap, so the write re-reads and refuses with
-//! [`ErrorKind::Conflict`](super::ErrorKind) when anything moved since the
-//! plan) and one mutation carrying the `variableCollectionUpsert` and the
-//! `variableDelete`s as aliased fields, which GraphQL runs in order.
+//! Requests, per run: one `project` query per project (names to ids, and
+//! which environments are restricted or deleted, shared by every target of
+//! that project through [`Shared`]); per round, one aliased query per
+//! project covering every railway target of the run in that project (each
+//! scope's `variables`, each environment's `isSealed` flags and staged
+//! changes); per written target, one `variables` query (Railway's
+//! compare-and-swap, `environmentApplyChangeSet`, cannot be verified against
+//! the schema: see docs/targets/railway.md; so the write re-reads and
+//! refuses with [`ErrorKind::Conflict`](super::ErrorKind) when anything
+//! moved since the plan) and one mutation, never re-sent.
 //!
 //! The token lives in a [`Secret`] and is only ever put in a request header;
 //! every message built from an answer passes through `api::redact` first.
 //!
-//! Layout: this file is the [`Target`] (name resolution, batched reads per
-//! round, the conflict check and the write); `api` sends one request (the
-//! endpoint, the token, the retry policy, redaction); `graphql` builds the
-//! queries and mutations and reads the answers; `doctor` holds the checks
-//! `secretsync doctor` runs.
+//! Layout: this file is the [`Target`] and the glue of grouped reads (name
+//! resolution, the per-round batch); `api` sends one request (the endpoint,
+//! the token, limits per token, retries of reads, never of writes,
+//! redaction); `graphql` builds the queries and mutations and parses the
+//! answers; `read` runs a batched read and turns answers into [`Observed`];
+//! `write` judges a write whose answer was lost (applied, not applied,
+//! partly applied); `doctor` holds the checks `secretsync doctor` runs.
 
 mod api;
 mod doctor;
@@ -55,8 +59,7 @@ pub use api::{
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    batch_query, environment_key, parse_env, parse_project, parse_vars, unconfirmed,
-    write_mutation, EnvState, Ids, ProjectInfo, Vars, PROJECT_QUERY,
+    parse_project, unconfirmed, write_mutation, EnvState, Ids, ProjectInfo, Vars, PROJECT_QUERY,
 };
 
 use super::{Change, Check, Context, Observed, Round, RoundCache, Target, TargetError};
@@ -141,47 +144,6 @@ type ScopeRead = (Ids, Vars, Option<EnvState>);
 /// One round's read of a project: each registered scope's variables, or
 /// why that scope could not be read.
 type Batch = HashMap<ScopeSpec, Result<ScopeRead, TargetError>>;
-
-/// Reads `scopes` of `project` in one request; `Err` if the request failed
-/// as a whole (one failing field nulls every other).
-async fn read_scopes(
-    api: &Api,
-    about: &About,
-    project: &str,
-    scopes: &[Ids],
-    with_env: bool,
-) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
-    let (query, vars) = batch_query(project, scopes, with_env);
-    let data = api.send(about, &query, vars, &[]).await?;
-    scopes
-        .iter()
-        .enumerate()
-        .map(|(i, ids)| {
-            let vars = parse_vars(data.get(&format!("v{i}")), about)?;
-            let env =
-                environment_key(scopes, &ids.environment).and_then(|k| parse_env(data.get(&k)));
-            Ok((vars, env))
-        })
-        .collect()
-}
-
-/// Reads one scope alone. Should Railway refuse the `environment` field
-/// (which only adds `isSealed` and staged changes), the variables are read
-/// without it rather than not at all.
-async fn read_scope(
-    api: &Api,
-    about: &About,
-    project: &str,
-    ids: &Ids,
-) -> Result<(Vars, Option<EnvState>), TargetError> {
-    let one = std::slice::from_ref(ids);
-    match read_scopes(api, about, project, one, true).await {
-        Ok(mut v) => Ok(v.remove(0)),
-        Err(_) => Ok(read_scopes(api, about, project, one, false)
-            .await?
-            .remove(0)),
-    }
-}
 
 /// The targets of one project reached with one token at one endpoint: they
 /// share name resolution and one batched read per round.
@@ -394,8 +356,10 @@ impl RailwayTarget {
             }
         };
         let reads: Vec<Result<(Vars, Option<EnvState>), TargetError>> =
-            match read_scopes(&self.api, &about, &self.project, &unique, true).await {
+            match read::read_scopes(&self.api, &about, &self.project, &unique, true).await {
                 Ok(all) => all.into_iter().map(Ok).collect(),
+                // Railway could not be reached: reading alone would not help.
+                Err(e) if e.kind == super::ErrorKind::Unreachable => vec![Err(e); unique.len()],
                 Err(_) => {
                     let mut each = Vec::new();
                     for (i, ids) in unique.iter().enumerate() {
@@ -408,7 +372,7 @@ impl RailwayTarget {
                             project: self.project.clone(),
                             environment: Some(name),
                         };
-                        each.push(read_scope(&self.api, &about, &self.project, ids).await);
+                        each.push(read::read_scope(&self.api, &about, &self.project, ids).await);
                     }
                     each
                 }
@@ -424,7 +388,7 @@ impl RailwayTarget {
 
     /// This target's variables now, in a request of its own.
     async fn read_one(&self, ids: &Ids) -> Result<(Vars, Option<EnvState>), TargetError> {
-        read_scope(&self.api, &self.about(), &self.project, ids).await
+        read::read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 
     fn target_label(&self) -> String {

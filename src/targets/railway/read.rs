@@ -1,12 +1,60 @@
-//! How an answer about one scope becomes [`Observed`]: sealed variables by
-//! `Variable.isSealed` (not guessed from a null), unmanaged references left
-//! out (Railway's wiring: never pruned, never imported), staged changes and
-//! unusable environments said.
+//! The read: one request for many scopes of a project (falling back to one
+//! scope at a time, so one bad scope fails alone), and how an answer about
+//! one scope becomes [`Observed`]: sealed variables by `Variable.isSealed`
+//! (not guessed from a null), unmanaged references left out (Railway's
+//! wiring: never pruned, never imported), staged changes and unusable
+//! environments said. Independent of how targets are grouped into reads.
 
 use std::collections::BTreeSet;
 
-use super::graphql::{EnvState, Ids, ProjectInfo, Unusable, Vars};
-use crate::targets::{Observation, Observed, TargetError};
+use super::api::{About, Api};
+use super::graphql::{
+    batch_query, environment_key, parse_env, parse_vars, EnvState, Ids, ProjectInfo, Unusable, Vars,
+};
+use crate::targets::{ErrorKind, Observation, Observed, TargetError};
+
+/// Reads `scopes` of `project` in one request; `Err` if the request failed
+/// as a whole (one failing field nulls every other).
+pub(super) async fn read_scopes(
+    api: &Api,
+    about: &About,
+    project: &str,
+    scopes: &[Ids],
+    with_env: bool,
+) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
+    let (query, vars) = batch_query(project, scopes, with_env);
+    let data = api.send(about, &query, vars, &[]).await?;
+    scopes
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            let vars = parse_vars(data.get(&format!("v{i}")), about)?;
+            let env =
+                environment_key(scopes, &ids.environment).and_then(|k| parse_env(data.get(&k)));
+            Ok((vars, env))
+        })
+        .collect()
+}
+
+/// Reads one scope alone. Should Railway refuse the `environment` field
+/// (which only adds `isSealed` and staged changes), the variables are read
+/// without it rather than not at all.
+pub(super) async fn read_scope(
+    api: &Api,
+    about: &About,
+    project: &str,
+    ids: &Ids,
+) -> Result<(Vars, Option<EnvState>), TargetError> {
+    let one = std::slice::from_ref(ids);
+    match read_scopes(api, about, project, one, true).await {
+        Ok(mut v) => Ok(v.remove(0)),
+        // Railway could not be reached: a smaller query would not help.
+        Err(e) if e.kind == ErrorKind::Unreachable => Err(e),
+        Err(_) => Ok(read_scopes(api, about, project, one, false)
+            .await?
+            .remove(0)),
+    }
+}
 
 /// Whether a value is (or contains) a Railway reference such as
 /// `${{Postgres.DATABASE_URL}}` or `${{shared.KEY}}`: Railway resolves it at
