@@ -24,6 +24,7 @@ mod keychain;
 mod leaks;
 mod lifecycle;
 mod railway;
+mod railway_live;
 mod readers;
 mod review;
 mod scale_counts;

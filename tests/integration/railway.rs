@@ -75,6 +75,7 @@ fn env_with(server: &RailwayServer, token: (&str, &str)) -> HashMap<String, Stri
         ("SECRETSYNC_RAILWAY_TIMEOUT".into(), "2".into()),
         ("SECRETSYNC_RAILWAY_BACKOFF".into(), "0.01".into()),
         ("SECRETSYNC_RAILWAY_MAX_WAIT".into(), "3".into()),
+        ("SECRETSYNC_RAILWAY_RATE".into(), "0".into()),
     ])
 }
 
@@ -228,7 +229,7 @@ async fn a_write_is_one_check_read_and_one_mutation_with_upsert_and_deletes() {
     .unwrap();
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
-    assert_eq!(reqs[0].fields, ["variables"]);
+    assert_eq!(reqs[0].fields, ["variables", "environment"]);
     assert_eq!(
         reqs[1].fields,
         ["variableCollectionUpsert", "variableDelete"]
@@ -272,7 +273,7 @@ async fn shared_variables_are_read_and_written_without_a_service() {
         .contains_key("SHARED_KEY"));
     for r in server.requests() {
         assert_eq!(r.header, Header::ProjectAccessToken);
-        assert!(!r.query.contains("serviceId"), "{}", r.query);
+        assert!(!r.query.contains("serviceId:"), "{}", r.query);
     }
     assert_eq!(
         server.deploys(PROJECT, PROD, None),
@@ -406,7 +407,7 @@ async fn no_token_says_which_variables_to_set() {
     let e = t.read(&[]).await.unwrap_err();
     assert_eq!(
         e.message,
-        "no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"
+        "no Railway token: neither RAILWAY_TOKEN nor RAILWAY_API_TOKEN is set"
     );
     assert!(server.requests().is_empty());
 }
@@ -745,7 +746,7 @@ fn doctor_checks_the_token_and_the_names() {
 
     let none = run(&sb, &server, ("UNRELATED", "x"), &["doctor"]);
     assert_eq!(none.code, 1);
-    assert!(none.stdout.contains("FAIL token variable: no Railway token: neither RAILWAY_API_TOKEN nor RAILWAY_TOKEN is set"), "{}", none.stdout);
+    assert!(none.stdout.contains("FAIL token variable: no Railway token: neither RAILWAY_TOKEN nor RAILWAY_API_TOKEN is set"), "{}", none.stdout);
 }
 
 #[test]
@@ -936,4 +937,410 @@ async fn service_values_round_trip_exactly() {
             "{k} on the server"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// #16: what an apply costs, measured with the binary against the server.
+
+/// Requests and deploys of `apply` over `services` service targets of one
+/// project (one account token), of which the first `changed` need a write.
+fn measure_apply(services: usize, changed: usize, stale: usize) -> (usize, usize, usize) {
+    let server = world();
+    let mut targets = String::new();
+    let mut secrets = String::new();
+    for i in 0..services {
+        let id = format!("svc-m-{i}");
+        server.add_service(PROJECT, &id, &format!("m{i}"));
+        if i >= changed {
+            server.set_var(PROJECT, PROD, Some(&id), "M_KEY", "v");
+        } else {
+            for k in 0..stale {
+                server.set_var(PROJECT, PROD, Some(&id), &format!("STALE_{k}"), "old");
+            }
+        }
+        targets.push_str(&format!(
+            "  m{i}:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    service: m{i}\n    prune: true\n"
+        ));
+    }
+    let all: Vec<String> = (0..services).map(|i| format!("m{i}")).collect();
+    secrets.push_str(&format!(
+        "  M_KEY:\n    targets: [{}]\n    value: v\n",
+        all.join(", ")
+    ));
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!("{}targets:\n{targets}secrets:\n{secrets}", sb.header()),
+    );
+    let out = run(
+        &sb,
+        &server,
+        ("RAILWAY_API_TOKEN", ACCOUNT),
+        &["apply", "--auto-approve"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    (
+        server.requests().len(),
+        server.mutations(),
+        server.total_deploys(),
+    )
+}
+
+#[test]
+fn requests_and_deploys_per_apply_are_measured() {
+    for (services, changed, stale) in [(1, 1, 0), (10, 1, 0), (10, 10, 0), (1, 1, 2), (10, 10, 2)] {
+        let (requests, mutations, deploys) = measure_apply(services, changed, stale);
+        eprintln!(
+            "MEASURE apply: {services} service target(s), {changed} changed ({stale} pruned each): {requests} requests ({mutations} mutations), {deploys} deploys"
+        );
+        assert_eq!(mutations, changed, "one mutation per changed service");
+        // An upsert followed by deletions skips its deploy: the deletions'
+        // deploys (variableDelete has no skipDeploys) carry its values.
+        assert_eq!(deploys, changed * stale.max(1), "deploys");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// #16: Railway as Railway really behaves. Each test below failed on the code
+// before #16.
+
+const WORKSPACE: &str = "CANARY-workspace-token-44d1";
+
+/// Finding 1: Railway recommends workspace tokens for sync jobs; `me` refuses them.
+#[test]
+fn a_workspace_token_passes_doctor_without_me() {
+    let server = world();
+    server.add_workspace_token(WORKSPACE);
+    let sb = sandbox(&server, "");
+    let out = run(&sb, &server, ("RAILWAY_API_TOKEN", WORKSPACE), &["doctor"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("workspace token"), "{}", out.stdout);
+    assert!(!out.all().contains(WORKSPACE));
+}
+
+/// Finding 2: RAILWAY_TOKEN first, as Railway's CLI; both set is a mistake, said.
+#[test]
+fn railway_token_wins_and_both_set_is_warned() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    let out = sb.run_with(
+        &["plan", "--target", "api"],
+        &[
+            ("SECRETSYNC_RAILWAY_ENDPOINT", &server.url()),
+            ("RAILWAY_TOKEN", PROJECT_TOKEN),
+            ("RAILWAY_API_TOKEN", EXPIRED),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("both RAILWAY_TOKEN and RAILWAY_API_TOKEN are set"),
+        "{}",
+        out.stderr
+    );
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.header == Header::ProjectAccessToken));
+    assert_no_canary("plan", out.all().as_bytes(), &[PROJECT_TOKEN, EXPIRED]);
+}
+
+/// Finding 3: A mutation that succeeded but whose answer was lost is not sent again:
+/// secretsync re-reads and finds it applied.
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_reread_not_resent() {
+    for fault in [Fault::Hang, Fault::Status(502), Fault::Malformed] {
+        let server = world();
+        server.set_var(PROJECT, PROD, Some(API), "OLD", "x");
+        let mut env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+        env.insert("SECRETSYNC_RAILWAY_TIMEOUT".into(), "0.5".into());
+        let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+        let before = t.read(&[]).await.unwrap();
+        server.clear_requests();
+        // The pre-write read answers; the mutation runs, then its answer is lost.
+        let lost = Fault::AfterSuccess(Box::new(fault.clone()));
+        let changes = [c::add("NEW", "n"), c::delete("OLD")];
+        let writing = t.write(&before, &changes);
+        let server_ref = &server;
+        let arm = async move {
+            // Arm the fault once the check read has been answered.
+            while server_ref.requests().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            server_ref.fail_next(1, lost);
+        };
+        let (result, ()) = tokio::join!(writing, arm);
+        result.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(server.mutations(), 1, "{fault:?}: never re-sent");
+        assert_eq!(
+            server.deploys(PROJECT, PROD, Some(API)),
+            1,
+            "{fault:?}: one deploy"
+        );
+        let vars = server.vars(PROJECT, PROD, Some(API));
+        assert!(vars.contains_key("NEW") && !vars.contains_key("OLD"));
+    }
+}
+
+/// Finding 3: Railway's CLI waits 90 s: some mutations run longer than 30 s.
+#[test]
+fn the_default_timeout_is_railways_90_seconds() {
+    let p = secretsync::targets::railway::RetryPolicy::default();
+    assert_eq!(p.timeout, Duration::from_secs(90));
+}
+
+/// Finding 4: One refused field nulls the whole answer; what happened is re-read.
+#[tokio::test]
+async fn a_half_applied_write_is_reported_as_partly_applied() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(API), "OLD", "x");
+    server.refuse_delete("OLD", "Variable is locked");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let before = t.read(&[]).await.unwrap();
+    let e = t
+        .write(
+            &before,
+            &[c::add("NEW", "CANARY-new-value"), c::delete("OLD")],
+        )
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("partly applied"), "{e}");
+    assert!(e.message.contains("applied: NEW"), "{e}");
+    assert!(e.message.contains("not applied: OLD"), "{e}");
+    assert!(e.message.contains("Variable is locked"), "{e}");
+    assert!(!e.to_string().contains("CANARY"), "{e}");
+}
+
+/// Finding 5: Staged dashboard edits are shown: deploying them later overwrites.
+#[test]
+fn staged_changes_are_shown_by_plan_and_doctor() {
+    let server = world();
+    server.stage_changes(PROJECT, PROD, 2);
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let plan = run(&sb, &server, token, &["plan"]);
+    assert!(plan.all().contains("2 staged change(s)"), "{}", plan.all());
+    let doctor = run(&sb, &server, token, &["doctor"]);
+    assert!(
+        doctor.stdout.contains("2 staged change(s)"),
+        "{}",
+        doctor.stdout
+    );
+}
+
+/// Finding 6: Few requests in flight per token, whatever the parallelism.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_in_flight_per_token_are_few() {
+    let server = world();
+    server.set_latency(Duration::from_millis(50));
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let mut targets = Vec::new();
+    for i in 0..12 {
+        let id = format!("svc-f-{i}");
+        server.add_service(PROJECT, &id, &format!("f{i}"));
+        targets.push(build(&ctx, &spec(Some(&id)), &env).unwrap());
+    }
+    let reads = futures_util::future::join_all(targets.iter().map(|t| t.read(&[]))).await;
+    let writes = futures_util::future::join_all(
+        targets
+            .iter()
+            .zip(reads)
+            .map(|(t, o)| async move { t.write(&o.unwrap(), &[c::add("K", "v")]).await }),
+    )
+    .await;
+    for w in writes {
+        w.unwrap();
+    }
+    assert!(
+        server.max_in_flight() <= 4,
+        "{} in flight",
+        server.max_in_flight()
+    );
+}
+
+/// Finding 6: Railway's deployment rate limit is a GraphQL error, explained.
+#[tokio::test]
+async fn the_deployment_rate_limit_is_explained() {
+    let server = world();
+    server.deploy_budget(0);
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let before = t.read(&[]).await.unwrap();
+    let e = t.write(&before, &[c::add("K", "v")]).await.unwrap_err();
+    assert!(e.message.contains("deployment rate limit"), "{e}");
+    assert!(e.message.contains("not applied"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("skip_deploys"),
+        "{e}"
+    );
+}
+
+/// Finding 7: An HTML 403 comes from the CDN in front of the API, not Railway's auth.
+#[tokio::test]
+async fn an_html_403_from_the_cdn_is_not_blamed_on_the_token() {
+    let server = world();
+    server.fail_next(10, Fault::Html(403));
+    let e = read_error(&server, ("RAILWAY_API_TOKEN", ACCOUNT), &spec(None)).await;
+    assert_ne!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.message.contains("HTML"), "{e}");
+    assert!(!e.message.contains("expired"), "{e}");
+}
+
+/// Finding 8: A project token is scoped to one environment: doctor compares it.
+#[test]
+fn doctor_refuses_a_project_token_of_another_environment() {
+    let server = world();
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  stg:\n    type: railway\n    project: {PROJECT}\n    environment: staging\n    service: api\nsecrets:\n  A:\n    targets: [stg]\n    value: a\n",
+            sb.header()
+        ),
+    );
+    let out = run(&sb, &server, ("RAILWAY_TOKEN", PROJECT_TOKEN), &["doctor"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "FAIL token accepted: the project token in RAILWAY_TOKEN is for environment env-prod-1, not staging (env-stg-2)"
+        ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Finding 9: A restricted or deleted environment fails only its own targets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_or_deleted_environment_fails_only_its_targets() {
+    let server = world();
+    server.add_environment(PROJECT, "env-old-3", "old");
+    server.delete_environment(PROJECT, "env-old-3");
+    server.restrict_environment(PROJECT, STAGING);
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let prod = build(&ctx, &spec(Some("api")), &env).unwrap();
+    let mut s = spec(Some("api"));
+    s.environment = "staging".into();
+    let staging = build(&ctx, &s, &env).unwrap();
+    s.environment = "old".into();
+    let old = build(&ctx, &s, &env).unwrap();
+    let mut reads = read_together(&[&prod, &staging, &old]).await.into_iter();
+    let (p, st, o) = (
+        reads.next().unwrap(),
+        reads.next().unwrap(),
+        reads.next().unwrap(),
+    );
+    let p = p.unwrap_or_else(|e| panic!("production: {e}"));
+    assert!(p.entries.contains_key("LOG_LEVEL"));
+    let st = st.unwrap_err();
+    assert!(
+        st.message.contains("staging") && st.message.contains("access"),
+        "{st}"
+    );
+    let o = o.unwrap_err();
+    assert!(o.message.contains("deleted"), "{o}");
+}
+
+/// Finding 10: References are Railway's wiring: plan shows them, prune leaves
+/// them, import does not copy them as secrets.
+#[test]
+fn references_are_shown_kept_by_prune_and_not_imported() {
+    let server = world();
+    server.set_var(
+        PROJECT,
+        PROD,
+        Some(API),
+        "DATABASE_URL",
+        "${{Postgres.DATABASE_URL}}",
+    );
+    server.set_var(PROJECT, PROD, Some(API), "SHARED_REF", "${{shared.REGION}}");
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let plan = run(&sb, &server, token, &["plan", "--target", "api"]);
+    assert!(
+        plan.all().contains("2 reference(s)") && plan.all().contains("DATABASE_URL, SHARED_REF"),
+        "{}",
+        plan.all()
+    );
+    let apply = run(
+        &sb,
+        &server,
+        token,
+        &["apply", "--auto-approve", "--target", "api"],
+    );
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let vars = server.vars(PROJECT, PROD, Some(API));
+    assert_eq!(
+        vars.get("DATABASE_URL"),
+        Some(&Some("${{Postgres.DATABASE_URL}}".to_string())),
+        "prune: true leaves references alone"
+    );
+    assert!(vars.contains_key("SHARED_REF"));
+    assert_eq!(server.count("variableDelete"), 0);
+
+    let import = run(&sb, &server, token, &["import", "--from", "api"]);
+    assert_eq!(import.code, 0, "{import:?}");
+    assert!(import.stderr.contains("reference"), "{}", import.stderr);
+    assert!(!sb.read("secrets.yaml").contains("DATABASE_URL"));
+}
+
+/// The engine's batched read: `targets` (one project and token) through the first.
+async fn read_together(
+    targets: &[&RailwayTarget],
+) -> Vec<Result<secretsync::targets::Observed, TargetError>> {
+    let reads: Vec<Read<'_>> = targets
+        .iter()
+        .map(|t| Read {
+            target: *t as &dyn Target,
+            keys: &[],
+        })
+        .collect();
+    assert!(targets
+        .iter()
+        .all(|t| t.batch_key() == targets[0].batch_key()));
+    targets[0].read_batch(&reads).await
+}
+
+/// Finding 11: `isSealed` is read: a sealed key missing from `variables` is sealed,
+/// not absent (and so never written over).
+#[tokio::test]
+async fn is_sealed_is_read_not_guessed() {
+    let server = world();
+    server.set_sealed_shape(support::railway_server::SealedShape::Absent);
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    server.set_sealed(PROJECT, PROD, None, "SHARED_SEALED");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let t = build(&ctx, &spec(Some("api")), &env).unwrap();
+    let shared = build(&ctx, &spec(None), &env).unwrap();
+    let mut reads = read_together(&[&t, &shared]).await.into_iter();
+    let (o, so) = (reads.next().unwrap(), reads.next().unwrap());
+    let (o, so) = (o.unwrap(), so.unwrap());
+    assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
+    assert!(!o.entries.contains_key("SHARED_SEALED"), "another scope's");
+    assert_eq!(so.entries.get("SHARED_SEALED"), Some(&Observation::Sealed));
+    assert_eq!(server.count("variables"), 1, "still one request per pass");
+}
+
+/// Should Railway refuse `environment(id:)` to some token, the variables are
+/// still read (sealed known by null values only, and said).
+#[tokio::test]
+async fn variables_are_read_when_the_environment_field_is_refused() {
+    let server = world();
+    server.refuse_field("environment");
+    server.set_sealed(PROJECT, PROD, Some(API), "DB_PASSWORD");
+    let env = env_with(&server, ("RAILWAY_TOKEN", PROJECT_TOKEN));
+    let t = build(&ctx(), &spec(Some("api")), &env).unwrap();
+    let o = t.read(&[]).await.unwrap();
+    assert_eq!(o.entries.get("DB_PASSWORD"), Some(&Observation::Sealed));
+    assert!(o.entries.contains_key("LOG_LEVEL"));
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("did not answer about environment")),
+        "{:?}",
+        o.notes
+    );
 }

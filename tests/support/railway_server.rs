@@ -5,14 +5,21 @@
 //! what secretsync sends: every request's document is parsed and validated
 //! with apollo-compiler against Railway's published schema
 //! (`tests/fixtures/railway/schema.graphql`) and its variables coerced to the
-//! operation's types, then `me`, `projectToken`, `project`, `variables`,
-//! `variableCollectionUpsert`, `variableUpsert` and `variableDelete` run
-//! against projects, environments, services and variables (shared and
-//! sealed) kept in memory. Both auth headers are checked: account tokens
-//! (all projects or some), project tokens (one environment of one project),
-//! expired tokens and dead project tokens. Faults can be injected (429 with
-//! `Retry-After`, any status, a malformed body, no answer), latency added,
-//! and every request is logged so tests can count them.
+//! operation's types, then `me`, `projectToken`, `project`, `environment`,
+//! `variables`, `variableCollectionUpsert`, `variableUpsert` and
+//! `variableDelete` run against projects, environments (restricted, deleted,
+//! with staged changes), services and variables (shared and sealed, shown
+//! as `null` or not at all; `isSealed` always) kept in memory. Both auth
+//! headers are checked: account tokens (all projects or some), workspace
+//! tokens (`me` refuses them), project tokens (one environment of one
+//! project), expired tokens and dead project tokens. As on Railway, a
+//! delete of a missing key is an error, a field error nulls the whole
+//! answer, upserts without `skipDeploys` and every delete deploy (counted),
+//! and too many deploys meet the deployment rate limit. Faults can be
+//! injected (429 with `Retry-After`, any status, an HTML page from the
+//! CDN, a malformed body, no answer, an answer lost after the request ran),
+//! latency added, and every request is logged (and the most in flight at
+//! once kept) so tests can count them.
 //!
 //! Self-contained: a benchmark includes it with
 //! `#[path = "../tests/support/railway_server.rs"] mod railway_server;`.
@@ -41,6 +48,14 @@ fn schema() -> &'static Valid<Schema> {
     })
 }
 
+/// Whether `query` is a valid document for Railway's published schema (the
+/// live smoke test checks its queries with this before it may ever run).
+pub fn validate(query: &str) -> Result<(), String> {
+    ExecutableDocument::parse_and_validate(schema(), query, "query.graphql")
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// A failure the server produces instead of answering the next requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -52,6 +67,24 @@ pub enum Fault {
     Malformed,
     /// No answer at all (the connection stays open for a minute).
     Hang,
+    /// An HTML page with this status, as the CDN in front of Railway's API
+    /// sends (a 403 from its firewall, a 502 from its edge).
+    Html(u16),
+    /// The request is carried out, then answered with the inner fault: a
+    /// mutation that succeeded but whose answer was lost.
+    AfterSuccess(Box<Fault>),
+}
+
+/// How a sealed variable shows in the `variables` scalar: Railway does not
+/// document it, so the server can do either (`Variable.isSealed` is the
+/// authoritative flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SealedShape {
+    /// A key whose value is `null`.
+    #[default]
+    Null,
+    /// Not listed at all.
+    Absent,
 }
 
 /// Which auth header a request carried.
@@ -90,6 +123,8 @@ enum Access {
     Expired,
     /// A deleted project token: Railway says "project token not found".
     DeadProject,
+    /// A workspace token: Bearer, like an account token, but `me` refuses it.
+    Workspace,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +132,12 @@ struct Project {
     name: String,
     environments: Vec<(String, String)>,
     services: Vec<(String, String)>,
+    /// Environments the token's user may not see (`canAccess: false`).
+    restricted: Vec<String>,
+    /// Deleted environments (`deletedAt` set), still listed by the project.
+    deleted: Vec<String>,
+    /// Staged, not yet deployed, changes per environment.
+    staged: HashMap<String, i64>,
 }
 
 type ScopeKey = (String, String, Option<String>);
@@ -114,6 +155,17 @@ struct State {
     deploys: HashMap<ScopeKey, usize>,
     /// Upserts that asked for `replace: true` (secretsync never should).
     replaces: usize,
+    sealed_shape: SealedShape,
+    /// Deletes refused with this message, by variable name.
+    refused_deletes: HashMap<String, String>,
+    /// Deploys allowed before Railway's deployment rate limit answers.
+    deploy_budget: Option<usize>,
+    /// Root fields refused with "Not Authorized" (what Railway may do with
+    /// a field a token kind cannot use).
+    refused_fields: Vec<String>,
+    /// Requests being answered now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A running server; stops when dropped.
@@ -274,6 +326,70 @@ impl RailwayServer {
             .insert(token.into(), Access::DeadProject);
     }
 
+    /// A workspace token (Bearer; `me` refuses it, projects answer).
+    pub fn add_workspace_token(&self, token: &str) {
+        self.state().tokens.insert(token.into(), Access::Workspace);
+    }
+
+    /// The environment exists but the token's user may not use it.
+    pub fn restrict_environment(&self, project: &str, env: &str) {
+        self.project_mut(project, |p| p.restricted.push(env.into()));
+    }
+
+    /// The environment was deleted: still listed, with `deletedAt`.
+    pub fn delete_environment(&self, project: &str, env: &str) {
+        self.project_mut(project, |p| p.deleted.push(env.into()));
+    }
+
+    /// `n` changes staged in the dashboard, not yet deployed.
+    pub fn stage_changes(&self, project: &str, env: &str, n: i64) {
+        self.project_mut(project, |p| {
+            p.staged.insert(env.into(), n);
+        });
+    }
+
+    fn project_mut(&self, project: &str, f: impl FnOnce(&mut Project)) {
+        f(self
+            .state()
+            .projects
+            .get_mut(project)
+            .expect("add the project first"));
+    }
+
+    /// How sealed variables show in the `variables` scalar.
+    pub fn set_sealed_shape(&self, shape: SealedShape) {
+        self.state().sealed_shape = shape;
+    }
+
+    /// `variableDelete` of `key` fails with `message` (a field error, which
+    /// nulls the whole answer).
+    pub fn refuse_delete(&self, key: &str, message: &str) {
+        self.state()
+            .refused_deletes
+            .insert(key.into(), message.into());
+    }
+
+    /// After `n` more deploys, mutations that would deploy fail with
+    /// Railway's deployment rate limit error.
+    pub fn deploy_budget(&self, n: usize) {
+        self.state().deploy_budget = Some(n);
+    }
+
+    /// Refuses the root field `name` ("Not Authorized") for every token.
+    pub fn refuse_field(&self, name: &str) {
+        self.state().refused_fields.push(name.into());
+    }
+
+    /// The most requests the server was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state().max_in_flight
+    }
+
+    /// Deploys over every scope.
+    pub fn total_deploys(&self) -> usize {
+        self.state().deploys.values().sum()
+    }
+
     /// Delay before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
@@ -391,11 +507,14 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
         let (reply, latency) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             let reply = handle(&mut s, &head, &headers, &body);
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
             (reply, s.latency)
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        state.lock().unwrap_or_else(|e| e.into_inner()).in_flight -= 1;
         match reply {
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -406,8 +525,13 @@ async fn serve(mut stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                 headers,
                 body,
             } => {
+                let kind = if body.starts_with('<') {
+                    "text/html"
+                } else {
+                    "application/json"
+                };
                 let mut out = format!(
-                    "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                    "HTTP/1.1 {status} {}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n",
                     reason(status),
                     body.len()
                 );
@@ -485,7 +609,25 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
         head: head.to_string(),
     };
 
-    let reply = if let Some(fault) = s.faults.pop_front() {
+    let fault = s.faults.pop_front();
+    let fault = match fault {
+        Some(Fault::AfterSuccess(inner)) => {
+            if parsed.is_some() {
+                let _ = run(
+                    s,
+                    token.as_deref(),
+                    header,
+                    &query,
+                    operation_name.as_deref(),
+                    &variables,
+                    &mut logged,
+                );
+            }
+            Some(*inner)
+        }
+        other => other,
+    };
+    let reply = if let Some(fault) = fault {
         match fault {
             Fault::RateLimited { retry_after } => Reply::Answer {
                 status: 429,
@@ -507,6 +649,12 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
                 body: "<html>upstream glitch".into(),
             },
             Fault::Hang => Reply::Hang,
+            Fault::Html(code) => Reply::Answer {
+                status: code,
+                headers: vec![],
+                body: "<!DOCTYPE html><html><head><title>Attention Required</title></head><body>Sorry, you have been blocked</body></html>".into(),
+            },
+            Fault::AfterSuccess(_) => Reply::Hang,
         }
     } else if parsed.is_none() {
         answer(
@@ -606,7 +754,7 @@ fn run(
         (Header::ProjectAccessToken, Some(Access::DeadProject)) => {
             return answer(200, errors(&["project token not found".into()]))
         }
-        (Header::Bearer, Some(a @ Access::Account(_)))
+        (Header::Bearer, Some(a @ (Access::Account(_) | Access::Workspace)))
         | (Header::ProjectAccessToken, Some(a @ Access::Project { .. })) => a.clone(),
         // A token sent in the other kind's header.
         _ => return answer(200, errors(&["Not Authorized".into()])),
@@ -625,7 +773,12 @@ fn run(
             .iter()
             .map(|a| (a.name.to_string(), literal(&a.value, &vars)))
             .collect();
-        match field(s, &access, f.name.as_str(), &args) {
+        let result = if s.refused_fields.iter().any(|r| r == f.name.as_str()) {
+            Err("Not Authorized".to_string())
+        } else {
+            field(s, &access, f.name.as_str(), &args)
+        };
+        match result {
             Ok(v) => {
                 data.insert(
                     f.response_key().to_string(),
@@ -720,7 +873,7 @@ fn str_arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// Whether `access` reaches `project` (and `environment`, when given).
 fn allowed(access: &Access, project: &str, environment: Option<&str>) -> bool {
     match access {
-        Access::Account(None) => true,
+        Access::Account(None) | Access::Workspace => true,
         Access::Account(Some(list)) => list.iter().any(|p| p == project),
         Access::Project {
             project: p,
@@ -741,8 +894,11 @@ fn scope_of(s: &State, access: &Access, input: &Map<String, Value>) -> Result<Sc
     if !allowed(access, project, Some(env)) {
         return Err("Not Authorized".into());
     }
-    if !p.environments.iter().any(|(id, _)| id == env) {
+    if !p.environments.iter().any(|(id, _)| id == env) || p.deleted.iter().any(|d| d == env) {
         return Err("Environment not found".into());
+    }
+    if p.restricted.iter().any(|r| r == env) {
+        return Err("Not Authorized".into());
     }
     if let Some(svc) = service {
         if !p.services.iter().any(|(id, _)| id == svc) {
@@ -754,6 +910,58 @@ fn scope_of(s: &State, access: &Access, input: &Map<String, Value>) -> Result<Sc
 
 fn edges(list: &[(String, String)]) -> Value {
     json!({ "edges": list.iter().map(|(id, name)| json!({"node": {"id": id, "name": name}})).collect::<Vec<_>>() })
+}
+
+/// The `Environment` object, as much of it as the server knows.
+fn environment(s: &State, project: &str, env: &str) -> Value {
+    let p = &s.projects[project];
+    let name = p
+        .environments
+        .iter()
+        .find(|(id, _)| id == env)
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default();
+    let restricted = p.restricted.iter().any(|r| r == env);
+    let mut variables = Vec::new();
+    if !restricted {
+        for ((pid, eid, service), vars) in &s.vars {
+            if pid != project || eid != env {
+                continue;
+            }
+            for (k, v) in vars {
+                let refs: Vec<String> = v.as_deref().map(references_in).unwrap_or_default();
+                variables.push(json!({"cursor": k, "node": {
+                    "id": format!("var-{k}"), "name": k, "isSealed": v.is_none(),
+                    "serviceId": service, "environmentId": env, "references": refs,
+                }}));
+            }
+        }
+    }
+    json!({
+        "id": env,
+        "name": name,
+        "projectId": project,
+        "canAccess": !restricted,
+        "deletedAt": if p.deleted.iter().any(|d| d == env) { json!("2026-08-01T00:00:00.000Z") } else { Value::Null },
+        "unmergedChangesCount": p.staged.get(env).copied().unwrap_or(0),
+        "variables": {
+            "edges": variables,
+            "pageInfo": {"hasNextPage": false, "hasPreviousPage": false, "startCursor": null, "endCursor": null},
+        },
+    })
+}
+
+/// The `${{…}}` references in a value, as `Variable.references` lists them.
+fn references_in(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(i) = rest.find("${{") {
+        let after = &rest[i + 3..];
+        let Some(j) = after.find("}}") else { break };
+        out.push(after[..j].trim().to_string());
+        rest = &after[j + 2..];
+    }
+    out
 }
 
 /// Runs one root field.
@@ -787,18 +995,43 @@ fn field(
             if !allowed(access, id, None) {
                 return Err("Not Authorized".into());
             }
+            let envs: Vec<Value> = p
+                .environments
+                .iter()
+                .map(|(e, _)| json!({ "node": environment(s, id, e) }))
+                .collect();
             Ok(json!({
                 "id": id,
                 "name": p.name,
                 "services": edges(&p.services),
-                "environments": edges(&p.environments),
+                "environments": { "edges": envs },
             }))
+        }
+        "environment" => {
+            let id = str_arg(args, "id").unwrap_or_default();
+            let project = s
+                .projects
+                .iter()
+                .find(|(_, p)| p.environments.iter().any(|(e, _)| e == id))
+                .map(|(pid, _)| pid.clone());
+            let Some(project) = project else {
+                return Err("Environment not found".into());
+            };
+            if s.projects[&project].deleted.iter().any(|d| d == id) {
+                return Err("Environment not found".into());
+            }
+            if !allowed(access, &project, Some(id)) {
+                return Err("Not Authorized".into());
+            }
+            Ok(environment(s, &project, id))
         }
         "variables" => {
             let key = scope_of(s, access, args)?;
             let vars = s.vars.get(&key).cloned().unwrap_or_default();
+            let shape = s.sealed_shape;
             Ok(Value::Object(
                 vars.into_iter()
+                    .filter(|(_, v)| v.is_some() || shape == SealedShape::Null)
                     .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
                     .collect(),
             ))
@@ -810,7 +1043,17 @@ fn field(
                 .cloned()
                 .unwrap_or_default();
             let key = scope_of(s, access, &input)?;
+            // variableDelete has no skipDeploys: it always deploys.
             let skip = input.get("skipDeploys").and_then(Value::as_bool) == Some(true);
+            if !skip {
+                if let Some(budget) = s.deploy_budget {
+                    if s.deploys.values().sum::<usize>() >= budget {
+                        return Err(
+                            "Deployment rate limit exceeded. Please try again later.".into()
+                        );
+                    }
+                }
+            }
             let target = s.vars.entry(key.clone()).or_default();
             match name {
                 "variableCollectionUpsert" => {
@@ -840,7 +1083,13 @@ fn field(
                 }
                 _ => {
                     let k = str_arg(&input, "name").unwrap_or_default();
-                    target.remove(k);
+                    if let Some(m) = s.refused_deletes.get(k) {
+                        return Err(m.clone());
+                    }
+                    let target = s.vars.entry(key.clone()).or_default();
+                    if target.remove(k).is_none() {
+                        return Err(format!("Variable {k} not found"));
+                    }
                 }
             }
             if !skip {

@@ -2,6 +2,8 @@
 //! its retry policy, and the redaction every message built from an answer
 //! passes through.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -9,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::{RailwaySpec, TokenKind};
 use crate::notice::notice;
 use crate::secret::Secret;
-use crate::targets::TargetError;
+use crate::targets::{ErrorKind, TargetError};
 
 /// Railway's public GraphQL endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://backboard.railway.com/graphql/v2";
@@ -24,6 +26,10 @@ pub const RETRIES_ENV: &str = "SECRETSYNC_RAILWAY_RETRIES";
 pub const BACKOFF_ENV: &str = "SECRETSYNC_RAILWAY_BACKOFF";
 /// The longest `Retry-After` (seconds) waited for on a 429.
 pub const MAX_WAIT_ENV: &str = "SECRETSYNC_RAILWAY_MAX_WAIT";
+/// Requests in flight at once per token and endpoint.
+pub const IN_FLIGHT_ENV: &str = "SECRETSYNC_RAILWAY_IN_FLIGHT";
+/// Requests started per second per token and endpoint (0: no pacing).
+pub const RATE_ENV: &str = "SECRETSYNC_RAILWAY_RATE";
 
 /// Account or workspace token, sent as `Authorization: Bearer`.
 pub const ACCOUNT_TOKEN_ENV: &str = "RAILWAY_API_TOKEN";
@@ -41,15 +47,25 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// The longest `Retry-After` honoured; a longer one is an error.
     pub max_wait: Duration,
+    /// Requests in flight at once per token and endpoint.
+    pub in_flight: usize,
+    /// Requests started per second per token and endpoint; 0: unpaced.
+    pub per_second: f64,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             retries: 3,
-            timeout: Duration::from_secs(30),
+            // Railway's CLI waits 90 s: some mutations run past 30 s, and a
+            // mutation cut short is one whose outcome must be re-read.
+            timeout: Duration::from_secs(90),
             backoff: Duration::from_secs(1),
             max_wait: Duration::from_secs(60),
+            // Railway allows 10 requests a second on Hobby (50 on Pro) and
+            // 1,000 an hour: a few at a time keeps a sync job well inside.
+            in_flight: 4,
+            per_second: 10.0,
         }
     }
 }
@@ -93,6 +109,32 @@ impl RetryPolicy {
                         .with_hint(format!("set {RETRIES_ENV} to a small number such as 3"))
                 })?;
         }
+        if let Some(v) = env(IN_FLIGHT_ENV).filter(|v| !v.is_empty()) {
+            p.in_flight = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| {
+                    TargetError::invalid(format!("{IN_FLIGHT_ENV}={v} is not a count from 1 to 16"))
+                        .with_hint(format!("set {IN_FLIGHT_ENV} to a small number such as 4"))
+                })?;
+        }
+        if let Some(v) = env(RATE_ENV).filter(|v| !v.is_empty()) {
+            p.per_second = v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0 && *n <= 1000.0)
+                .ok_or_else(|| {
+                    TargetError::invalid(format!(
+                        "{RATE_ENV}={v} is not a number of requests per second"
+                    ))
+                    .with_hint(format!(
+                        "set {RATE_ENV} to 10 (Railway's Hobby plan), 50 (Pro), or 0 for no pacing"
+                    ))
+                })?;
+        }
         Ok(p)
     }
 
@@ -121,8 +163,10 @@ impl Token {
     }
 }
 
-/// Finds the token as Railway's CLI does: `RAILWAY_API_TOKEN` (Bearer), else
-/// `RAILWAY_TOKEN` (project), unless the target names its variable.
+/// Finds the token as Railway's CLI does (its src/client.rs):
+/// `RAILWAY_TOKEN` (project) first, else `RAILWAY_API_TOKEN` (Bearer), unless
+/// the target names its variable. Both set is a mistake by Railway's docs:
+/// said once per run.
 pub(super) fn find_token(
     spec: &RailwaySpec,
     env: &dyn Fn(&str) -> Option<String>,
@@ -157,15 +201,20 @@ pub(super) fn find_token(
                 )))
             }
         },
-        None => match (get(ACCOUNT_TOKEN_ENV), get(PROJECT_TOKEN_ENV)) {
-            (Some(v), _) => (ACCOUNT_TOKEN_ENV.to_string(), v),
-            (None, Some(v)) => (PROJECT_TOKEN_ENV.to_string(), v),
+        None => match (get(PROJECT_TOKEN_ENV), get(ACCOUNT_TOKEN_ENV)) {
+            (Some(v), other) => {
+                if other.is_some() {
+                    warn_both_set();
+                }
+                (PROJECT_TOKEN_ENV.to_string(), v)
+            }
+            (None, Some(v)) => (ACCOUNT_TOKEN_ENV.to_string(), v),
             (None, None) => {
                 return Err(TargetError::auth(format!(
-                    "no Railway token: neither {ACCOUNT_TOKEN_ENV} nor {PROJECT_TOKEN_ENV} is set"
+                    "no Railway token: neither {PROJECT_TOKEN_ENV} nor {ACCOUNT_TOKEN_ENV} is set"
                 ))
                 .with_hint(format!(
-                    "export {ACCOUNT_TOKEN_ENV} (account token) or {PROJECT_TOKEN_ENV} (project token), or name another variable with `token_env`"
+                    "export {PROJECT_TOKEN_ENV} (project token) or {ACCOUNT_TOKEN_ENV} (workspace or account token), or name another variable with `token_env`"
                 )))
             }
         },
@@ -180,6 +229,17 @@ pub(super) fn find_token(
         var,
         kind,
     })
+}
+
+/// Both token variables set: Railway's CLI uses `RAILWAY_TOKEN` and its docs
+/// call setting both a mistake. Said once per process.
+fn warn_both_set() {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        notice(&format!(
+            "railway: both {PROJECT_TOKEN_ENV} and {ACCOUNT_TOKEN_ENV} are set; using {PROJECT_TOKEN_ENV} (the project token), as Railway's CLI does. Railway's docs call setting both a mistake: unset one, or name the variable with `token_env`"
+        ));
+    }
 }
 
 /// The endpoint: Railway's, or [`ENDPOINT_ENV`] of the run (never the
@@ -282,12 +342,95 @@ pub(super) struct Api {
     pub(super) client: reqwest::Client,
 }
 
-/// A transient failure, retried with backoff.
+/// A failure after which a request may or may not have been carried out.
 enum Transient {
     Timeout,
+    /// The connection failed after the request may have left.
     Connect(String),
+    /// The connection was never made: the request certainly did not run.
+    NotSent(String),
     Status(u16),
     Garbled(String),
+}
+
+/// What one HTTP exchange gave.
+enum Exchange {
+    /// A JSON answer to interpret.
+    Json(u16, Value),
+    /// HTTP 429, with the wait Railway asks for. Nothing was carried out.
+    RateLimited(Option<Duration>),
+    /// Retried for a read; for a write, its outcome must be re-read.
+    Transient(Transient),
+    /// Final, and nothing was carried out (the token, a redirect, the CDN).
+    Refused(TargetError),
+}
+
+/// A failed write: the error, and whether Railway may have carried out
+/// some of it (a timeout, a 5xx, an unreadable answer or a field error
+/// after others ran), in which case the caller re-reads before saying so.
+pub(super) struct WriteFailure {
+    pub(super) error: TargetError,
+    pub(super) maybe_applied: bool,
+}
+
+/// Requests to one endpoint with one token: a few in flight, paced.
+struct Limiter {
+    slots: tokio::sync::Semaphore,
+    /// Requests that may start now, and when that was counted.
+    bucket: std::sync::Mutex<Option<(f64, tokio::time::Instant)>>,
+}
+
+impl Limiter {
+    /// Shared by every target of the process that uses this token at this
+    /// endpoint, so that Railway's per-token limits hold whatever the
+    /// number of targets and the engine's parallelism.
+    fn of(endpoint: &str, token: &Secret, policy: &RetryPolicy) -> Arc<Limiter> {
+        use sha2::{Digest, Sha256};
+        type Registry = Mutex<HashMap<(String, [u8; 32]), Arc<Limiter>>>;
+        static ALL: OnceLock<Registry> = OnceLock::new();
+        let key = (
+            endpoint.to_string(),
+            Sha256::digest(token.expose().as_bytes()).into(),
+        );
+        ALL.get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Limiter {
+                    slots: tokio::sync::Semaphore::new(policy.in_flight.max(1)),
+                    bucket: std::sync::Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for this request's turn: a bucket of `per_second` requests,
+    /// refilled at `per_second` a second, so a short run goes at once and a
+    /// long one stays within Railway's per-second limit.
+    async fn pace(&self, per_second: f64) {
+        if per_second <= 0.0 {
+            return;
+        }
+        let wait = {
+            let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+            let now = tokio::time::Instant::now();
+            let capacity = per_second.max(1.0);
+            let (tokens, last) = bucket.get_or_insert((capacity, now));
+            *tokens = (*tokens + (now - *last).as_secs_f64() * per_second).min(capacity);
+            *last = now;
+            // Taken now, also when not yet there: later callers queue behind.
+            *tokens -= 1.0;
+            if *tokens >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-*tokens / per_second)
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 impl Api {
@@ -295,7 +438,7 @@ impl Api {
         self.token.as_ref().map_err(Clone::clone)
     }
 
-    fn auth_error(&self, about: &About) -> TargetError {
+    pub(super) fn auth_error(&self, about: &About) -> TargetError {
         let (var, kind) = match &self.token {
             Ok(t) => (t.var.as_str(), t.kind_name()),
             Err(_) => ("the token variable", "token"),
@@ -309,9 +452,90 @@ impl Api {
         ))
     }
 
-    /// Sends one GraphQL request and returns its `data`, retrying rate limits
+    /// An HTML page on 401/403: the CDN in front of the API refused the
+    /// request before Railway saw it; the token was not judged.
+    fn cdn_error(&self, status: u16) -> TargetError {
+        TargetError::unreachable(format!(
+            "Railway at {} answered HTTP {status} with an HTML page: the CDN in front of Railway's API blocked the request (this is not Railway's answer about the token)",
+            self.shown
+        ))
+        .with_hint(format!(
+            "check the network, VPN or proxy this runs behind, and https://status.railway.com; {ENDPOINT_ENV} if set"
+        ))
+    }
+
+    /// One HTTP exchange, in its turn under the token's limits.
+    async fn exchange(&self, token: &Token, body: &Value, hide: &[&str]) -> Exchange {
+        let limiter = Limiter::of(&self.endpoint, &token.value, &self.policy);
+        let _slot = limiter.slots.acquire().await.ok();
+        limiter.pace(self.policy.per_second).await;
+        let request = self
+            .client
+            .post(&self.endpoint)
+            .timeout(self.policy.timeout)
+            .json(body);
+        let request = match token.kind {
+            TokenKind::Account => request.bearer_auth(token.value.expose()),
+            TokenKind::Project => request.header("Project-Access-Token", token.value.expose()),
+        };
+        let resp = match request.send().await {
+            Err(e) if e.is_timeout() => return Exchange::Transient(Transient::Timeout),
+            Err(e) if e.is_connect() => {
+                return Exchange::Transient(Transient::NotSent(redact(&cause(&e), hide)))
+            }
+            Err(e) => return Exchange::Transient(Transient::Connect(redact(&cause(&e), hide))),
+            Ok(resp) => resp,
+        };
+        let status = resp.status().as_u16();
+        if status == 429 {
+            return Exchange::RateLimited(
+                resp.headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            );
+        }
+        if (300..400).contains(&status) {
+            return Exchange::Refused(TargetError::failed(format!(
+                "Railway at {} answered with a redirect (HTTP {status}), which secretsync does not follow: it would send the token elsewhere",
+                self.shown
+            ))
+            .with_hint(format!("check {ENDPOINT_ENV} and any proxy in between")));
+        }
+        let html_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
+        let bytes = match resp.bytes().await {
+            Err(e) if e.is_timeout() => return Exchange::Transient(Transient::Timeout),
+            Err(e) => return Exchange::Transient(Transient::Connect(redact(&cause(&e), hide))),
+            Ok(b) => b,
+        };
+        let html = html_type || bytes.trim_ascii_start().starts_with(b"<");
+        if status == 401 || status == 403 {
+            if html {
+                return Exchange::Refused(self.cdn_error(status));
+            }
+            // Railway's own refusals carry JSON errors; read them when there.
+            return match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) if v.get("errors").is_some() => Exchange::Json(status, v),
+                _ => Exchange::Refused(TargetError::auth(String::new())),
+            };
+        }
+        if status >= 500 {
+            return Exchange::Transient(Transient::Status(status));
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Err(e) => Exchange::Transient(Transient::Garbled(e.to_string())),
+            Ok(v) => Exchange::Json(status, v),
+        }
+    }
+
+    /// Sends one GraphQL query and returns its `data`, retrying rate limits
     /// (after `Retry-After`), 5xx answers, timeouts and garbled answers.
-    /// `redact` lists values the request carries, hidden in every message.
+    /// `redact_also` lists values the request carries, hidden in every message.
     pub(super) async fn send(
         &self,
         about: &About,
@@ -319,7 +543,39 @@ impl Api {
         variables: Value,
         redact_also: &[&str],
     ) -> Result<Map<String, Value>, TargetError> {
-        let token = self.token()?;
+        self.send_as(about, query, variables, redact_also, false)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// Sends one mutation. Never re-sent once it may have reached Railway
+    /// (a re-sent upsert is another deploy, a re-sent delete fails on the
+    /// key it deleted): only a 429 or a connection never made is retried.
+    /// On failure, says whether some of it may have been carried out.
+    pub(super) async fn send_write(
+        &self,
+        about: &About,
+        query: &str,
+        variables: Value,
+        redact_also: &[&str],
+    ) -> Result<Map<String, Value>, WriteFailure> {
+        self.send_as(about, query, variables, redact_also, true)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        about: &About,
+        query: &str,
+        variables: Value,
+        redact_also: &[&str],
+        write: bool,
+    ) -> Result<Map<String, Value>, WriteFailure> {
+        let not_applied = |error| WriteFailure {
+            error,
+            maybe_applied: false,
+        };
+        let token = self.token().map_err(not_applied)?;
         let body = json!({ "query": query, "variables": variables });
         let mut hide: Vec<&str> = redact_also.to_vec();
         hide.push(token.value.expose());
@@ -327,83 +583,57 @@ impl Api {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let request = self
-                .client
-                .post(&self.endpoint)
-                .timeout(self.policy.timeout)
-                .json(&body);
-            let request = match token.kind {
-                TokenKind::Account => request.bearer_auth(token.value.expose()),
-                TokenKind::Project => request.header("Project-Access-Token", token.value.expose()),
-            };
-            let transient = match request.send().await {
-                Err(e) if e.is_timeout() => Transient::Timeout,
-                Err(e) => Transient::Connect(redact(&cause(&e), &hide)),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if status == 429 {
-                        let wait = resp
-                            .headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        let wait = wait.unwrap_or_else(|| self.policy.backoff_for(attempt));
-                        if attempt >= tries {
-                            return Err(TargetError::unreachable(format!(
-                                "Railway kept rate-limiting requests for {} ({tries} attempts)",
-                                about.scope()
-                            ))
-                            .with_hint("wait for the hourly limit to reset (see docs/targets/railway.md, Limits), then run again"));
-                        }
-                        if wait > self.policy.max_wait {
-                            return Err(TargetError::unreachable(format!(
-                                "Railway rate-limited requests for {} and asks to wait {}, longer than the {} secretsync waits",
-                                about.scope(),
-                                short(wait),
-                                short(self.policy.max_wait)
-                            ))
-                            .with_hint(format!("run again later, or raise {MAX_WAIT_ENV}")));
-                        }
-                        notice(&format!(
-                            "railway: rate limited on project {}, waiting {} (retry {attempt}/{})",
-                            about.project,
-                            short(wait),
-                            self.policy.retries
-                        ));
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    if status == 401 || status == 403 {
-                        return Err(self.auth_error(about));
-                    }
-                    if (300..400).contains(&status) {
-                        return Err(TargetError::failed(format!(
-                            "Railway at {} answered with a redirect (HTTP {status}), which secretsync does not follow: it would send the token elsewhere",
-                            self.shown
-                        ))
-                        .with_hint(format!("check {ENDPOINT_ENV} and any proxy in between")));
-                    }
-                    if status >= 500 {
-                        Transient::Status(status)
-                    } else {
-                        match resp.bytes().await {
-                            Err(e) if e.is_timeout() => Transient::Timeout,
-                            Err(e) => Transient::Connect(redact(&cause(&e), &hide)),
-                            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-                                Err(e) => Transient::Garbled(e.to_string()),
-                                Ok(v) => return self.answer(about, status, v, &hide),
-                            },
-                        }
-                    }
+            let transient = match self.exchange(token, &body, &hide).await {
+                Exchange::Json(status, v) => return self.answer(about, status, v, &hide, write),
+                Exchange::Refused(e) if e.kind == ErrorKind::Auth && e.message.is_empty() => {
+                    return Err(not_applied(self.auth_error(about)))
                 }
+                Exchange::Refused(e) => return Err(not_applied(e)),
+                Exchange::RateLimited(wait) => {
+                    let wait = wait.unwrap_or_else(|| self.policy.backoff_for(attempt));
+                    if attempt >= tries {
+                        return Err(not_applied(TargetError::unreachable(format!(
+                            "Railway kept rate-limiting requests for {} ({tries} attempts)",
+                            about.scope()
+                        ))
+                        .with_hint("wait for the hourly limit to reset (see docs/targets/railway.md, Limits), then run again")));
+                    }
+                    if wait > self.policy.max_wait {
+                        return Err(not_applied(TargetError::unreachable(format!(
+                            "Railway rate-limited requests for {} and asks to wait {}, longer than the {} secretsync waits",
+                            about.scope(),
+                            short(wait),
+                            short(self.policy.max_wait)
+                        ))
+                        .with_hint(format!("run again later, or raise {MAX_WAIT_ENV}"))));
+                    }
+                    notice(&format!(
+                        "railway: rate limited on project {}, waiting {} (retry {attempt}/{})",
+                        about.project,
+                        short(wait),
+                        self.policy.retries
+                    ));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Exchange::Transient(t) => t,
             };
             let what = match &transient {
                 Transient::Timeout => format!("no answer within {}", short(self.policy.timeout)),
-                Transient::Connect(c) => format!("cannot connect ({c})"),
+                Transient::Connect(c) | Transient::NotSent(c) => format!("cannot connect ({c})"),
                 Transient::Status(s) => format!("HTTP {s}"),
                 Transient::Garbled(_) => "an answer that is not JSON".into(),
             };
+            let sent = !matches!(transient, Transient::NotSent(_));
+            if write && sent {
+                return Err(WriteFailure {
+                    error: TargetError::unreachable(format!(
+                        "Railway at {} gave {what} to the write",
+                        self.shown
+                    )),
+                    maybe_applied: true,
+                });
+            }
             if attempt >= tries {
                 let err = match transient {
                     Transient::Timeout => TargetError::unreachable(format!(
@@ -414,7 +644,7 @@ impl Api {
                     .with_hint(format!(
                         "check the network and https://status.railway.com; {TIMEOUT_ENV} sets the limit in seconds"
                     )),
-                    Transient::Connect(c) => TargetError::unreachable(format!(
+                    Transient::Connect(c) | Transient::NotSent(c) => TargetError::unreachable(format!(
                         "cannot reach Railway at {}: {c} ({tries} attempts)",
                         self.shown
                     ))
@@ -430,7 +660,10 @@ impl Api {
                     ))
                     .with_hint(format!("check {ENDPOINT_ENV} if set, and any proxy in between")),
                 };
-                return Err(err);
+                return Err(WriteFailure {
+                    error: err,
+                    maybe_applied: write && sent,
+                });
             }
             let wait = self.policy.backoff_for(attempt);
             notice(&format!(
@@ -444,13 +677,15 @@ impl Api {
     }
 
     /// Interprets a JSON answer: its `data`, or the error its `errors` mean.
+    /// For a write, a field error may follow fields that ran: maybe applied.
     fn answer(
         &self,
         about: &About,
         status: u16,
         v: Value,
         hide: &[&str],
-    ) -> Result<Map<String, Value>, TargetError> {
+        write: bool,
+    ) -> Result<Map<String, Value>, WriteFailure> {
         let messages: Vec<String> = v
             .get("errors")
             .and_then(Value::as_array)
@@ -465,6 +700,10 @@ impl Api {
                     .collect()
             })
             .unwrap_or_default();
+        let fail = |error, maybe_applied| WriteFailure {
+            error,
+            maybe_applied,
+        };
         if !messages.is_empty() {
             let lower: Vec<String> = messages.iter().map(|m| m.to_lowercase()).collect();
             if lower.iter().any(|m| {
@@ -472,37 +711,61 @@ impl Api {
                     || m.contains("unauthorized")
                     || m.contains("project token not found")
             }) {
-                return Err(self.auth_error(about));
+                return Err(fail(self.auth_error(about), false));
             }
             if lower.iter().any(|m| m.contains("project not found")) {
                 let var = self.token.as_ref().map_or("", |t| t.var.as_str());
-                return Err(TargetError::invalid(format!(
+                return Err(fail(TargetError::invalid(format!(
                     "Railway has no project {} that the token in {var} can see (Project not found)",
                     about.project
                 ))
-                .with_hint("`project` takes the project's id (project settings, or `railway status --json`); check the token belongs to the project's workspace"));
+                .with_hint("`project` takes the project's id (project settings, or `railway status --json`); check the token belongs to the project's workspace"), false));
             }
             let text: Vec<String> = messages.iter().map(|m| redact(m, hide)).collect();
-            return Err(TargetError::failed(format!(
-                "Railway refused a request for {}: {}",
-                about.scope(),
-                text.join("; ")
-            ))
-            .with_hint("run `secretsync doctor`; if it persists, report it with this message"));
+            if lower
+                .iter()
+                .any(|m| m.contains("rate limit") && m.contains("deploy"))
+            {
+                // Not a 429: Railway refuses to start more deploys.
+                return Err(fail(
+                    TargetError::unreachable(format!(
+                        "Railway's deployment rate limit refused the write to {}: too many deploys started recently ({})",
+                        about.scope(),
+                        text.join("; ")
+                    ))
+                    .with_hint("wait a few minutes and run again; for many changes, set `skip_deploys: true` on the target and redeploy once when the variables are set"),
+                    write,
+                ));
+            }
+            return Err(fail(
+                TargetError::failed(format!(
+                    "Railway refused a request for {}: {}",
+                    about.scope(),
+                    text.join("; ")
+                ))
+                .with_hint("run `secretsync doctor`; if it persists, report it with this message"),
+                write,
+            ));
         }
         if !(200..300).contains(&status) {
-            return Err(TargetError::failed(format!(
-                "Railway answered HTTP {status} for {}",
-                about.scope()
-            ))
-            .with_hint(format!("check {ENDPOINT_ENV} if set")));
+            return Err(fail(
+                TargetError::failed(format!(
+                    "Railway answered HTTP {status} for {}",
+                    about.scope()
+                ))
+                .with_hint(format!("check {ENDPOINT_ENV} if set")),
+                false,
+            ));
         }
         match v.get("data") {
             Some(Value::Object(m)) => Ok(m.clone()),
-            _ => Err(TargetError::failed(format!(
-                "Railway's answer for {} has no data",
-                about.scope()
-            ))),
+            _ => Err(fail(
+                TargetError::failed(format!(
+                    "Railway's answer for {} has no data",
+                    about.scope()
+                )),
+                write,
+            )),
         }
     }
 }
@@ -554,19 +817,52 @@ mod tests {
     }
 
     #[test]
-    fn account_token_wins_over_project_token() {
+    fn project_token_wins_over_account_token_as_in_railways_cli() {
         let env = env_of(&[(ACCOUNT_TOKEN_ENV, "a"), (PROJECT_TOKEN_ENV, "p")]);
-        let t = find_token(&spec(), &env).unwrap();
-        assert_eq!(
-            (t.var.as_str(), t.kind),
-            (ACCOUNT_TOKEN_ENV, TokenKind::Account)
-        );
-        let env = env_of(&[(PROJECT_TOKEN_ENV, "p")]);
         let t = find_token(&spec(), &env).unwrap();
         assert_eq!(
             (t.var.as_str(), t.kind),
             (PROJECT_TOKEN_ENV, TokenKind::Project)
         );
+        let env = env_of(&[(ACCOUNT_TOKEN_ENV, "a")]);
+        let t = find_token(&spec(), &env).unwrap();
+        assert_eq!(
+            (t.var.as_str(), t.kind),
+            (ACCOUNT_TOKEN_ENV, TokenKind::Account)
+        );
+    }
+    #[tokio::test]
+    async fn pacing_lets_a_burst_through_then_keeps_the_rate() {
+        let l = Limiter {
+            slots: tokio::sync::Semaphore::new(4),
+            bucket: std::sync::Mutex::new(None),
+        };
+        let start = tokio::time::Instant::now();
+        for _ in 0..20 {
+            l.pace(20.0).await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "a burst goes at once"
+        );
+        for _ in 0..10 {
+            l.pace(20.0).await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(450),
+            "then 20 a second: {took:?}"
+        );
+    }
+    #[test]
+    fn limits_read_env_and_default_to_railways() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.timeout, Duration::from_secs(90));
+        assert_eq!((p.in_flight, p.per_second), (4, 10.0));
+        let p = RetryPolicy::from_env(&env_of(&[(IN_FLIGHT_ENV, "2"), (RATE_ENV, "0")])).unwrap();
+        assert_eq!((p.in_flight, p.per_second), (2, 0.0));
+        assert!(RetryPolicy::from_env(&env_of(&[(IN_FLIGHT_ENV, "0")])).is_err());
+        assert!(RetryPolicy::from_env(&env_of(&[(RATE_ENV, "fast")])).is_err());
     }
     #[test]
     fn token_env_needs_a_kind_unless_well_known() {

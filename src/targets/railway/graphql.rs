@@ -11,11 +11,24 @@ use crate::secret::Secret;
 use crate::targets::{Change, Op, TargetError};
 
 /// A project's ids and names, from one `project` query.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct ProjectInfo {
     pub(super) name: String,
     pub(super) environments: Vec<(String, String)>,
     pub(super) services: Vec<(String, String)>,
+    /// Environments that cannot be used (by id): reading them would fail
+    /// the batched read of every other target, so they are left out of it.
+    pub(super) unusable: Vec<(String, Unusable)>,
+}
+
+/// Why an environment cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unusable {
+    /// `canAccess: false`: a restricted environment this token's user may
+    /// not use.
+    Restricted,
+    /// `deletedAt` is set.
+    Deleted,
 }
 
 pub(super) const PROJECT_QUERY: &str = "query project($id: String!) {
@@ -23,7 +36,7 @@ pub(super) const PROJECT_QUERY: &str = "query project($id: String!) {
     id
     name
     services { edges { node { id name } } }
-    environments { edges { node { id name } } }
+    environments { edges { node { id name canAccess deletedAt } } }
   }
 }";
 
@@ -35,10 +48,25 @@ pub(super) fn parse_project(data: &Map<String, Value>) -> Option<ProjectInfo> {
             .map(|e| (e.node.id, e.node.name))
             .collect()
     };
+    let unusable = p
+        .environments
+        .edges
+        .iter()
+        .filter_map(|e| {
+            if e.node.deleted_at.is_some() {
+                Some((e.node.id.clone(), Unusable::Deleted))
+            } else if e.node.can_access == Some(false) {
+                Some((e.node.id.clone(), Unusable::Restricted))
+            } else {
+                None
+            }
+        })
+        .collect();
     Some(ProjectInfo {
         name: p.name,
         environments: pairs(p.environments),
         services: pairs(p.services),
+        unusable,
     })
 }
 
@@ -65,6 +93,11 @@ struct Edge {
 struct Node {
     id: String,
     name: String,
+    /// Environments only.
+    #[serde(rename = "canAccess", default)]
+    can_access: Option<bool>,
+    #[serde(rename = "deletedAt", default)]
+    deleted_at: Option<String>,
 }
 
 /// A scope resolved to ids.
@@ -113,8 +146,22 @@ pub(super) fn variables_field(alias: Option<&str>, n: &str, ids: &Ids) -> (Strin
     )
 }
 
-/// One `variables` query for many scopes of a project, as `v0`, `v1`…
-pub(super) fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
+/// What is asked of each environment read: its staged changes and which
+/// variables are sealed (`isSealed`, rather than guessing from a null).
+const ENVIRONMENT_SELECTION: &str = "{ unmergedChangesCount variables { edges { node { name serviceId isSealed } } pageInfo { hasNextPage } } }";
+
+/// The answer key of environment `environment` in [`batch_query`].
+pub(super) fn environment_key(scopes: &[Ids], environment: &str) -> Option<String> {
+    scopes
+        .iter()
+        .position(|s| s.environment == environment)
+        .map(|i| format!("env{i}"))
+}
+
+/// One query for many scopes of a project: each scope's `variables` as `v0`,
+/// `v1`…, and (`with_env`) each environment once as `envN` (N: its first
+/// scope).
+pub(super) fn batch_query(project: &str, scopes: &[Ids], with_env: bool) -> (String, Value) {
     let mut decls = vec!["$projectId: String!".to_string()];
     let mut fields = String::new();
     let mut vars = Map::new();
@@ -124,6 +171,11 @@ pub(super) fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
         let (decl, field) = variables_field(Some(&format!("v{n}")), &n, ids);
         decls.push(decl);
         fields.push_str(&field);
+        if with_env && environment_key(scopes, &ids.environment) == Some(format!("env{n}")) {
+            fields.push_str(&format!(
+                "  env{n}: environment(id: $e{n}, projectId: $projectId) {ENVIRONMENT_SELECTION}\n"
+            ));
+        }
         vars.insert(format!("e{n}"), json!(ids.environment));
         if let Some(s) = &ids.service {
             vars.insert(format!("s{n}"), json!(s));
@@ -137,7 +189,9 @@ pub(super) fn batch_query(project: &str, scopes: &[Ids]) -> (String, Value) {
 
 /// The mutation for `changes`: one `variableCollectionUpsert` with every
 /// addition and update (`replace` never set: it would delete every variable
-/// not listed), then one aliased `variableDelete` per deletion.
+/// not listed), then one aliased `variableDelete` per deletion. The upsert
+/// skips its deploy when deletions follow: `variableDelete` has no
+/// `skipDeploys` and deploys anyway, with the upserted values in place.
 pub(super) fn write_mutation(
     project: &str,
     ids: &Ids,
@@ -160,7 +214,8 @@ pub(super) fn write_mutation(
     if !set.is_empty() {
         let mut input = scope.clone();
         input.insert("variables".into(), Value::Object(set));
-        input.insert("skipDeploys".into(), json!(skip_deploys));
+        let deletes = changes.iter().any(|c| matches!(c.op, Op::Delete));
+        input.insert("skipDeploys".into(), json!(skip_deploys || deletes));
         decls.push("$upsert: VariableCollectionUpsertInput!".to_string());
         fields.push_str("  upsert: variableCollectionUpsert(input: $upsert)\n");
         vars.insert("upsert".into(), Value::Object(input));
@@ -191,19 +246,82 @@ pub(super) fn unconfirmed(data: &Map<String, Value>) -> Vec<&String> {
         .collect()
 }
 
+/// What a read says about an environment, besides the variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct EnvState {
+    /// Dashboard edits staged and not yet deployed.
+    pub(super) staged: i64,
+    /// Sealed variables: (service id or `None` for shared, name).
+    pub(super) sealed: std::collections::BTreeSet<(Option<String>, String)>,
+    /// Railway listed the variables in pages and more remain: `sealed` may
+    /// miss some.
+    pub(super) partial: bool,
+}
+
+/// The `environment` field of [`batch_query`]'s answer; `None` if absent
+/// or not understood (sealed is then guessed from null values).
+pub(super) fn parse_env(v: Option<&Value>) -> Option<EnvState> {
+    #[derive(Deserialize)]
+    struct Env {
+        #[serde(rename = "unmergedChangesCount")]
+        staged: Option<i64>,
+        variables: VarConnection,
+    }
+    #[derive(Deserialize)]
+    struct VarConnection {
+        edges: Vec<VarEdge>,
+        #[serde(rename = "pageInfo")]
+        page: Option<Page>,
+    }
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(rename = "hasNextPage")]
+        more: bool,
+    }
+    #[derive(Deserialize)]
+    struct VarEdge {
+        node: VarNode,
+    }
+    #[derive(Deserialize)]
+    struct VarNode {
+        name: String,
+        #[serde(rename = "serviceId")]
+        service: Option<String>,
+        #[serde(rename = "isSealed")]
+        sealed: bool,
+    }
+    let env = Env::deserialize(v?).ok()?;
+    Some(EnvState {
+        staged: env.staged.unwrap_or(0),
+        sealed: env
+            .variables
+            .edges
+            .into_iter()
+            .filter(|e| e.node.sealed)
+            .map(|e| (e.node.service, e.node.name))
+            .collect(),
+        partial: env.variables.page.is_some_and(|p| p.more),
+    })
+}
+
 /// `secretsync doctor`'s question for an account token: is it accepted?
 pub(super) const ME_QUERY: &str = "query me { me { id } }";
+
+/// `secretsync doctor`'s question for a Bearer token `me` refuses (a
+/// workspace token): can it see the target's project?
+pub(super) const PROJECT_CHECK_QUERY: &str =
+    "query project($id: String!) { project(id: $id) { id } }";
 
 /// `secretsync doctor`'s question for a project token: which project is it for?
 pub(super) const PROJECT_TOKEN_QUERY: &str =
     "query projectToken { projectToken { projectId environmentId } }";
 
-/// The project a project token belongs to, from [`PROJECT_TOKEN_QUERY`]'s
-/// answer; empty when the answer does not say.
-pub(super) fn token_project(data: &Map<String, Value>) -> String {
+/// The project and environment a project token is scoped to, from
+/// [`PROJECT_TOKEN_QUERY`]'s answer; empty when the answer does not say.
+pub(super) fn token_scope(data: &Map<String, Value>) -> (String, String) {
     data.get("projectToken")
         .and_then(|t| ProjectToken::deserialize(t).ok())
-        .map(|t| t.project_id)
+        .map(|t| (t.project_id, t.environment_id))
         .unwrap_or_default()
 }
 
@@ -212,6 +330,8 @@ pub(super) fn token_project(data: &Map<String, Value>) -> String {
 struct ProjectToken {
     #[serde(rename = "projectId")]
     project_id: String,
+    #[serde(rename = "environmentId")]
+    environment_id: String,
 }
 
 #[cfg(test)]
@@ -267,6 +387,7 @@ mod tests {
                     service: None,
                 },
             ],
+            true,
         );
         assert!(q.contains("v0: variables(projectId: $projectId, environmentId: $e0, serviceId: $s0, unrendered: true)"), "{q}");
         assert!(
@@ -279,5 +400,17 @@ mod tests {
             v,
             json!({"projectId": "p1", "e0": "e1", "s0": "s1", "e1": "e1"})
         );
+        // The environment once, under its first scope's variable.
+        assert_eq!(q.matches(": environment(").count(), 1, "{q}");
+        assert!(q.contains("env0: environment(id: $e0, projectId: $projectId) { unmergedChangesCount variables { edges { node { name serviceId isSealed } } pageInfo { hasNextPage } } }"), "{q}");
+        let (q, _) = batch_query(
+            "p1",
+            &[Ids {
+                environment: "e1".into(),
+                service: None,
+            }],
+            false,
+        );
+        assert!(!q.contains("environment("), "{q}");
     }
 }

@@ -8,7 +8,7 @@
 //!     project: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0   # project id
 //!     environment: production    # name (exact) or id
 //!     service: api               # name (any case) or id; omit for shared variables
-//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_API_TOKEN, else RAILWAY_TOKEN;
+//!     token_env: RAILWAY_TOKEN   # optional: default RAILWAY_TOKEN, else RAILWAY_API_TOKEN;
 //!                                # only RAILWAY_* variables may be named
 //!     token_kind: project        # needed only when token_env is another variable
 //!     skip_deploys: false        # true: set variables without redeploying
@@ -16,29 +16,34 @@
 //!     prune: false               # delete variables the manifest does not list
 //! ```
 //!
-//! Requests, per run: one `project` query per project (names to ids, made by
-//! the first reader of the project's batch and handed to the others); per
-//! pass (plan, verify), one aliased `variables` query per project covering
-//! every railway target of the run in that project (their
-//! [`Target::batch_key`] is endpoint, token digest and project); per written
-//! target, one `variables` query (Railway has
-//! no compare-and-swap, so the write re-reads and refuses with
-//! [`ErrorKind::Conflict`](super::ErrorKind) when anything moved since the
-//! plan) and one mutation carrying the `variableCollectionUpsert` and the
-//! `variableDelete`s as aliased fields, which GraphQL runs in order.
+//! Requests, per run: one `project` query per project (names to ids, and
+//! which environments are restricted or deleted; made by the first reader of
+//! the project's batch and handed to the others); per pass (plan, verify),
+//! one aliased query per project covering every railway target of the run
+//! in that project (their [`Target::batch_key`] is endpoint, token digest and
+//! project: each scope's `variables`, each environment's `isSealed` flags and
+//! staged changes); per written target, one `variables` query (Railway's
+//! compare-and-swap, `environmentApplyChangeSet`, cannot be verified against
+//! the schema: see docs/targets/railway.md; so the write re-reads and
+//! refuses with [`ErrorKind::Conflict`](super::ErrorKind) when anything
+//! moved since the plan) and one mutation, never re-sent.
 //!
 //! The token lives in a [`Secret`] and is only ever put in a request header;
 //! every message built from an answer passes through `api::redact` first.
 //!
-//! Layout: this file is the kind and the [`Target`] (name resolution,
-//! batched reads, the conflict check and the write); `api` sends one request (the
-//! endpoint, the token, the retry policy, redaction); `graphql` builds the
-//! queries and mutations and reads the answers; `doctor` holds the checks
-//! `secretsync doctor` runs.
+//! Layout: this file is the kind, the spec and the [`Target`] with the glue
+//! of batched reads (name resolution shared by a batch); `api` sends one
+//! request (the endpoint, the token, limits per token, retries of reads,
+//! never of writes, redaction); `graphql` builds the queries and mutations
+//! and parses the answers; `read` runs a batched read and turns answers into
+//! [`Observed`]; `write` judges a write whose answer was lost (applied, not
+//! applied, partly applied); `doctor` holds the checks `secretsync doctor` runs.
 
 mod api;
 mod doctor;
 mod graphql;
+mod read;
+mod write;
 
 use std::sync::Arc;
 
@@ -48,18 +53,17 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 pub use api::{
-    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV, MAX_WAIT_ENV,
-    PROJECT_TOKEN_ENV, RETRIES_ENV, TIMEOUT_ENV,
+    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV, IN_FLIGHT_ENV,
+    MAX_WAIT_ENV, PROJECT_TOKEN_ENV, RATE_ENV, RETRIES_ENV, TIMEOUT_ENV,
 };
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    batch_query, parse_project, parse_vars, unconfirmed, variables_field, write_mutation, Ids,
-    ProjectInfo, Vars, PROJECT_QUERY,
+    parse_project, unconfirmed, write_mutation, EnvState, Ids, ProjectInfo, Vars, PROJECT_QUERY,
 };
 
 use super::kind::{same_as, Kind, Spec, TargetSpec};
-use super::{Change, Check, Context, Observation, Observed, Read, Target, TargetError};
+use super::{Change, Check, Context, Observed, Read, Target, TargetError};
 use crate::manifest::{is_env_key, Fields, ManifestError};
 use crate::secret::Secret;
 
@@ -249,19 +253,8 @@ fn resolve(project: &ProjectInfo, id: &str, scope: &ScopeSpec) -> Result<Ids, Ta
     })
 }
 
-fn observed_from(vars: Vars) -> Observed {
-    Observed {
-        entries: vars
-            .into_iter()
-            .map(|(k, v)| (k, v.map_or(Observation::Sealed, Observation::Value)))
-            .collect(),
-        exists: true,
-        complete: true,
-        snapshot: None,
-        notes: Vec::new(),
-        duplicated: Default::default(),
-    }
-}
+/// One scope as read: its ids, variables and what its environment says.
+type ScopeRead = (Ids, Vars, Option<EnvState>);
 
 /// The HTTP client of the run (one connection pool for every target).
 fn client(ctx: &Context) -> Result<reqwest::Client, TargetError> {
@@ -378,12 +371,18 @@ impl RailwayTarget {
 
     /// Reads the variables of `members` (this target's project, token and
     /// endpoint) in one request, after one name resolution for them all.
-    async fn read_members(&self, members: &[&RailwayTarget]) -> Vec<Result<Vars, TargetError>> {
+    /// Scopes in an environment that cannot be used fail alone, before the
+    /// read; if the batched read fails anyway, each scope is read alone so
+    /// that one bad scope fails only its own targets.
+    async fn read_members(
+        &self,
+        members: &[&RailwayTarget],
+    ) -> Vec<Result<ScopeRead, TargetError>> {
         let info = match self.project_info().await {
             Ok(info) => info,
             Err(e) => return vec![Err(e); members.len()],
         };
-        let mut out: Vec<Option<Result<Vars, TargetError>>> = vec![None; members.len()];
+        let mut out: Vec<Option<Result<ScopeRead, TargetError>>> = vec![None; members.len()];
         let mut unique: Vec<Ids> = Vec::new();
         let mut wanted = Vec::new();
         for (m, t) in members.iter().enumerate() {
@@ -391,6 +390,10 @@ impl RailwayTarget {
             match resolve(&info, &self.project, &t.scope) {
                 Err(e) => out[m] = Some(Err(e)),
                 Ok(ids) => {
+                    if let Some(e) = read::unusable(&info, &ids, &t.scope.environment) {
+                        out[m] = Some(Err(e));
+                        continue;
+                    }
                     let i = unique.iter().position(|u| *u == ids).unwrap_or_else(|| {
                         unique.push(ids.clone());
                         unique.len() - 1
@@ -411,18 +414,40 @@ impl RailwayTarget {
                     environment: None,
                 }
             };
-            let (query, vars) = batch_query(&self.project, &unique);
-            match self.api.send(&about, &query, vars, &[]).await {
-                Ok(data) => {
-                    for (m, i) in wanted {
-                        out[m] = Some(parse_vars(data.get(&format!("v{i}")), &about));
+            let reads: Vec<Result<(Vars, Option<EnvState>), TargetError>> =
+                match read::read_scopes(&self.api, &about, &self.project, &unique, true).await {
+                    Ok(all) => all.into_iter().map(Ok).collect(),
+                    // Railway could not be reached: reading alone would not help.
+                    Err(e) if e.kind == super::ErrorKind::Unreachable => {
+                        vec![Err(e); unique.len()]
                     }
-                }
-                Err(e) => {
-                    for (m, _) in wanted {
-                        out[m] = Some(Err(e.clone()));
+                    Err(_) => {
+                        let mut each = Vec::new();
+                        for (i, ids) in unique.iter().enumerate() {
+                            // Named as the manifest names the environment.
+                            let name = wanted
+                                .iter()
+                                .find(|(_, j)| *j == i)
+                                .map_or(ids.environment.clone(), |(m, _)| {
+                                    members[*m].scope.environment.clone()
+                                });
+                            let about = About {
+                                project: self.project.clone(),
+                                environment: Some(name),
+                            };
+                            each.push(
+                                read::read_scope(&self.api, &about, &self.project, ids).await,
+                            );
+                        }
+                        each
                     }
-                }
+                };
+            for (m, i) in wanted {
+                out[m] = Some(
+                    reads[i]
+                        .clone()
+                        .map(|(vars, env)| (unique[i].clone(), vars, env)),
+                );
             }
         }
         out.into_iter()
@@ -430,16 +455,16 @@ impl RailwayTarget {
             .collect()
     }
 
+    /// What a read says, as the engine wants it: `keys` decide which
+    /// references are managed (the others are left out, see `read`).
+    fn observe(&self, read: ScopeRead, keys: &[String]) -> Observed {
+        let (ids, vars, env) = read;
+        read::observe(vars, env.as_ref(), &ids, &self.scope.environment, keys)
+    }
+
     /// This target's variables now, in a request of its own.
-    async fn read_one(&self, ids: &Ids) -> Result<Vars, TargetError> {
-        let (decl, field) = variables_field(None, "", ids);
-        let query = format!("query variables($projectId: String!, {decl}) {{\n{field}}}");
-        let mut vars = json!({ "projectId": self.project, "e": ids.environment });
-        if let Some(s) = &ids.service {
-            vars["s"] = json!(s);
-        }
-        let data = self.api.send(&self.about(), &query, vars, &[]).await?;
-        parse_vars(data.get("variables"), &self.about())
+    async fn read_one(&self, ids: &Ids) -> Result<(Vars, Option<EnvState>), TargetError> {
+        read::read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 
     fn target_label(&self) -> String {
@@ -465,10 +490,10 @@ impl Target for RailwayTarget {
         )
     }
 
-    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
-        let vars = self.read_members(&[self]).await.pop();
-        vars.unwrap_or_else(|| Err(TargetError::failed("no answer for the target")))
-            .map(observed_from)
+    async fn read(&self, keys: &[String]) -> Result<Observed, TargetError> {
+        let read = self.read_members(&[self]).await.pop();
+        read.unwrap_or_else(|| Err(TargetError::failed("no answer for the target")))
+            .map(|r| self.observe(r, keys))
     }
 
     fn batch_key(&self) -> Option<String> {
@@ -481,11 +506,12 @@ impl Target for RailwayTarget {
             return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
                 .await;
         };
-        let members: Vec<&RailwayTarget> = members.into_iter().map(|(t, _)| t).collect();
-        self.read_members(&members)
+        let targets: Vec<&RailwayTarget> = members.iter().map(|(t, _)| *t).collect();
+        self.read_members(&targets)
             .await
             .into_iter()
-            .map(|r| r.map(observed_from))
+            .zip(&members)
+            .map(|(r, (t, keys))| r.map(|r| t.observe(r, keys)))
             .collect()
     }
 
@@ -494,7 +520,10 @@ impl Target for RailwayTarget {
             return Ok(());
         }
         let ids = self.ids().await?;
-        let now = observed_from(self.read_one(&ids).await?);
+        // Compared as the plan saw it: the same references managed.
+        let managed: Vec<String> = observed.entries.keys().cloned().collect();
+        let (vars, env) = self.read_one(&ids).await?;
+        let now = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &managed);
         if now.entries != observed.entries {
             return Err(TargetError::conflict(format!(
                 "the variables of {} changed since they were read; nothing was written",
@@ -507,21 +536,31 @@ impl Target for RailwayTarget {
             .iter()
             .filter_map(|c| c.op.value().map(Secret::expose))
             .collect();
-        let data = self.api.send(&self.about(), &query, vars, &values).await?;
-        let refused = unconfirmed(&data);
-        if !refused.is_empty() {
-            return Err(TargetError::failed(format!(
-                "Railway did not confirm every change to {} ({}); some may have been made",
-                self.describe(),
-                refused
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .with_hint("run plan to see the variables as they are now"));
-        }
-        Ok(())
+        let cause = match self
+            .api
+            .send_write(&self.about(), &query, vars, &values)
+            .await
+        {
+            Ok(data) => {
+                let refused = unconfirmed(&data);
+                if refused.is_empty() {
+                    return Ok(());
+                }
+                TargetError::failed(format!(
+                    "Railway did not confirm every change ({})",
+                    refused
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            Err(f) if !f.maybe_applied => return Err(f.error),
+            Err(f) => f.error,
+        };
+        // Never sent again: what Railway holds says what happened.
+        let now = self.read_one(&ids).await.map(|(vars, _)| vars);
+        write::judge(&self.describe(), changes, now, cause)
     }
 
     async fn check(&self) -> Vec<Check> {
@@ -541,6 +580,7 @@ mod tests {
                 ("e2".into(), "staging".into()),
             ],
             services: vec![("s1".into(), "API".into()), ("s2".into(), "worker".into())],
+            unusable: vec![],
         }
     }
 
