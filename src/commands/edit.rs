@@ -122,6 +122,12 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         TargetAction::Add(a) => {
+            if a.set.iter().any(|(f, _)| f == "on_change") {
+                return Err(Error::usage(
+                    "`on_change` is not set from the command line",
+                    "write it in the manifest, where reviewers see the command a host will run",
+                ));
+            }
             let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
             let fields = fields(&a);
             editor.add_target(&a.name, &fields)?;

@@ -659,6 +659,26 @@ fn target_definitions_are_added_and_removed_from_flags() {
         out.stderr
     );
     assert_eq!(sb.read("secrets.yaml"), kept);
+    let out = sb.run(&[
+        "target",
+        "add",
+        "v2",
+        "--type",
+        "ssh_env",
+        "--host",
+        "h",
+        "--path",
+        "p",
+        "--set",
+        "on_change=reboot",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`on_change` is not set from the command line"),
+        "{out:?}"
+    );
+    assert_eq!(sb.read("secrets.yaml"), kept);
     let out = sb.run(&["target", "add", "k8s", "--type", "kubernetes"]);
     assert_eq!(out.code, 1, "usage errors exit 1: {out:?}");
     assert!(
