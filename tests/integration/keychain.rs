@@ -7,7 +7,7 @@
 use crate::secretsync_conformance_tests;
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use async_trait::async_trait;
@@ -20,7 +20,7 @@ use support::conformance::{add, read, update, value_of, Fixture, TAMPERED};
 
 /// The stand-in `security`.
 fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security")
+    support::security_standin()
 }
 
 /// Runs the stand-in with `args` and `stdin`; (exit code, stdout, stderr).

@@ -561,7 +561,7 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 }
 
 fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security")
+    support::security_standin()
 }
 
 fn security(args: &[&str], sb: &Sandbox) -> (i32, String, String) {

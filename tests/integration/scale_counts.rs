@@ -12,8 +12,6 @@
 
 use crate::support;
 
-use std::path::Path;
-
 use support::cli::{assert_no_canary, Sandbox};
 use support::railway_server::RailwayServer;
 use support::sshd::{is_root, KeptMasters, Sshd};
@@ -67,10 +65,11 @@ impl World {
         self.server.clear_requests();
         let (c0, m0) = self.ssh();
         let url = self.server.url();
+        let standin = support::security_standin();
         let mut env: Vec<(&str, &str)> = vec![
             ("SECRETSYNC_RAILWAY_ENDPOINT", &url),
             ("RAILWAY_API_TOKEN", TOKEN),
-            ("SECRETSYNC_SECURITY", STANDIN),
+            ("SECRETSYNC_SECURITY", standin.to_str().unwrap()),
         ];
         env.extend(more.iter().map(|(k, v)| (*k, v.as_str())));
         let out = self.sb.run_with(args, &env);
@@ -92,14 +91,9 @@ impl World {
     }
 }
 
-/// The `security` stand-in, here and on the SSH host (this machine).
-const STANDIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/security");
-
 fn security(args: &[&str], stdin: &str) {
     use std::io::Write;
-    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security");
-    let mut child = std::process::Command::new("python3")
-        .arg(standin)
+    let mut child = std::process::Command::new(support::security_standin())
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

@@ -356,7 +356,7 @@ fn env_read_and_check_dir_say_each_state_under_every_shell() {
 
 #[test]
 fn keychain_read_frames_every_item_under_every_shell() {
-    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security");
+    let standin = support::security_standin();
     for h in hosts() {
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("k.keychain-db");

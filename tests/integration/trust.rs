@@ -298,7 +298,7 @@ fn assert_env_clean(what: &str, environ: &str, sb: &Sandbox) {
 #[test]
 fn security_and_its_shell_get_no_identity_or_token() {
     let sb = Sandbox::new();
-    let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security");
+    let standin = support::security_standin();
     let dump = sb.path("security.env");
     let wrapper = sb.path("security-wrapper");
     std::fs::write(

@@ -353,11 +353,7 @@ fn per_key_scenario() -> (
     let sb = Sandbox::new();
     let bin = sb.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/security"),
-        bin.join("security"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(support::security_standin(), bin.join("security")).unwrap();
     let kc = sb.path("golden.keychain-db");
     let add = format!(
         "create-keychain -p pw \"{0}\"\nadd-generic-password -a B -s golden -w \"CANARY-bravo\" \"{0}\"\n",

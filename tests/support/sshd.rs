@@ -163,6 +163,10 @@ impl Sshd {
         }
     }
 
+    /// `SetEnv SHLVL=1`: a login shell that is bash sources `~/.bashrc` for
+    /// a command over SSH only at shell level 1; at level 2 the machine's
+    /// rc files (root's may run `pyenv init`, dozens of processes) stay out
+    /// of every command the tests send.
     fn config(&self) -> PathBuf {
         let d = self.dir.path();
         let cfg = d.join("sshd_config");
@@ -181,6 +185,7 @@ impl Sshd {
                  PubkeyAuthentication yes\n\
                  PermitRootLogin prohibit-password\n\
                  ForceCommand {d}/wrapper\n\
+                 SetEnv SHLVL=1\n\
                  MaxStartups 200\n\
                  MaxSessions 20\n\
                  LogLevel INFO\n",
