@@ -37,6 +37,16 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
         });
     }
     let observed = engine.read_target(&a.from, &a.keys).await;
+    // Which values are the platform's wiring (a reference), not secrets.
+    let references: Vec<String> = match (&observed, &slot.target) {
+        (Ok(o), Ok(t)) => o
+            .entries
+            .iter()
+            .filter(|(_, v)| matches!(v, Observation::Value(v) if t.is_reference(v)))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     engine.close().await;
     let observed = observed.map_err(|e| Error::Other {
         message: format!(
@@ -65,6 +75,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     let mut now_encrypted: Vec<String> = Vec::new();
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let mut unholdable = vec![];
+    let mut plain_references: Vec<String> = vec![];
     let wanted: Vec<String> = if a.keys.is_empty() {
         observed.entries.keys().cloned().collect()
     } else {
@@ -104,6 +115,15 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                     unholdable.push(name);
                     continue;
                 }
+                // A reference is wiring the platform resolves, not a secret:
+                // kept in clear, as named.
+                if references.contains(&key) {
+                    if editor.store_as(&name, v, &targets, Storage::Plain)? != Stored::Unchanged {
+                        plain_references.push(name.clone());
+                        imported.push(name);
+                    }
+                    continue;
+                }
                 // A target's value is a secret until someone says otherwise:
                 // always stored encrypted, also over a plain value (said below).
                 let was_plain = editor.is_plain(&name);
@@ -125,6 +145,12 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             imported.len(),
             a.from,
             imported.join(", ")
+        );
+    }
+    if !plain_references.is_empty() && !g.quiet {
+        eprintln!(
+            "stored as plain values (references the platform resolves, not secrets): {}",
+            plain_references.join(", ")
         );
     }
     if !now_encrypted.is_empty() && !g.quiet {

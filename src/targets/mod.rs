@@ -204,6 +204,14 @@ pub trait Target: Send + Sync + Any {
         Ok(())
     }
 
+    /// Whether `value`, as read here, is the platform's wiring rather than a
+    /// secret: a Railway reference (`${{Postgres.DATABASE_URL}}`) that the
+    /// platform resolves. `import` keeps such a value in clear.
+    fn is_reference(&self, value: &Secret) -> bool {
+        let _ = value;
+        false
+    }
+
     /// For targets that are a text file: a unified diff of the file as it
     /// is and as `changes` make it, every value replaced by a marker (with
     /// a keyed fingerprint when `fp` has a key). Shown by `plan`.

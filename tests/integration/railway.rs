@@ -1284,6 +1284,27 @@ fn references_are_shown_kept_by_prune_and_not_imported() {
     assert_eq!(import.code, 0, "{import:?}");
     assert!(import.stderr.contains("reference"), "{}", import.stderr);
     assert!(!sb.read("secrets.yaml").contains("DATABASE_URL"));
+    // Named, a reference is imported as what it is: a plain value.
+    let import = run(
+        &sb,
+        &server,
+        token,
+        &["import", "--from", "api", "DATABASE_URL"],
+    );
+    assert_eq!(import.code, 0, "{import:?}");
+    assert!(
+        import.stderr.contains(
+            "stored as plain values (references the platform resolves, not secrets): DATABASE_URL"
+        ),
+        "{}",
+        import.stderr
+    );
+    let m = secretsync::manifest::load(&sb.path("secrets.yaml")).unwrap();
+    assert!(
+        matches!(&m.secrets["DATABASE_URL"].value, secretsync::manifest::ValueSource::Plain(v) if v == "${{Postgres.DATABASE_URL}}"),
+        "{:?}",
+        m.secrets["DATABASE_URL"].value
+    );
 }
 
 /// The engine's batched read: `targets` (one project and token) through the first.

@@ -500,6 +500,10 @@ impl Target for RailwayTarget {
         self.batch_key.clone()
     }
 
+    fn is_reference(&self, value: &Secret) -> bool {
+        read::is_reference(value.expose())
+    }
+
     /// Every target of the project (same token and endpoint) in one request.
     async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
         let Some(members) = super::members::<RailwayTarget>(group) else {
