@@ -91,10 +91,6 @@ fn ctx() -> Context {
     Context::new(PathBuf::from("."))
 }
 
-fn keys(k: &[&str]) -> Vec<String> {
-    k.iter().map(|s| s.to_string()).collect()
-}
-
 // ---------------------------------------------------------------------------
 // Conformance
 
@@ -169,13 +165,7 @@ async fn one_project_query_per_run_and_one_read_per_project_per_pass() {
     staging_spec.environment = STAGING.into();
     let staging = build(&ctx, &staging_spec, &env).unwrap();
 
-    let k = keys(&[]);
-    fn together<'a>(ts: &[&'a dyn Target], keys: &'a [String]) -> Vec<Read<'a>> {
-        assert!(ts.iter().all(|t| t.batch_key() == ts[0].batch_key()));
-        ts.iter().map(|t| Read { target: *t, keys }).collect()
-    }
-    let mut reads = api
-        .read_batch(&together(&[&api, &worker, &shared, &staging], &k))
+    let mut reads = read_together(&[&api, &worker, &shared, &staging])
         .await
         .into_iter();
     let mut next = || reads.next().unwrap();
@@ -199,7 +189,7 @@ async fn one_project_query_per_run_and_one_read_per_project_per_pass() {
     );
 
     // The next pass reads again, still without resolving names again.
-    for r in api.read_batch(&together(&[&api, &worker], &k)).await {
+    for r in read_together(&[&api, &worker]).await {
         r.unwrap();
     }
     assert_eq!(server.count("project"), 1);
