@@ -90,21 +90,21 @@ impl Report {
 /// backend that reads several targets at once (one command per host) must not
 /// verify one target while another on the same host is still being written.
 pub async fn apply(engine: &Engine, plan: Plan) -> Report {
-    let written: Vec<(String, String, Result<usize, Outcome>)> =
+    let written: Vec<(usize, String, String, Result<usize, Outcome>)> =
         stream::iter(plan.targets.into_iter().map(|tp| write_one(engine, tp)))
             .buffered(engine.parallelism())
             .collect()
             .await;
     // One batched pass over the written targets.
-    let to_verify: Vec<&str> = written
+    let to_verify: Vec<usize> = written
         .iter()
-        .filter(|(_, _, w)| w.is_ok())
-        .map(|(t, _, _)| t.as_str())
+        .filter(|(_, _, _, w)| w.is_ok())
+        .map(|(slot, _, _, _)| *slot)
         .collect();
     let mut verified = engine.plan_some(&to_verify).await.into_iter();
     let targets = written
         .iter()
-        .map(|(target, description, w)| {
+        .map(|(_, target, description, w)| {
             let outcome = match w {
                 Err(outcome) => outcome.clone(),
                 Ok(changes) => verdict(*changes, verified.next()),
@@ -120,8 +120,12 @@ pub async fn apply(engine: &Engine, plan: Plan) -> Report {
 }
 
 /// Writes one target: `Ok(number of changes)` when written, else its outcome.
-async fn write_one(engine: &Engine, tp: TargetPlan) -> (String, String, Result<usize, Outcome>) {
+async fn write_one(
+    engine: &Engine,
+    tp: TargetPlan,
+) -> (usize, String, String, Result<usize, Outcome>) {
     let TargetPlan {
+        slot,
         target,
         description,
         outcome,
@@ -129,7 +133,7 @@ async fn write_one(engine: &Engine, tp: TargetPlan) -> (String, String, Result<u
     let result = match outcome {
         Err(e) => Err(Outcome::NotRead(e)),
         Ok(diff) if diff.changes.is_empty() => Err(Outcome::InSync),
-        Ok(diff) => match engine.slot(&target).map(|s| &s.target) {
+        Ok(diff) => match engine.slots.get(slot).map(|s| &s.target) {
             None => Err(Outcome::Failed(TargetError::failed(
                 "the target is not part of this run",
             ))),
@@ -140,7 +144,7 @@ async fn write_one(engine: &Engine, tp: TargetPlan) -> (String, String, Result<u
             },
         },
     };
-    (target, description, result)
+    (slot, target, description, result)
 }
 
 /// What the read after a write says.

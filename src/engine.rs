@@ -322,12 +322,13 @@ impl Engine {
         let (ready, reads) = tokio::join!(self.ready(), self.read_slots(&all, progress.as_deref()));
         ready?;
         let mut targets = Vec::with_capacity(reads.len());
-        for (slot, observed) in self.slots.iter().zip(reads) {
+        for (i, (slot, observed)) in self.slots.iter().zip(reads).enumerate() {
             let outcome = match observed {
                 Ok(o) => self.compare(slot, o).await,
                 Err(e) => Err(e),
             };
             targets.push(TargetPlan {
+                slot: i,
                 target: slot.name.clone(),
                 description: slot.describe(),
                 outcome,
@@ -336,20 +337,21 @@ impl Engine {
         Ok(Plan { targets })
     }
 
-    /// Reads and compares the targets named (the verify pass after apply),
-    /// batched as a plan is; one result per name, in order.
-    pub async fn plan_some(&self, names: &[&str]) -> Vec<Result<TargetDiff, TargetError>> {
-        let which: Vec<Option<usize>> = names
+    /// Reads and compares the targets of `slots` (handles from a [`Plan`]:
+    /// the verify pass after apply), batched as a plan is; one result each,
+    /// in order.
+    pub async fn plan_some(&self, slots: &[usize]) -> Vec<Result<TargetDiff, TargetError>> {
+        let known: Vec<usize> = slots
             .iter()
-            .map(|n| self.slots.iter().position(|s| s.name == *n))
+            .copied()
+            .filter(|&i| i < self.slots.len())
             .collect();
-        let found: Vec<usize> = which.iter().flatten().copied().collect();
-        let mut reads = self.read_slots(&found, None).await.into_iter();
-        let mut out = Vec::with_capacity(names.len());
-        for w in which {
-            out.push(match (w, reads.next()) {
-                (Some(i), Some(Ok(observed))) => self.compare(&self.slots[i], observed).await,
-                (Some(_), Some(Err(e))) => Err(e),
+        let mut reads = self.read_slots(&known, None).await.into_iter();
+        let mut out = Vec::with_capacity(slots.len());
+        for &i in slots {
+            out.push(match self.slots.get(i).map(|s| (s, reads.next())) {
+                Some((slot, Some(Ok(observed)))) => self.compare(slot, observed).await,
+                Some((_, Some(Err(e)))) => Err(e),
                 _ => Err(TargetError::failed("the target is not part of this run")),
             });
         }

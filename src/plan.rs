@@ -193,6 +193,10 @@ pub fn diff(
 /// The plan of one target: its items and changes, or why it could not be read.
 #[derive(Debug)]
 pub struct TargetPlan {
+    /// The target's handle in the run that planned it (an index into
+    /// [`Engine::slots`](crate::engine::Engine::slots)): apply writes and
+    /// verifies through it, never by looking the name up again.
+    pub slot: usize,
     pub target: String,
     pub description: String,
     pub outcome: Result<TargetDiff, TargetError>,
@@ -507,6 +511,7 @@ mod tests {
         let plan = Plan {
             targets: vec![
                 TargetPlan {
+                    slot: 0,
                     target: "t1".into(),
                     description: String::new(),
                     outcome: Ok(TargetDiff {
@@ -517,11 +522,13 @@ mod tests {
                     }),
                 },
                 TargetPlan {
+                    slot: 1,
                     target: "t2".into(),
                     description: String::new(),
                     outcome: Err(TargetError::unreachable("down")),
                 },
                 TargetPlan {
+                    slot: 2,
                     target: "t3".into(),
                     description: String::new(),
                     outcome: Ok(TargetDiff {
