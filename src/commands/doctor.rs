@@ -73,9 +73,6 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     // The targets through the engine, as a plan reaches them (it checks
     // the selection, and starts connecting while the values are checked).
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
-    let selected = |name: &str| {
-        a.selection.targets.is_empty() || a.selection.targets.iter().any(|t| t == name)
-    };
 
     // Expired secrets fail; those expiring within the window warn.
     sections.push(Section {
@@ -84,7 +81,8 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             &engine.manifest,
             g.identity.as_deref(),
             a.warn_within,
-            |s| s.targets.iter().any(|t| selected(t)),
+            // The engine holds the selected targets: no second selection rule.
+            |s| s.targets.iter().any(|t| engine.slot(t).is_some()),
         )?,
     });
 

@@ -790,8 +790,7 @@ impl Target for KeychainTarget {
     /// Every lookup of the host's keychain targets in one command.
     async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
         let Some(members) = super::members::<KeychainTarget>(group) else {
-            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
-                .await;
+            return super::read_each(group).await;
         };
         let mut items: Vec<Item> = Vec::new();
         for (t, keys) in &members {

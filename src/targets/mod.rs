@@ -91,6 +91,12 @@ pub struct Read<'a> {
     pub keys: &'a [String],
 }
 
+/// Reads every member of `group` on its own, at once: the default batched
+/// read, and a backend's fallback when a group is not all of its type.
+pub async fn read_each(group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
+    futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys))).await
+}
+
 /// The members of a batch as their backend's type `T`: the engine groups
 /// targets by kind and [`Target::batch_key`], so each is one; `None` if not.
 pub fn members<'a, T: Target>(group: &[Read<'a>]) -> Option<Vec<(&'a T, &'a [String])>> {
@@ -241,7 +247,7 @@ pub trait Target: Send + Sync + Any {
     /// kind and batch key) with as few requests as the backend allows: one
     /// result per member, in order. By default, each on its own.
     async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
-        futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys))).await
+        read_each(group).await
     }
 
     /// Makes `changes`. `observed` is the state the plan was computed from:

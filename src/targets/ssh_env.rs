@@ -430,8 +430,7 @@ impl Target for SshEnvFile {
     /// All files of the host in one remote command.
     async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
         let Some(files) = super::members::<SshEnvFile>(group) else {
-            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
-                .await;
+            return super::read_each(group).await;
         };
         let files: Vec<&SshEnvFile> = files.into_iter().map(|(f, _)| f).collect();
         match read_files(&self.host, &files).await {

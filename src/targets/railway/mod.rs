@@ -507,8 +507,7 @@ impl Target for RailwayTarget {
     /// Every target of the project (same token and endpoint) in one request.
     async fn read_batch(&self, group: &[Read<'_>]) -> Vec<Result<Observed, TargetError>> {
         let Some(members) = super::members::<RailwayTarget>(group) else {
-            return futures_util::future::join_all(group.iter().map(|r| r.target.read(r.keys)))
-                .await;
+            return super::read_each(group).await;
         };
         let targets: Vec<&RailwayTarget> = members.iter().map(|(t, _)| *t).collect();
         self.read_members(&targets)
