@@ -11,7 +11,7 @@ use serde_saphyr::{Location, Spanned};
 use super::fields::{Field, Fields};
 use super::raw::{RawManifest, RawSecret, RawTarget};
 use super::*;
-use crate::targets::kind;
+use crate::targets::registry;
 
 /// Fields a manifest may no longer set, because they let it choose how
 /// secretsync behaves: why, and what to do instead.
@@ -232,14 +232,14 @@ impl<'a> Checker<'a> {
                 Some(loc),
                 1,
                 format!("target `{}` has no `type`", name.value),
-                Some(format!("one of: {}", kind::names())),
+                Some(format!("one of: {}", registry::names())),
             ));
         };
-        let Some(kind) = kind::find(kind_name) else {
+        let Some(kind) = registry::find(kind_name) else {
             return Err(self.at(
                 kind_at,
                 format!("unknown target type `{kind_name}`"),
-                Some(format!("one of: {}", kind::names())),
+                Some(format!("one of: {}", registry::names())),
             ));
         };
         for field in fields.values() {
