@@ -176,7 +176,7 @@ impl<'a> Checker<'a> {
     /// A lifecycle period (`90d`, `never`), refused where it stands.
     fn period(&self, s: Option<&Spanned<String>>) -> Result<Option<Option<i64>>, ManifestError> {
         s.map(|s| {
-            crate::lifecycle::parse_period(&s.value)
+            crate::time::parse_period(&s.value)
                 .map_err(|why| self.at(s, format!("rotate_every: {why}"), None))
         })
         .transpose()
@@ -189,7 +189,7 @@ impl<'a> Checker<'a> {
         field: &str,
     ) -> Result<Option<String>, ManifestError> {
         s.map(|s| {
-            crate::lifecycle::parse_time(&s.value)
+            crate::time::parse_time(&s.value)
                 .map(|_| s.value.clone())
                 .map_err(|why| self.at(s, format!("{field}: {why}"), None))
         })

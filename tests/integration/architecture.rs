@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["secret", "environ", "fsutil", "notice", "ci", "lock"],
+        &[
+            "secret", "environ", "fsutil", "notice", "ci", "lock", "time",
+        ],
     ),
     ("services", &["crypto", "envfile", "remote"]),
     ("seam", &["targets"]),
@@ -49,8 +51,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("lock", "error"),
     // The env-file format knows the target vocabulary (Change, Observed…).
     ("envfile", "targets"),
-    // `fsutil` asks `lifecycle` for today's date: a leaf `time` module.
-    ("fsutil", "lifecycle"),
     // remote parses manifest fields and returns TargetError.
     ("remote", "manifest"),
     ("remote", "targets"),
@@ -62,8 +62,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     // The seam's `Kind::parse` takes the manifest's `Fields` and returns
     // its `ManifestError`: both belong in the seam.
     ("targets", "manifest"),
-    // Validation parses periods and times with lifecycle's parsers.
-    ("manifest", "lifecycle"),
 ];
 
 fn layer_of(component: &str) -> usize {
