@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.message());
             if let Some(hint) = e.hint() {
                 eprintln!("  hint: {hint}");
             }
