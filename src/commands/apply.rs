@@ -107,10 +107,13 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     let st = style(g);
     match a.format {
         Format::Text => emit(g, &render::plan_text(&plan, &st)),
-        Format::Markdown => emit(g, &render::plan_markdown(&plan)),
+        Format::Markdown => emit(
+            g,
+            &secretsync::markdown::plan(&plan, a.markdown_limit.saturating_sub(report_room(&plan))),
+        ),
         Format::Json => {}
     }
-    github_summary(&plan);
+    github_summary(&plan, report_room(&plan));
 
     // A saved plan was reviewed when it was saved: it is applied without asking.
     if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
@@ -161,4 +164,9 @@ fn confirm() -> Result<(), Error> {
             hint: None,
         })
     }
+}
+
+/// Room kept for apply's report after the plan: a row per target.
+fn report_room(plan: &secretsync::plan::Plan) -> usize {
+    1_000 + 200 * plan.targets.len()
 }

@@ -13,6 +13,7 @@ mod support;
 
 mod check;
 mod cli;
+mod comment_size;
 mod crash;
 mod edit;
 mod env_file;
