@@ -555,6 +555,130 @@ pub fn document(p: &Plan, tail: &str, budget: usize) -> String {
 mod tests {
     use super::*;
 
+    use crate::secret::Secret;
+    use crate::targets::{Change, Observed, Op};
+
+    /// Targets `t0`.. with `keys[t]` changed keys each (the first also
+    /// renamed), an env-file diff of `diff` lines each, and one in sync.
+    fn estate(keys: &[usize], diff: usize) -> Plan {
+        let target = |t: usize, n: usize| {
+            let items: Vec<Item> = (0..n)
+                .map(|k| Item {
+                    key: format!("K{k:04}"),
+                    secret: Some(format!("K{k:04}")),
+                    state: State::Differs { replaced_on: None },
+                    manifest_fingerprint: Some("fp:00000000".into()),
+                    target_fingerprint: Some("fp:11111111".into()),
+                    removed: None,
+                })
+                .collect();
+            let changes = items
+                .iter()
+                .map(|i| Change {
+                    key: i.key.clone(),
+                    op: Op::Update(Secret::new("v".into())),
+                })
+                .collect();
+            TargetPlan {
+                slot: t,
+                target: format!("t{t}"),
+                description: format!("env file t{t}.env"),
+                outcome: Ok(TargetDiff {
+                    items,
+                    changes,
+                    file_diff: (diff > 0).then(|| {
+                        (0..diff)
+                            .map(|l| format!("-K{l:04}=<redacted fp:11111111>\n"))
+                            .collect()
+                    }),
+                    observed: Observed::default(),
+                }),
+            }
+        };
+        let mut targets: Vec<TargetPlan> = keys
+            .iter()
+            .enumerate()
+            .map(|(t, n)| target(t, *n))
+            .collect();
+        let mut quiet = target(keys.len(), 0);
+        if let Ok(d) = &mut quiet.outcome {
+            d.items.push(Item {
+                key: "K".into(),
+                secret: Some("K".into()),
+                state: State::InSync,
+                manifest_fingerprint: None,
+                target_fingerprint: None,
+                removed: None,
+            });
+            d.file_diff = None;
+        }
+        targets.push(quiet);
+        Plan { targets }
+    }
+
+    #[test]
+    fn the_budget_drops_file_diffs_then_the_largest_details_then_keeps_counts() {
+        let p = estate(&[3, 40, 5], 200);
+        let full = plan(&p, usize::MAX);
+        assert!(!full.contains("left out"), "{full}");
+        assert_eq!(full.matches("```diff").count(), 3, "{full}");
+        assert!(full.contains("1 target in sync, 1 key: `t3`."), "{full}");
+
+        // Without the diffs it fits.
+        let bare = plan(&p, full.len() - 1);
+        assert!(bare.len() < full.len());
+        assert!(!bare.contains("```diff"), "{bare}");
+        assert!(
+            bare.contains("3 file diffs left out: see the job's step summary or `--format json`."),
+            "{bare}"
+        );
+        assert_eq!(bare.matches("<details>").count(), 3, "{bare}");
+
+        // The largest target's details go first; the matrix stays if it fits.
+        let matrix_and_small = bare.len() - 2_000;
+        let some = plan(&p, matrix_and_small);
+        assert!(some.len() <= matrix_and_small);
+        assert!(
+            some.contains("details of 1 target (the largest) left out"),
+            "{some}"
+        );
+        assert!(some.contains("<summary><code>t0</code>"), "{some}");
+        assert!(!some.contains("<summary><code>t1</code>"), "{some}");
+        assert!(some.contains("| secret | `t0` | `t1` | `t2` |"), "{some}");
+
+        // Counts only: the table of targets and the note.
+        let counts = plan(&p, MIN_BUDGET);
+        assert!(counts.len() <= MIN_BUDGET, "{}", counts.len());
+        assert!(
+            counts.contains("| `t1` (env file t1.env) | 40 to change |"),
+            "{counts}"
+        );
+        assert!(!counts.contains("<details>"), "{counts}");
+        assert!(
+            counts.contains("left out: see the job's step summary"),
+            "{counts}"
+        );
+    }
+
+    #[test]
+    fn the_table_of_targets_is_cut_too_with_a_count() {
+        let p = estate(&[1; 300], 0);
+        let md = plan(&p, 5_000);
+        assert!(md.len() <= 5_000, "{}", md.len());
+        let more = md
+            .lines()
+            .find(|l| l.starts_with("| … | "))
+            .unwrap_or_else(|| panic!("{md}"));
+        let listed = md.lines().filter(|l| l.starts_with("| `t")).count();
+        assert_eq!(
+            more,
+            format!(
+                "| … | {} more with changes or errors: {ELSEWHERE} |",
+                300 - listed
+            )
+        );
+    }
+
     #[test]
     fn thousands_are_grouped() {
         assert_eq!(thousands(0), "0");

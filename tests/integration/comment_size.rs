@@ -168,10 +168,13 @@ fn a_thousand_secrets_on_fifty_targets_with_drift_stay_under_the_budget() {
     });
     // One run (planning 50,000 keys takes a while in a debug build): the
     // comment on stdout, the step summary written beside it.
+    // The drift notification of the same run too.
     let summary = e.sb.path("summary.md");
+    let (hook, rx, _l) = support::webhook::listener();
     let md = e.markdown(&[
         ("GITHUB_ACTIONS", "true"),
         ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ("SECRETSYNC_NOTIFY_URL", &hook),
     ]);
     assert!(md.len() < BUDGET, "{} bytes", md.len());
     assert!(
@@ -207,4 +210,18 @@ fn a_thousand_secrets_on_fifty_targets_with_drift_stay_under_the_budget() {
             service(t)
         );
     }
+
+    // Slack's text: within 4,000 characters, each service with its count.
+    let body = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = doc["text"].as_str().unwrap();
+    eprintln!("notification: {} characters", text.chars().count());
+    assert!(text.chars().count() <= 4_000, "{text}");
+    for t in 0..50 {
+        assert!(
+            text.contains(&format!("• `{}`: 100 change(s)", service(t))),
+            "{text}"
+        );
+    }
+    assert_no_canary("notification", body.as_bytes(), &[TOKEN, &value(7)]);
 }
