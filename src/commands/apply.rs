@@ -120,10 +120,17 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         confirm()?;
     }
     let plan_json = (a.format == Format::Json).then(|| render::plan_json(&plan, &manifest));
+    let report_room = report_room(&plan);
     let report = apply::apply(&engine, plan).await;
     match a.format {
         Format::Text => emit(g, &format!("\n{}", render::report_text(&report, &st))),
-        Format::Markdown => emit(g, &format!("\n{}", render::report_markdown(&report))),
+        Format::Markdown => emit(
+            g,
+            &format!(
+                "\n{}",
+                secretsync::markdown::fit(&render::report_markdown(&report), report_room)
+            ),
+        ),
         Format::Json => {
             let mut doc = render::report_json(&report, &manifest);
             doc["plan"] = plan_json.unwrap_or(json!(null));

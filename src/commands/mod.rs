@@ -219,7 +219,8 @@ fn github_report(report: &Report) {
     if !ci::github_actions() {
         return;
     }
-    if let Err(e) = ci::append_summary(&render::report_markdown(report)) {
+    let md = markdown::fit(&render::report_markdown(report), ci::summary_room());
+    if let Err(e) = ci::append_summary(&md) {
         eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
     }
     let lines: Vec<String> = report

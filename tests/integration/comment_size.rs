@@ -153,6 +153,26 @@ fn one_key_drifted_on_every_service_is_named_for_each() {
             .unwrap_or_else(|| panic!("no details of {}:\n{md}", service(t)));
         assert!(details.contains("| `K0042` | ✏️ change"), "{details}");
     }
+    // A smaller budget, as asked: the largest details go, and it says so.
+    let small = e.run(
+        &["plan", "--format", "markdown", "--markdown-limit", "3k"],
+        &[],
+    );
+    assert!(small.stdout.len() <= 3_000, "{}", small.stdout);
+    assert!(
+        small
+            .stdout
+            .contains("left out: see the job's step summary or `--format json`"),
+        "{}",
+        small.stdout
+    );
+    let refused = e.run(&["plan", "--markdown-limit", "10"], &[]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("too small: at least 1000 bytes"),
+        "{}",
+        refused.stderr
+    );
     // The other 199 keys of each service: a count, not a row each.
     assert!(md.contains("Not listed: 199 keys in sync."), "{md}");
     assert!(!md.contains("K0041"), "{md}");
