@@ -33,68 +33,59 @@ pub const MIN_BUDGET: usize = 1_000;
 /// Where a reader finds what the comment leaves out.
 const ELSEWHERE: &str = "see the job's step summary or `--format json`";
 
-/// The short plain-text word for a key's state: in each matrix cell and
-/// beside every marker. A new state gets its word (and marker) here, one
-/// arm each: the matrix, the details and the counts all come from it.
+/// The short plain-text word for a key's state, and the marker shown before
+/// it (never alone): in each matrix cell and beside every marker. A new
+/// state is one arm in [`Word::of`] (and a constant here when it needs a
+/// new word, e.g. `outside`, `not live`): the matrix, the details and the
+/// tests all take it from there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Word {
-    Add,
-    Change,
-    /// Holds a value the manifest replaced (a rotation not applied).
-    Old,
-    Delete,
-    /// Sealed and left alone: not comparable.
-    Sealed,
-    /// On the target only, left alone.
-    Unmanaged,
-    InSync,
-    /// The target could not be read.
-    Error,
+pub struct Word {
+    text: &'static str,
+    marker: &'static str,
 }
 
 impl Word {
+    pub const ADD: Word = Word::new("add", "➕ ");
+    pub const CHANGE: Word = Word::new("change", "✏️ ");
+    /// Holds a value the manifest replaced (a rotation not applied).
+    pub const OLD: Word = Word::new("old", "✏️ ");
+    pub const DELETE: Word = Word::new("delete", "🗑️ ");
+    /// Sealed and left alone: not comparable.
+    pub const SEALED: Word = Word::new("sealed", "⚠️ ");
+    /// On the target only, left alone.
+    pub const UNMANAGED: Word = Word::new("unmanaged", "");
+    pub const IN_SYNC: Word = Word::new("in sync", "");
+    /// The target could not be read.
+    pub const ERROR: Word = Word::new("error", "❌ ");
+
+    const fn new(text: &'static str, marker: &'static str) -> Word {
+        Word { text, marker }
+    }
+
     pub fn of(state: &State) -> Word {
         match state {
-            State::InSync => Word::InSync,
-            State::Missing => Word::Add,
-            State::Differs { replaced_on: None } => Word::Change,
+            State::InSync => Word::IN_SYNC,
+            State::Missing => Word::ADD,
+            State::Differs {
+                replaced_on: None, ..
+            } => Word::CHANGE,
             State::Differs {
                 replaced_on: Some(_),
-            } => Word::Old,
-            State::Sealed { overwrite: true } => Word::Change,
-            State::Sealed { overwrite: false } => Word::Sealed,
-            State::Unmanaged { delete: true } => Word::Delete,
-            State::Unmanaged { delete: false } => Word::Unmanaged,
+                ..
+            } => Word::OLD,
+            State::Sealed { overwrite: true } => Word::CHANGE,
+            State::Sealed { overwrite: false } => Word::SEALED,
+            State::Unmanaged { delete: true, .. } => Word::DELETE,
+            State::Unmanaged { delete: false, .. } => Word::UNMANAGED,
         }
     }
 
     pub fn text(self) -> &'static str {
-        match self {
-            Word::Add => "add",
-            Word::Change => "change",
-            Word::Old => "old",
-            Word::Delete => "delete",
-            Word::Sealed => "sealed",
-            Word::Unmanaged => "unmanaged",
-            Word::InSync => "in sync",
-            Word::Error => "error",
-        }
-    }
-
-    /// The marker shown before the word (never alone).
-    pub fn marker(self) -> &'static str {
-        match self {
-            Word::Add => "➕ ",
-            Word::Change | Word::Old => "✏️ ",
-            Word::Delete => "🗑️ ",
-            Word::Sealed => "⚠️ ",
-            Word::Error => "❌ ",
-            Word::Unmanaged | Word::InSync => "",
-        }
+        self.text
     }
 
     fn with_marker(self) -> String {
-        format!("{}{}", self.marker(), self.text())
+        format!("{}{}", self.marker, self.text)
     }
 }
 
@@ -148,9 +139,12 @@ fn state_cell(i: &Item) -> String {
     let why = match &i.state {
         State::InSync => String::new(),
         State::Missing => ": missing, will be added".into(),
-        State::Differs { replaced_on: None } => format!(": differs{}", md_escape(&fp_pair(i))),
+        State::Differs {
+            replaced_on: None, ..
+        } => format!(": differs{}", md_escape(&fp_pair(i))),
         State::Differs {
             replaced_on: Some(day),
+            ..
         } => format!(
             ": holds the value replaced on {}{}",
             md_escape(day),
@@ -179,7 +173,7 @@ fn error_first_line(t: &TargetPlan) -> String {
     match &t.outcome {
         Err(e) => format!(
             "{}: cannot be read: {}",
-            Word::Error.with_marker(),
+            Word::ERROR.with_marker(),
             md_escape(e.message.lines().next().unwrap_or(""))
         ),
         Ok(d) => counts(&d.items),
@@ -325,7 +319,7 @@ fn matrix(listed: &[&TargetPlan]) -> String {
 /// when a key is renamed), the count of the rest, and its file diff.
 fn details(t: &TargetPlan, with_diff: bool) -> String {
     let status = match &t.outcome {
-        Err(_) => Word::Error.text().to_string(),
+        Err(_) => Word::ERROR.text().to_string(),
         Ok(d) => counts(&d.items),
     };
     // `status` is our own words and digits.
@@ -676,6 +670,27 @@ mod tests {
                 "| … | {} more with changes or errors: {ELSEWHERE} |",
                 300 - listed
             )
+        );
+    }
+
+    #[test]
+    fn a_long_review_or_lifecycle_section_keeps_the_plan_in_the_budget() {
+        let p = estate(&[3, 4], 0);
+        let mut tail = String::from("\n#### Secret lifecycle\n\n| secret | |\n|---|---|\n");
+        for n in 0..5_000 {
+            tail.push_str(&format!("| `S{n}` | ⚠️ expires on 2026-12-13 |\n"));
+        }
+        let md = document(&p, &tail, COMMENT_BUDGET);
+        assert!(md.len() <= COMMENT_BUDGET, "{}", md.len());
+        assert!(md.starts_with("### secretsync plan\n"), "{md}");
+        assert!(md.contains("<summary><code>t1</code>"), "{md}");
+        assert!(md.contains("| `S0` | ⚠️ expires on 2026-12-13 |\n"), "{md}");
+        assert!(md.contains("The rest does not fit in a comment"), "{md}");
+        // Short sections are kept whole.
+        let short = document(&p, "\n#### Secret lifecycle\n", COMMENT_BUDGET);
+        assert_eq!(
+            short,
+            plan(&p, COMMENT_BUDGET) + "\n#### Secret lifecycle\n"
         );
     }
 
