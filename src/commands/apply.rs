@@ -128,7 +128,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
             g,
             &format!(
                 "\n{}",
-                secretsync::markdown::fit(&render::report_markdown(&report), report_room)
+                secretsync::markdown::fit(&render::report_markdown(&report), report_room - 1)
             ),
         ),
         Format::Json => {
