@@ -25,6 +25,20 @@ pub fn annotation(level: &str, title: &str, message: &str) -> String {
     )
 }
 
+/// GitHub's limit of a step's summary (`$GITHUB_STEP_SUMMARY`): 1 MiB.
+pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
+
+/// What is left of the step summary's 1 MiB
+/// ([`STEP_SUMMARY_LIMIT`]) after what the step already
+/// wrote to it (each newline appended counted too).
+pub fn summary_room() -> usize {
+    let used = std::env::var_os("GITHUB_STEP_SUMMARY")
+        .filter(|p| !p.is_empty())
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+    STEP_SUMMARY_LIMIT.saturating_sub(used + 16)
+}
+
 /// Appends `markdown` to the step summary file, if Actions gave one.
 pub fn append_summary(markdown: &str) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {

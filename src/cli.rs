@@ -129,6 +129,13 @@ pub(crate) struct PlanArgs {
     pub(crate) detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+    /// The most bytes `--format markdown` prints (so also characters):
+    /// 60000 by default, under GitHub's 65,536-character comment limit;
+    /// `1MiB` for a step summary. Beyond it the detail degrades in steps and
+    /// the document says what it left out (the step summary secretsync
+    /// writes under GitHub Actions always has 1 MiB).
+    #[arg(long, value_name = "SIZE", default_value = "60000", value_parser = markdown_limit)]
+    pub(crate) markdown_limit: usize,
     /// Save the plan (no values) for `secretsync apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
@@ -149,6 +156,32 @@ pub(crate) struct PlanArgs {
     /// Warn about secrets that expire within this window (`14d`, `2w`, or days).
     #[arg(long, value_name = "DAYS", default_value = "14d", value_parser = warn_window)]
     pub(crate) warn_within: i64,
+}
+
+/// `60000`, `64k` (×1000), `64KiB`, `1MiB` (×1024, ×1024²); at least 1000.
+fn markdown_limit(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: a number of bytes, or with k, KiB or MiB"))?;
+    let factor = match unit {
+        "" => 1,
+        "k" | "K" | "kB" | "KB" => 1000,
+        "KiB" => 1024,
+        "M" | "MB" => 1_000_000,
+        "MiB" => 1024 * 1024,
+        _ => return Err(format!("`{text}`: the unit is k, KiB, M or MiB")),
+    };
+    let size = n.saturating_mul(factor);
+    if size < secretsync::markdown::MIN_BUDGET {
+        return Err(format!(
+            "`{text}` is too small: at least {} bytes",
+            secretsync::markdown::MIN_BUDGET
+        ));
+    }
+    Ok(size)
 }
 
 fn warn_window(text: &str) -> Result<i64, String> {
@@ -176,6 +209,13 @@ pub(crate) struct ApplyArgs {
     pub(crate) auto_approve: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+    /// The most bytes `--format markdown` prints (so also characters):
+    /// 60000 by default, under GitHub's 65,536-character comment limit;
+    /// `1MiB` for a step summary. Beyond it the detail degrades in steps and
+    /// the document says what it left out (the step summary secretsync
+    /// writes under GitHub Actions always has 1 MiB).
+    #[arg(long, value_name = "SIZE", default_value = "60000", value_parser = markdown_limit)]
+    pub(crate) markdown_limit: usize,
 }
 
 #[derive(Debug, Args)]

@@ -51,7 +51,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// "2 to add, 1 to change", or "in sync".
-fn counts(items: &[Item]) -> String {
+pub(crate) fn counts(items: &[Item]) -> String {
     let (mut add, mut change, mut delete, mut sealed) = (0, 0, 0, 0);
     for i in items {
         match i.state {
@@ -218,7 +218,7 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
     out
 }
 
-fn summary_line(s: &Summary) -> String {
+pub(crate) fn summary_line(s: &Summary) -> String {
     let mut line = format!(
         "Plan: {} to add, {} to change, {} to delete. {}",
         s.add,
@@ -351,41 +351,6 @@ pub fn md_fence(info: &str, body: &str) -> String {
     format!("{fence}{info}\n{body}\n{fence}\n")
 }
 
-/// An item's state as markdown for a table cell: the text is ours, every
-/// part that comes from the manifest or a target is escaped here.
-fn state_md(i: &Item) -> String {
-    let removed = || {
-        i.removed
-            .as_ref()
-            .map(|r| {
-                format!(
-                    "; holds the value of secret {}, removed on {}",
-                    md_code(&r.secret),
-                    md_escape(&r.on)
-                )
-            })
-            .unwrap_or_default()
-    };
-    match &i.state {
-        State::InSync => "in sync".into(),
-        State::Missing => "➕ missing: will be added".into(),
-        State::Differs { replaced_on } => format!(
-            "✏️ differs{}{}",
-            md_escape(&fp_pair(i)),
-            replaced_on
-                .as_ref()
-                .map(|d| format!("; holds the value replaced on {}", md_escape(d)))
-                .unwrap_or_default()
-        ),
-        State::Sealed { overwrite: true } => "✏️ sealed: will be overwritten".into(),
-        State::Sealed { overwrite: false } => "⚠️ sealed: not comparable, left alone".into(),
-        State::Unmanaged { delete: true } => {
-            format!("🗑️ unmanaged: will be deleted{}", removed())
-        }
-        State::Unmanaged { delete: false } => format!("unmanaged: left alone{}", removed()),
-    }
-}
-
 /// `; the value of secret X, removed on D` for a value `unset` left behind.
 fn removed_note(i: &Item) -> String {
     i.removed
@@ -397,58 +362,6 @@ fn removed_note(i: &Item) -> String {
             )
         })
         .unwrap_or_default()
-}
-
-/// The plan as markdown, ready to post on a pull request.
-pub fn plan_markdown(plan: &Plan) -> String {
-    let s = plan.summary();
-    let mut out = String::from("### secretsync plan\n\n");
-    let _ = writeln!(out, "{}\n", summary_line(&s));
-    out.push_str("| target | status |\n|---|---|\n");
-    for t in &plan.targets {
-        let status = match &t.outcome {
-            Err(e) => format!(
-                "❌ cannot be read: {}",
-                md_escape(e.message.lines().next().unwrap_or(""))
-            ),
-            Ok(d) => counts(&d.items),
-        };
-        let _ = writeln!(
-            out,
-            "| {} ({}) | {} |",
-            md_code(&t.target),
-            md_escape(&t.description),
-            status
-        );
-    }
-    for t in &plan.targets {
-        let _ = write!(
-            out,
-            "\n<details><summary><code>{}</code></summary>\n\n",
-            html_escape(&t.target)
-        );
-        match &t.outcome {
-            Err(e) => out.push_str(&md_fence("", &e.to_string())),
-            Ok(d) => {
-                out.push_str("| key | secret | state |\n|---|---|---|\n");
-                for i in &d.items {
-                    let _ = writeln!(
-                        out,
-                        "| {} | {} | {} |",
-                        md_code(&i.key),
-                        i.secret.as_deref().map(md_code).unwrap_or_default(),
-                        state_md(i)
-                    );
-                }
-                if let Some(diff) = &d.file_diff {
-                    out.push('\n');
-                    out.push_str(&md_fence("diff", diff));
-                }
-            }
-        }
-        out.push_str("\n</details>\n");
-    }
-    out
 }
 
 /// The outcome of apply as text.

@@ -107,20 +107,30 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     let st = style(g);
     match a.format {
         Format::Text => emit(g, &render::plan_text(&plan, &st)),
-        Format::Markdown => emit(g, &render::plan_markdown(&plan)),
+        Format::Markdown => emit(
+            g,
+            &secretsync::markdown::plan(&plan, a.markdown_limit.saturating_sub(report_room(&plan))),
+        ),
         Format::Json => {}
     }
-    github_summary(&plan);
+    github_summary(&plan, report_room(&plan));
 
     // A saved plan was reviewed when it was saved: it is applied without asking.
     if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
         confirm()?;
     }
     let plan_json = (a.format == Format::Json).then(|| render::plan_json(&plan, &manifest));
+    let report_room = report_room(&plan);
     let report = apply::apply(&engine, plan).await;
     match a.format {
         Format::Text => emit(g, &format!("\n{}", render::report_text(&report, &st))),
-        Format::Markdown => emit(g, &format!("\n{}", render::report_markdown(&report))),
+        Format::Markdown => emit(
+            g,
+            &format!(
+                "\n{}",
+                secretsync::markdown::fit(&render::report_markdown(&report), report_room - 1)
+            ),
+        ),
         Format::Json => {
             let mut doc = render::report_json(&report, &manifest);
             doc["plan"] = plan_json.unwrap_or(json!(null));
@@ -161,4 +171,9 @@ fn confirm() -> Result<(), Error> {
             hint: None,
         })
     }
+}
+
+/// Room kept for apply's report after the plan: a row per target.
+fn report_room(plan: &secretsync::plan::Plan) -> usize {
+    1_000 + 200 * plan.targets.len()
 }

@@ -23,6 +23,7 @@ use secretsync::ci;
 use secretsync::engine::Options;
 use secretsync::engine::Progress;
 use secretsync::error::Error;
+use secretsync::markdown;
 use secretsync::plan::Plan;
 use secretsync::render::{self, Style};
 
@@ -157,23 +158,27 @@ fn emit(g: &Global, text: &str) {
 }
 
 /// Under GitHub Actions: the plan's markdown in the step summary (no
-/// annotations: `apply` annotates its report, once per target).
-fn github_summary(plan: &Plan) {
+/// annotations: `apply` annotates its report, once per target). The summary
+/// holds 1 MiB per step, not a comment's 60,000 characters: the full detail
+/// when it fits, with room left for `reserve` bytes that follow (lifecycle,
+/// review, apply's report).
+fn github_summary(plan: &Plan, reserve: usize) {
     if !ci::github_actions() {
         return;
     }
-    if let Err(e) = ci::append_summary(&render::plan_markdown(plan)) {
+    let budget = ci::summary_room().saturating_sub(reserve);
+    if let Err(e) = ci::append_summary(&markdown::plan(plan, budget)) {
         eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
     }
 }
 
 /// Under GitHub Actions: the plan's markdown in the step summary, and an
 /// annotation per target with drift or an error.
-fn github_plan(plan: &Plan) {
+fn github_plan(plan: &Plan, reserve: usize) {
     if !ci::github_actions() {
         return;
     }
-    github_summary(plan);
+    github_summary(plan, reserve);
     let mut lines = Vec::new();
     for t in &plan.targets {
         match &t.outcome {
@@ -207,7 +212,8 @@ fn github_report(report: &Report) {
     if !ci::github_actions() {
         return;
     }
-    if let Err(e) = ci::append_summary(&render::report_markdown(report)) {
+    let md = markdown::fit(&render::report_markdown(report), ci::summary_room());
+    if let Err(e) = ci::append_summary(&md) {
         eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
     }
     let lines: Vec<String> = report

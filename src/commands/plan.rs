@@ -6,6 +6,7 @@ use crate::cli::{Global, PlanArgs};
 use secretsync::engine::Engine;
 use secretsync::error::Error;
 use secretsync::lifecycle;
+use secretsync::markdown;
 use secretsync::render;
 use secretsync::{notify, saved};
 
@@ -54,20 +55,30 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
         Format::Markdown => emit(
             g,
-            &(render::plan_markdown(&plan)
-                + &life.markdown()
-                + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
+            &markdown::document(
+                &plan,
+                &(life.markdown() + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
+                a.markdown_limit,
+            ),
         ),
     }
-    github_plan(&plan);
+    // The step summary: the plan, then the lifecycle and review sections,
+    // each appended on its own, all within the summary's 1 MiB.
+    let quarter = markdown::STEP_SUMMARY_LIMIT / 4;
+    let life_md = markdown::fit(&life.markdown(), quarter);
+    let review_md = review
+        .as_ref()
+        .map(|r| markdown::fit(&r.markdown(), quarter))
+        .unwrap_or_default();
+    github_plan(&plan, life_md.len() + review_md.len() + 2);
     if secretsync::ci::github_actions() && !life.findings.is_empty() {
-        if let Err(e) = secretsync::ci::append_summary(&life.markdown()) {
+        if let Err(e) = secretsync::ci::append_summary(&life_md) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
         super::annotate(&life.annotations());
     }
     if let Some(r) = review.as_ref().filter(|_| secretsync::ci::github_actions()) {
-        if let Err(e) = secretsync::ci::append_summary(&r.markdown()) {
+        if let Err(e) = secretsync::ci::append_summary(&review_md) {
             eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY: {e}");
         }
         super::annotate(&r.annotations());

@@ -40,7 +40,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("run", &["engine", "apply", "saved", "edit", "holdable"]),
     (
         "views",
-        &["review", "check", "lifecycle", "render", "notify"],
+        &[
+            "review",
+            "check",
+            "lifecycle",
+            "render",
+            "notify",
+            "markdown",
+        ],
     ),
 ];
 

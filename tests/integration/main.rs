@@ -14,6 +14,7 @@ mod support;
 mod architecture;
 mod check;
 mod cli;
+mod comment_size;
 mod crash;
 mod edit;
 mod env_file;

@@ -465,6 +465,28 @@ fn a_tampered_saved_plan_is_refused_and_writes_nothing() {
     assert_eq!(sb.read("b.env"), "API_KEY=old\n");
 }
 
+/// Every table of `md` as GitHub's dialect parses it: per table, each row's
+/// cell count (the header row first).
+pub(crate) fn table_rows(md: &str) -> Vec<Vec<usize>> {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut tables = Vec::new();
+    let mut cells = 0;
+    for event in Parser::new_ext(md, Options::ENABLE_TABLES) {
+        match event {
+            Event::Start(Tag::Table(_)) => tables.push(Vec::new()),
+            Event::Start(Tag::TableRow) | Event::Start(Tag::TableHead) => cells = 0,
+            Event::Start(Tag::TableCell) => cells += 1,
+            Event::End(TagEnd::TableRow) | Event::End(TagEnd::TableHead) => {
+                if let Some(t) = tables.last_mut() {
+                    t.push(cells);
+                }
+            }
+            _ => {}
+        }
+    }
+    tables
+}
+
 /// What a markdown renderer (GitHub's dialect: tables) makes of `md`: every
 /// table row's cell count, and any link, image or raw HTML outside the
 /// `<details>`/`<summary>`/`<code>` tags the plan uses itself.
@@ -529,8 +551,9 @@ fn markdown_cannot_be_forged_by_names_paths_or_file_contents() {
     let (rows, forged) = rendered(&out.stdout);
     assert!(forged.is_empty(), "{forged:?}\n{}", out.stdout);
     // The summary table: a header and two targets, two cells each; the
-    // drifted target's keys: three cells each.
-    assert_eq!(rows, vec![2, 2, 2, 3, 3], "{}", out.stdout);
+    // drifted target's keys: two cells each (key, state: no key is renamed,
+    // so no secret column, #29).
+    assert_eq!(rows, vec![2, 2, 2, 2, 2], "{}", out.stdout);
     // The diff's fence outlasts the four backticks in the file.
     assert!(out.stdout.contains("\n`````diff\n"), "{}", out.stdout);
     assert_no_canary("markdown", out.stdout.as_bytes(), &[VALUE]);
@@ -539,6 +562,62 @@ fn markdown_cannot_be_forged_by_names_paths_or_file_contents() {
     let out = sb.run(&["apply", "--auto-approve", "--format", "markdown"]);
     let (_, forged) = rendered(&out.stdout);
     assert!(forged.is_empty(), "{forged:?}\n{}", out.stdout);
+}
+
+/// The matrix of changed secrets × targets and the secret column of renamed
+/// keys (#29) carry names from the manifest too: a secret's name and target
+/// names cannot add a cell, a link or HTML, in the comment or in a budget
+/// that cuts it short.
+#[test]
+fn markdown_matrix_and_renamed_keys_cannot_be_forged() {
+    let sb = Sandbox::new();
+    let evil_secret = "s` | add | ![x](https://evil.example/s.png) <img src=x> `";
+    let evil_target = "b | change | [ok](https://evil.example) <details>";
+    sb.write("a.env", "API_KEY=old\nOTHER=1\n");
+    sb.write("b.env", "API_KEY=old\n");
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  a: {{ type: env_file, path: a.env, prune: true }}\n  \"{evil_target}\": {{ type: env_file, path: b.env }}\nsecrets:\n  \"{}\":\n    targets: [a, \"{evil_target}\"]\n    rename: {{ a: API_KEY, \"{evil_target}\": API_KEY }}\n    encrypted: |\n{}",
+            sb.header(),
+            evil_secret.replace('"', "\\\""),
+            sb.encrypted(VALUE, 6)
+        ),
+    );
+    for limit in ["60000", "1000"] {
+        let out = sb.run(&["plan", "--format", "markdown", "--markdown-limit", limit]);
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(out.stdout.len() <= limit.parse().unwrap(), "{}", out.stdout);
+        let (_, forged) = rendered(&out.stdout);
+        assert!(forged.is_empty(), "{forged:?}\n{}", out.stdout);
+        for table in table_rows(&out.stdout) {
+            assert!(
+                table.iter().all(|n| *n == table[0]),
+                "{table:?}\n{}",
+                out.stdout
+            );
+        }
+        assert_no_canary("markdown", out.stdout.as_bytes(), &[VALUE]);
+        if limit == "60000" {
+            // The summary table; the matrix (a secret column and one per
+            // target; the secret and the unmanaged key); each target's keys
+            // with the secret column (renamed).
+            assert_eq!(
+                table_rows(&out.stdout),
+                vec![vec![2, 2, 2], vec![3, 3, 3], vec![3, 3, 3], vec![3, 3]],
+                "{}",
+                out.stdout
+            );
+            assert!(out.stdout.contains("| change | change |"), "{}", out.stdout);
+            assert!(out.stdout.contains("| delete |  |"), "{}", out.stdout);
+        } else {
+            assert!(
+                out.stdout.contains("left out: see the job's step summary"),
+                "{}",
+                out.stdout
+            );
+        }
+    }
 }
 
 #[test]
