@@ -38,6 +38,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         }
     };
     let mut opts = options(g, &a.selection);
+    let mut loaded = None;
     if let Some(s) = &saved_plan {
         // Before its targets are selected: a plan of another manifest (or
         // of an older text of this one) would otherwise fail on a target
@@ -68,11 +69,15 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
             });
         }
         opts.targets = s.targets.iter().map(|t| t.name.clone()).collect();
+        loaded = Some(current);
     }
-    let engine = Engine::open(&opts)?;
-    let plan = engine.plan_with_progress(super::progress(g)).await?;
-    let manifest = engine.manifest_path().display().to_string();
-
+    // The manifest is loaded once; a saved plan's MAC is checked before any
+    // target is contacted: an unauthenticated file must not choose what is
+    // read.
+    let engine = match loaded {
+        Some(manifest) => Engine::with_manifest(&opts, manifest)?,
+        None => Engine::open(&opts)?,
+    };
     if let Some(s) = &saved_plan {
         if let Err(why) = saved::verify(s, &engine.fingerprints) {
             return Err(Error::Other {
@@ -80,6 +85,11 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
                 hint: Some("run `secretsync plan --out FILE` again and review the new plan".into()),
             });
         }
+    }
+    let plan = engine.plan_with_progress(super::progress(g)).await?;
+    let manifest = engine.manifest_path().display().to_string();
+
+    if let Some(s) = &saved_plan {
         let now = saved::from_plan(
             &plan,
             &manifest,

@@ -1462,3 +1462,27 @@ async fn one_refused_field_in_a_project_mutation_is_judged_per_member() {
     );
     assert!(!e.to_string().contains("CANARY"), "{e}");
 }
+
+/// #26: `apply FILE` checks the saved plan's MAC before it contacts any
+/// target: a tampered file chooses nothing that is read (before, every
+/// target it named was read first).
+#[test]
+fn a_tampered_saved_plan_contacts_no_target() {
+    let server = world();
+    let sb = sandbox(&server, "");
+    let token = ("RAILWAY_API_TOKEN", ACCOUNT);
+    let out = run(&sb, &server, token, &["plan", "--out", "saved.plan"]);
+    assert!(out.code == 0 || out.code == 2, "{out:?}");
+    let mut doc: serde_json::Value = serde_json::from_str(&sb.read("saved.plan")).unwrap();
+    doc["mac"] = serde_json::json!("0".repeat(64));
+    sb.write("saved.plan", &serde_json::to_string_pretty(&doc).unwrap());
+    server.clear_requests();
+    let out = run(&sb, &server, token, &["apply", "saved.plan"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("its MAC does not match"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.requests().is_empty(), "{:#?}", server.requests());
+}
