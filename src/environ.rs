@@ -28,23 +28,31 @@ const NAMES: &[&str] = &[
     "SECRETSYNC_NOTIFY_URL",
 ];
 
-/// Prefixes of credential variables: every Railway token (`token_env` may
-/// name only `RAILWAY_*` variables, so this covers them all).
-const PREFIXES: &[&str] = &["RAILWAY_"];
+/// Prefixes of credential variables that target kinds declare
+/// (`Kind::credential_prefixes`: `RAILWAY_` for every Railway token), given
+/// to [`take`] by the binary from the registry of kinds.
+static PREFIXES: OnceLock<Vec<&'static str>> = OnceLock::new();
 
 /// Whether `name` is a credential variable that [`take`] removes.
 pub fn is_credential(name: &str) -> bool {
-    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    is_credential_with(name, PREFIXES.get().map_or(&[][..], Vec::as_slice))
+}
+
+/// [`is_credential`] with the kinds' `prefixes` given.
+pub fn is_credential_with(name: &str, prefixes: &[&str]) -> bool {
+    NAMES.contains(&name) || prefixes.iter().any(|p| name.starts_with(p))
 }
 
 type Taken = HashMap<String, Zeroizing<String>>;
 
 static TAKEN: OnceLock<Taken> = OnceLock::new();
 
-/// Moves every credential variable out of the process environment. Call it
-/// once, first thing in `main`, while the process has one thread: changing
-/// the environment is only sound before other threads read it.
-pub fn take() {
+/// Moves every credential variable (secretsync's own, and those starting
+/// with one of the kinds' `prefixes`) out of the process environment. Call
+/// it once, first thing in `main`, while the process has one thread:
+/// changing the environment is only sound before other threads read it.
+pub fn take(prefixes: Vec<&'static str>) {
+    let _ = PREFIXES.set(prefixes);
     let mut taken = Taken::new();
     for (name, value) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
@@ -91,6 +99,7 @@ mod tests {
 
     #[test]
     fn credentials_are_recognised_by_name_and_prefix() {
+        let kinds = ["RAILWAY_"];
         for name in [
             "SECRETSYNC_AGE_KEY",
             "SOPS_AGE_KEY_FILE",
@@ -99,7 +108,7 @@ mod tests {
             "RAILWAY_STAGING_TOKEN",
             "SECRETSYNC_NOTIFY_URL",
         ] {
-            assert!(is_credential(name), "{name}");
+            assert!(is_credential_with(name, &kinds), "{name}");
         }
         for name in [
             "PATH",
@@ -107,7 +116,7 @@ mod tests {
             "SECRETSYNC_MANIFEST",
             "SECRETSYNC_RAILWAY_ENDPOINT",
         ] {
-            assert!(!is_credential(name), "{name}");
+            assert!(!is_credential_with(name, &kinds), "{name}");
         }
     }
 }

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     // Then, after clap has read the variables it takes and while this is the
     // only thread: the identity and tokens out of the environment that every
     // child would inherit.
-    secretsync::environ::take();
+    secretsync::environ::take(secretsync::targets::registry::credential_prefixes());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

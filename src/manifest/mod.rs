@@ -342,6 +342,13 @@ mod tests {
             e.starts_with("`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs\n  --> secrets.yaml:6:5"),
             "{e}"
         );
+        // A kind that never read the field refuses it as any unknown one.
+        let env = "version: 1\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n    endpoint: http://attacker.example/\nsecrets: {}\n";
+        let e = load_str(env).unwrap_err();
+        assert!(
+            e.starts_with("`endpoint` does not apply to env_file targets\n  --> secrets.yaml:6:5"),
+            "{e}"
+        );
     }
 
     #[test]

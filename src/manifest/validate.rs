@@ -13,22 +13,6 @@ use super::raw::{RawManifest, RawSecret, RawTarget};
 use super::*;
 use crate::targets::registry;
 
-/// Fields a manifest may no longer set, because they let it choose how
-/// secretsync behaves: why, and what to do instead.
-fn withdrawn(field: &str) -> Option<(String, &'static str)> {
-    match field {
-        "endpoint" => Some((
-            "`endpoint` is no longer read from the manifest: a manifest must not choose where Railway tokens are sent".into(),
-            "remove the line; secretsync talks to Railway's public API, or to the URL in the environment variable SECRETSYNC_RAILWAY_ENDPOINT of the run (https, or http on loopback)",
-        )),
-        "security" => Some((
-            "`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs".into(),
-            "remove the line; secretsync runs /usr/bin/security, or the program in the environment variable SECRETSYNC_SECURITY of the run",
-        )),
-        _ => None,
-    }
-}
-
 pub(super) struct Checker<'a> {
     path: &'a Path,
     lines: Vec<&'a str>,
@@ -244,8 +228,8 @@ impl<'a> Checker<'a> {
         };
         for field in fields.values() {
             let f = field.key.value.as_str();
-            if let Some((why, hint)) = withdrawn(f) {
-                return Err(self.at_key(&field.key, why, Some(hint.into())));
+            if let Some((why, hint)) = kind.withdrawn(f) {
+                return Err(self.at_key(&field.key, why, Some(hint.to_string())));
             }
             if !kind.fields().contains(&f) {
                 return Err(self.at_key(

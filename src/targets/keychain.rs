@@ -67,6 +67,13 @@ impl Kind for KeychainKind {
         "keychain"
     }
 
+    fn withdrawn(&self, field: &str) -> Option<(&'static str, &'static str)> {
+        (field == "security").then_some((
+            "`security` is no longer read from the manifest: a manifest must not choose which program secretsync runs",
+            "remove the line; secretsync runs /usr/bin/security, or the program in the environment variable SECRETSYNC_SECURITY of the run",
+        ))
+    }
+
     fn fields(&self) -> &'static [&'static str] {
         &[
             "host",

@@ -25,6 +25,21 @@ pub trait Kind: Sync {
     /// Checks one target's fields and makes its spec. Errors point at the
     /// field ([`Fields`] keeps every field's place).
     fn parse(&self, fields: &Fields<'_>) -> Result<TargetSpec, ManifestError>;
+
+    /// Prefixes of the environment variables that hold this kind's
+    /// credentials (`RAILWAY_` for Railway's tokens): moved out of the
+    /// environment at start-up so that no child inherits them
+    /// ([`crate::environ::take`]).
+    fn credential_prefixes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// A field this kind no longer reads because it let a manifest choose
+    /// how secretsync behaves: why, and what to do instead.
+    fn withdrawn(&self, field: &str) -> Option<(&'static str, &'static str)> {
+        let _ = field;
+        None
+    }
 }
 
 /// One target's checked definition, as a backend wants it.

@@ -28,6 +28,14 @@ pub fn names() -> String {
         .join(", ")
 }
 
+/// Every kind's credential prefixes, for [`crate::environ::take`].
+pub fn credential_prefixes() -> Vec<&'static str> {
+    KINDS
+        .iter()
+        .flat_map(|k| k.credential_prefixes().iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +52,25 @@ mod tests {
             assert!(std::ptr::eq(find(k.name()).unwrap(), *k));
         }
         assert_eq!(names(), "env_file, ssh_env, railway, keychain");
+    }
+
+    #[test]
+    fn railway_tokens_are_credentials_through_the_registry() {
+        assert_eq!(credential_prefixes(), ["RAILWAY_"]);
+        let registered = credential_prefixes();
+        for name in [
+            "RAILWAY_TOKEN",
+            "RAILWAY_API_TOKEN",
+            "RAILWAY_STAGING_TOKEN",
+        ] {
+            assert!(
+                crate::environ::is_credential_with(name, &registered),
+                "{name}"
+            );
+        }
+        assert!(!crate::environ::is_credential_with(
+            "SECRETSYNC_RAILWAY_ENDPOINT",
+            &registered
+        ));
     }
 }

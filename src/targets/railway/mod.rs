@@ -78,6 +78,18 @@ impl Kind for RailwayKind {
         "railway"
     }
 
+    /// Every Railway token: `token_env` may name only `RAILWAY_*` variables.
+    fn credential_prefixes(&self) -> &'static [&'static str] {
+        &["RAILWAY_"]
+    }
+
+    fn withdrawn(&self, field: &str) -> Option<(&'static str, &'static str)> {
+        (field == "endpoint").then_some((
+            "`endpoint` is no longer read from the manifest: a manifest must not choose where Railway tokens are sent",
+            "remove the line; secretsync talks to Railway's public API, or to the URL in the environment variable SECRETSYNC_RAILWAY_ENDPOINT of the run (https, or http on loopback)",
+        ))
+    }
+
     fn fields(&self) -> &'static [&'static str] {
         &[
             "project",
