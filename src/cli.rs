@@ -247,28 +247,43 @@ pub(crate) struct RotateArgs {
     #[arg(required_unless_present = "due", conflicts_with = "due")]
     pub(crate) key: Option<String>,
     /// Rotate every secret whose `rotate_every` has elapsed and that secretsync
-    /// generates; list those issued by someone else, with what to do. Each new
-    /// value keeps the alphabet and length (at least 16) of the one it replaces.
-    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes"])]
+    /// makes (it has a `generate:` spec); list the others, issued elsewhere,
+    /// with what to do.
+    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes", "generate"])]
     pub(crate) due: bool,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Take the new value from this command's standard output (one trailing
     /// newline removed), for tokens a provider mints: `gh auth token`. Run by
     /// `sh -c` without secretsync's identity and tokens in its environment; empty
     /// output or a failure changes nothing.
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes"])]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes", "generate"])]
     pub(crate) from_command: Option<String>,
+    /// How secretsync makes this value from now on, recorded as the secret's
+    /// `generate:`: `bytes=32,encoding=hex` (or base64, base64url) or
+    /// `chars=40,alphabet=alnum` (or hex, base64, base64url, ascii). Needed to
+    /// replace a value that does not look random (a URL, JSON, a list, a
+    /// provider's key) with a random one.
+    #[arg(long, value_name = "SPEC", value_parser = generate_spec, conflicts_with_all = ["length", "charset", "bytes"])]
+    pub(crate) generate: Option<secretsync::generate::Spec>,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
     #[arg(short = 't', long = "target", value_name = "NAME")]
     pub(crate) targets: Vec<String>,
-    /// Characters in the new value.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
-    pub(crate) length: u16,
-    #[arg(long, value_enum, default_value_t = Charset::Alnum)]
-    pub(crate) charset: Charset,
+    /// Characters in the new value (default: the secret's `generate:`, else 40).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
+    pub(crate) length: Option<u16>,
+    /// The alphabet of the new value (default: alnum); recorded in `generate:`.
+    #[arg(long, value_enum)]
+    pub(crate) charset: Option<Charset>,
     /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
     pub(crate) bytes: Option<u16>,
+}
+
+fn generate_spec(text: &str) -> Result<secretsync::generate::Spec, String> {
+    secretsync::generate::Spec::parse(text)
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,267 @@
+//! Everyday commands never destroy a value, and say what they did (#25),
+//! through the real binary: rotation only of what secretsync makes, no
+//! plaintext left for git, `export` kept, where a differing value came
+//! from, `whoami`, `run` and `get -t`.
+
+use crate::support;
+
+use support::cli::{assert_no_canary, Out, Sandbox};
+
+const NOW: &str = "2026-12-10T00:00:00Z";
+
+fn at_now(sb: &Sandbox, args: &[&str]) -> Out {
+    sb.run_with(args, &[("SECRETSYNC_NOW", NOW)])
+}
+
+fn get(sb: &Sandbox, key: &str) -> String {
+    let out = sb.run(&["get", key]);
+    assert_eq!(out.code, 0, "{key}: {out:?}");
+    out.stdout
+}
+
+/// A JWT with a fake signature (never verified: only its shape counts).
+fn jwt() -> String {
+    use base64::Engine as _;
+    let e = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.Q0FOQVJZLXNpZw",
+        e(r#"{"alg":"HS256","typ":"JWT"}"#),
+        e(r#"{"sub":"CANARY-jwt"}"#)
+    )
+}
+
+/// Secrets of every shape, all due for rotation (top-level `rotate_every`,
+/// set long ago), two of them made by secretsync.
+fn due_manifest(sb: &Sandbox) -> (String, Vec<(&'static str, String)>) {
+    let values: Vec<(&'static str, String)> = vec![
+        (
+            "DATABASE_URL",
+            "postgres://app:CANARYdbpw@db.internal:5432/app".into(),
+        ),
+        ("CONFIG_JSON", r#"{"CANARY":"json","n":1}"#.into()),
+        ("FEATURE_FLAGS", "a,b,CANARYflag".into()),
+        ("STRIPE_KEY", "sk_live_CANARY0123456789abcdef".into()),
+        ("SESSION_JWT", jwt()),
+        ("HEX_KEY", "CANARY".to_string() + &"0".repeat(58)),
+        ("WORDS", "CANARYwords0123456789".into()),
+    ];
+    let mut text = format!(
+        "{}rotate_every: 30d\ntargets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n",
+        sb.header()
+    );
+    for (name, value) in &values {
+        text.push_str(&format!(
+            "  {name}:\n    targets: [app]\n    set_on: \"2026-01-01\"\n    encrypted: |\n{}",
+            sb.encrypted(value, 6)
+        ));
+        match *name {
+            "HEX_KEY" => text.push_str("    generate: {bytes: 32, encoding: hex}\n"),
+            "WORDS" => text.push_str("    generate:\n      chars: 24\n      alphabet: base64url\n"),
+            _ => {}
+        }
+    }
+    // Plain configuration is never due, whatever it says.
+    text.push_str(
+        "  LOG_LEVEL:\n    targets: [app]\n    value: info\n    rotate_every: 7d\n    set_on: \"2026-01-01\"\n",
+    );
+    (text, values)
+}
+
+#[test]
+fn rotate_due_changes_only_what_secretsync_makes() {
+    let sb = Sandbox::new();
+    let (text, values) = due_manifest(&sb);
+    sb.write("secrets.yaml", &text);
+    // A dry run lists the same and writes nothing.
+    let out = at_now(&sb, &["rotate", "--due", "--dry-run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_canary("rotate --dry-run", out.all().as_bytes(), &["CANARY"]);
+    assert!(
+        out.stderr.contains("would rotate 2 secret(s) due for rotation: HEX_KEY (32 random bytes in hex), WORDS (24 base64url characters)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was changed (dry run)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.read("secrets.yaml"), text);
+
+    let out = at_now(&sb, &["rotate", "--due"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_canary("rotate --due", out.all().as_bytes(), &["CANARY"]);
+    assert!(
+        out.stderr
+            .contains("rotated 2 secret(s) due for rotation: HEX_KEY (32 random bytes in hex), WORDS (24 base64url characters)"),
+        "{}",
+        out.stderr
+    );
+    for name in [
+        "DATABASE_URL",
+        "CONFIG_JSON",
+        "FEATURE_FLAGS",
+        "STRIPE_KEY",
+        "SESSION_JWT",
+    ] {
+        assert!(
+            out.stderr.contains(&format!(
+                "  {name}: issued elsewhere: rotate it at its source, then `secretsync set {name}`"
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains("LOG_LEVEL"), "{}", out.stderr);
+    for (name, old) in &values {
+        let now = get(&sb, name);
+        match *name {
+            "HEX_KEY" => {
+                assert_ne!(&now, old);
+                assert_eq!(now.len(), 64);
+                assert!(now
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            }
+            "WORDS" => {
+                assert_ne!(&now, old);
+                assert_eq!(now.len(), 24);
+                assert!(now
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+            _ => assert_eq!(&now, old, "{name} was changed"),
+        }
+    }
+    assert_eq!(get(&sb, "LOG_LEVEL"), "info");
+    // The next plan says which values were replaced, not that they are random.
+    let m = sb.read("secrets.yaml");
+    assert!(
+        m.contains("    generate: {bytes: 32, encoding: hex}\n"),
+        "{m}"
+    );
+}
+
+#[test]
+fn rotate_key_refuses_values_it_cannot_make() {
+    let sb = Sandbox::new();
+    let (text, values) = due_manifest(&sb);
+    sb.write("secrets.yaml", &text);
+    for (name, why) in [
+        ("DATABASE_URL", "it looks like a URL"),
+        ("CONFIG_JSON", "it looks like JSON"),
+        ("FEATURE_FLAGS", "it looks like a list"),
+        ("STRIPE_KEY", "provider's key"),
+        ("SESSION_JWT", "JWT"),
+    ] {
+        let out = sb.run(&["rotate", name]);
+        assert_eq!(out.code, 1, "{name}: {out:?}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: refusing to replace `{name}` with random text: "
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(why), "{name}: {}", out.stderr);
+        assert!(out.stderr.contains("--generate"), "{}", out.stderr);
+        assert_no_canary(name, out.all().as_bytes(), &["CANARY"]);
+    }
+    assert_eq!(sb.read("secrets.yaml"), text);
+    // Told how, it makes the value and records the spec.
+    let out = sb.run(&[
+        "rotate",
+        "STRIPE_KEY",
+        "--generate",
+        "chars=32,alphabet=alnum",
+        "--dry-run",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("would replace `STRIPE_KEY` with 32 alnum characters"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.read("secrets.yaml"), text);
+    let out = sb.run(&[
+        "rotate",
+        "STRIPE_KEY",
+        "--generate",
+        "chars=32,alphabet=alnum",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let now = get(&sb, "STRIPE_KEY");
+    assert_ne!(now, values[3].1);
+    assert_eq!(now.len(), 32);
+    let m = sb.read("secrets.yaml");
+    let stripe = m.split("  STRIPE_KEY:\n").nth(1).unwrap();
+    assert!(
+        stripe.contains("    generate: {chars: 32, alphabet: alnum}\n  SESSION_JWT:\n"),
+        "{stripe}"
+    );
+    // Again, without flags: the recorded spec.
+    assert_eq!(sb.run(&["rotate", "STRIPE_KEY"]).code, 0);
+    assert_eq!(get(&sb, "STRIPE_KEY").len(), 32);
+    // A new secret made by rotate records how.
+    let out = sb.run(&[
+        "rotate",
+        "NEW_TOKEN",
+        "-t",
+        "app",
+        "--bytes",
+        "16",
+        "--charset",
+        "base64url",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sb
+        .read("secrets.yaml")
+        .contains("    generate: {bytes: 16, encoding: base64url}\n"));
+}
+
+#[test]
+fn generate_specs_are_checked_where_they_stand() {
+    let sb = Sandbox::new();
+    let base = format!(
+        "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  K:\n    targets: [app]\n    encrypted: |\n{}",
+        sb.header(),
+        sb.encrypted("CANARY-k", 6)
+    );
+    let line = base.lines().count() + 1;
+    for (spec, want) in [
+        ("{bytes: 32}", "needs `encoding`"),
+        ("{bytes: 32, encoding: alnum}", "cannot encode bytes"),
+        ("{chars: 4, alphabet: alnum}", "out of range"),
+        ("{chars: 0x20, alphabet: alnum}", "is not a number"),
+        ("{chars: 20, alphabet: emoji}", "unknown alphabet `emoji`"),
+        ("{chars: 20, bytes: 20, alphabet: hex}", "not both"),
+        ("{chars: 20, alphabet: hex, run: x}", "unknown field `run`"),
+        ("{chars: 20}", "needs `alphabet`"),
+    ] {
+        sb.write("secrets.yaml", &format!("{base}    generate: {spec}\n"));
+        let out = sb.run(&["check"]);
+        assert_eq!(out.code, 1, "{spec}: {out:?}");
+        assert!(out.all().contains(want), "{spec}: {}", out.all());
+        assert!(
+            out.all().contains(&format!("secrets.yaml:{line}:")),
+            "{spec}: {}",
+            out.all()
+        );
+    }
+    // Plain configuration is not generated.
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  K:\n    targets: [app]\n    value: x\n    generate: {{chars: 20, alphabet: hex}}\n",
+            sb.header()
+        ),
+    );
+    let out = sb.run(&["check"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all().contains("`generate` is for encrypted secrets"),
+        "{}",
+        out.all()
+    );
+}
