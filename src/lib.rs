@@ -21,6 +21,7 @@ pub mod environ;
 pub mod error;
 pub mod fsutil;
 pub mod generate;
+pub mod gitignore;
 pub mod holdable;
 pub mod lifecycle;
 pub mod lock;

@@ -81,7 +81,7 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
         text.push_str(&format!("  {l}\n"));
     }
     text.push_str("\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n\nsecrets: {}\n");
-    secretsync::manifest::parse(&g.manifest, text.clone())?;
+    let m = secretsync::manifest::parse(&g.manifest, text.clone())?;
     write_atomic(&g.manifest, text.as_bytes(), 0o644).map_err(|e| Error::io(&g.manifest, e))?;
     if !g.quiet {
         eprintln!(
@@ -89,6 +89,20 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
             super::shown(&g.manifest),
             recipients.len()
         );
+    }
+    // The local target's file holds values in clear: git ignores it (and
+    // the lock file) before anything is written there.
+    let dir = m.dir();
+    if secretsync::gitignore::work_tree(&dir).is_some() {
+        let added = secretsync::gitignore::extend(&dir, &secretsync::gitignore::entries(&m))
+            .map_err(|e| Error::io(dir.join(".gitignore"), e))?;
+        if !added.is_empty() && !g.quiet {
+            eprintln!(
+                "added to {}: {} (values in clear stay out of git)",
+                super::shown(&dir.join(".gitignore")),
+                added.join(", ")
+            );
+        }
     }
     Ok(Exit::Ok)
 }

@@ -153,6 +153,14 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     ) {
         eprintln!("{line}");
     }
+    let in_clear = storage == Storage::Plain || (plain_now && storage == Storage::Keep);
+    if let (true, Some(why)) = (in_clear, secretsync::check::looks_secret(value.expose())) {
+        // Said even with --quiet: the value is now in clear in the manifest.
+        eprintln!(
+            "warning: `{}` is stored in clear, and its value looks like a secret ({why}); if it is one, run `secretsync set {} --encrypt` (and rotate it: the clear text may be in git's history)",
+            a.key, a.key
+        );
+    }
     if plain_now && storage == Storage::Keep && !g.quiet {
         eprintln!(
             "`{}` is kept in clear (plain); pass --encrypt to encrypt it",

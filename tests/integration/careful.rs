@@ -265,3 +265,140 @@ fn generate_specs_are_checked_where_they_stand() {
         out.all()
     );
 }
+
+// ---- no plaintext in git --------------------------------------------------------
+
+fn git(sb: &Sandbox, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(sb.dir.path())
+        .env("HOME", sb.dir.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn init_in_a_git_repository_leaves_no_plaintext_for_git() {
+    let sb = Sandbox::new();
+    git(&sb, &["init", "-q"]);
+    // The sandbox's identity file is the user's, kept elsewhere in life.
+    sb.write(".git/info/exclude", "id.txt\n");
+    let out = sb.run(&["init", "-r", &sb.recipient.to_string()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("added to .gitignore: /.env, /.secrets.yaml.lock"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run_stdin(
+        &["set", "API_KEY", "--stdin", "-t", "local"],
+        &[],
+        "CANARY-in-clear\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sb.read(".env").contains("CANARY-in-clear"));
+    let status = git(&sb, &["status", "--porcelain", "--untracked-files=all"]);
+    let mut files: Vec<&str> = status.lines().map(|l| &l[3..]).collect();
+    files.sort();
+    assert_eq!(files, [".gitignore", "secrets.yaml"], "{status}");
+    // What git would commit holds no value.
+    git(&sb, &["add", "-A"]);
+    let staged = git(&sb, &["diff", "--cached"]);
+    assert_no_canary("git diff --cached", staged.as_bytes(), &["CANARY"]);
+    // A second init elsewhere in the same folder keeps .gitignore as it is.
+    let before = sb.read(".gitignore");
+    let out = sb.run(&["-f", "other.yaml", "init", "-r", &sb.recipient.to_string()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(sb.read(".gitignore").starts_with(&before));
+    assert!(sb.read(".gitignore").contains("/.other.yaml.lock\n"));
+    assert_eq!(sb.read(".gitignore").matches("/.env\n").count(), 1);
+}
+
+#[test]
+fn check_warns_about_a_local_env_file_git_does_not_ignore() {
+    let sb = Sandbox::new();
+    git(&sb, &["init", "-q"]);
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  local:\n    type: env_file\n    path: ./.env\n  kept:\n    type: env_file\n    path: config/app.env\nsecrets: {{}}\n",
+            sb.header()
+        ),
+    );
+    sb.write(".gitignore", "/config/\n");
+    std::fs::create_dir_all(sb.path("config")).unwrap();
+    let out = sb.run(&["check", "--detailed-exitcode"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stdout.contains("target `local` writes values in clear to ./.env, inside a git work tree, and git does not ignore it"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("`kept`"), "{}", out.stdout);
+    sb.write(".gitignore", "/config/\n.env\n");
+    let out = sb.run(&["check", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // Outside a git work tree, nothing is said.
+    let plain = Sandbox::new();
+    plain.write("secrets.yaml", &sb.read("secrets.yaml"));
+    let out = plain.run(&["check", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn check_and_set_say_how_to_encrypt() {
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  STRIPE:\n    targets: [app]\n    value: sk_live_abcdefghijklmnopqrstuvwx\n",
+            sb.header()
+        ),
+    );
+    let out = sb.run(&["check"]);
+    assert!(
+        out.stdout
+            .contains("encrypt it with `secretsync set STRIPE --encrypt`"),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run_stdin(
+        &["set", "OTHER", "--plain", "--stdin", "-t", "app"],
+        &[],
+        "sk_live_CANARYCANARYCANARY00\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("warning: `OTHER` is stored in clear, and its value looks like a secret"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`secretsync set OTHER --encrypt`"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary("set --plain", out.all().as_bytes(), &["CANARY"]);
+    // The same value again, now encrypted: no former value is claimed.
+    let out = sb.run_stdin(
+        &["set", "OTHER", "--encrypt", "--stdin"],
+        &[],
+        "sk_live_CANARYCANARYCANARY00\n",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("secret `OTHER` kept with the same value, now encrypted, in secrets.yaml"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("previous"), "{}", out.stderr);
+}
