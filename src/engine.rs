@@ -470,6 +470,9 @@ impl Engine {
         } else {
             target.file_diff(&observed, &changes, &self.fingerprints)
         };
+        let mut observed = observed;
+        let notes = target.change_notes(&observed, &changes);
+        observed.notes.extend(notes);
         Ok(TargetDiff {
             items,
             changes,

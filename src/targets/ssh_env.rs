@@ -418,6 +418,10 @@ impl Target for SshEnvFile {
         super::env_file::file_diff(&self.spec.path, self.spec.format, observed, changes, fp)
     }
 
+    fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
+        crate::envfile::dropped_exports(observed, changes, self.spec.format)
+    }
+
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
         self.observe(read_one(self).await?)
     }

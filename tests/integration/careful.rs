@@ -402,3 +402,71 @@ fn check_and_set_say_how_to_encrypt() {
     );
     assert!(!out.stderr.contains("previous"), "{}", out.stderr);
 }
+
+// ---- export kept or explained ------------------------------------------------------
+
+/// What a child of a bash that sourced `file` sees as `$key` (only exported
+/// variables reach a child), read by the real bash.
+fn bash_child_sees(sb: &Sandbox, file: &str, key: &str) -> String {
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            ". ./{file}; bash -c 'printf %s \"${{{key}-unset}}\"'"
+        ))
+        .current_dir(sb.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn export_is_kept_where_readers_accept_it_and_explained_where_not() {
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  worker:\n    type: env_file\n    path: worker.env\n    format: shell\n  portable:\n    type: env_file\n    path: portable.env\nsecrets:\n  TOKEN:\n    targets: [worker, portable]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted("CANARY new $value", 6)
+        ),
+    );
+    sb.write("worker.env", "export TOKEN=old\nexport OTHER=1\n");
+    sb.write("portable.env", "export TOKEN=old\n");
+    assert_eq!(bash_child_sees(&sb, "worker.env", "TOKEN"), "old");
+    let out = sb.run(&["plan"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_canary("plan", out.all().as_bytes(), &["CANARY"]);
+    // The portable format drops it, and says so per key before apply.
+    assert!(
+        out.stdout.contains("note: TOKEN: its `export ` prefix is dropped on rewrite (format dotenv: systemd, one of its readers, ignores `export` lines), so a shell sourcing the file no longer exports it to child processes; `format: shell` keeps it"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.matches("prefix is dropped").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    let json = sb.run(&["plan", "--format", "json"]);
+    assert!(json.stdout.contains("prefix is dropped"), "{}", json.stdout);
+    assert_eq!(sb.run(&["apply", "--auto-approve"]).code, 0);
+    // Kept under `format: shell`: bash's children still see the new value.
+    assert!(
+        sb.read("worker.env").starts_with("export TOKEN="),
+        "{}",
+        sb.read("worker.env")
+    );
+    assert_eq!(
+        bash_child_sees(&sb, "worker.env", "TOKEN"),
+        "CANARY new $value"
+    );
+    assert_eq!(bash_child_sees(&sb, "worker.env", "OTHER"), "1");
+    assert_eq!(bash_child_sees(&sb, "portable.env", "TOKEN"), "unset");
+    // In sync, nothing more to say.
+    let out = sb.run(&["plan"]);
+    assert!(!out.stdout.contains("prefix is dropped"), "{}", out.stdout);
+}
