@@ -470,3 +470,118 @@ fn export_is_kept_where_readers_accept_it_and_explained_where_not() {
     let out = sb.run(&["plan"]);
     assert!(!out.stdout.contains("prefix is dropped"), "{}", out.stdout);
 }
+
+// ---- where a differing value came from ---------------------------------------------
+
+fn two_secrets(sb: &Sandbox) {
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  HAND:\n    targets: [app]\n    encrypted: |\n{}  ROTATED:\n    targets: [app]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted("CANARY-hand-manifest", 6),
+            sb.encrypted("CANARYrotated0123456789", 6)
+        ),
+    );
+}
+
+#[test]
+fn a_hand_edit_is_reported_as_changed_outside() {
+    let sb = Sandbox::new();
+    two_secrets(&sb);
+    assert_eq!(sb.run(&["apply", "--auto-approve"]).code, 0);
+    // ROTATED is rotated in the manifest (app still holds its former
+    // value); HAND is edited on the target by hand.
+    assert_eq!(sb.run(&["rotate", "ROTATED"]).code, 0);
+    let text = sb
+        .read("app.env")
+        .replace("CANARY-hand-manifest", "CANARY-hand-edit");
+    sb.write("app.env", &text);
+    let out = sb.run(&["plan", "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_canary("plan json", out.all().as_bytes(), &["CANARY"]);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let items = doc["targets"][0]["items"].as_array().unwrap();
+    let item = |k: &str| items.iter().find(|i| i["key"] == k).unwrap().clone();
+    assert_eq!(item("HAND")["state"], "differs");
+    assert_eq!(item("HAND")["provenance"], "outside");
+    assert_eq!(item("ROTATED")["provenance"], "previous");
+    assert!(item("ROTATED")["replaced_on"].is_string());
+    let out = sb.run(&["plan"]);
+    assert!(
+        out.stdout.contains("note: HAND was changed outside secretsync (it holds none of the manifest's current or previous values)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("note: ROTATED holds the value replaced on "),
+        "{}",
+        out.stdout
+    );
+    let out = sb.run(&["plan", "--format", "markdown"]);
+    assert!(
+        out.stdout.contains("changed outside secretsync"),
+        "{}",
+        out.stdout
+    );
+    assert_no_canary("plan", out.all().as_bytes(), &["CANARY"]);
+}
+
+#[test]
+fn an_applied_saved_plan_says_already_applied() {
+    let sb = Sandbox::new();
+    two_secrets(&sb);
+    let out = sb.run(&["plan", "--out", "plan.json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(sb.run(&["apply", "plan.json"]).code, 0);
+    let out = sb.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("the saved plan was already applied"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.all().contains("stale"), "{}", out.all());
+    // Changed again since: stale, and said as such.
+    sb.write(
+        "app.env",
+        &sb.read("app.env").replace("CANARY-hand-manifest", "x"),
+    );
+    let out = sb.run(&["apply", "plan.json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("stale"), "{}", out.stderr);
+}
+
+#[test]
+fn import_names_what_it_skipped_and_why() {
+    let sb = Sandbox::new();
+    two_secrets(&sb);
+    assert_eq!(sb.run(&["apply", "--auto-approve"]).code, 0);
+    sb.write(
+        "app.env",
+        &sb.read("app.env")
+            .replace("CANARY-hand-manifest", "CANARY-other"),
+    );
+    let out = sb.run(&["import", "--from", "app"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("imported nothing from `app`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "skipped 1 already in the manifest with the same value (nothing to import): ROTATED"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("skipped 1 already in the manifest (use --overwrite): HAND"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("imported 0"), "{}", out.stderr);
+}
