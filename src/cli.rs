@@ -91,6 +91,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TargetAction,
     },
+    /// Print the public key of each identity found (and where), and whether the manifest's recipients include it.
+    Whoami,
+    /// Run a command with the values a target receives added to its environment (nothing is printed; the exit status is the command's).
+    Run(RunArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -191,8 +195,29 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The secret's name in the manifest.
+    /// The secret's name in the manifest (with --target: its name there, or the secret's).
     pub(crate) key: String,
+    /// Print the value as this target receives it (KEY may be the name the target gives it).
+    #[arg(short = 't', long = "target", value_name = "NAME")]
+    pub(crate) target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The target whose values the command receives, named as that target names them.
+    #[arg(short = 't', long = "target", value_name = "NAME", required = true)]
+    pub(crate) target: String,
+    /// An environment of the manifest (not supported yet: refused).
+    #[arg(long, value_name = "ENV")]
+    pub(crate) env: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -585,3 +585,215 @@ fn import_names_what_it_skipped_and_why() {
     );
     assert!(!out.stderr.contains("imported 0"), "{}", out.stderr);
 }
+
+// ---- onboarding: whoami, a second init, the identity error -------------------------
+
+#[test]
+fn whoami_prints_each_identity_and_whether_it_is_a_recipient() {
+    let sb = Sandbox::new();
+    two_secrets(&sb);
+    let other = age::x25519::Identity::generate();
+    use secrecy::ExposeSecret;
+    let other_key = other.to_string().expose_secret().to_string();
+    let out = sb.run_with(&["whoami"], &[("SECRETSYNC_AGE_KEY", &other_key)]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_canary(
+        "whoami",
+        out.all().as_bytes(),
+        &[&other_key, "AGE-SECRET-KEY"],
+    );
+    let me = sb.recipient.to_string();
+    assert!(
+        out.stdout.contains(&format!(
+            "{me}\n  from --identity {} (used); a recipient of secrets.yaml\n",
+            sb.identity.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "{}\n  from SECRETSYNC_AGE_KEY; not a recipient of secrets.yaml\n",
+            other.to_public()
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_second_init_reuses_the_identity() {
+    let sb = Sandbox::new();
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.args(["-f", "one/secrets.yaml", "init"]);
+    std::fs::create_dir_all(sb.path("one")).unwrap();
+    std::fs::create_dir_all(sb.path("two")).unwrap();
+    let first = support::cli::run(cmd);
+    assert_eq!(first.code, 0, "{first:?}");
+    let key_file = sb.path(".config/sops/age/keys.txt");
+    let id_text = std::fs::read_to_string(&key_file).unwrap();
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.args(["-f", "two/secrets.yaml", "init"]);
+    let second = support::cli::run(cmd);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stderr.contains("using the existing identity in"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stdout, first.stdout, "the same public key");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        id_text,
+        "never overwritten"
+    );
+    assert!(sb.read("two/secrets.yaml").contains(first.stdout.trim()));
+}
+
+#[test]
+fn the_identity_error_names_what_it_could_not_decrypt_and_the_recipients() {
+    let sb = Sandbox::new();
+    two_secrets(&sb);
+    let other = Sandbox::new();
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.args(["plan", "--identity"]).arg(&other.identity);
+    let out = support::cli::run(cmd);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: the manifest's fingerprint key (`fingerprint_key`, encrypted to the recipients like every value) is not encrypted to the identity from --identity {} ({}), which is not one of the manifest's recipients:\n  - {}\n",
+            other.identity.display(),
+            other.recipient,
+            sb.recipient
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("`secretsync recipients add YOUR_PUBLIC_KEY`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("rekey"), "{}", out.stderr);
+}
+
+// ---- run and get -t ----------------------------------------------------------------
+
+fn renamed(sb: &Sandbox) {
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\n  worker:\n    type: env_file\n    path: worker.env\nsecrets:\n  DB_PASSWORD:\n    targets: [app, worker]\n    rename: {{ worker: WORKER_DB_PASSWORD }}\n    encrypted: |\n{}  LOG_LEVEL:\n    targets: [app]\n    value: debug\n",
+            sb.header(),
+            sb.encrypted("CANARY db 'pw' $x\nline2", 6)
+        ),
+    );
+}
+
+/// `secretsync --identity ID ARGS…`: the identity before `run`, whose
+/// trailing arguments are the command's.
+fn run_cmd(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.arg("--identity").arg(&sb.identity).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    support::cli::run(cmd)
+}
+
+#[test]
+fn run_gives_the_command_the_values_a_target_receives_and_its_exit_status() {
+    let sb = Sandbox::new();
+    renamed(&sb);
+    let probe = "printf '%s|%s|%s|%s' \"$WORKER_DB_PASSWORD\" \"${DB_PASSWORD-unset}\" \"${LOG_LEVEL-unset}\" \"${SECRETSYNC_AGE_KEY-none}${SOPS_AGE_KEY-none}${RAILWAY_TOKEN-none}\" > seen; exit 7";
+    let out = run_cmd(
+        &sb,
+        &["run", "-t", "worker", "--", "sh", "-c", probe],
+        &[
+            ("RAILWAY_TOKEN", "CANARY-railway"),
+            ("SOPS_AGE_KEY", "CANARY-sops"),
+        ],
+    );
+    assert_eq!(out.code, 7, "the command's status: {out:?}");
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("", ""),
+        "nothing printed"
+    );
+    assert_eq!(
+        sb.read("seen"),
+        "CANARY db 'pw' $x\nline2|unset|unset|nonenonenone"
+    );
+    // app gets it under its own name, with the plain setting.
+    let out = run_cmd(
+        &sb,
+        &[
+            "run",
+            "-t",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$LOG_LEVEL\" \"${#DB_PASSWORD}\" > seen",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(sb.read("seen"), "debug 23");
+    // A signal is said as a shell says it.
+    let out = run_cmd(
+        &sb,
+        &["run", "-t", "app", "--", "sh", "-c", "kill -TERM $$"],
+        &[],
+    );
+    assert_eq!(out.code, 143, "{out:?}");
+    let out = run_cmd(&sb, &["run", "-t", "nope", "--", "true"], &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("--target nope: no such target"),
+        "{}",
+        out.stderr
+    );
+    let out = run_cmd(
+        &sb,
+        &["run", "-t", "app", "--env", "prod", "--", "true"],
+        &[],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no environments"), "{}", out.stderr);
+    let out = run_cmd(&sb, &["run", "-t", "app", "--", "./no-such-program"], &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("cannot run `./no-such-program`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn get_with_a_target_prints_the_value_under_its_name_there() {
+    let sb = Sandbox::new();
+    renamed(&sb);
+    let want = "CANARY db 'pw' $x\nline2";
+    for args in [
+        ["get", "WORKER_DB_PASSWORD", "-t", "worker"],
+        ["get", "DB_PASSWORD", "-t", "worker"],
+        ["get", "DB_PASSWORD", "-t", "app"],
+    ] {
+        let out = sb.run(&args);
+        assert_eq!(out.code, 0, "{args:?}: {out:?}");
+        assert_eq!(out.stdout, want, "{args:?}");
+    }
+    let out = sb.run(&["get", "LOG_LEVEL", "-t", "worker"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "target `worker` receives no key `LOG_LEVEL`\n  hint: its keys: WORKER_DB_PASSWORD"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["get", "WORKER_DB_PASSWORD", "-t", "app"]);
+    assert_eq!(out.code, 1, "{out:?}");
+}
