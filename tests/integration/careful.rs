@@ -797,3 +797,70 @@ fn get_with_a_target_prints_the_value_under_its_name_there() {
     let out = sb.run(&["get", "WORKER_DB_PASSWORD", "-t", "app"]);
     assert_eq!(out.code, 1, "{out:?}");
 }
+
+// ---- dynamic completions ---------------------------------------------------------
+
+/// What the shell hook would get back for the words, the last being completed.
+fn complete(sb: &Sandbox, words: &[&str]) -> Vec<String> {
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.arg("--")
+        .args(words)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .env("_CLAP_IFS", "\n");
+    let out = support::cli::run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout.lines().map(String::from).collect()
+}
+
+#[test]
+fn completions_offer_the_manifests_secret_and_target_names() {
+    let sb = Sandbox::new();
+    renamed(&sb);
+    sb.write(
+        "other.yaml",
+        &sb.read("secrets.yaml")
+            .replace("DB_PASSWORD:", "OTHER_SECRET:")
+            .replace("  worker:\n", "  backup:\n")
+            .replace("[app, worker]", "[app, backup]")
+            .replace("{ worker:", "{ backup:"),
+    );
+    let got = complete(&sb, &["secretsync", "get", ""]);
+    assert!(
+        got.contains(&"DB_PASSWORD".to_string()) && got.contains(&"LOG_LEVEL".to_string()),
+        "{got:?}"
+    );
+    let got = complete(&sb, &["secretsync", "plan", "-t", ""]);
+    assert_eq!(got, ["app", "worker"]);
+    let got = complete(&sb, &["secretsync", "run", "--target", "w"]);
+    assert_eq!(got, ["worker"]);
+    let got = complete(&sb, &["secretsync", "-f", "other.yaml", "rotate", "O"]);
+    assert_eq!(got, ["OTHER_SECRET"]);
+    let got = complete(
+        &sb,
+        &[
+            "secretsync",
+            "-f",
+            "other.yaml",
+            "targets",
+            "add",
+            "LOG_LEVEL",
+            "",
+        ],
+    );
+    assert_eq!(got[..2], ["app", "backup"], "{got:?}");
+    assert!(!got.contains(&"worker".to_string()), "{got:?}");
+    // The shell's hook, to install.
+    let mut cmd = support::cli::secretsync_cmd(sb.dir.path());
+    cmd.env("COMPLETE", "bash");
+    let hook = support::cli::run(cmd);
+    assert!(
+        hook.stdout
+            .contains("complete -o nospace -o bashdefault -F _clap_complete_secretsync secretsync")
+            || hook.stdout.contains("_clap_complete_secretsync"),
+        "{}",
+        hook.stdout
+    );
+}
