@@ -827,6 +827,18 @@ impl Report {
         text(&self.findings, &self.policy, color)
     }
 
+    /// One line: what the findings count (`Lifecycle: 2 due for rotation.`);
+    /// for a listing whose rows already show each secret.
+    pub fn summary(&self) -> String {
+        if self.findings.is_empty() {
+            return String::new();
+        }
+        format!(
+            "Lifecycle: {} (see the rows above; `secretsync plan` or `doctor` says what to do for each).\n",
+            counts(&self.findings, &self.policy)
+        )
+    }
+
     pub fn markdown(&self) -> String {
         markdown(&self.findings, &self.policy)
     }

@@ -605,6 +605,23 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
         );
         for c in &s.checks {
             match &c.outcome {
+                // A check that passed with a warning (a secret expiring
+                // soon) is marked as one, its fix on a line of its own.
+                Ok(detail) if detail.starts_with("warning: ") => {
+                    let rest = &detail["warning: ".len()..];
+                    let (what, fix) = rest.split_once("; fix: ").unwrap_or((rest, ""));
+                    let mark = if markdown {
+                        "- ⚠️".to_string()
+                    } else if st.color {
+                        "\x1b[33mwarn\x1b[0m".into()
+                    } else {
+                        "warn".into()
+                    };
+                    let _ = writeln!(out, "  {mark} {}: {what}", c.what);
+                    if !fix.is_empty() {
+                        let _ = writeln!(out, "      fix: {fix}");
+                    }
+                }
                 Ok(detail) => {
                     let _ = writeln!(
                         out,

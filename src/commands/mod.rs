@@ -337,11 +337,10 @@ impl Progress for Spinners {
             .unwrap_or_else(|e| e.into_inner())
             .remove(target)
         {
+            // Cleared, leaving nothing above the plan (which says what
+            // each target holds, or why it could not be read).
+            let _ = ok;
             bar.finish_and_clear();
-            let _ = self.multi.println(format!(
-                "{} {target}",
-                if ok { "read" } else { "failed to read" }
-            ));
         }
     }
 }

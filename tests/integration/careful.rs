@@ -864,3 +864,38 @@ fn completions_offer_the_manifests_secret_and_target_names() {
         hook.stdout
     );
 }
+
+// ---- terminal output ---------------------------------------------------------------
+
+#[test]
+fn list_says_the_lifecycle_once_and_doctor_marks_warnings() {
+    let sb = Sandbox::new();
+    let (text, _) = due_manifest(&sb);
+    sb.write("secrets.yaml", &text);
+    let out = at_now(&sb, &["list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("\nLifecycle: 7 due for rotation (see the rows above;"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("fix:"),
+        "the plan's block is not repeated:\n{}",
+        out.stdout
+    );
+    let out = at_now(&sb, &["doctor"]);
+    assert!(!out.stdout.contains("ok   secret "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("  warn secret HEX_KEY: is due for rotation since "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  warn secret DATABASE_URL: is due for rotation since 2026-01-31 (set on 2026-01-01, rotate_every 30d)\n      fix: issued elsewhere: rotate it at its source, then `secretsync set DATABASE_URL`"),
+        "{}",
+        out.stdout
+    );
+}

@@ -388,7 +388,7 @@ fn doctor_fails_on_an_expired_secret_and_warns_in_the_window() {
     );
     assert!(
         out.stdout
-            .contains("secret SOON_JWT: warning: expires on 2026-12-13"),
+            .contains("\n  warn secret SOON_JWT: expires on 2026-12-13"),
         "{}",
         out.stdout
     );
