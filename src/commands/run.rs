@@ -70,8 +70,22 @@ pub(super) async fn run(g: &Global, a: RunArgs) -> Result<Exit, Error> {
     })?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
+    let mut skipped = Vec::new();
     for (key, value) in &values {
+        // A keychain account may be named what no environment variable can
+        // be; a NUL cannot be in the environment at all.
+        if !secretsync::manifest::is_env_key(key) || value.expose().contains('\0') {
+            skipped.push(key.as_str());
+            continue;
+        }
         cmd.env(key, value.expose());
+    }
+    if !skipped.is_empty() {
+        // The one thing `run` says: what the command will not find.
+        eprintln!(
+            "secretsync run: not passed (not an environment variable name, or a value with NUL): {}",
+            skipped.join(", ")
+        );
     }
     let status = tokio::task::block_in_place(|| cmd.status()).map_err(|e| {
         Error::usage(
