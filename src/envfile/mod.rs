@@ -410,7 +410,7 @@ pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetE
 /// in a format that drops the prefix (a shell sourcing the file would no
 /// longer pass the key to its children): the plan says so before apply.
 pub fn dropped_exports(observed: &Observed, changes: &[Change], format: Format) -> Vec<String> {
-    if format.keeps_export() {
+    if format.keeps_export() || !changes.iter().any(|c| matches!(c.op, Op::Update(_))) {
         return Vec::new();
     }
     let Some(text) = observed.snapshot.as_ref().map(Secret::expose) else {
