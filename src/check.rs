@@ -77,7 +77,11 @@ pub const ALLOW_MARK: &str = "secretsync: not-secret";
 /// Checks the manifest at `path`. Never decrypts, never contacts anything.
 pub fn check(path: &Path) -> Report {
     match manifest::load(path) {
-        Ok(m) => check_manifest(&m),
+        Ok(m) => {
+            let mut r = check_manifest(&m);
+            r.findings.extend(unignored(&m));
+            r
+        }
         Err(e) => Report {
             findings: vec![load_error(&e)],
             ..Report::default()
@@ -106,6 +110,28 @@ fn load_error(e: &ManifestError) -> Finding {
             detail: Some(e.to_string()),
         },
     }
+}
+
+/// A warning per local env file (values in clear) inside a git work tree
+/// that git does not ignore: one `git add .` from a commit.
+fn unignored(m: &Manifest) -> Vec<Finding> {
+    crate::gitignore::unignored_env_files(m)
+        .into_iter()
+        .map(|(target, path)| Finding {
+            level: Level::Warning,
+            line: 0,
+            column: 0,
+            secret: None,
+            message: format!(
+                "target `{target}` writes values in clear to {path}, inside a git work tree, and git does not ignore it"
+            ),
+            hint: Some(format!(
+                "add it to .gitignore (`echo '/{}' >> .gitignore`), or move the file out of the repository",
+                path.trim_start_matches("./")
+            )),
+            detail: None,
+        })
+        .collect()
 }
 
 /// The places of the values, which [`Manifest`] does not keep. Unknown fields
@@ -194,7 +220,7 @@ pub fn check_manifest(m: &Manifest) -> Report {
                             "secret `{name}` has a plain `value` that looks like a secret ({why})"
                         ),
                         hint: Some(format!(
-                            "encrypt it with `secretsync set {name}` (and rotate it: it is in the history), or add `# {ALLOW_MARK}` at the end of that line if it is not secret"
+                            "encrypt it with `secretsync set {name} --encrypt` (and rotate it: it is in the history), or add `# {ALLOW_MARK}` at the end of that line if it is not secret"
                         )),
                         detail: None,
                     });

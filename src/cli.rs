@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 
 /// Keep secrets identical everywhere they are deployed.
 #[derive(Debug, Parser)]
@@ -91,6 +92,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TargetAction,
     },
+    /// Print the public key of each identity found (and where), and whether the manifest's recipients include it.
+    Whoami,
+    /// Run a command with the values a target receives added to its environment (nothing is printed; the exit status is the command's).
+    Run(RunArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -101,7 +106,7 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct Selection {
     /// Only this target (repeatable).
-    #[arg(short = 't', long = "target", value_name = "NAME")]
+    #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) targets: Vec<String>,
     /// How many targets are read or written at once. Reads are already
     /// batched per Railway project and per SSH host (which caps its own
@@ -231,8 +236,30 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
-    /// The secret's name in the manifest.
+    /// The secret's name in the manifest (with --target: its name there, or the secret's).
+    #[arg(add = ArgValueCandidates::new(crate::complete::secrets))]
     pub(crate) key: String,
+    /// Print the value as this target receives it (KEY may be the name the target gives it).
+    #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
+    pub(crate) target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The target whose values the command receives, named as that target names them.
+    #[arg(short = 't', long = "target", value_name = "NAME", required = true, add = ArgValueCandidates::new(crate::complete::targets))]
+    pub(crate) target: String,
+    /// An environment of the manifest (not supported yet: refused).
+    #[arg(long, value_name = "ENV")]
+    pub(crate) env: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -248,10 +275,11 @@ pub(crate) struct InitArgs {
 #[derive(Debug, Args)]
 pub(crate) struct SetArgs {
     /// The secret's name in the manifest.
+    #[arg(add = ArgValueCandidates::new(crate::complete::secrets))]
     pub(crate) key: String,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
-    #[arg(short = 't', long = "target", value_name = "NAME")]
+    #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) targets: Vec<String>,
     /// Read the value from standard input (one trailing newline is dropped).
     #[arg(long)]
@@ -284,31 +312,46 @@ pub(crate) enum Charset {
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
     /// The secret's name in the manifest (none with --due).
-    #[arg(required_unless_present = "due", conflicts_with = "due")]
+    #[arg(required_unless_present = "due", conflicts_with = "due", add = ArgValueCandidates::new(crate::complete::secrets))]
     pub(crate) key: Option<String>,
     /// Rotate every secret whose `rotate_every` has elapsed and that secretsync
-    /// generates; list those issued by someone else, with what to do. Each new
-    /// value keeps the alphabet and length (at least 16) of the one it replaces.
-    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes"])]
+    /// makes (it has a `generate:` spec); list the others, issued elsewhere,
+    /// with what to do.
+    #[arg(long, conflicts_with_all = ["targets", "from_command", "length", "charset", "bytes", "generate"])]
     pub(crate) due: bool,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Take the new value from this command's standard output (one trailing
     /// newline removed), for tokens a provider mints: `gh auth token`. Run by
     /// `sh -c` without secretsync's identity and tokens in its environment; empty
     /// output or a failure changes nothing.
-    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes"])]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["length", "charset", "bytes", "generate"])]
     pub(crate) from_command: Option<String>,
+    /// How secretsync makes this value from now on, recorded as the secret's
+    /// `generate:`: `bytes=32,encoding=hex` (or base64, base64url) or
+    /// `chars=40,alphabet=alnum` (or hex, base64, base64url, ascii). Needed to
+    /// replace a value that does not look random (a URL, JSON, a list, a
+    /// provider's key) with a random one.
+    #[arg(long, value_name = "SPEC", value_parser = generate_spec, conflicts_with_all = ["length", "charset", "bytes"])]
+    pub(crate) generate: Option<secretsync::generate::Spec>,
     /// For a new secret: the targets it must reach (repeatable). For an
     /// existing one they must be its targets: change them with `secretsync targets`.
-    #[arg(short = 't', long = "target", value_name = "NAME")]
+    #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) targets: Vec<String>,
-    /// Characters in the new value.
-    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
-    pub(crate) length: u16,
-    #[arg(long, value_enum, default_value_t = Charset::Alnum)]
-    pub(crate) charset: Charset,
+    /// Characters in the new value (default: the secret's `generate:`, else 40).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(8..=4096), conflicts_with = "bytes")]
+    pub(crate) length: Option<u16>,
+    /// The alphabet of the new value (default: alnum); recorded in `generate:`.
+    #[arg(long, value_enum)]
+    pub(crate) charset: Option<Charset>,
     /// Instead: N random bytes, encoded with --charset hex, base64 or base64url.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(8..=4096))]
     pub(crate) bytes: Option<u16>,
+}
+
+fn generate_spec(text: &str) -> Result<secretsync::generate::Spec, String> {
+    secretsync::generate::Spec::parse(text)
 }
 
 #[derive(Debug, Args)]
@@ -328,7 +371,7 @@ pub(crate) struct ListArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// The target to read the values from.
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) from: String,
     /// Keys (as named on the target) to import; all of them when none is given.
     pub(crate) keys: Vec<String>,
@@ -356,7 +399,7 @@ pub(crate) enum RecipientsAction {
 #[derive(Debug, Args)]
 pub(crate) struct UnsetArgs {
     /// The secrets' names in the manifest.
-    #[arg(required = true, value_name = "KEY")]
+    #[arg(required = true, value_name = "KEY", add = ArgValueCandidates::new(crate::complete::secrets))]
     pub(crate) keys: Vec<String>,
 }
 
@@ -365,15 +408,17 @@ pub(crate) enum TargetsAction {
     /// Deploy a secret to more targets.
     Add {
         /// The secret's name in the manifest.
+        #[arg(add = ArgValueCandidates::new(crate::complete::secrets))]
         key: String,
-        #[arg(required = true, value_name = "TARGET")]
+        #[arg(required = true, value_name = "TARGET", add = ArgValueCandidates::new(crate::complete::targets))]
         targets: Vec<String>,
     },
     /// Stop managing a secret on some targets (the value stays there; see `prune`).
     Remove {
         /// The secret's name in the manifest.
+        #[arg(add = ArgValueCandidates::new(crate::complete::secrets))]
         key: String,
-        #[arg(required = true, value_name = "TARGET")]
+        #[arg(required = true, value_name = "TARGET", add = ArgValueCandidates::new(crate::complete::targets))]
         targets: Vec<String>,
     },
 }
@@ -386,7 +431,7 @@ pub(crate) enum TargetAction {
     Add(Box<TargetAddArgs>),
     /// Remove a target definition that no secret uses.
     Remove {
-        #[arg(value_name = "NAME")]
+        #[arg(value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
         name: String,
     },
 }
@@ -421,15 +466,19 @@ pub(crate) struct TargetAddArgs {
     /// ssh_env, keychain over SSH: `user@host` or an alias from ~/.ssh/config.
     #[arg(long)]
     pub(crate) host: Option<String>,
+    /// ssh_env, keychain over SSH: the SSH port (default: ssh's, 22 or ~/.ssh/config).
     #[arg(long)]
     pub(crate) port: Option<u16>,
+    /// ssh_env, keychain over SSH: the private key ssh logs in with (default: ssh's).
     #[arg(long, value_name = "FILE")]
     pub(crate) identity_file: Option<String>,
+    /// ssh_env, keychain over SSH: `strict` (the host must be in known_hosts) or `accept-new`.
     #[arg(long, value_enum)]
     pub(crate) known_hosts: Option<KnownHostsChoice>,
+    /// ssh_env, keychain over SSH: the known_hosts file to check the host against.
     #[arg(long, value_name = "FILE")]
     pub(crate) known_hosts_file: Option<String>,
-    /// For example `10s`.
+    /// ssh_env, keychain over SSH: how long to wait for the connection, for example `10s`.
     #[arg(long, value_name = "DURATION")]
     pub(crate) connect_timeout: Option<String>,
     /// ssh_env: read and write through `sudo -n`.

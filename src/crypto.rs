@@ -116,6 +116,15 @@ pub enum CryptoError {
     BadIdentity { origin: String, why: String },
     #[error("{what} is not encrypted to the identity from {origin}")]
     NotRecipient { what: String, origin: String },
+    /// [`CryptoError::NotRecipient`] said with what the run knows: the
+    /// identity's public key and the manifest's recipients.
+    #[error("{what} is not encrypted to the identity from {origin} ({public}), which is not one of the manifest's recipients:\n{recipients}")]
+    NotARecipient {
+        what: String,
+        origin: String,
+        public: String,
+        recipients: String,
+    },
     #[error("{what} cannot be decrypted: {why}")]
     Corrupt { what: String, why: String },
     #[error("cannot encrypt: {0}")]
@@ -133,7 +142,10 @@ impl CryptoError {
                 "it decrypts every value of the manifest: make it private with `chmod 600 FILE`, as ssh requires of private keys",
             ),
             CryptoError::NotRecipient { .. } => Some(
-                "use an identity whose public key is listed under `recipients`, or ask a holder of one to run `secretsync recipients add` and `secretsync rekey`",
+                "use an identity whose public key is listed under `recipients`, or ask a holder of one to run `secretsync recipients add YOUR_PUBLIC_KEY` (it re-encrypts every value; `secretsync whoami` prints yours)",
+            ),
+            CryptoError::NotARecipient { .. } => Some(
+                "use an identity whose public key is listed above (--identity FILE), or ask a holder of one to run `secretsync recipients add YOUR_PUBLIC_KEY` (it re-encrypts every value; `secretsync whoami` prints yours)",
             ),
             _ => None,
         }
@@ -218,6 +230,167 @@ fn ssh_key_type(text: &str) -> Option<String> {
     rest = rest.get(4..)?;
     let mut public = string(&mut rest)?;
     String::from_utf8(string(&mut public)?.to_vec()).ok()
+}
+
+/// The public keys (recipients' spelling: `age1…`, `ssh-ed25519 AAAA…`) of
+/// the identities in an identity file's text.
+pub fn public_keys(text: &str, origin: &str) -> Result<Vec<String>, CryptoError> {
+    let keys = parse_identities(text, origin)?;
+    if text.contains(OPENSSH_KEY_HEADER) {
+        return ssh_public(text)
+            .map(|p| vec![p])
+            .ok_or(CryptoError::BadIdentity {
+                origin: origin.to_string(),
+                why: "the SSH private key does not parse".into(),
+            });
+    }
+    Ok(keys
+        .iter()
+        .filter_map(|k| match k {
+            Identity::X25519(i) => Some(i.to_public().to_string()),
+            Identity::Ssh(_) => None,
+        })
+        .collect())
+}
+
+/// `ssh-ed25519 AAAA…`: the public key an OpenSSH private key file carries.
+fn ssh_public(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.contains(OPENSSH_KEY_HEADER))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .map(str::trim)
+        .collect();
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?,
+    );
+    let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;
+    fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let s = rest.get(4..4usize.checked_add(len)?)?;
+        *rest = &rest[4 + len..];
+        Some(s)
+    }
+    for _ in 0..3 {
+        string(&mut rest)?;
+    }
+    rest = rest.get(4..)?;
+    let public = string(&mut rest)?;
+    let mut p = public;
+    let kind = String::from_utf8(string(&mut p)?.to_vec()).ok()?;
+    Some(format!(
+        "{kind} {}",
+        base64::engine::general_purpose::STANDARD.encode(public)
+    ))
+}
+
+impl Identities {
+    /// The public keys of these identities that can be computed from the
+    /// keys alone (x25519; an SSH key's public half is in its file).
+    pub fn publics(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter_map(|k| match k {
+                Identity::X25519(i) => Some(i.to_public().to_string()),
+                Identity::Ssh(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// [`CryptoError::NotRecipient`] said with the identity's public keys and
+/// the manifest's recipients; any other error as it is.
+pub fn explain(e: CryptoError, publics: &[String], recipients: &[Recipient]) -> CryptoError {
+    let CryptoError::NotRecipient { what, origin } = e else {
+        return e;
+    };
+    let what = if what == "fingerprint_key" {
+        "the manifest's fingerprint key (`fingerprint_key`, encrypted to the recipients like every value)".to_string()
+    } else {
+        what
+    };
+    let public = if publics.is_empty() {
+        "public key unknown".to_string()
+    } else {
+        publics.join(", ")
+    };
+    let recipients = if recipients.is_empty() {
+        "  (it lists none)".to_string()
+    } else {
+        recipients
+            .iter()
+            .map(|r| format!("  - {r}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    CryptoError::NotARecipient {
+        what,
+        origin,
+        public,
+        recipients,
+    }
+}
+
+/// One place an identity was found, for `secretsync whoami`.
+#[derive(Debug, Clone)]
+pub struct FoundIdentity {
+    /// Where: `--identity FILE`, `SECRETSYNC_AGE_KEY`, a path.
+    pub origin: String,
+    /// Its public keys, or why it is not usable.
+    pub public: Result<Vec<String>, String>,
+}
+
+/// Every identity present, in the order [`find_identities`] tries them
+/// (the first one is the one it uses).
+pub fn survey_identities(explicit: Option<&Path>) -> Vec<FoundIdentity> {
+    let mut out = Vec::new();
+    let from_file = |path: &Path, origin: String| -> FoundIdentity {
+        let public = std::fs::read_to_string(path)
+            .map(Zeroizing::new)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| public_keys(&text, &origin).map_err(|e| e.to_string()));
+        FoundIdentity { origin, public }
+    };
+    if let Some(path) = explicit {
+        out.push(from_file(path, format!("--identity {}", path.display())));
+    }
+    let var = |name: &str| crate::environ::var(name).filter(|v| !v.trim().is_empty());
+    for (key_var, file_var) in [
+        ("SECRETSYNC_AGE_KEY", "SECRETSYNC_AGE_KEY_FILE"),
+        ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE"),
+    ] {
+        if let Some(text) = var(key_var).map(Zeroizing::new) {
+            out.push(FoundIdentity {
+                origin: key_var.to_string(),
+                public: public_keys(&text, key_var).map_err(|e| e.to_string()),
+            });
+        }
+        if let Some(path) = var(file_var) {
+            out.push(from_file(Path::new(&path), format!("{file_var} ({path})")));
+        }
+    }
+    if let Some(path) = default_identity_path().filter(|p| p.is_file()) {
+        out.push(from_file(&path, path.display().to_string()));
+    }
+    out
+}
+
+/// `~/.config/sops/age/keys.txt`, where `init` writes a new identity.
+pub fn default_identity_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/sops/age/keys.txt"))
+}
+
+/// Whether `public` (a public key as [`public_keys`] spells it) is one of
+/// `recipients` (an SSH key's comment does not count).
+pub fn is_recipient(public: &str, recipients: &[Recipient]) -> bool {
+    let bare = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    recipients
+        .iter()
+        .any(|r| bare(&r.to_string()) == bare(public))
 }
 
 /// The public key of the demo identity in examples/demo, published with the

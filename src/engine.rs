@@ -111,9 +111,10 @@ impl Engine {
         };
 
         let fingerprints = match (&manifest.fingerprint_key, &identities) {
-            (Some(armored), Some(ids)) => {
-                Fingerprinter::new(Some(&crypto::decrypt(ids, armored, "fingerprint_key")?))
-            }
+            (Some(armored), Some(ids)) => Fingerprinter::new(Some(
+                &crypto::decrypt(ids, armored, "fingerprint_key")
+                    .map_err(|e| crypto::explain(e, &ids.publics(), &manifest.recipients))?,
+            )),
             _ => Fingerprinter::default(),
         };
 
@@ -124,6 +125,7 @@ impl Engine {
                 ValueSource::Plain(_) => None,
             })
             .collect();
+        let recipients = manifest.recipients.clone();
         let (done, decrypting) = oneshot::channel();
         let mut engine = Self::build(opts, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
@@ -134,7 +136,12 @@ impl Engine {
                         .iter()
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
-                    let _ = done.send(decrypt_all(&ids, &items));
+                    let _ = done.send(decrypt_all(&ids, &items).map_err(|e| match e {
+                        Error::Crypto(c) => {
+                            Error::Crypto(crypto::explain(c, &ids.publics(), &recipients))
+                        }
+                        other => other,
+                    }));
                 });
             }
             _ => {
@@ -539,6 +546,9 @@ impl Engine {
         } else {
             target.file_diff(&observed, &changes, &self.fingerprints)
         };
+        let mut observed = observed;
+        let notes = target.change_notes(&observed, &changes);
+        observed.notes.extend(notes);
         Ok(TargetDiff {
             items,
             changes,

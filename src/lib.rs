@@ -20,6 +20,8 @@ pub mod envfile;
 pub mod environ;
 pub mod error;
 pub mod fsutil;
+pub mod generate;
+pub mod gitignore;
 pub mod holdable;
 pub mod lifecycle;
 pub mod lock;

@@ -225,6 +225,8 @@ pub struct Status {
     pub state: ExpiryState,
     /// The value is a JWT or a certificate: secretsync cannot generate it.
     pub issued: bool,
+    /// `generate:`: secretsync makes the value, and `rotate --due` rotates it.
+    pub generated: Option<crate::generate::Spec>,
     pub rotation: Option<Rotation>,
 }
 
@@ -265,11 +267,12 @@ pub fn assess(m: &Manifest, def: &SecretDef, value: Option<&Secret>, p: &Policy)
     };
     let encrypted = matches!(def.value, ValueSource::Encrypted(_));
     let set = set_on(def);
-    // The top-level default is for secrets; plain settings opt in one by one.
+    // The top-level default is for secrets; plain settings (`value:`) are
+    // configuration, never due, whatever `rotate_every` they carry.
     let every = match def.rotate_every {
+        _ if !encrypted => None,
         Some(e) => e,
-        None if encrypted => m.rotate_every,
-        None => None,
+        None => m.rotate_every,
     };
     let rotation = every.map(|every_days| {
         let set_at = set.as_deref().and_then(|s| parse_time(s).ok());
@@ -290,6 +293,7 @@ pub fn assess(m: &Manifest, def: &SecretDef, value: Option<&Secret>, p: &Policy)
         not_before,
         state,
         issued: found.issued.is_some() || def.expires.is_some(),
+        generated: def.generate,
         rotation,
     }
 }
@@ -441,12 +445,17 @@ impl Status {
                     "is due for rotation since {due} (set on {set}, rotate_every {})",
                     period(r.every_days)
                 ),
-                if self.issued {
-                    fix.clone()
-                } else {
+                if self.generated.is_some() {
                     format!(
                         "`secretsync rotate {}` (or `secretsync rotate --due`) and apply",
                         self.secret
+                    )
+                } else if self.issued {
+                    fix.clone()
+                } else {
+                    format!(
+                        "issued elsewhere: rotate it at its source, then `secretsync set {}` and apply (if secretsync makes it: `secretsync rotate {} --generate SPEC`)",
+                        self.secret, self.secret
                     )
                 },
             );
@@ -640,6 +649,18 @@ impl Report {
         text(&self.findings, &self.policy, color)
     }
 
+    /// One line: what the findings count (`Lifecycle: 2 due for rotation.`);
+    /// for a listing whose rows already show each secret.
+    pub fn summary(&self) -> String {
+        if self.findings.is_empty() {
+            return String::new();
+        }
+        format!(
+            "Lifecycle: {} (see the rows above; `secretsync plan` or `doctor` says what to do for each).\n",
+            counts(&self.findings, &self.policy)
+        )
+    }
+
     pub fn markdown(&self) -> String {
         markdown(&self.findings, &self.policy)
     }
@@ -759,7 +780,10 @@ mod tests {
 
     fn state_of(value: &str, fields: &str, p: &Policy) -> (Status, Vec<Finding>) {
         let m = manifest(fields, "");
-        let s = assess(&m, &m.secrets["TOKEN"], Some(&Secret::new(value.into())), p);
+        // Judged as a secret (plain configuration is never due).
+        let mut def = m.secrets["TOKEN"].clone();
+        def.value = ValueSource::Encrypted(String::new());
+        let s = assess(&m, &def, Some(&Secret::new(value.into())), p);
         let f = s.findings(p);
         (s, f)
     }
@@ -960,6 +984,11 @@ mod tests {
             "rotate_every: 30d\n",
         );
         assert_eq!(m2.secrets["TOKEN"].rotate_every, Some(None));
+        // A plain value is never due, even with its own rotate_every.
+        let m3 = manifest("    set_on: \"2026-01-01\"\n    rotate_every: 7d\n", "");
+        assert!(assess(&m3, &m3.secrets["TOKEN"], None, &p)
+            .rotation
+            .is_none());
     }
 
     #[test]

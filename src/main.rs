@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 mod cli;
 mod commands;
+mod complete;
 
 use cli::Cli;
 
@@ -22,6 +23,9 @@ fn main() -> ExitCode {
             "error: secretsync hit an internal error{place}; this is a bug, please report it"
         );
     }));
+    // `COMPLETE=SHELL secretsync …`: the shell asks for completions (names
+    // from the manifest, see src/complete.rs); answered, and the process ends.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

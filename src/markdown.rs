@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use crate::plan::{Item, Plan, State, TargetDiff, TargetPlan};
+use crate::plan::{Item, Plan, Provenance, State, TargetDiff, TargetPlan};
 use crate::render::{counts, html_escape, md_code, md_escape, md_fence, summary_line};
 
 /// GitHub refuses a comment body over 65,536 characters ("Body is too long"):
@@ -48,6 +48,8 @@ impl Word {
     pub const CHANGE: Word = Word::new("change", "✏️ ");
     /// Holds a value the manifest replaced (a rotation not applied).
     pub const OLD: Word = Word::new("old", "✏️ ");
+    /// Holds none of the manifest's values, current or previous.
+    pub const OUTSIDE: Word = Word::new("outside", "✏️ ");
     pub const DELETE: Word = Word::new("delete", "🗑️ ");
     /// Sealed and left alone: not comparable.
     pub const SEALED: Word = Word::new("sealed", "⚠️ ");
@@ -59,6 +61,15 @@ impl Word {
 
     const fn new(text: &'static str, marker: &'static str) -> Word {
         Word { text, marker }
+    }
+
+    /// An item's word: its state's, or `outside` for a differing value that
+    /// none of the manifest's values explains.
+    pub fn of_item(i: &Item) -> Word {
+        match (&i.state, i.provenance) {
+            (State::Differs { replaced_on: None }, Some(Provenance::Outside)) => Word::OUTSIDE,
+            (state, _) => Word::of(state),
+        }
     }
 
     pub fn of(state: &State) -> Word {
@@ -134,10 +145,16 @@ fn fp_pair(i: &Item) -> String {
 /// A key's state for its target's table: marker, word, then why. The text
 /// is ours; every part from the manifest or a target is escaped here.
 fn state_cell(i: &Item) -> String {
-    let word = Word::of(&i.state).with_marker();
+    let word = Word::of_item(i).with_marker();
     let why = match &i.state {
         State::InSync => String::new(),
         State::Missing => ": missing, will be added".into(),
+        State::Differs {
+            replaced_on: None, ..
+        } if i.provenance == Some(Provenance::Outside) => format!(
+            ": changed outside secretsync (none of the manifest's values){}",
+            md_escape(&fp_pair(i))
+        ),
         State::Differs {
             replaced_on: None, ..
         } => format!(": differs{}", md_escape(&fp_pair(i))),
@@ -279,7 +296,7 @@ fn matrix(listed: &[&TargetPlan]) -> String {
         .map(|(_, d)| {
             d.items
                 .iter()
-                .map(|i| (Row::of(i), Word::of(&i.state)))
+                .map(|i| (Row::of(i), Word::of_item(i)))
                 .collect()
         })
         .collect();

@@ -64,6 +64,20 @@ pub struct Item {
     /// An unmanaged key holding the value of a secret removed with `unset`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<RemovedValue>,
+    /// Where a differing value came from, when fingerprints can tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a value that differs from the manifest's came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// None of the manifest's values, current or previous: changed by hand
+    /// or by another tool.
+    Outside,
+    /// A value the manifest held before (`replaced_on` says when it was replaced).
+    Previous,
 }
 
 /// The secret an unmanaged value belonged to, and when it was removed.
@@ -178,9 +192,20 @@ pub fn diff(
                 op,
             });
         }
+        let provenance = match (&state, &target_fingerprint) {
+            (
+                State::Differs {
+                    replaced_on: Some(_),
+                },
+                _,
+            ) => Some(Provenance::Previous),
+            (State::Differs { replaced_on: None }, Some(_)) => Some(Provenance::Outside),
+            _ => None,
+        };
         items.push(Item {
             key: key.clone(),
             secret: w.map(|w| w.secret.clone()),
+            provenance,
             state,
             manifest_fingerprint: w.and_then(|w| fp.fingerprint(&w.value)),
             target_fingerprint,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::apply::{Outcome, Report};
-use crate::plan::{Item, Plan, State, Summary, TargetPlan};
+use crate::plan::{Item, Plan, Provenance, State, Summary, TargetPlan};
 use crate::targets::TargetError;
 
 /// The version of the JSON documents (`format_version`); bumped on any
@@ -110,6 +110,10 @@ fn error_text(e: &TargetError, indent: &str, st: &Style) -> String {
     out
 }
 
+/// A differing value that is none of the manifest's, current or previous.
+const OUTSIDE: &str =
+    "changed outside secretsync (it holds none of the manifest's current or previous values)";
+
 fn fp_pair(i: &Item) -> String {
     match (&i.target_fingerprint, &i.manifest_fingerprint) {
         (Some(t), Some(m)) => format!(" (target {t}, manifest {m})"),
@@ -127,10 +131,12 @@ fn key_line(i: &Item, st: &Style) -> Option<String> {
             format!(
                 "differs{}: will be changed{}",
                 fp_pair(i),
-                replaced_on
-                    .as_ref()
-                    .map(|d| format!("; the target holds the value replaced on {d}"))
-                    .unwrap_or_default()
+                match (replaced_on, i.provenance) {
+                    (Some(d), _) => format!("; the target holds the value replaced on {d}"),
+                    (None, Some(Provenance::Outside)) =>
+                        format!("; the target's value was {OUTSIDE}"),
+                    _ => String::new(),
+                }
             ),
         ),
         State::Sealed { overwrite: true } => (
@@ -188,6 +194,11 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
                                 replaced_on: Some(day),
                             } => {
                                 format!("{} holds the value replaced on {day}", i.key)
+                            }
+                            State::Differs { replaced_on: None }
+                                if i.provenance == Some(Provenance::Outside) =>
+                            {
+                                format!("{} was {OUTSIDE}", i.key)
                             }
                             State::Unmanaged { delete: false } => {
                                 format!("{} is unmanaged: left alone{}", i.key, removed_note(i))
@@ -506,6 +517,23 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
         );
         for c in &s.checks {
             match &c.outcome {
+                // A check that passed with a warning (a secret expiring
+                // soon) is marked as one, its fix on a line of its own.
+                Ok(detail) if detail.starts_with("warning: ") => {
+                    let rest = &detail["warning: ".len()..];
+                    let (what, fix) = rest.split_once("; fix: ").unwrap_or((rest, ""));
+                    let mark = if markdown {
+                        "- ⚠️".to_string()
+                    } else if st.color {
+                        "\x1b[33mwarn\x1b[0m".into()
+                    } else {
+                        "warn".into()
+                    };
+                    let _ = writeln!(out, "  {mark} {}: {what}", c.what);
+                    if !fix.is_empty() {
+                        let _ = writeln!(out, "      fix: {fix}");
+                    }
+                }
                 Ok(detail) => {
                     let _ = writeln!(
                         out,

@@ -189,6 +189,42 @@ pub fn from_plan(
     Some(saved)
 }
 
+/// Whether target `n` (read now) holds what the saved changes of `s` made:
+/// each added or updated key with the planned value, each deleted key gone,
+/// nothing left to change.
+fn applied_here(s: &SavedTarget, n: &SavedTarget) -> bool {
+    !s.changes.is_empty()
+        && n.error.is_none()
+        && n.changes.is_empty()
+        && s.changes.iter().all(|c| match c.op.as_str() {
+            "delete" => !n.observed.contains_key(&c.key),
+            _ => c.value.is_some() && n.observed.get(&c.key) == c.value.as_ref(),
+        })
+}
+
+/// Whether the saved plan was applied already: the manifest is the one it
+/// was saved from, and every target it changes now holds what it planned
+/// (the others are as they were).
+pub fn already_applied(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> bool {
+    if saved.format_version != SAVED_FORMAT_VERSION
+        || saved.manifest_sha256 != manifest_sha256(manifest_text)
+        || saved.targets.iter().all(|s| s.changes.is_empty())
+    {
+        return false;
+    }
+    saved.targets.iter().all(|s| {
+        let Some(n) = now.targets.iter().find(|n| n.name == s.name) else {
+            return false;
+        };
+        s.error.is_none()
+            && if s.changes.is_empty() {
+                n.error.is_none() && n.observed == s.observed && n.changes.is_empty()
+            } else {
+                applied_here(s, n)
+            }
+    })
+}
+
 /// Why a saved plan cannot be applied: every difference found, plainly.
 pub fn staleness(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> Vec<String> {
     let mut why = Vec::new();
@@ -231,7 +267,12 @@ pub fn staleness(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> Vec
             .collect();
         moved.sort_unstable();
         moved.dedup();
-        if !moved.is_empty() {
+        if !moved.is_empty() && applied_here(s, n) {
+            why.push(format!(
+                "target `{}`: already applied (it holds what the plan would write)",
+                s.name
+            ));
+        } else if !moved.is_empty() {
             why.push(format!(
                 "target `{}` changed since the plan was saved: {}",
                 s.name,

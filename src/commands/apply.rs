@@ -102,7 +102,19 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
                 "plan again with `secretsync plan --out`",
             )
         })?;
-        let why = saved::staleness(s, &engine.manifest.source, &now);
+        // Applied already (a re-run, a retried CI job): every target holds
+        // what it planned, and the fresh plan below has nothing to change.
+        let done = saved::already_applied(s, &engine.manifest.source, &now);
+        if done && !g.quiet {
+            eprintln!(
+                "the saved plan was already applied: every target it changes holds what it planned; nothing to do"
+            );
+        }
+        let why = if done {
+            Vec::new()
+        } else {
+            saved::staleness(s, &engine.manifest.source, &now)
+        };
         if !why.is_empty() {
             return Err(Error::Other {
                 message: format!(

@@ -57,7 +57,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
                     ))
                 } else {
                     Err(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
-                        .with_hint("use an identity listed under `recipients`, or have a holder run `secretsync rekey`"))
+                        .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
                 }
             }
         };

@@ -9,6 +9,9 @@ use secretsync::error::Error;
 use secretsync::manifest::{self, ValueSource};
 
 pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
+    if let Some(t) = &a.target {
+        return super::run::get_on(g, &a, t);
+    }
     let m = manifest::load(&g.manifest)?;
     let Some(def) = m.secrets.get(&a.key) else {
         return Err(Error::usage(

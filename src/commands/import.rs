@@ -75,6 +75,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     let mut now_encrypted: Vec<String> = Vec::new();
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let mut unholdable = vec![];
+    let mut same: Vec<String> = vec![];
     let mut plain_references: Vec<String> = vec![];
     let wanted: Vec<String> = if a.keys.is_empty() {
         observed.entries.keys().cloned().collect()
@@ -92,10 +93,14 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
         match observed.entries.get(&key) {
             None => absent.push(key),
             Some(Observation::Sealed) => unreadable.push(key),
-            Some(Observation::Value(_))
+            Some(Observation::Value(v))
                 if editor.manifest.secrets.contains_key(&name) && !a.overwrite =>
             {
-                skipped.push(name)
+                if editor.value_of(&name)?.as_ref() == Some(v) {
+                    same.push(name)
+                } else {
+                    skipped.push(name)
+                }
             }
             Some(Observation::Value(v)) => {
                 let targets = if editor.manifest.secrets.contains_key(&name) {
@@ -132,6 +137,8 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                         now_encrypted.push(name.clone());
                     }
                     imported.push(name);
+                } else {
+                    same.push(name);
                 }
             }
         }
@@ -140,11 +147,22 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
         editor.save()?;
     }
     if !g.quiet {
+        if imported.is_empty() {
+            eprintln!("imported nothing from `{}`", a.from);
+        } else {
+            eprintln!(
+                "imported {} secret(s) from `{}`: {}",
+                imported.len(),
+                a.from,
+                imported.join(", ")
+            );
+        }
+    }
+    if !same.is_empty() && !g.quiet {
         eprintln!(
-            "imported {} secret(s) from `{}`: {}",
-            imported.len(),
-            a.from,
-            imported.join(", ")
+            "skipped {} already in the manifest with the same value (nothing to import): {}",
+            same.len(),
+            same.join(", ")
         );
     }
     if !plain_references.is_empty() && !g.quiet {

@@ -38,30 +38,50 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
             }
         };
         if path.exists() {
-            return Err(Error::usage(
-                format!("{} exists already: it is not overwritten", path.display()),
-                "pass --recipient with its public key, or --identity-out NEW_FILE",
-            ));
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let id = age::x25519::Identity::generate();
-        let public = id.to_public();
-        let text = zeroize::Zeroizing::new(format!(
-            "# created by secretsync init on {}\n# public key: {public}\n{}\n",
-            secretsync::fsutil::today(),
-            id.to_string().expose_secret()
-        ));
-        write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;
-        if !g.quiet {
-            eprintln!(
-                "wrote a new identity to {} (mode 0600); keep it safe and out of git",
-                super::shown(&path)
+            // A second project: the identity you have is the one to use
+            // (never overwritten).
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?,
             );
+            let keys = crypto::public_keys(&text, &path.display().to_string())?;
+            for k in &keys {
+                recipients.push(crypto::parse_recipient(k).map_err(|why| {
+                    Error::usage(
+                        format!("the identity in {} gives the public key `{k}`, which cannot be a recipient: {why}", path.display()),
+                        "pass --recipient with a public key, or --identity-out NEW_FILE",
+                    )
+                })?);
+            }
+            if !g.quiet {
+                eprintln!(
+                    "using the existing identity in {} (not changed)",
+                    super::shown(&path)
+                );
+            }
+            for k in &keys {
+                println!("{k}");
+            }
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let id = age::x25519::Identity::generate();
+            let public = id.to_public();
+            let text = zeroize::Zeroizing::new(format!(
+                "# created by secretsync init on {}\n# public key: {public}\n{}\n",
+                secretsync::fsutil::today(),
+                id.to_string().expose_secret()
+            ));
+            write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;
+            if !g.quiet {
+                eprintln!(
+                    "wrote a new identity to {} (mode 0600); keep it safe and out of git",
+                    super::shown(&path)
+                );
+            }
+            println!("{public}");
+            recipients.push(crypto::Recipient::X25519(public));
         }
-        println!("{public}");
-        recipients.push(crypto::Recipient::X25519(public));
     }
     let key = crypto::new_fingerprint_key();
     let armored = crypto::encrypt(&recipients, key.expose().as_bytes())?;
@@ -81,7 +101,7 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
         text.push_str(&format!("  {l}\n"));
     }
     text.push_str("\ntargets:\n  local:\n    type: env_file\n    path: ./.env\n\nsecrets: {}\n");
-    secretsync::manifest::parse(&g.manifest, text.clone())?;
+    let m = secretsync::manifest::parse(&g.manifest, text.clone())?;
     write_atomic(&g.manifest, text.as_bytes(), 0o644).map_err(|e| Error::io(&g.manifest, e))?;
     if !g.quiet {
         eprintln!(
@@ -89,6 +109,20 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
             super::shown(&g.manifest),
             recipients.len()
         );
+    }
+    // The local target's file holds values in clear: git ignores it (and
+    // the lock file) before anything is written there.
+    let dir = m.dir();
+    if secretsync::gitignore::work_tree(&dir).is_some() {
+        let added = secretsync::gitignore::extend(&dir, &secretsync::gitignore::entries(&m))
+            .map_err(|e| Error::io(dir.join(".gitignore"), e))?;
+        if !added.is_empty() && !g.quiet {
+            eprintln!(
+                "added to {}: {} (values in clear stay out of git)",
+                super::shown(&dir.join(".gitignore")),
+                added.join(", ")
+            );
+        }
     }
     Ok(Exit::Ok)
 }

@@ -3,8 +3,6 @@
 
 use std::io::{IsTerminal, Read};
 
-use base64::Engine as _;
-
 use super::Exit;
 use crate::cli::{Charset, Global, RecipientsAction, RotateArgs, SetArgs};
 use secretsync::crypto;
@@ -20,6 +18,8 @@ pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path
         Stored::Added => "added to",
         Stored::Replaced => "replaced in",
         Stored::Unchanged => "unchanged in",
+        Stored::Converted { plain: true } => "kept with the same value, now in clear, in",
+        Stored::Converted { plain: false } => "kept with the same value, now encrypted, in",
     };
     eprintln!("secret `{key}` {what} {}", super::shown(path));
     if *stored == Stored::Replaced {
@@ -35,7 +35,7 @@ fn precheck(g: &Global, key: &str, targets: &[String]) -> Result<(), Error> {
     check_targets(&m, key, targets)
 }
 
-fn check_targets(
+pub(super) fn check_targets(
     m: &secretsync::manifest::Manifest,
     key: &str,
     targets: &[String],
@@ -153,6 +153,14 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     ) {
         eprintln!("{line}");
     }
+    let in_clear = storage == Storage::Plain || (plain_now && storage == Storage::Keep);
+    if let (true, Some(why)) = (in_clear, secretsync::check::looks_secret(value.expose())) {
+        // Said even with --quiet: the value is now in clear in the manifest.
+        eprintln!(
+            "warning: `{}` is stored in clear, and its value looks like a secret ({why}); if it is one, run `secretsync set {} --encrypt` (and rotate it: the clear text may be in git's history)",
+            a.key, a.key
+        );
+    }
     if plain_now && storage == Storage::Keep && !g.quiet {
         eprintln!(
             "`{}` is kept in clear (plain); pass --encrypt to encrypt it",
@@ -162,95 +170,54 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     Ok(Exit::Ok)
 }
 
-/// A random value from the OS random source.
+/// A random value from the OS random source: `length` characters of
+/// `charset`, or `bytes` random bytes encoded in it.
+#[cfg(test)]
 pub(crate) fn generate(
     charset: Charset,
     length: usize,
     bytes: Option<usize>,
 ) -> Result<Secret, Error> {
-    if let Some(n) = bytes {
-        let mut raw = zeroize::Zeroizing::new(vec![0u8; n]);
-        crypto::getrandom(&mut raw);
-        let text = match charset {
-            Charset::Hex => hex::encode(&raw[..]),
-            Charset::Base64 => base64::engine::general_purpose::STANDARD.encode(&raw[..]),
-            Charset::Base64url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..]),
-            Charset::Alnum | Charset::Ascii => {
-                return Err(Error::usage(
-                    "--bytes encodes random bytes: choose --charset hex, base64 or base64url",
-                    "or use --length N for N characters of alnum or ascii",
-                ))
-            }
-        };
-        return Ok(Secret::new(text));
-    }
-    let alphabet: Vec<u8> = match charset {
-        Charset::Alnum => (b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .chain(b'0'..=b'9')
-            .collect(),
-        Charset::Hex => (b'0'..=b'9').chain(b'a'..=b'f').collect(),
-        Charset::Base64 => (b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .chain(b'0'..=b'9')
-            .chain([b'+', b'/'])
-            .collect(),
-        Charset::Base64url => (b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .chain(b'0'..=b'9')
-            .chain([b'-', b'_'])
-            .collect(),
-        Charset::Ascii => (b'!'..=b'~').filter(|c| !b"\"'\\$`".contains(c)).collect(),
-    };
-    // Rejection sampling keeps every character equally likely.
-    let limit = 256 - (256 % alphabet.len());
-    let mut out = zeroize::Zeroizing::new(String::with_capacity(length));
-    let mut buf = [0u8; 64];
-    while out.len() < length {
-        crypto::getrandom(&mut buf);
-        for &b in &buf {
-            if (b as usize) < limit && out.len() < length {
-                out.push(alphabet[b as usize % alphabet.len()] as char);
-            }
+    Ok(spec_of(charset, length, bytes)?.make())
+}
+
+/// The `generate:` spec the --length, --charset and --bytes flags describe.
+pub(crate) fn spec_of(
+    charset: Charset,
+    length: usize,
+    bytes: Option<usize>,
+) -> Result<secretsync::generate::Spec, Error> {
+    use secretsync::generate::Spec;
+    let alphabet = alphabet(charset);
+    match bytes {
+        Some(n) => Spec::new_bytes(n, alphabet).map_err(|_| {
+            Error::usage(
+                "--bytes encodes random bytes: choose --charset hex, base64 or base64url",
+                "or use --length N for N characters of alnum or ascii",
+            )
+        }),
+        None => {
+            Spec::new_chars(length, alphabet).map_err(|why| Error::usage(why, "--length 8 to 4096"))
         }
     }
-    Ok(Secret::new(out.to_string()))
+}
+
+fn alphabet(c: Charset) -> secretsync::generate::Alphabet {
+    use secretsync::generate::Alphabet;
+    match c {
+        Charset::Alnum => Alphabet::Alnum,
+        Charset::Hex => Alphabet::Hex,
+        Charset::Base64 => Alphabet::Base64,
+        Charset::Base64url => Alphabet::Base64url,
+        Charset::Ascii => Alphabet::Ascii,
+    }
 }
 
 pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
     if a.due {
-        return super::rotate::due(g);
+        return super::rotate::due(g, a.dry_run);
     }
-    let key = a.key.clone().ok_or_else(|| {
-        Error::usage(
-            "rotate needs the secret's name, or --due",
-            "secretsync rotate KEY",
-        )
-    })?;
-    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
-    if !editor.manifest.secrets.contains_key(&key) && a.targets.is_empty() {
-        return Err(Error::usage(
-            format!("no secret `{key}` to rotate"),
-            "to create it, name its targets with --target",
-        ));
-    }
-    check_targets(&editor.manifest, &key, &a.targets)?;
-    if let Some(cmd) = &a.from_command {
-        return super::rotate::from_command(g, editor, &key, &a.targets, cmd);
-    }
-    if editor.is_plain(&key) {
-        return Err(Error::usage(
-            format!(
-                "`{key}` is plain configuration (stored in clear); rotate makes random secrets"
-            ),
-            format!("to turn it into an encrypted secret first: `secretsync set {key} --encrypt`"),
-        ));
-    }
-    let value = generate(a.charset, usize::from(a.length), a.bytes.map(usize::from))?;
-    let stored = editor.store(&key, &value, &a.targets)?;
-    editor.save()?;
-    say(g, &stored, &key, &g.manifest);
-    Ok(Exit::Ok)
+    super::rotate::key(g, a)
 }
 
 pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, Error> {
@@ -339,7 +306,13 @@ pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, E
         .secrets
         .values()
         .filter(|s| matches!(s.value, secretsync::manifest::ValueSource::Encrypted(_)))
-        .map(|s| s.name.clone())
+        .map(|s| match s.generate {
+            Some(_) => format!("{}: `secretsync rotate {}`", s.name, s.name),
+            None => format!(
+                "{}: issued elsewhere: rotate it at its source, then `secretsync set {}`",
+                s.name, s.name
+            ),
+        })
         .collect();
     let removed = matches!(action_kind, Kind::Remove);
     let m = editor.save()?;
@@ -353,7 +326,7 @@ pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, E
     if removed && !readable.is_empty() {
         // Said even with --quiet: re-encryption does not take back what was readable.
         eprintln!(
-            "the removed recipient(s) could read these {} secret(s); rotate them (`secretsync rotate KEY` or `secretsync set KEY`) and apply:\n  {}",
+            "the removed recipient(s) could read these {} secret(s); rotate them and apply:\n  {}",
             readable.len(),
             readable.join("\n  ")
         );

@@ -214,10 +214,13 @@ fn text(report: &Report, held: Option<&BTreeMap<String, Held>>, color: bool) -> 
     if report.statuses.is_empty() {
         out.push_str("(no secrets)\n");
     }
+    // The rows say each secret's expiry and rotation: one line, not the
+    // plan's block again.
     if !report.findings.is_empty() {
         out.push('\n');
-        out.push_str(&report.text(color));
+        out.push_str(&report.summary());
     }
+    let _ = color;
     out
 }
 

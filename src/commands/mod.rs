@@ -12,6 +12,8 @@ mod keys;
 mod list;
 mod plan;
 mod rotate;
+mod run;
+mod whoami;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +38,8 @@ pub(crate) enum Exit {
     Changes,
     /// Something failed and was already reported (a target, a check).
     Failed,
+    /// The exit status of a command secretsync ran (`secretsync run`).
+    Status(u8),
 }
 
 impl Exit {
@@ -45,6 +49,7 @@ impl Exit {
             Exit::Ok => 0,
             Exit::Failed => 1,
             Exit::Changes => 2,
+            Exit::Status(code) => code,
         }
     }
 }
@@ -59,7 +64,11 @@ pub(crate) async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::List(a) => (a.format == Format::Json).then_some("list"),
         _ => None,
     };
-    let result = dispatch(cli).await;
+    let manifest = cli.global.manifest.clone();
+    let identity = cli.global.identity.clone();
+    let result = dispatch(cli)
+        .await
+        .map_err(|e| whoami::explain(e, &manifest, identity.as_deref()));
     // One document on stdout: an error after the plan/report was printed
     // (such as `--out` failing to write) is said on stderr only.
     if let (Some(command), Err(e), false) = (json, &result, EMITTED.load(Ordering::Relaxed)) {
@@ -100,6 +109,8 @@ async fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Unset(a) => edit::unset(g, a),
         Command::Targets { action } => edit::targets(g, action),
         Command::Target { action } => edit::target(g, action),
+        Command::Whoami => whoami::run(g),
+        Command::Run(a) => run::run(g, a).await,
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "secretsync", &mut std::io::stdout());
@@ -325,11 +336,10 @@ impl Progress for Spinners {
             .unwrap_or_else(|e| e.into_inner())
             .remove(target)
         {
+            // Cleared, leaving nothing above the plan (which says what
+            // each target holds, or why it could not be read).
+            let _ = ok;
             bar.finish_and_clear();
-            let _ = self.multi.println(format!(
-                "{} {target}",
-                if ok { "read" } else { "failed to read" }
-            ));
         }
     }
 }

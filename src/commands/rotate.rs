@@ -1,5 +1,6 @@
-//! `rotate --due` (every secret whose rotation policy has elapsed) and
-//! `rotate KEY --from-command CMD` (a value a provider mints). The command
+//! `rotate KEY`, `rotate --due` (every secret whose rotation policy has
+//! elapsed and that secretsync makes) and `rotate KEY --from-command CMD`
+//! (a value a provider mints). The command
 //! comes from secretsync's own command line, never from the manifest (a
 //! manifest may not choose what runs: docs/security.md); its output is the
 //! value, read through a pipe, never shown, logged or put in an error.
@@ -9,11 +10,12 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::keys::{generate, say};
+use super::keys::{say, spec_of};
 use super::Exit;
-use crate::cli::{Charset, Global};
+use crate::cli::{Charset, Global, RotateArgs};
 use secretsync::edit::Editor;
 use secretsync::error::Error;
+use secretsync::generate::Spec;
 use secretsync::lifecycle::{self, Policy};
 use secretsync::secret::Secret;
 
@@ -135,68 +137,166 @@ fn run(cmd: &str) -> Result<Secret, Error> {
     Ok(Secret::new(trimmed.to_string()))
 }
 
-/// `rotate --due`: every secret whose `rotate_every` has elapsed is given a
-/// new random value, if secretsync can make it; those issued by someone
-/// else (a JWT, a certificate, an `expires:` date) or kept in clear are
-/// listed with what to do.
-pub(super) fn due(g: &Global) -> Result<Exit, Error> {
+/// `rotate KEY`: a new random value made as the secret's `generate:` says
+/// (or as the flags say, which then becomes its `generate:`). A value
+/// without a spec that does not look random (a URL, JSON, a list, a
+/// provider's key) is refused unless `--generate SPEC` says otherwise:
+/// random text in its place would break whatever reads it.
+pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
+    let key = a.key.clone().ok_or_else(|| {
+        Error::usage(
+            "rotate needs the secret's name, or --due",
+            "secretsync rotate KEY",
+        )
+    })?;
+    let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+    let def = editor.manifest.secrets.get(&key).cloned();
+    if def.is_none() && a.targets.is_empty() {
+        return Err(Error::usage(
+            format!("no secret `{key}` to rotate"),
+            "to create it, name its targets with --target",
+        ));
+    }
+    super::keys::check_targets(&editor.manifest, &key, &a.targets)?;
+    if let Some(cmd) = &a.from_command {
+        if a.dry_run {
+            if !g.quiet {
+                eprintln!("would replace `{key}` with what `--from-command` prints (not run in a dry run); nothing was changed");
+            }
+            return Ok(Exit::Ok);
+        }
+        return from_command(g, editor, &key, &a.targets, cmd);
+    }
+    if editor.is_plain(&key) {
+        return Err(Error::usage(
+            format!(
+                "`{key}` is plain configuration (stored in clear); rotate makes random secrets"
+            ),
+            format!("to turn it into an encrypted secret first: `secretsync set {key} --encrypt`"),
+        ));
+    }
+    let flags = match (a.bytes, a.length, a.charset) {
+        (None, None, None) => None,
+        (bytes, length, charset) => Some(spec_of(
+            charset.unwrap_or(Charset::Alnum),
+            usize::from(length.unwrap_or(40)),
+            bytes.map(usize::from),
+        )?),
+    };
+    let recorded = def.as_ref().and_then(|d| d.generate);
+    let spec = match (a.generate, flags, recorded) {
+        (Some(s), _, _) => s,
+        (None, flags, Some(r)) => flags.unwrap_or(r),
+        (None, flags, None) => {
+            let old = editor.value_of(&key)?;
+            if let Some(old) = &old {
+                let why = if def.as_ref().is_some_and(|d| d.expires.is_some()) {
+                    Some("it has `expires:`, so someone else issues it")
+                } else {
+                    secretsync::generate::not_random(old.expose())
+                };
+                if let Some(why) = why {
+                    return Err(Error::usage(
+                        format!("refusing to replace `{key}` with random text: {why}, and it has no `generate:` saying secretsync makes it"),
+                        format!("rotate it at its source, then `secretsync set {key}` (or `secretsync rotate {key} --from-command 'CMD'`); if secretsync should make it from now on: `secretsync rotate {key} --generate chars=40,alphabet=alnum`"),
+                    ));
+                }
+            }
+            match flags {
+                Some(f) => f,
+                None => {
+                    let (charset, length, bytes) = shape(old.as_ref());
+                    spec_of(charset, length, bytes)?
+                }
+            }
+        }
+    };
+    if def.as_ref().is_some_and(|d| d.expires.is_some()) {
+        return Err(Error::usage(
+            format!("`{key}` has `expires:` (issued by someone else), so secretsync does not make its value"),
+            format!("remove its `expires:` line first if secretsync should make it from now on, or get a new value from its issuer and `secretsync set {key}`"),
+        ));
+    }
+    if a.dry_run {
+        if !g.quiet {
+            eprintln!(
+                "would replace `{key}` with {} (recorded as `generate: {}`); nothing was changed",
+                spec.describe(),
+                spec.yaml()
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    let value = spec.make();
+    let stored = editor.store(&key, &value, &a.targets)?;
+    if recorded != Some(spec) {
+        editor.set_generate(&key, &spec)?;
+    }
+    editor.save()?;
+    say(g, &stored, &key, &g.manifest);
+    Ok(Exit::Ok)
+}
+
+/// `rotate --due`: every secret whose `rotate_every` has elapsed and that
+/// secretsync makes (`generate:`) is given a new value as its spec says;
+/// the others are listed with what to do: they were issued elsewhere, and
+/// random text in their place would break whatever reads them.
+pub(super) fn due(g: &Global, dry_run: bool) -> Result<Exit, Error> {
     let policy = Policy::new(lifecycle::DEFAULT_WARN_DAYS)?;
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
     let m = &editor.manifest;
-    let values = lifecycle::decrypt(m, g.identity.as_deref(), |d| {
-        lifecycle::assess(m, d, None, &policy)
-            .rotation
-            .is_some_and(|r| r.overdue)
-    })?;
-    let statuses = lifecycle::assess_all(m, &values, &policy, |d| {
-        lifecycle::assess(m, d, None, &policy)
-            .rotation
-            .is_some_and(|r| r.overdue)
-    });
+    let due: Vec<(String, Option<Spec>)> = m
+        .secrets
+        .values()
+        .filter(|d| {
+            lifecycle::assess(m, d, None, &policy)
+                .rotation
+                .is_some_and(|r| r.overdue)
+        })
+        .map(|d| (d.name.clone(), d.generate))
+        .collect();
     let mut rotated = Vec::new();
     let mut left = Vec::new();
-    for s in &statuses {
-        if !s.encrypted {
-            left.push(format!(
-                "{}: plain configuration; set it with `secretsync set {}`",
-                s.secret, s.secret
-            ));
-        } else if s.issued {
-            left.push(format!(
-                "{}: issued by someone else; get a new value from its issuer, then `secretsync rotate {} --from-command 'CMD'` (or `secretsync set {}`)",
-                s.secret, s.secret, s.secret
-            ));
-        } else {
-            let (charset, length, bytes) = shape(values.get(&s.secret));
-            let value = generate(charset, length, bytes)?;
-            let stored = editor.store(&s.secret, &value, &[])?;
-            say(g, &stored, &s.secret, &g.manifest);
-            rotated.push(s.secret.clone());
+    for (name, spec) in &due {
+        match spec {
+            Some(spec) => {
+                if !dry_run {
+                    let value = spec.make();
+                    let stored = editor.store(name, &value, &[])?;
+                    say(g, &stored, name, &g.manifest);
+                }
+                rotated.push(format!("{name} ({})", spec.describe()));
+            }
+            None => left.push(format!(
+                "{name}: issued elsewhere: rotate it at its source, then `secretsync set {name}` (or `secretsync rotate {name} --from-command 'CMD'`)"
+            )),
         }
     }
-    drop(values);
-    if !rotated.is_empty() {
+    if !rotated.is_empty() && !dry_run {
         editor.save()?;
     }
     if !g.quiet {
-        if statuses.is_empty() {
+        if due.is_empty() {
             eprintln!("no secret is due for rotation");
         } else {
             eprintln!(
-                "rotated {} secret(s) due for rotation{}{}",
+                "{} {} secret(s) due for rotation{}{}",
+                if dry_run { "would rotate" } else { "rotated" },
                 rotated.len(),
                 if rotated.is_empty() { "" } else { ": " },
                 rotated.join(", ")
             );
         }
-        if !rotated.is_empty() {
+        if dry_run {
+            eprintln!("nothing was changed (dry run)");
+        } else if !rotated.is_empty() {
             eprintln!("review with `secretsync plan`, then `secretsync apply`");
         }
     }
     if !left.is_empty() {
         // Said even with --quiet: these stay due.
         eprintln!(
-            "not rotated, {} secret(s) secretsync cannot generate:\n  {}",
+            "not rotated, {} secret(s) without `generate:` (secretsync does not make them):\n  {}",
             left.len(),
             left.join("\n  ")
         );

@@ -27,6 +27,11 @@ pub enum Stored {
     Replaced,
     /// The manifest already held this value: nothing changed.
     Unchanged,
+    /// The same value, stored another way (in clear, or encrypted): no
+    /// former value to remember.
+    Converted {
+        plain: bool,
+    },
 }
 
 /// How a value is stored.
@@ -294,7 +299,7 @@ impl Editor {
         };
         if old == *value {
             // Only the storage changed (plain <-> encrypted): no new value.
-            return Ok(Stored::Replaced);
+            return Ok(Stored::Converted { plain });
         }
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
@@ -321,6 +326,13 @@ impl Editor {
     fn record_set_on(&mut self, name: &str) -> Result<(), Error> {
         self.text
             .set_secret_field(name, "set_on", &format!("\"{}\"", crate::fsutil::today()))
+            .map_err(|e| Error::other(e.0))
+    }
+
+    /// Records how secretsync makes the value of `name` (`generate:`).
+    pub fn set_generate(&mut self, name: &str, spec: &crate::generate::Spec) -> Result<(), Error> {
+        self.text
+            .set_secret_field(name, "generate", &spec.yaml())
             .map_err(|e| Error::other(e.0))
     }
 

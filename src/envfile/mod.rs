@@ -406,6 +406,47 @@ pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetE
     })
 }
 
+/// A note per key whose line starts with `export ` that `changes` rewrite
+/// in a format that drops the prefix (a shell sourcing the file would no
+/// longer pass the key to its children): the plan says so before apply.
+pub fn dropped_exports(observed: &Observed, changes: &[Change], format: Format) -> Vec<String> {
+    if format.keeps_export() || !changes.iter().any(|c| matches!(c.op, Op::Update(_))) {
+        return Vec::new();
+    }
+    let Some(text) = observed.snapshot.as_ref().map(Secret::expose) else {
+        return Vec::new();
+    };
+    if !text.contains("export") {
+        return Vec::new();
+    }
+    let Ok(doc) = EnvFile::parse(text) else {
+        return Vec::new();
+    };
+    let exported: BTreeSet<&str> = doc
+        .segments
+        .iter()
+        .filter_map(|s| s.entry.as_ref())
+        .filter(|e| e.export)
+        .map(|e| e.key.as_str())
+        .collect();
+    changes
+        .iter()
+        .filter(|c| matches!(c.op, Op::Update(_)))
+        .filter(|c| exported.contains(c.key.as_str()))
+        .map(|c| {
+            let why = if format == Format::Systemd {
+                "format systemd: systemd ignores `export` lines".to_string()
+            } else {
+                format!("format {}: systemd, one of its readers, ignores `export` lines", format.name())
+            };
+            format!(
+                "{}: its `export ` prefix is dropped on rewrite ({why}), so a shell sourcing the file no longer exports it to child processes; `format: shell` keeps it",
+                c.key
+            )
+        })
+        .collect()
+}
+
 /// The new text of a file that holds `current` (`None`: missing) once
 /// `changes` are made, edited in place.
 pub fn edited(

@@ -86,6 +86,9 @@ pub struct SecretDef {
     pub rename: BTreeMap<String, String>,
     /// Fingerprints of values this secret held before (newest first).
     pub previous: Vec<Previous>,
+    /// `generate:`, how secretsync makes the value; `None` when someone
+    /// else issues it (only these are rotated by `rotate --due`).
+    pub generate: Option<crate::generate::Spec>,
     /// `expires:` (a validated date), for values that do not say themselves.
     pub expires: Option<String>,
     /// `rotate_every:` in days; `Some(None)` is `never` (no default either).

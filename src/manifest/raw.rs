@@ -82,9 +82,22 @@ pub(super) struct RawSecret {
     pub(super) expires: S<String>,
     pub(super) rotate_every: S<String>,
     pub(super) set_on: S<String>,
+    /// How secretsync makes the value (src/generate.rs).
+    pub(super) generate: S<RawGenerate>,
     /// Free text for people; not used.
     #[allow(dead_code)]
     pub(super) description: Option<String>,
+}
+
+/// `generate: {bytes: N, encoding: E}` or `{chars: N, alphabet: A}`; each
+/// field read as text and checked by validation, where it stands.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGenerate {
+    pub(super) bytes: S<String>,
+    pub(super) encoding: S<String>,
+    pub(super) chars: S<String>,
+    pub(super) alphabet: S<String>,
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
 use super::fields::{Field, Fields};
-use super::raw::{RawManifest, RawSecret, RawTarget};
+use super::raw::{RawGenerate, RawManifest, RawSecret, RawTarget};
 use super::*;
 use crate::targets::registry;
 
@@ -164,6 +164,68 @@ impl<'a> Checker<'a> {
                 .map_err(|why| self.at(s, format!("rotate_every: {why}"), None))
         })
         .transpose()
+    }
+
+    /// A `generate:` spec: one count (`bytes` or `chars`) in range, written
+    /// as digits, and an alphabet of the fixed list; refused where it stands.
+    fn generate(
+        &self,
+        g: &Spanned<RawGenerate>,
+        what: &dyn Fn(&str) -> String,
+    ) -> Result<crate::generate::Spec, ManifestError> {
+        use crate::generate::{self as gen, Alphabet, Spec};
+        let hint = || {
+            Some("`generate: {bytes: 32, encoding: hex}` or `generate: {chars: 40, alphabet: alnum}` (see docs/manifest.md)".to_string())
+        };
+        let r = &g.value;
+        let name_of = |s: &Spanned<String>| {
+            Alphabet::from_name(&s.value)
+                .ok_or_else(|| self.at(s, what(&gen::unknown_alphabet(&s.value)), hint()))
+        };
+        let count = |s: &Spanned<String>, field: &str| {
+            gen::count(&s.value, field).map_err(|why| self.at(s, what(&why), hint()))
+        };
+        match (&r.bytes, &r.chars) {
+            (Some(b), None) => {
+                if let Some(a) = &r.alphabet {
+                    return Err(self.at(
+                        a,
+                        what("`alphabet` goes with `chars`; bytes take `encoding`"),
+                        hint(),
+                    ));
+                }
+                let Some(e) = &r.encoding else {
+                    return Err(self.at(
+                        g,
+                        what("`generate: {bytes: N}` needs `encoding` (hex, base64 or base64url)"),
+                        hint(),
+                    ));
+                };
+                let n = count(b, "bytes")?;
+                let enc = name_of(e)?;
+                Spec::new_bytes(n, enc).map_err(|why| self.at(e, what(&why), hint()))
+            }
+            (None, Some(c)) => {
+                if let Some(e) = &r.encoding {
+                    return Err(self.at(
+                        e,
+                        what("`encoding` goes with `bytes`; chars take `alphabet`"),
+                        hint(),
+                    ));
+                }
+                let Some(a) = &r.alphabet else {
+                    return Err(self.at(g, what("`generate: {chars: N}` needs `alphabet` (alnum, hex, base64, base64url or ascii)"), hint()));
+                };
+                let n = count(c, "chars")?;
+                Spec::new_chars(n, name_of(a)?).map_err(|why| self.at(a, what(&why), hint()))
+            }
+            (Some(_), Some(c)) => Err(self.at(
+                c,
+                what("`generate` takes `bytes` or `chars`, not both"),
+                hint(),
+            )),
+            (None, None) => Err(self.at(g, what("`generate` needs `bytes` or `chars`"), hint())),
+        }
     }
 
     /// A lifecycle date, refused where it stands.
@@ -370,12 +432,35 @@ impl<'a> Checker<'a> {
             })
             .collect();
 
+        let generate = match &s.generate {
+            None => None,
+            Some(g) => {
+                let what = |why: &str| format!("secret `{}`: {why}", name.value);
+                if matches!(value, ValueSource::Plain(_)) {
+                    return Err(self.at(
+                        g,
+                        what("`generate` is for encrypted secrets; a plain `value:` is configuration, never rotated"),
+                        Some("remove `generate:`, or store the value encrypted (`secretsync set KEY --encrypt`)".into()),
+                    ));
+                }
+                if let Some(e) = &s.expires {
+                    return Err(self.at(
+                        e,
+                        what("has both `generate` (secretsync makes the value) and `expires` (someone else issued it)"),
+                        Some("keep the one that is true".into()),
+                    ));
+                }
+                Some(self.generate(g, &what)?)
+            }
+        };
+
         Ok(SecretDef {
             name: name.value.clone(),
             targets: target_names,
             value,
             rename,
             previous,
+            generate,
             expires: self.date(s.expires.as_ref(), "expires")?,
             rotate_every: self.period(s.rotate_every.as_ref())?,
             set_on: self.date(s.set_on.as_ref(), "set_on")?,

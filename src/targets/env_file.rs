@@ -392,6 +392,10 @@ impl Target for LocalEnvFile {
         file_diff(&self.written, self.format, observed, changes, fp)
     }
 
+    fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
+        envfile::dropped_exports(observed, changes, self.format)
+    }
+
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
         let path = self.path.clone();
         blocking(move || read_sync(&path)).await

@@ -255,6 +255,13 @@ pub trait Target: Send + Sync + Any {
         None
     }
 
+    /// Notes on what `changes` do to the target beyond the values, per key
+    /// (an env file's `export ` a format drops). Shown by `plan`.
+    fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
+        let _ = (observed, changes);
+        Vec::new()
+    }
+
     /// Reads the target's current state. `keys` are the names the manifest
     /// manages here: backends that can list everything return all keys
     /// (`complete: true`), the others look up just these.

@@ -175,9 +175,18 @@ impl SshEnvFile {
         &self.host
     }
 
-    /// `deploy@vps:/etc/app/app.env`, for messages.
+    /// `deploy@vps:/etc/app/app.env`, for messages; with a port, an ssh
+    /// URL (`ssh://deploy@vps:2222/etc/app/app.env`), since scp's form has
+    /// no place for one.
     fn location(&self) -> String {
-        format!("{}:{}", self.host().label, self.spec.path)
+        match self.spec.ssh.port {
+            Some(port) => {
+                let path = &self.spec.path;
+                let sep = if path.starts_with('/') { "" } else { "/~/" };
+                format!("ssh://{}:{port}{sep}{path}", self.spec.ssh.host)
+            }
+            None => format!("{}:{}", self.host().label, self.spec.path),
+        }
     }
 
     fn runner(&self) -> Runner {
@@ -416,6 +425,10 @@ impl Target for SshEnvFile {
         fp: &Fingerprinter,
     ) -> Option<String> {
         super::env_file::file_diff(&self.spec.path, self.spec.format, observed, changes, fp)
+    }
+
+    fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
+        crate::envfile::dropped_exports(observed, changes, self.spec.format)
     }
 
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {

@@ -201,7 +201,7 @@ fn a_secret_looking_plain_value_is_a_warning_at_its_line() {
     assert_eq!(out.code, 0, "a warning is not an error: {out:?}");
     assert!(
         out.stdout.contains(&format!(
-            "secrets.yaml:{line}:12: warning: secret `LOG_LEVEL` has a plain `value` that looks like a secret (GitHub token prefix `ghp_`)\n  hint: encrypt it with `secretsync set LOG_LEVEL`"
+            "secrets.yaml:{line}:12: warning: secret `LOG_LEVEL` has a plain `value` that looks like a secret (GitHub token prefix `ghp_`)\n  hint: encrypt it with `secretsync set LOG_LEVEL --encrypt`"
         )),
         "{}",
         out.stdout

@@ -313,8 +313,9 @@ fn an_identity_that_is_not_a_recipient_is_named() {
     assert_eq!(
         out.stderr,
         format!(
-            "error: secret `S` is not encrypted to the identity from --identity {}\n  hint: use an identity whose public key is listed under `recipients`, or ask a holder of one to run `secretsync recipients add` and `secretsync rekey`\n",
-            sb.identity.display()
+            "error: secret `S` is not encrypted to the identity from --identity {} ({}), which is not one of the manifest's recipients:\n  (it lists none)\n  hint: use an identity whose public key is listed above (--identity FILE), or ask a holder of one to run `secretsync recipients add YOUR_PUBLIC_KEY` (it re-encrypts every value; `secretsync whoami` prints yours)\n",
+            sb.identity.display(),
+            sb.recipient
         )
     );
 }

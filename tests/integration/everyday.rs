@@ -851,7 +851,7 @@ fn removing_a_recipient_lists_the_secrets_to_rotate() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
         out.stderr,
-        "the removed recipient(s) could read these 1 secret(s); rotate them (`secretsync rotate KEY` or `secretsync set KEY`) and apply:\n  AUTH\n"
+        "the removed recipient(s) could read these 1 secret(s); rotate them and apply:\n  AUTH: issued elsewhere: rotate it at its source, then `secretsync set AUTH`\n"
     );
 }
 

@@ -110,7 +110,7 @@ impl Three {
             (
                 "vps",
                 format!(
-                    "env file root@127.0.0.1:{}:{} over SSH",
+                    "env file ssh://root@127.0.0.1:{}{} over SSH",
                     self.sshd.port,
                     self.remote_file.display()
                 ),

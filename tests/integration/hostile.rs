@@ -257,7 +257,7 @@ fn invalid_utf8_in_an_env_file_over_ssh_names_the_line() {
     assert_eq!(plan.code, 1, "{plan:?}");
     assert!(
         plan.stdout.contains(&format!(
-            "error: root@127.0.0.1:{}:{}:2: the file is not valid UTF-8\n    hint: env files are text: re-save it as UTF-8\n",
+            "error: ssh://root@127.0.0.1:{}{}:2: the file is not valid UTF-8\n    hint: env files are text: re-save it as UTF-8\n",
             sshd.port,
             file.display()
         )),

@@ -879,7 +879,20 @@ fn no_canary_leaks_from_any_command_on_success() {
         "replaced in",
     );
     w.add_needle("CANARY-V1-replaced");
-    expect(&w.run("rotate", &with(&["rotate", "B"])), 0, "replaced in");
+    // B's value has spaces and quotes: not random-looking, so rotate is told how (#25).
+    expect(
+        &w.run("rotate", &with(&["rotate", "B"])),
+        1,
+        "refusing to replace `B`",
+    );
+    expect(
+        &w.run(
+            "rotate",
+            &with(&["rotate", "B", "--generate", "chars=40,alphabet=alnum"]),
+        ),
+        0,
+        "replaced in",
+    );
     expect(
         &w.run(
             "rotate",

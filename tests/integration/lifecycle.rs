@@ -388,7 +388,7 @@ fn doctor_fails_on_an_expired_secret_and_warns_in_the_window() {
     );
     assert!(
         out.stdout
-            .contains("secret SOON_JWT: warning: expires on 2026-12-13"),
+            .contains("\n  warn secret SOON_JWT: expires on 2026-12-13"),
         "{}",
         out.stdout
     );
@@ -516,6 +516,12 @@ fn rotate_due_rotates_only_what_is_due_and_secretsync_makes() {
         "  SOON_JWT:\n    targets: [app]\n    rotate_every: 7d\n    set_on: \"2026-11-01\"\n",
         1,
     );
+    // OLD_PW is made by secretsync (#25: only such secrets are rotated).
+    let text = text.replacen(
+        "    rotate_every: 30d\n    set_on: \"2026-10-01\"\n",
+        "    rotate_every: 30d\n    set_on: \"2026-10-01\"\n    generate: {chars: 31, alphabet: alnum}\n",
+        1,
+    );
     sb.write("secrets.yaml", &text);
     let before: Vec<(String, String)> = values()
         .iter()
@@ -526,12 +532,12 @@ fn rotate_due_rotates_only_what_is_due_and_secretsync_makes() {
     assert_clean("rotate --due", &out);
     assert!(
         out.stderr
-            .contains("rotated 1 secret(s) due for rotation: OLD_PW"),
+            .contains("rotated 1 secret(s) due for rotation: OLD_PW (31 alnum characters)"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains("not rotated, 1 secret(s) secretsync cannot generate:\n  SOON_JWT: issued by someone else; get a new value from its issuer, then `secretsync rotate SOON_JWT --from-command 'CMD'`"),
+        out.stderr.contains("not rotated, 1 secret(s) without `generate:` (secretsync does not make them):\n  SOON_JWT: issued elsewhere: rotate it at its source, then `secretsync set SOON_JWT` (or `secretsync rotate SOON_JWT --from-command 'CMD'`)"),
         "{}",
         out.stderr
     );

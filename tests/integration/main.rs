@@ -12,6 +12,8 @@
 mod support;
 
 mod architecture;
+
+mod careful;
 mod check;
 mod cli;
 mod comment_size;

@@ -878,8 +878,9 @@ fn import_adopts_a_services_live_variables_but_not_sealed_ones() {
         out.stderr
     );
     assert!(
-        out.stderr
-            .contains("skipped 1 already in the manifest (use --overwrite): LOG_LEVEL"),
+        out.stderr.contains(
+            "skipped 1 already in the manifest with the same value (nothing to import): LOG_LEVEL"
+        ),
         "{}",
         out.stderr
     );
