@@ -580,6 +580,7 @@ mod tests {
                     manifest_fingerprint: Some("fp:00000000".into()),
                     target_fingerprint: Some("fp:11111111".into()),
                     removed: None,
+                    provenance: None,
                 })
                 .collect();
             let changes = items
@@ -619,6 +620,7 @@ mod tests {
                 manifest_fingerprint: None,
                 target_fingerprint: None,
                 removed: None,
+                provenance: None,
             });
             d.file_diff = None;
         }

@@ -241,6 +241,7 @@ mod tests {
                             manifest_fingerprint: None,
                             target_fingerprint: None,
                             removed: None,
+                            provenance: None,
                         })
                         .collect(),
                     changes: keys
