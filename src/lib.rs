@@ -24,6 +24,7 @@ pub mod holdable;
 pub mod lifecycle;
 pub mod lock;
 pub mod manifest;
+pub mod neutral;
 pub mod notice;
 pub mod notify;
 pub mod plan;
