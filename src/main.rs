@@ -54,9 +54,11 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {e}");
+            // The last guard: whatever an error quotes (a manifest string, a
+            // server's answer) prints inert for a terminal and the runner.
+            eprintln!("error: {}", secretsync::neutral::lines(&e.to_string()));
             if let Some(hint) = e.hint() {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", secretsync::neutral::lines(&hint));
             }
             ExitCode::from(1)
         }

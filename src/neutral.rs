@@ -27,12 +27,13 @@ pub fn is_deceptive(c: char) -> bool {
 /// Whether `s` prints as itself: no control, bidi or invisible character,
 /// no `##[`, no leading `::`.
 pub fn is_plain(s: &str) -> bool {
-    !s.chars().any(|c| c.is_control() || is_deceptive(c))
+    !s.chars()
+        .any(|c| (c.is_control() && c != '\t') || is_deceptive(c))
         && !s.contains("##[")
         && !s.trim_start().starts_with("::")
 }
 
-/// `s` as one inert line: control, bidi and invisible characters escaped,
+/// `s` as one inert line: control (but tab), bidi and invisible characters escaped,
 /// `##[` and a leading `::` broken up (`#\u{23}[`, `\u{3a}:`). Plain text is
 /// returned as it is.
 pub fn text(s: &str) -> String {
@@ -41,7 +42,12 @@ pub fn text(s: &str) -> String {
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        escape_char(c, &mut out);
+        // A tab moves nothing a reader cannot see: kept (source excerpts).
+        if c == '\t' {
+            out.push(c);
+        } else {
+            escape_char(c, &mut out);
+        }
     }
     actions(&out)
 }
@@ -63,6 +69,30 @@ pub fn quoted(s: &str) -> String {
     }
     out.push('"');
     actions(&out)
+}
+
+/// `s` as a code span in text output: `` `s` `` when plain, the quoted
+/// form of [`quoted`] otherwise (a line break shown as `\n`, never made).
+pub fn quoted_code(s: &str) -> String {
+    if is_plain(s) && !s.is_empty() {
+        format!("`{s}`")
+    } else {
+        quoted(s)
+    }
+}
+
+/// For text whose line breaks are escaped elsewhere (an annotation's
+/// `%0A`): bidi and invisible characters escaped, `##[` broken up.
+pub fn in_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_deceptive(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.replace("##[", "#\\u{23}[")
 }
 
 /// A path, as [`text`].

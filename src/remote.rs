@@ -67,7 +67,9 @@ fn ssh_file(f: &Fields<'_>, field: &str) -> Result<Option<String>, ManifestError
             let what = match c {
                 '$' => "`$`, which ssh expands from the environment".to_string(),
                 '%' => "`%`, which ssh expands as a token".to_string(),
-                '~' => "`~` other than a leading `~/`, which ssh expands to a home folder".to_string(),
+                '~' => {
+                    "`~` other than a leading `~/`, which ssh expands to a home folder".to_string()
+                }
                 c => format!("white space ({})", crate::neutral::quoted(&c.to_string())),
             };
             return Err(f.error(

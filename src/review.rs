@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use crate::crypto::{self, Identities};
 use crate::engine::{Engine, Options};
 use crate::error::Error;
-use crate::neutral;
 use crate::manifest::{self, Manifest, SecretDef, TargetSpec, ValueSource};
+use crate::neutral;
 use crate::render::{md_code, md_escape as md_cell, md_fence, Style};
 use crate::secret::Secret;
 
@@ -504,7 +504,8 @@ fn file_change(p: &Path, root: &Path, commit: Option<&str>) -> Option<&'static s
     let rel = lex.strip_prefix(root).ok()?.to_string_lossy().into_owned();
     let exists = std::fs::symlink_metadata(&lex).is_ok();
     let Some(commit) = commit else {
-        return exists.then_some("in the checkout, and a file base gives nothing to compare it with");
+        return exists
+            .then_some("in the checkout, and a file base gives nothing to compare it with");
     };
     let entry = git(root, &["ls-tree", commit, "--", &rel], "").unwrap_or_default();
     let entry = String::from_utf8_lossy(&entry);

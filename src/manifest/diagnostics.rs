@@ -52,7 +52,8 @@ impl fmt::Display for ManifestError {
 impl fmt::Display for Located {
     /// rustc's layout: the message, the place, the line with a caret, the hint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.message)?;
+        // Messages quote manifest text: inert for terminals and the runner.
+        writeln!(f, "{}", crate::neutral::lines(&self.message))?;
         if self.line == 0 {
             write!(f, "  --> {}", self.path.display())?;
         } else {
@@ -74,12 +75,13 @@ impl fmt::Display for Located {
                 .collect();
             write!(
                 f,
-                "\n{pad} |\n{num} | {text}\n{pad} | {indent}{}",
+                "\n{pad} |\n{num} | {}\n{pad} | {indent}{}",
+                crate::neutral::text(text),
                 "^".repeat(self.width.max(1))
             )?;
         }
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", crate::neutral::lines(hint))?;
         }
         Ok(())
     }

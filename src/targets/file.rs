@@ -35,7 +35,10 @@ pub enum Refusal {
     /// Larger than [`MAX_BYTES`] (its size).
     TooLarge(u64),
     /// A symlink owned by someone else than us, root or the file's owner.
-    UntrustedLink { link_uid: u32, target_uid: u32 },
+    UntrustedLink {
+        link_uid: u32,
+        target_uid: u32,
+    },
     Io(io::Error),
 }
 

@@ -143,7 +143,10 @@ impl Spec for KeychainSpec {
     }
 
     fn local_files(&self, _manifest_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-        self.ssh.as_ref().map(|o| o.local_files()).unwrap_or_default()
+        self.ssh
+            .as_ref()
+            .map(|o| o.local_files())
+            .unwrap_or_default()
     }
 }
 

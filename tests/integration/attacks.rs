@@ -125,12 +125,19 @@ fn a_fifo_at_a_target_path_is_refused_and_the_other_targets_go_on() {
             "{args:?}: {out:?}"
         );
         assert!(
-            out.all().contains("/dev/stdin is a FIFO, not a regular file"),
+            out.all()
+                .contains("/dev/stdin is a FIFO, not a regular file"),
             "{args:?}: {out:?}"
         );
     }
-    assert_eq!(std::fs::read_to_string(&ok).unwrap(), format!("TOKEN={CANARY}\n"));
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(
+        std::fs::read_to_string(&ok).unwrap(),
+        format!("TOKEN={CANARY}\n")
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
 
 #[test]
@@ -149,7 +156,10 @@ fn a_fifo_at_a_remote_target_path_is_refused() {
             "{args:?}: {out:?}"
         );
     }
-    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
 
 /// Finding 8: `/dev/zero` (or a link to it) was read until memory ran out;
@@ -213,11 +223,13 @@ fn a_device_at_a_target_path_is_never_replaced() {
     let out = bounded(&sb, &["apply", "--auto-approve"], &[]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
-        out.all().contains("Apply: 0 targets applied and verified, 0 in sync, 3 failed."),
+        out.all()
+            .contains("Apply: 0 targets applied and verified, 0 in sync, 3 failed."),
         "{out:?}"
     );
     assert!(
-        out.all().contains("dev.env is a character device, not a regular file"),
+        out.all()
+            .contains("dev.env is a character device, not a regular file"),
         "{out:?}"
     );
     assert!(
@@ -226,13 +238,19 @@ fn a_device_at_a_target_path_is_never_replaced() {
     );
     let meta = std::fs::symlink_metadata(&dev).unwrap();
     assert!(meta.file_type().is_char_device(), "{meta:?}");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 fn uid_of(user: &str) -> (u32, u32) {
     let id = |flag: &str| {
         let o = Command::new("id").args([flag, user]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().unwrap()
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
     };
     (id("-u"), id("-g"))
 }
@@ -269,7 +287,10 @@ fn a_symlink_planted_by_another_user_is_not_followed() {
     let sshd = Sshd::start();
     manifest(
         &sb,
-        &[("local", env_file(&local)), ("remote", ssh_env(&sshd, &remote))],
+        &[
+            ("local", env_file(&local)),
+            ("remote", ssh_env(&sshd, &remote)),
+        ],
     );
     for args in [&["plan"][..], &["apply", "--auto-approve"]] {
         let out = bounded(&sb, args, &[]);
@@ -281,7 +302,8 @@ fn a_symlink_planted_by_another_user_is_not_followed() {
             "{args:?}: {out:?}"
         );
         assert!(
-            out.all().contains("app.env is a symlink owned by another user"),
+            out.all()
+                .contains("app.env is a symlink owned by another user"),
             "{args:?}: {out:?}"
         );
     }
@@ -296,7 +318,10 @@ fn a_symlink_planted_by_another_user_is_not_followed() {
     manifest(&sb, &[("local", env_file(&local))]);
     let out = bounded(&sb, &["apply", "--auto-approve"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(std::fs::read_to_string(&mine).unwrap(), format!("TOKEN={CANARY}\n"));
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        format!("TOKEN={CANARY}\n")
+    );
 }
 
 /// Finding 5: ssh expands `${VAR}`, `%` tokens and `~user` in its file
@@ -308,9 +333,21 @@ fn ssh_file_fields_refuse_what_ssh_would_expand() {
     let sb = Sandbox::new();
     sb.write(".bashrc", "# mine\n");
     let cases = [
-        ("known_hosts_file", "\"/x/${GITHUB_TOKEN}\"", "`$`, which ssh expands from the environment"),
-        ("known_hosts_file", "\"%d/.bashrc\"", "`%`, which ssh expands as a token"),
-        ("identity_file", "\"~root/.ssh/id\"", "`~` other than a leading `~/`"),
+        (
+            "known_hosts_file",
+            "\"/x/${GITHUB_TOKEN}\"",
+            "`$`, which ssh expands from the environment",
+        ),
+        (
+            "known_hosts_file",
+            "\"%d/.bashrc\"",
+            "`%`, which ssh expands as a token",
+        ),
+        (
+            "identity_file",
+            "\"~root/.ssh/id\"",
+            "`~` other than a leading `~/`",
+        ),
         ("identity_file", "\"/k/a b\"", "white space"),
     ];
     for (field, value, why) in cases {
@@ -322,11 +359,79 @@ fn ssh_file_fields_refuse_what_ssh_would_expand() {
         let out = bounded(&sb, &["plan"], &[("GITHUB_TOKEN", TOKEN)]);
         assert_eq!(out.code, 1, "{value}: {out:?}");
         assert!(
-            out.stderr.contains(&format!("`{field}` of target `vps` contains {why}")),
+            out.stderr
+                .contains(&format!("`{field}` of target `vps` contains {why}")),
             "{value}: {out:?}"
         );
         assert!(out.stderr.contains("secrets.yaml:"), "{value}: {out:?}");
         assert_eq!(sb.read(".bashrc"), "# mine\n", "{value}");
     }
     assert_eq!(sshd.connections(), 0);
+}
+
+/// Every line of `out` as the Actions runner would read it: no workflow
+/// command but our own annotations, no `##[` anywhere, nothing that drives
+/// a terminal or spoofs a name.
+fn assert_inert(what: &str, out: &Out) {
+    for line in out.all().lines() {
+        let t = line.trim_start();
+        assert!(
+            !t.starts_with("::")
+                || t.starts_with("::error title=")
+                || t.starts_with("::warning title=")
+                || t.starts_with("::notice title="),
+            "{what}: a workflow command: {line:?}"
+        );
+        assert!(!line.contains("##["), "{what}: {line:?}");
+        assert!(
+            !line.chars().any(|c| (c.is_control() && c != '\t')
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')),
+            "{what}: {line:?}"
+        );
+    }
+}
+
+/// Finding 6: a newline in a `rename:` value made a load error print lines
+/// beginning `::add-mask::`; Railway strings with ESC or newlines, bidi
+/// and zero-width characters in names reached the output raw.
+#[test]
+fn manifest_strings_are_inert_in_terminals_and_the_runner() {
+    let sb = Sandbox::new();
+    let gh = [("GITHUB_ACTIONS", "true")];
+    let cases: &[(&str, &str)] = &[
+        (
+            "targets:\n  app: { type: env_file, path: a.env }\nsecrets:\n  A:\n    targets: [app]\n    rename: { app: \"X\\n::add-mask::foo\\n##[error]x\" }\n    value: v\n",
+            "\"X\\n::add-mask::foo\\n#\\u{23}[error]x\" cannot be a key on target `app`",
+        ),
+        (
+            "targets:\n  \"app\\u202e\": { type: env_file, path: a.env }\nsecrets: {}\n",
+            "a target name must be non-empty and hold no control, bidi or invisible characters",
+        ),
+        (
+            "targets:\n  rw: { type: railway, project: \"p\\e[2J\\n::warning::x\", environment: e, service: s }\nsecrets: {}\n",
+            "`project` of target `rw` contains a control, bidi or invisible character",
+        ),
+        (
+            "targets:\n  rw: { type: railway, project: p, environment: \"prod\u{200b}\", service: s }\nsecrets: {}\n",
+            "`environment` of target `rw` contains a control, bidi or invisible character",
+        ),
+        (
+            "targets:\n  rw: { type: railway, project: p, environment: e, service: \"api\u{202e}gpj\" }\nsecrets: {}\n",
+            "`service` of target `rw` contains a control, bidi or invisible character",
+        ),
+        // Raw control bytes in the file: the parse error's excerpt.
+        (
+            "targets:\n  app: { type: env_file, path: \"a\u{1b}[2J##[add-mask]x\" }\nsecrets: {}\n",
+            "secrets.yaml:",
+        ),
+    ];
+    for (body, said) in cases {
+        sb.write("secrets.yaml", &format!("{}{body}", sb.header()));
+        for args in [&["plan"][..], &["check"], &["plan", "--format", "markdown"]] {
+            let out = bounded(&sb, args, &gh);
+            assert_eq!(out.code, 1, "{body}: {out:?}");
+            assert!(out.all().contains(said), "{said:?} in {args:?}: {out:?}");
+            assert_inert(body, &out);
+        }
+    }
 }

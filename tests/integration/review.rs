@@ -115,7 +115,10 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
         plain.stdout
     );
 
-    let out = run(&sb, &["plan", "--base", "file:base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "no target was read that fails: {out:?}");
     let doc = json(&out);
     assert_eq!(planned_targets(&doc), ["app"], "{doc:#}");
@@ -172,7 +175,10 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
     );
 
     // Changes pending on merge: --detailed-exitcode says so.
-    let d = run(&sb, &["plan", "--base", "file:base.yaml", "--detailed-exitcode"]);
+    let d = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--detailed-exitcode"],
+    );
     assert_eq!(d.code, 2, "{d:?}");
 
     let md = run(
@@ -282,7 +288,10 @@ fn values_are_compared_between_base_and_head() {
     sb.write("base.yaml", &base);
     sb.write("secrets.yaml", &head);
 
-    let out = run(&sb, &["plan", "--base", "file:base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let doc = json(&out);
     assert_eq!(review_secret(&doc, "ROTATED")["value"], "changed");
@@ -354,7 +363,10 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
         "secrets.yaml",
         &format!("{}{body}", header_with_key(&sb, key)),
     );
-    let same = run(&sb, &["plan", "--base", "file:base.yaml", "--format", "json"]);
+    let same = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(same.code, 0, "{same:?}");
     assert!(same.stdout.contains("fp:"), "{}", same.stdout);
     assert_eq!(json(&same)["review"]["fingerprints_hidden"], false);
@@ -368,7 +380,10 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
         ),
     );
     for format in ["text", "json", "markdown"] {
-        let out = run(&sb, &["plan", "--base", "file:base.yaml", "--format", format]);
+        let out = run(
+            &sb,
+            &["plan", "--base", "file:base.yaml", "--format", format],
+        );
         assert_eq!(out.code, 0, "{out:?}");
         assert!(!out.all().contains("fp:"), "{format}: {}", out.stdout);
         assert!(
@@ -626,7 +641,10 @@ fn a_value_that_cannot_be_decrypted_is_not_compared() {
         "secrets.yaml",
         &secret(&sb.encrypted("CANARY-stable-0c3d", 6)),
     );
-    let out = run(&sb, &["plan", "--base", "file:base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let doc = json(&out);
     let a = review_secret(&doc, "A");
@@ -718,7 +736,10 @@ fn a_file_named_like_the_base_revision_is_not_the_base() {
         "{}",
         text.stdout
     );
-    let md = run(&sb, &["plan", "--base", "origin/main", "--format", "markdown"]);
+    let md = run(
+        &sb,
+        &["plan", "--base", "origin/main", "--format", "markdown"],
+    );
     assert!(
         md.stdout.contains(&format!(
             "### secretsync review against `origin/main` (revision, commit `{commit}`)"
@@ -758,11 +779,7 @@ fn fingerprints_of_values_the_change_chose_are_never_shown() {
     let sb = Sandbox::new();
     let outside = tempfile::tempdir().unwrap();
     let prod = outside.path().join("prod.env");
-    std::fs::write(
-        &prod,
-        "DB=CANARY-stable-0c3d\nKEEP=CANARY-on-disk-3d3d\n",
-    )
-    .unwrap();
+    std::fs::write(&prod, "DB=CANARY-stable-0c3d\nKEEP=CANARY-on-disk-3d3d\n").unwrap();
     let prod = prod.display().to_string();
     let keep = sb.encrypted("CANARY-rotated-old-6a1f", 6);
     let db = sb.encrypted("CANARY-stable-0c3d", 6);
@@ -803,7 +820,10 @@ fn fingerprints_of_values_the_change_chose_are_never_shown() {
     }
     for g in guesses.iter().filter(|g| g.starts_with("CANARY-guess")) {
         let fp = fp_of(&sb, g);
-        assert!(!seen.contains(&fp), "the fingerprint {fp} of a guess is shown:\n{seen}");
+        assert!(
+            !seen.contains(&fp),
+            "the fingerprint {fp} of a guess is shown:\n{seen}"
+        );
     }
     // G7 guessed right: its fingerprint would equal the real value's, shown
     // for XDB. No item of a guess carries one.
@@ -815,14 +835,23 @@ fn fingerprints_of_values_the_change_chose_are_never_shown() {
     }
     // What review mode still shows: fingerprints of values it did not
     // choose (KEEP's, unchanged, and the target's).
-    assert!(seen.contains(&fp_of(&sb, "CANARY-rotated-old-6a1f")), "{seen}");
+    assert!(
+        seen.contains(&fp_of(&sb, "CANARY-rotated-old-6a1f")),
+        "{seen}"
+    );
     assert!(seen.contains(&fp_of(&sb, "CANARY-on-disk-3d3d")), "{seen}");
     assert!(
         seen.contains("no fingerprint is shown of the 20 values this change sets"),
         "{seen}"
     );
     let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
-    assert_eq!(doc["review"]["fingerprints_hidden_for"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        doc["review"]["fingerprints_hidden_for"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
 }
 
 /// Finding 3: a base target whose files lie in the checkout read the
@@ -877,7 +906,10 @@ fn a_target_reading_files_the_change_wrote_is_not_contacted() {
     assert_eq!(planned_targets(&doc), ["same"], "{doc:#}");
     for (name, why) in [
         ("local", "local.env: modified by this change"),
-        ("linked", "linked.env: a symlink (or under one) in the checkout"),
+        (
+            "linked",
+            "linked.env: a symlink (or under one) in the checkout",
+        ),
         ("box", "known_hosts: modified by this change"),
     ] {
         let t = not_contacted(&doc, name).unwrap_or_else(|| panic!("{name}: {doc:#}"));
@@ -901,7 +933,14 @@ fn a_target_reading_files_the_change_wrote_is_not_contacted() {
     // (`box` then fails to connect, which shows it was).
     git(
         sb.path("").as_path(),
-        &["checkout", "-q", "--", "local.env", "linked.env", "known_hosts"],
+        &[
+            "checkout",
+            "-q",
+            "--",
+            "local.env",
+            "linked.env",
+            "known_hosts",
+        ],
     );
     let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
     assert_eq!(
@@ -949,9 +988,8 @@ fn a_copied_value_is_named_and_the_fingerprint_key_is_never_a_secret() {
     assert_eq!(s["same_value_as"]["secret"], "DB_PASSWORD", "{s:#}");
     let text = run(&sb, &["plan", "--base", "main"]);
     assert!(
-        text.stdout.contains(
-            "value changed; now holds the same value as DB_PASSWORD (on prod)"
-        ),
+        text.stdout
+            .contains("value changed; now holds the same value as DB_PASSWORD (on prod)"),
         "{}",
         text.stdout
     );
@@ -979,14 +1017,116 @@ fn a_copied_value_is_named_and_the_fingerprint_key_is_never_a_secret() {
             let out = run(&sb, args);
             assert_eq!(out.code, 1, "{args:?}: {out:?}");
             assert!(
-                out.stderr.contains(
-                    "secret `LEAK` holds the value of the manifest's fingerprint_key"
-                ),
+                out.stderr
+                    .contains("secret `LEAK` holds the value of the manifest's fingerprint_key"),
                 "{args:?}: {}",
                 out.stderr
             );
             assert!(!out.all().contains(&sb.fingerprint_key), "{out:?}");
         }
         assert_eq!(std::fs::read_to_string(&staging).unwrap(), "");
+    }
+}
+
+/// `ci` cases, or PROPTEST_CASES when set (a longer run).
+fn cases(ci: u32) -> proptest::prelude::ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ci);
+    proptest::prelude::ProptestConfig::with_cases(n)
+}
+
+/// One random head built from [`oracle_base`]: renames, copies of
+/// ciphertext, added guess secrets, changed values, lines planted in the
+/// checkout's env file. Returns the head and the guesses it chose.
+fn oracle_head(
+    sb: &Sandbox,
+    prod: &str,
+    ciphers: &[String],
+    ops: &[(u8, usize, usize, String)],
+) -> (String, Vec<String>) {
+    let mut values: Vec<String> = ciphers.to_vec();
+    let mut renames: Vec<Option<String>> = vec![None; ciphers.len()];
+    let mut added = String::new();
+    let mut planted = String::from("S0=CANARY-base-0\n");
+    let mut guesses = Vec::new();
+    for (n, (op, i, j, word)) in ops.iter().enumerate() {
+        let guess = format!("CANARY-guess-{n}-{word}");
+        match op {
+            0 => renames[*i] = Some(format!("R{n}")),
+            1 => values[*j] = ciphers[*i].clone(),
+            2 => {
+                let on = if *j == 0 { "prod" } else { "local" };
+                added.push_str(&format!(
+                    "  G{n}:\n    targets: [{on}]\n    encrypted: |\n{}",
+                    sb.encrypted(&guess, 6)
+                ));
+                guesses.push(guess);
+            }
+            3 => {
+                values[*i] = sb.encrypted(&guess, 6);
+                guesses.push(guess);
+            }
+            _ => {
+                planted.push_str(&format!("P{n}={guess}\n"));
+                guesses.push(guess);
+            }
+        }
+    }
+    sb.write("local.env", &planted);
+    let mut head = format!(
+        "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\n  local: {{ type: env_file, path: local.env }}\nsecrets:\n",
+        sb.header()
+    );
+    for (i, v) in values.iter().enumerate() {
+        head.push_str(&format!("  S{i}:\n    targets: [prod, local]\n"));
+        if let Some(r) = &renames[i] {
+            head.push_str(&format!("    rename: {{ prod: {r} }}\n"));
+        }
+        head.push_str(&format!("    encrypted: |\n{v}"));
+    }
+    head.push_str(&added);
+    (head, guesses)
+}
+
+proptest::proptest! {
+    #![proptest_config(cases(6))]
+
+    /// Whatever a head does to a base (renames, copies of ciphertext,
+    /// added guess secrets, changed values, lines planted in a file the
+    /// checkout holds), no output of its review holds a base-keyed
+    /// fingerprint of a value it chose or of a file it could write.
+    #[test]
+    fn no_head_gets_a_fingerprint_of_its_guesses(
+        ops in proptest::collection::vec((0u8..5, 0usize..3, 0usize..2, "[a-z]{4}"), 1..6)
+    ) {
+        let sb = Sandbox::new();
+        let outside = tempfile::tempdir().unwrap();
+        let prod = outside.path().join("prod.env");
+        std::fs::write(&prod, "S0=CANARY-base-0\nS1=CANARY-on-prod\nX=CANARY-unmanaged\n").unwrap();
+        let prod = prod.display().to_string();
+        let ciphers: Vec<String> = (0..3).map(|i| sb.encrypted(&format!("CANARY-base-{i}"), 6)).collect();
+        let mut base = format!(
+            "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\n  local: {{ type: env_file, path: local.env }}\nsecrets:\n",
+            sb.header()
+        );
+        for (i, c) in ciphers.iter().enumerate() {
+            base.push_str(&format!("  S{i}:\n    targets: [prod, local]\n    encrypted: |\n{c}"));
+        }
+        repo_with_base(&sb, &[("secrets.yaml", &base), ("local.env", "S0=CANARY-base-0\n")]);
+        let (head, guesses) = oracle_head(&sb, &prod, &ciphers, &ops);
+        sb.write("secrets.yaml", &head);
+        let mut seen = String::new();
+        for format in ["text", "json", "markdown"] {
+            let out = sb.run(&["plan", "--base", "main", "-v", "--format", format]);
+            proptest::prop_assert_eq!(out.code, 0, "{:?}", out);
+            seen.push_str(&out.all());
+        }
+        for g in &guesses {
+            proptest::prop_assert!(!seen.contains(g.as_str()), "the value {} is printed", g);
+            let fp = fp_of(&sb, g);
+            proptest::prop_assert!(!seen.contains(&fp), "fingerprint {} of {} in:\n{}", fp, g, seen);
+        }
     }
 }
