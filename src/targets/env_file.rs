@@ -200,7 +200,11 @@ fn io_error(what: &str, path: &Path, e: &io::Error) -> TargetError {
 
 /// The file to replace: the target of a symlink, so the link survives.
 fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
-    super::file::check_replaceable(path).map_err(|r| refused(path, r))?;
+    // A directory is reported by the read (and a rename over it fails).
+    match super::file::check_replaceable(path) {
+        Ok(()) | Err(super::file::Refusal::Directory) => {}
+        Err(r) => return Err(refused(path, r)),
+    }
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
             TargetError::failed(format!(

@@ -435,3 +435,115 @@ fn manifest_strings_are_inert_in_terminals_and_the_runner() {
         }
     }
 }
+
+/// An armored age file encrypted to the sandbox's recipient with `extra`
+/// stanzas of grease added before the MAC (it no longer decrypts: what
+/// matters is the time age takes to parse it).
+fn stanza_bomb(sb: &Sandbox, extra: usize) -> String {
+    let armored = secretsync::crypto::encrypt(std::slice::from_ref(&sb.recipient), b"x").unwrap();
+    let mut bin = Vec::new();
+    use std::io::{Read, Write};
+    age::armor::ArmoredReader::new(armored.as_bytes())
+        .read_to_end(&mut bin)
+        .unwrap();
+    let mac = bin.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+    let mut out = bin[..mac].to_vec();
+    for i in 0..extra {
+        out.extend_from_slice(format!("-> grease-{i}\nAAAA\n").as_bytes());
+    }
+    out.extend_from_slice(&bin[mac..]);
+    let mut w =
+        age::armor::ArmoredWriter::wrap_output(Vec::new(), age::armor::Format::AsciiArmor).unwrap();
+    w.write_all(&out).unwrap();
+    let text = String::from_utf8(w.finish().unwrap()).unwrap();
+    text.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+/// Finding 11: an age header with thousands of stanzas made decryption
+/// quadratic (20,000 stanzas: 110 s) in `plan` and in `check`, the step
+/// for forks' pull requests.
+#[test]
+fn an_age_header_with_thousands_of_stanzas_is_refused_quickly() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("app.env"), "").unwrap();
+    let bomb = stanza_bomb(&sb, 20_000);
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  A:\n    targets: [app]\n    encrypted: |\n{bomb}",
+            sb.header()
+        ),
+    );
+    for args in [&["check"][..], &["plan"]] {
+        let t = std::time::Instant::now();
+        let out = bounded(&sb, args, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        assert!(
+            out.all()
+                .contains("its age header has 20001 stanzas, more than the 256 secretsync accepts")
+                || out.all().contains(
+                    "its age header has 20002 stanzas, more than the 256 secretsync accepts"
+                ),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?}: {:?}",
+            t.elapsed()
+        );
+        eprintln!(
+            "{args:?} with a 20,000-stanza header: refused in {:?}",
+            t.elapsed()
+        );
+    }
+    // Up to the cap, a value is still read: 255 grease stanzas parse (and
+    // fail on the MAC, as any edited header does).
+    let small = stanza_bomb(&sb, 250);
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  A:\n    targets: [app]\n    encrypted: |\n{small}",
+            sb.header()
+        ),
+    );
+    let out = bounded(&sb, &["plan"], &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.all().contains("stanzas, more than"), "{out:?}");
+}
+
+/// Finding 12: a format refusal described the value ("holds a single
+/// quote", "its `$`"); it names the key and the formats that can hold it.
+#[test]
+fn a_format_refusal_names_the_key_and_formats_not_the_content() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("app.env"), "").unwrap();
+    for value in ["it's $HOME", "back\\slash'", "`tick`'\\"] {
+        sb.write(
+            "secrets.yaml",
+            &format!(
+                "{}targets:\n  app:\n    type: env_file\n    path: app.env\n    format: node\nsecrets:\n  DB_PASSWORD:\n    targets: [app]\n    encrypted: |\n{}",
+                sb.header(),
+                sb.encrypted(value, 6)
+            ),
+        );
+        let out = bounded(&sb, &["plan"], &[]);
+        assert_eq!(out.code, 1, "{out:?}");
+        let all = out.all();
+        assert!(
+            all.contains("the value of `DB_PASSWORD` cannot be written to this target: `format: node` has no form of this value that"),
+            "{all}"
+        );
+        assert!(all.contains("can hold it"), "{all}");
+        for said in [
+            "quote",
+            "`$`",
+            "backtick",
+            "backslash",
+            "would misread",
+            "escape",
+        ] {
+            assert!(!all.contains(said), "{said:?} describes the value: {all}");
+        }
+        assert!(!all.contains(value), "{all}");
+    }
+}
