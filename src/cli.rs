@@ -424,7 +424,9 @@ pub(crate) struct TargetAddArgs {
 /// `--type` takes the kinds of the registry.
 fn target_kinds() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(
-        secretsync::targets::kind::KINDS.iter().map(|k| k.name()),
+        secretsync::targets::registry::KINDS
+            .iter()
+            .map(|k| k.name()),
     )
 }
 

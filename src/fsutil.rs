@@ -175,7 +175,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
 /// Today's date (UTC) as YYYY-MM-DD.
 pub fn today() -> String {
     // The lifecycle's clock: SECRETSYNC_NOW fixes it in tests.
-    crate::lifecycle::today()
+    crate::time::today()
 }
 
 #[cfg(test)]

@@ -34,3 +34,4 @@ pub mod review;
 pub mod saved;
 pub mod secret;
 pub mod targets;
+pub mod time;

@@ -118,11 +118,7 @@ pub struct Previous {
 }
 
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: what env files, shells and Railway accept.
-pub fn is_env_key(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use crate::targets::kind::is_env_key;
 
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {

@@ -11,7 +11,7 @@ use serde_saphyr::{Location, Spanned};
 use super::fields::{Field, Fields};
 use super::raw::{RawManifest, RawSecret, RawTarget};
 use super::*;
-use crate::targets::kind;
+use crate::targets::registry;
 
 /// Fields a manifest may no longer set, because they let it choose how
 /// secretsync behaves: why, and what to do instead.
@@ -176,7 +176,7 @@ impl<'a> Checker<'a> {
     /// A lifecycle period (`90d`, `never`), refused where it stands.
     fn period(&self, s: Option<&Spanned<String>>) -> Result<Option<Option<i64>>, ManifestError> {
         s.map(|s| {
-            crate::lifecycle::parse_period(&s.value)
+            crate::time::parse_period(&s.value)
                 .map_err(|why| self.at(s, format!("rotate_every: {why}"), None))
         })
         .transpose()
@@ -189,7 +189,7 @@ impl<'a> Checker<'a> {
         field: &str,
     ) -> Result<Option<String>, ManifestError> {
         s.map(|s| {
-            crate::lifecycle::parse_time(&s.value)
+            crate::time::parse_time(&s.value)
                 .map(|_| s.value.clone())
                 .map_err(|why| self.at(s, format!("{field}: {why}"), None))
         })
@@ -238,14 +238,14 @@ impl<'a> Checker<'a> {
                 Some(loc),
                 1,
                 format!("target `{}` has no `type`", name.value),
-                Some(format!("one of: {}", kind::names())),
+                Some(format!("one of: {}", registry::names())),
             ));
         };
-        let Some(kind) = kind::find(kind_name) else {
+        let Some(kind) = registry::find(kind_name) else {
             return Err(self.at(
                 kind_at,
                 format!("unknown target type `{kind_name}`"),
-                Some(format!("one of: {}", kind::names())),
+                Some(format!("one of: {}", registry::names())),
             ));
         };
         for field in fields.values() {

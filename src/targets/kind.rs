@@ -1,6 +1,5 @@
-//! The registry of target kinds: the one list the manifest loader and the
-//! engine consult, so that a new backend is its own module and one line in
-//! [`KINDS`].
+//! What a kind of target is, as the manifest sees it: the seam's half that
+//! needs no backend. The list of kinds is [`super::registry`]'s.
 //!
 //! A [`Kind`] is what `type:` names in the manifest: the fields it takes and
 //! how they become a [`TargetSpec`]. A spec is one target's checked
@@ -11,30 +10,8 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{env_file, keychain, railway, ssh_env, Context, Target, TargetError};
+use super::{Context, Target, TargetError};
 use crate::manifest::{Fields, ManifestError};
-
-/// Every kind of target this build knows, in the order docs list them.
-pub static KINDS: &[&dyn Kind] = &[
-    &env_file::KIND,
-    &ssh_env::KIND,
-    &railway::KIND,
-    &keychain::KIND,
-];
-
-/// The kind named `name` (`type:` in the manifest).
-pub fn find(name: &str) -> Option<&'static dyn Kind> {
-    KINDS.iter().copied().find(|k| k.name() == name)
-}
-
-/// The kinds' names, for hints: "env_file, ssh_env, …".
-pub fn names() -> String {
-    KINDS
-        .iter()
-        .map(|k| k.name())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A kind of target, as `type:` names it.
 pub trait Kind: Sync {
@@ -76,7 +53,7 @@ pub trait Spec: fmt::Debug + Send + Sync + Any {
     /// The first character of `key` that breaks [`Spec::check_key`]'s rule
     /// (1-based position), for messages.
     fn offending(&self, key: &str) -> Option<(usize, char)> {
-        first_bad(key, crate::manifest::is_env_key)
+        first_bad(key, is_env_key)
     }
 
     /// Whether `other` is the same definition (review mode contacts only
@@ -98,9 +75,17 @@ pub fn same_as<T: PartialEq + 'static>(this: &T, other: &dyn Spec) -> bool {
     (other as &dyn Any).downcast_ref::<T>() == Some(this)
 }
 
+/// Whether `key` is a portable environment variable name
+/// (`^[A-Za-z_][A-Za-z0-9_]*$`).
+pub fn is_env_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The rule env files, shells and Railway share.
 pub fn env_key_rule(key: &str) -> Result<(), String> {
-    if crate::manifest::is_env_key(key) {
+    if is_env_key(key) {
         Ok(())
     } else {
         Err("a variable name must match ^[A-Za-z_][A-Za-z0-9_]*$".into())
@@ -176,22 +161,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_kind_has_one_name_and_its_fields_once() {
-        let mut seen = std::collections::BTreeSet::new();
-        for k in KINDS {
-            assert!(seen.insert(k.name()), "{} twice", k.name());
-            let mut fields = std::collections::BTreeSet::new();
-            for f in k.fields() {
-                assert!(*f != "type" && fields.insert(*f), "{}: {f}", k.name());
-            }
-            assert!(std::ptr::eq(find(k.name()).unwrap(), *k));
-        }
-        assert_eq!(names(), "env_file, ssh_env, railway, keychain");
-    }
-
-    #[test]
     fn the_first_bad_character_is_found() {
-        let env = |k: &str| crate::manifest::is_env_key(k);
+        let env = |k: &str| is_env_key(k);
         assert_eq!(first_bad("A-B", env), Some((2, '-')));
         assert_eq!(first_bad("1A", env), Some((1, '1')));
         assert_eq!(first_bad("AB_1", env), None);

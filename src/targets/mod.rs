@@ -1,7 +1,7 @@
 //! The one seam between the engine and the places secrets live.
 //!
 //! Every backend implements [`Target`] and registers its [`Kind`] in
-//! [`kind::KINDS`]. The engine (plan, apply, doctor, import) only ever sees
+//! [`registry::KINDS`]. The engine (plan, apply, doctor, import) only ever sees
 //! `Box<dyn Target>`: it reads [`Observed`] state, hands back a list of
 //! [`Change`]s, and never knows whether it talks to a file, a host over SSH,
 //! Railway or a keychain. Backends that can serve several targets with one
@@ -14,6 +14,7 @@ pub mod file;
 pub mod keychain;
 pub mod kind;
 pub mod railway;
+pub mod registry;
 pub mod scripts;
 pub mod ssh_env;
 

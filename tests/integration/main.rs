@@ -11,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod architecture;
 mod attacks;
 mod check;
 mod cli;
