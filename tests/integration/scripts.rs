@@ -490,7 +490,7 @@ fn env_scripts_refuse_fifos_devices_huge_files_and_planted_links_under_every_she
             assert_ne!(r.code, 124, "{}: hung", h.label);
             r
         };
-        let paths = vec![
+        let paths = [
             fifo.clone(),
             PathBuf::from("/dev/zero"),
             huge.clone(),
