@@ -5,12 +5,11 @@
 //! reported on its own. A target whose state moved since the plan refuses the
 //! write (conflict) rather than overwrite blindly.
 
-use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::engine::Engine;
 use crate::plan::{Plan, TargetDiff, TargetPlan};
-use crate::targets::TargetError;
+use crate::targets::{Change, Observed, TargetError};
 
 /// What became of one target.
 #[derive(Debug, Clone)]
@@ -86,65 +85,81 @@ impl Report {
 
 /// Applies `plan` (computed by `engine`) and verifies every written target.
 ///
-/// All writes finish before the verify reads start, in one batched pass: a
-/// backend that reads several targets at once (one command per host) must not
-/// verify one target while another on the same host is still being written.
+/// Writes are batched as reads are (targets of one backend that share a
+/// batch key, such as the services of one Railway project, in one
+/// [`crate::targets::Target::write_batch`]), and all finish before the
+/// verify reads start, in one batched pass: a backend that reads several
+/// targets at once (one command per host) must not verify one target while
+/// another on the same host is still being written.
 pub async fn apply(engine: &Engine, plan: Plan) -> Report {
-    let written: Vec<(usize, String, String, Result<usize, Outcome>)> =
-        stream::iter(plan.targets.into_iter().map(|tp| write_one(engine, tp)))
-            .buffered(engine.parallelism())
-            .collect()
-            .await;
-    // One batched pass over the written targets.
-    let to_verify: Vec<usize> = written
+    // What each target's plan allows: a write, or an outcome without one.
+    let mut decided: Vec<(usize, String, String, Result<TargetDiff, Outcome>)> = Vec::new();
+    for tp in plan.targets {
+        let TargetPlan {
+            slot,
+            target,
+            description,
+            outcome,
+        } = tp;
+        let todo = match outcome {
+            Err(e) => Err(Outcome::NotRead(e)),
+            Ok(diff) if diff.changes.is_empty() => Err(Outcome::InSync),
+            Ok(diff) => match engine.slots.get(slot).map(|s| &s.target) {
+                None => Err(Outcome::Failed(TargetError::failed(
+                    "the target is not part of this run",
+                ))),
+                Some(Err(e)) => Err(Outcome::NotRead(e.clone())),
+                Some(Ok(_)) => Ok(diff),
+            },
+        };
+        decided.push((slot, target, description, todo));
+    }
+    let writes: Vec<(usize, &Observed, &[Change])> = decided
         .iter()
-        .filter(|(_, _, _, w)| w.is_ok())
-        .map(|(slot, _, _, _)| *slot)
+        .filter_map(|(slot, _, _, todo)| {
+            todo.as_ref()
+                .ok()
+                .map(|d| (*slot, &d.observed, d.changes.as_slice()))
+        })
+        .collect();
+    let mut written = engine.write_slots(&writes).await.into_iter();
+    let results: Vec<Result<usize, Outcome>> = decided
+        .iter()
+        .map(|(_, _, _, todo)| match todo {
+            Err(outcome) => Err(outcome.clone()),
+            Ok(diff) => match written.next() {
+                Some(Ok(())) => Ok(diff.changes.len()),
+                Some(Err(e)) => Err(Outcome::Failed(e)),
+                None => Err(Outcome::Failed(TargetError::failed(
+                    "the target was not written",
+                ))),
+            },
+        })
+        .collect();
+    // One batched pass over the written targets.
+    let to_verify: Vec<usize> = decided
+        .iter()
+        .zip(&results)
+        .filter(|(_, w)| w.is_ok())
+        .map(|((slot, ..), _)| *slot)
         .collect();
     let mut verified = engine.plan_some(&to_verify).await.into_iter();
-    let targets = written
-        .iter()
-        .map(|(_, target, description, w)| {
+    let targets = decided
+        .into_iter()
+        .zip(results)
+        .map(|((_, target, description, _), w)| {
             let outcome = match w {
-                Err(outcome) => outcome.clone(),
-                Ok(changes) => verdict(*changes, verified.next()),
+                Err(outcome) => outcome,
+                Ok(changes) => verdict(changes, verified.next()),
             };
             TargetReport {
-                target: target.clone(),
-                description: description.clone(),
+                target,
+                description,
                 outcome,
             }
         })
         .collect();
     Report { targets }
-}
-
-/// Writes one target: `Ok(number of changes)` when written, else its outcome.
-async fn write_one(
-    engine: &Engine,
-    tp: TargetPlan,
-) -> (usize, String, String, Result<usize, Outcome>) {
-    let TargetPlan {
-        slot,
-        target,
-        description,
-        outcome,
-    } = tp;
-    let result = match outcome {
-        Err(e) => Err(Outcome::NotRead(e)),
-        Ok(diff) if diff.changes.is_empty() => Err(Outcome::InSync),
-        Ok(diff) => match engine.slots.get(slot).map(|s| &s.target) {
-            None => Err(Outcome::Failed(TargetError::failed(
-                "the target is not part of this run",
-            ))),
-            Some(Err(e)) => Err(Outcome::NotRead(e.clone())),
-            Some(Ok(t)) => match t.write(&diff.observed, &diff.changes).await {
-                Ok(()) => Ok(diff.changes.len()),
-                Err(e) => Err(Outcome::Failed(e)),
-            },
-        },
-    };
-    (slot, target, description, result)
 }
 
 /// What the read after a write says.

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
-use crate::targets::{Check, Context, Observed, Read, Target, TargetError};
+use crate::targets::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
 pub trait Progress: Send + Sync {
@@ -390,23 +390,11 @@ impl Engine {
         which: &[usize],
         progress: Option<&dyn Progress>,
     ) -> Vec<Result<Observed, TargetError>> {
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut by_key: IndexMap<(&str, String), usize> = IndexMap::new();
-        for &i in which {
-            let slot = &self.slots[i];
-            let key = slot.target.as_ref().ok().and_then(|t| t.batch_key());
-            match key {
-                Some(k) => {
-                    let g = *by_key.entry((slot.spec.type_name(), k)).or_insert_with(|| {
-                        groups.push(Vec::new());
-                        groups.len() - 1
-                    });
-                    groups[g].push(i);
-                }
-                None => groups.push(vec![i]),
-            }
-        }
-        let done = stream::iter(groups.into_iter().map(|members| async move {
+        let groups = self
+            .groups(which)
+            .into_iter()
+            .map(|g| g.into_iter().map(|p| which[p]).collect::<Vec<usize>>());
+        let done = stream::iter(groups.map(|members| async move {
             for &i in &members {
                 if let Some(p) = progress {
                     p.started(&self.slots[i].name, &self.slots[i].describe());
@@ -431,6 +419,87 @@ impl Engine {
                 by_slot
                     .remove(i)
                     .unwrap_or_else(|| Err(TargetError::failed("the target was not read")))
+            })
+            .collect()
+    }
+
+    /// `slot_of` (slot indices) in batches, as positions into it: targets
+    /// of one kind that declare the same [`Target::batch_key`] together, the
+    /// others alone.
+    fn groups(&self, slot_of: &[usize]) -> Vec<Vec<usize>> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_key: IndexMap<(&str, String), usize> = IndexMap::new();
+        for (i, &s) in slot_of.iter().enumerate() {
+            let slot = &self.slots[s];
+            let key = slot.target.as_ref().ok().and_then(|t| t.batch_key());
+            match key {
+                Some(k) => {
+                    let g = *by_key.entry((slot.spec.type_name(), k)).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[g].push(i);
+                }
+                None => groups.push(vec![i]),
+            }
+        }
+        groups
+    }
+
+    /// Writes `writes` (slot, the state its plan saw, the changes), batched
+    /// as reads are: one [`Target::write_batch`] per group, at most
+    /// `parallelism` groups at once. One result per write, in order.
+    pub async fn write_slots(
+        &self,
+        writes: &[(usize, &Observed, &[Change])],
+    ) -> Vec<Result<(), TargetError>> {
+        let slot_of: Vec<usize> = writes.iter().map(|w| w.0).collect();
+        let groups = self.groups(&slot_of);
+        let done = stream::iter(groups.into_iter().map(|members| async move {
+            let built: Result<Vec<Write<'_>>, TargetError> = members
+                .iter()
+                .map(|&w| {
+                    let (slot, observed, changes) = writes[w];
+                    self.slots[slot]
+                        .target
+                        .as_ref()
+                        .map_err(Clone::clone)
+                        .map(|t| Write {
+                            target: &**t,
+                            observed,
+                            changes,
+                        })
+                })
+                .collect();
+            let mut results = match built {
+                Err(e) => vec![Err(e); members.len()],
+                Ok(group) if group.len() == 1 => {
+                    vec![
+                        group[0]
+                            .target
+                            .write(group[0].observed, group[0].changes)
+                            .await,
+                    ]
+                }
+                Ok(group) => group[0].target.write_batch(&group).await,
+            };
+            results.resize_with(members.len(), || {
+                Err(TargetError::failed(
+                    "the batched write did not cover this target",
+                ))
+            });
+            members.into_iter().zip(results).collect::<Vec<_>>()
+        }))
+        .buffer_unordered(self.parallelism)
+        .collect::<Vec<_>>()
+        .await;
+        let mut by_write: std::collections::HashMap<usize, Result<(), TargetError>> =
+            done.into_iter().flatten().collect();
+        (0..writes.len())
+            .map(|w| {
+                by_write
+                    .remove(&w)
+                    .unwrap_or_else(|| Err(TargetError::failed("the target was not written")))
             })
             .collect()
     }

@@ -54,12 +54,33 @@ impl Error {
         }
     }
 
-    /// What the user can do about it.
+    /// What the user can do about it. Never part of [`Error::message`], so
+    /// that text and JSON show it once each.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Manifest(e) => e.hint(),
             Error::Crypto(e) => e.hint().map(str::to_string),
             Error::Usage { hint, .. } | Error::Other { hint, .. } => hint.clone(),
-            Error::Manifest(_) | Error::Io { .. } => None,
+            Error::Io { .. } => None,
+        }
+    }
+
+    /// What went wrong, without the hint.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Manifest(e) => e.message(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The error's kind as JSON documents name it (docs/json-output.md).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Manifest(_) => "manifest",
+            Error::Crypto(_) => "crypto",
+            Error::Usage { .. } => "usage",
+            Error::Io { .. } => "io",
+            Error::Other { .. } => "failed",
         }
     }
 }

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // The last guard: whatever an error quotes (a manifest string, a
             // server's answer) prints inert for a terminal and the runner.
-            eprintln!("error: {}", secretsync::neutral::lines(&e.to_string()));
+            eprintln!("error: {}", secretsync::neutral::lines(&e.message()));
             if let Some(hint) = e.hint() {
                 eprintln!("  hint: {}", secretsync::neutral::lines(&hint));
             }

@@ -72,18 +72,11 @@ static EMITTED: AtomicBool = AtomicBool::new(false);
 
 /// The JSON document of an error that ended a command (docs/json-output.md).
 pub(crate) fn error_json(command: &str, e: &Error) -> serde_json::Value {
-    let kind = match e {
-        Error::Manifest(_) => "manifest",
-        Error::Crypto(_) => "crypto",
-        Error::Usage { .. } => "usage",
-        Error::Io { .. } => "io",
-        Error::Other { .. } => "failed",
-    };
     serde_json::json!({
         "format_version": secretsync::render::JSON_FORMAT_VERSION,
         "kind": "error",
         "command": command,
-        "error": { "kind": kind, "message": e.to_string(), "hint": e.hint() },
+        "error": { "kind": e.kind(), "message": e.message(), "hint": e.hint() },
     })
 }
 

@@ -31,39 +31,60 @@ pub struct Located {
     pub source_line: Option<String>,
 }
 
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ManifestError {
+    /// What the user can do about it (not part of [`ManifestError::message`]).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ManifestError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Some(
+                    "pass its path with -f/--manifest, or create one with `secretsync init`".into(),
+                )
+            }
+            ManifestError::Read { .. } => None,
+            ManifestError::At(l) => l.hint.as_deref().map(crate::neutral::lines),
+        }
+    }
+
+    /// The mistake and where it stands, without the hint: what a JSON
+    /// document's `message` holds (its `hint` is [`ManifestError::hint`]).
+    pub fn message(&self) -> String {
         match self {
             ManifestError::Read { path, source } => {
-                write!(f, "cannot read the manifest {}: {source}", path.display())?;
-                if source.kind() == std::io::ErrorKind::NotFound {
-                    write!(
-                        f,
-                        "\n  hint: pass its path with -f/--manifest, or create one with `secretsync init`"
-                    )?;
-                }
-                Ok(())
+                format!("cannot read the manifest {}: {source}", path.display())
             }
-            ManifestError::At(l) => l.fmt(f),
+            ManifestError::At(l) => l.message_and_place(),
         }
     }
 }
 
-impl fmt::Display for Located {
-    /// rustc's layout: the message, the place, the line with a caret, the hint.
+/// The whole diagnostic: the message, the place, and the hint last.
+impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())?;
+        if let Some(hint) = self.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Located {
+    /// rustc's layout: the message, the place, the line with a caret.
+    fn message_and_place(&self) -> String {
+        use fmt::Write as _;
+        let mut f = String::new();
         // Messages quote manifest text: inert for terminals and the runner.
-        writeln!(f, "{}", crate::neutral::lines(&self.message))?;
+        let _ = writeln!(f, "{}", crate::neutral::lines(&self.message));
         if self.line == 0 {
-            write!(f, "  --> {}", self.path.display())?;
+            let _ = write!(f, "  --> {}", self.path.display());
         } else {
-            write!(
+            let _ = write!(
                 f,
                 "  --> {}:{}:{}",
                 self.path.display(),
                 self.line,
                 self.column
-            )?;
+            );
         }
         if let Some(text) = &self.source_line {
             let num = self.line.to_string();
@@ -73,13 +94,21 @@ impl fmt::Display for Located {
                 .take(self.column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            write!(
+            let _ = write!(
                 f,
                 "\n{pad} |\n{num} | {}\n{pad} | {indent}{}",
                 crate::neutral::text(text),
                 "^".repeat(self.width.max(1))
-            )?;
+            );
         }
+        f
+    }
+}
+
+impl fmt::Display for Located {
+    /// rustc's layout: the message, the place, the line with a caret, the hint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message_and_place())?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {}", crate::neutral::lines(hint))?;
         }

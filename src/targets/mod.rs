@@ -112,6 +112,29 @@ pub fn members<'a, T: Target>(group: &[Read<'a>]) -> Option<Vec<(&'a T, &'a [Str
         .collect()
 }
 
+/// One member of a batched write: the target, the state its plan was
+/// computed from, and the changes to make.
+pub struct Write<'a> {
+    pub target: &'a dyn Target,
+    pub observed: &'a Observed,
+    pub changes: &'a [Change],
+}
+
+/// Writes every member of `group` on its own, at once: the default batched
+/// write, and a backend's fallback when a group is not all of its type.
+pub async fn write_each(group: &[Write<'_>]) -> Vec<Result<(), TargetError>> {
+    futures_util::future::join_all(group.iter().map(|w| w.target.write(w.observed, w.changes)))
+        .await
+}
+
+/// [`members`] for a batched write.
+pub fn write_members<'a, T: Target>(group: &'a [Write<'a>]) -> Option<Vec<(&'a T, &'a Write<'a>)>> {
+    group
+        .iter()
+        .map(|w| (w.target as &dyn Any).downcast_ref::<T>().map(|t| (t, w)))
+        .collect()
+}
+
 /// The result of one `doctor` check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -257,6 +280,15 @@ pub trait Target: Send + Sync + Any {
     /// [`ErrorKind::Conflict`] and write nothing. A write is all or nothing
     /// where the backend allows it (env files are), and never partial silently.
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError>;
+
+    /// Makes the changes of every member of `group` (this target among them,
+    /// all of its kind and batch key) with as few requests as the backend
+    /// allows, each member under [`Target::write`]'s rules (a member that
+    /// moved since its plan is refused alone): one result per member, in
+    /// order. By default, each on its own.
+    async fn write_batch(&self, group: &[Write<'_>]) -> Vec<Result<(), TargetError>> {
+        write_each(group).await
+    }
 
     /// `doctor`: are credentials present and accepted, is the target
     /// reachable, readable and writable. Never writes a value.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use secretsync::targets::railway::RailwayTarget;
 use secretsync::targets::railway::{RailwaySpec, TokenKind};
-use secretsync::targets::{Context, ErrorKind, Observation, Read, Target, TargetError};
+use secretsync::targets::{Context, ErrorKind, Observation, Read, Target, TargetError, Write};
 use support::cli::{assert_no_canary, Sandbox};
 use support::conformance::{self as c, Fixture, TAMPERED};
 use support::railway_server::{Fault, Header, RailwayServer};
@@ -610,11 +610,13 @@ fn plan_and_apply_a_service_and_shared_variables() {
 
     let apply = run(&sb, &server, token, &["apply", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{apply:?}");
-    // 1 project + 1 plan read + 2 pre-write reads + 2 writes + 1 verify read.
+    // 1 project + 1 plan read + 1 pre-write read of both targets + 1 write
+    // of both (aliased fields) + 1 verify read: the budget of 5 a project
+    // (#26; 7 before: a pre-write read and a write per target).
     assert_eq!(server.count("project"), 1);
-    assert_eq!(server.mutations(), 2, "one write per target");
-    assert_eq!(server.count("variables"), 4);
-    assert_eq!(server.requests().len(), 7);
+    assert_eq!(server.mutations(), 1, "one write per project");
+    assert_eq!(server.count("variables"), 3);
+    assert_eq!(server.requests().len(), 5);
     assert_eq!(server.replaces(), 0);
 
     let api = server.vars(PROJECT, PROD, Some(API));
@@ -983,7 +985,10 @@ fn requests_and_deploys_per_apply_are_measured() {
         eprintln!(
             "MEASURE apply: {services} service target(s), {changed} changed ({stale} pruned each): {requests} requests ({mutations} mutations), {deploys} deploys"
         );
-        assert_eq!(mutations, changed, "one mutation per changed service");
+        // One project: resolve, read, conflict read, write, verify (#26:
+        // before, a conflict read and a mutation per changed service).
+        assert_eq!(mutations, 1, "one mutation per project");
+        assert_eq!(requests, 5, "the budget of one project's apply");
         // An upsert followed by deletions skips its deploy: the deletions'
         // deploys (variableDelete has no skipDeploys) carry its values.
         assert_eq!(deploys, changed * stale.max(1), "deploys");
@@ -1354,4 +1359,106 @@ async fn variables_are_read_when_the_environment_field_is_refused() {
         "{:?}",
         o.notes
     );
+}
+
+// ---------------------------------------------------------------------------
+// #26: a project's writes in one conflict read and one mutation, each member
+// judged on its own.
+
+/// Two services of one project written together: one request for the
+/// conflict check, one mutation (aliased fields per service); a member that
+/// moved since its plan is refused alone and the other is written.
+#[tokio::test]
+async fn a_project_is_written_in_one_mutation_and_a_moved_member_refused_alone() {
+    let server = world();
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let api = build(&ctx, &spec(Some(API)), &env).unwrap();
+    let worker = build(&ctx, &spec(Some(WORKER)), &env).unwrap();
+    let (api_seen, worker_seen) = (
+        api.read(&[]).await.unwrap(),
+        worker.read(&[]).await.unwrap(),
+    );
+    // Someone changes the worker between the plan and the write.
+    server.set_var(PROJECT, PROD, Some(WORKER), "BY_HAND", "edited");
+    server.clear_requests();
+    let (a, w) = (
+        [c::add("NEW_A", "CANARY-batch-value-a")],
+        [c::add("NEW_W", "CANARY-batch-value-w")],
+    );
+    let group = [
+        Write {
+            target: &api,
+            observed: &api_seen,
+            changes: &a,
+        },
+        Write {
+            target: &worker,
+            observed: &worker_seen,
+            changes: &w,
+        },
+    ];
+    let results = api.write_batch(&group).await;
+    assert_eq!(results.len(), 2);
+    results[0].as_ref().unwrap();
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+    assert_eq!(server.count("variables"), 1, "one conflict read for both");
+    assert_eq!(server.mutations(), 1);
+    assert_eq!(server.requests().len(), 2, "{:#?}", server.requests());
+    let api_now = server.vars(PROJECT, PROD, Some(API));
+    assert_eq!(
+        api_now.get("NEW_A"),
+        Some(&Some("CANARY-batch-value-a".into()))
+    );
+    assert!(!server
+        .vars(PROJECT, PROD, Some(WORKER))
+        .contains_key("NEW_W"));
+    assert!(!e.to_string().contains("CANARY"), "{e}");
+}
+
+/// A field refused inside the project's one mutation: the answer is lost for
+/// all, so each member is judged by one batched re-read (never re-sent):
+/// the member whose changes landed is applied, the other partly applied.
+#[tokio::test]
+async fn one_refused_field_in_a_project_mutation_is_judged_per_member() {
+    let server = world();
+    server.set_var(PROJECT, PROD, Some(WORKER), "OLD", "x");
+    server.refuse_delete("OLD", "Variable is locked");
+    let env = env_with(&server, ("RAILWAY_API_TOKEN", ACCOUNT));
+    let ctx = ctx();
+    let api = build(&ctx, &spec(Some(API)), &env).unwrap();
+    let worker = build(&ctx, &spec(Some(WORKER)), &env).unwrap();
+    let (api_seen, worker_seen) = (
+        api.read(&[]).await.unwrap(),
+        worker.read(&[]).await.unwrap(),
+    );
+    server.clear_requests();
+    let a = [c::add("NEW_A", "CANARY-batch-value-a")];
+    let w = [c::add("NEW_W", "CANARY-batch-value-w"), c::delete("OLD")];
+    let group = [
+        Write {
+            target: &api,
+            observed: &api_seen,
+            changes: &a,
+        },
+        Write {
+            target: &worker,
+            observed: &worker_seen,
+            changes: &w,
+        },
+    ];
+    let results = api.write_batch(&group).await;
+    results[0].as_ref().unwrap();
+    let e = results[1].as_ref().unwrap_err();
+    assert!(e.message.contains("partly applied"), "{e}");
+    assert!(e.message.contains("applied: NEW_W"), "{e}");
+    assert!(e.message.contains("not applied: OLD"), "{e}");
+    assert_eq!(server.mutations(), 1, "never re-sent");
+    assert_eq!(
+        server.count("variables"),
+        2,
+        "conflict read, then one re-read"
+    );
+    assert!(!e.to_string().contains("CANARY"), "{e}");
 }

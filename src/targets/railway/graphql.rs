@@ -198,43 +198,80 @@ pub(super) fn write_mutation(
     changes: &[Change],
     skip_deploys: bool,
 ) -> (String, Value) {
-    let mut decls = Vec::new();
-    let mut fields = String::new();
-    let mut vars = Map::new();
-    let mut scope = Map::new();
-    scope.insert("projectId".into(), json!(project));
-    scope.insert("environmentId".into(), json!(ids.environment));
-    if let Some(s) = &ids.service {
-        scope.insert("serviceId".into(), json!(s));
+    let mut m = Mutation::default();
+    m.add("", project, ids, changes, skip_deploys);
+    m.finish()
+}
+
+/// A mutation built from the changes of one or several scopes, each under
+/// its own alias prefix (`m0_upsert`, `m0_d1`, …): the services of one
+/// project written in one request. Root fields of a mutation run in order;
+/// each answers a boolean, checked per field.
+#[derive(Default)]
+pub(super) struct Mutation {
+    decls: Vec<String>,
+    fields: String,
+    vars: Map<String, Value>,
+}
+
+impl Mutation {
+    /// The fields for `changes` on `ids`, their aliases starting `prefix`.
+    pub(super) fn add(
+        &mut self,
+        prefix: &str,
+        project: &str,
+        ids: &Ids,
+        changes: &[Change],
+        skip_deploys: bool,
+    ) {
+        let mut scope = Map::new();
+        scope.insert("projectId".into(), json!(project));
+        scope.insert("environmentId".into(), json!(ids.environment));
+        if let Some(s) = &ids.service {
+            scope.insert("serviceId".into(), json!(s));
+        }
+        let set: Map<String, Value> = changes
+            .iter()
+            .filter_map(|c| c.op.value().map(|v| (c.key.clone(), json!(v.expose()))))
+            .collect();
+        if !set.is_empty() {
+            let mut input = scope.clone();
+            input.insert("variables".into(), Value::Object(set));
+            let deletes = changes.iter().any(|c| matches!(c.op, Op::Delete));
+            input.insert("skipDeploys".into(), json!(skip_deploys || deletes));
+            let name = format!("{prefix}upsert");
+            self.decls
+                .push(format!("${name}: VariableCollectionUpsertInput!"));
+            self.fields.push_str(&format!(
+                "  {name}: variableCollectionUpsert(input: ${name})\n"
+            ));
+            self.vars.insert(name, Value::Object(input));
+        }
+        for (i, c) in changes
+            .iter()
+            .filter(|c| matches!(c.op, Op::Delete))
+            .enumerate()
+        {
+            let mut input = scope.clone();
+            input.insert("name".into(), json!(c.key));
+            let name = format!("{prefix}d{i}");
+            self.decls.push(format!("${name}: VariableDeleteInput!"));
+            self.fields
+                .push_str(&format!("  {name}: variableDelete(input: ${name})\n"));
+            self.vars.insert(name, Value::Object(input));
+        }
     }
-    let set: Map<String, Value> = changes
-        .iter()
-        .filter_map(|c| c.op.value().map(|v| (c.key.clone(), json!(v.expose()))))
-        .collect();
-    if !set.is_empty() {
-        let mut input = scope.clone();
-        input.insert("variables".into(), Value::Object(set));
-        let deletes = changes.iter().any(|c| matches!(c.op, Op::Delete));
-        input.insert("skipDeploys".into(), json!(skip_deploys || deletes));
-        decls.push("$upsert: VariableCollectionUpsertInput!".to_string());
-        fields.push_str("  upsert: variableCollectionUpsert(input: $upsert)\n");
-        vars.insert("upsert".into(), Value::Object(input));
+
+    pub(super) fn finish(self) -> (String, Value) {
+        (
+            format!(
+                "mutation variables({}) {{\n{}}}",
+                self.decls.join(", "),
+                self.fields
+            ),
+            Value::Object(self.vars),
+        )
     }
-    for (i, c) in changes
-        .iter()
-        .filter(|c| matches!(c.op, Op::Delete))
-        .enumerate()
-    {
-        let mut input = scope.clone();
-        input.insert("name".into(), json!(c.key));
-        decls.push(format!("$d{i}: VariableDeleteInput!"));
-        fields.push_str(&format!("  d{i}: variableDelete(input: $d{i})\n"));
-        vars.insert(format!("d{i}"), Value::Object(input));
-    }
-    (
-        format!("mutation variables({}) {{\n{fields}}}", decls.join(", ")),
-        Value::Object(vars),
-    )
 }
 
 /// The names in a mutation's answer that Railway did not confirm with

@@ -59,11 +59,12 @@ pub use api::{
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    parse_project, unconfirmed, write_mutation, EnvState, Ids, ProjectInfo, Vars, PROJECT_QUERY,
+    parse_project, unconfirmed, write_mutation, EnvState, Ids, Mutation, ProjectInfo, Vars,
+    PROJECT_QUERY,
 };
 
 use super::kind::{same_as, Kind, Spec, TargetSpec};
-use super::{Change, Check, Context, Observed, Read, Target, TargetError};
+use super::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
 use crate::manifest::{is_env_key, Fields, ManifestError};
 use crate::secret::Secret;
 
@@ -467,6 +468,125 @@ impl RailwayTarget {
         read::read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 
+    /// The refusal of a write whose target moved since it was read.
+    fn conflict(&self) -> TargetError {
+        TargetError::conflict(format!(
+            "the variables of {} changed since they were read; nothing was written",
+            self.describe()
+        ))
+        .with_hint("run plan again (Railway has no compare-and-swap: secretsync re-reads just before writing)")
+    }
+
+    /// The writes of `members` (this target's project, token and endpoint):
+    /// one batched conflict read for them all, then one mutation holding
+    /// every member's fields under its own alias prefix, each field's answer
+    /// checked; after a write whose answer was lost or refused, one batched
+    /// re-read judges each member (never sent again).
+    async fn write_members(
+        &self,
+        members: &[(&RailwayTarget, &Write<'_>)],
+    ) -> Vec<Result<(), TargetError>> {
+        let targets: Vec<&RailwayTarget> = members.iter().map(|(t, _)| *t).collect();
+        let now = self.read_members(&targets).await;
+        let mut out: Vec<Option<Result<(), TargetError>>> = vec![None; members.len()];
+        let mut sending: Vec<(usize, Ids)> = Vec::new();
+        for (m, ((t, w), read)) in members.iter().zip(now).enumerate() {
+            if w.changes.is_empty() {
+                out[m] = Some(Ok(()));
+                continue;
+            }
+            match read {
+                Err(e) => out[m] = Some(Err(e)),
+                Ok(read) => {
+                    let ids = read.0.clone();
+                    // Compared as the plan saw it: the same references managed.
+                    let managed: Vec<String> = w.observed.entries.keys().cloned().collect();
+                    if t.observe(read, &managed).entries != w.observed.entries {
+                        out[m] = Some(Err(t.conflict()));
+                    } else {
+                        sending.push((m, ids));
+                    }
+                }
+            }
+        }
+        if !sending.is_empty() {
+            let mut mutation = Mutation::default();
+            for (m, ids) in &sending {
+                let (t, w) = members[*m];
+                mutation.add(
+                    &format!("m{m}_"),
+                    &t.project,
+                    ids,
+                    w.changes,
+                    t.skip_deploys,
+                );
+            }
+            let (query, vars) = mutation.finish();
+            let values: Vec<&str> = sending
+                .iter()
+                .flat_map(|(m, _)| members[*m].1.changes.iter())
+                .filter_map(|c| c.op.value().map(Secret::expose))
+                .collect();
+            let mut environments = sending
+                .iter()
+                .map(|(m, _)| &members[*m].0.scope.environment);
+            let first = environments.next();
+            let about = About {
+                project: self.project.clone(),
+                environment: first.filter(|e| environments.all(|x| x == *e)).cloned(),
+            };
+            match self.api.send_write(&about, &query, vars, &values).await {
+                Ok(data) => {
+                    for (m, _) in &sending {
+                        let prefix = format!("m{m}_");
+                        let mine: serde_json::Map<String, serde_json::Value> = data
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.strip_prefix(&prefix)?.to_string(), v.clone()))
+                            })
+                            .collect();
+                        let fields = mutation_fields(members[*m].1.changes);
+                        let refused: Vec<String> = fields
+                            .into_iter()
+                            .filter(|f| mine.get(f) != Some(&serde_json::Value::Bool(true)))
+                            .collect();
+                        out[*m] = Some(if refused.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(TargetError::failed(format!(
+                                "Railway did not confirm every change ({})",
+                                refused.join(", ")
+                            )))
+                        });
+                    }
+                }
+                Err(f) if !f.maybe_applied => {
+                    for (m, _) in &sending {
+                        out[*m] = Some(Err(f.error.clone()));
+                    }
+                }
+                Err(f) => {
+                    // Never sent again: what Railway holds says what happened.
+                    let again: Vec<&RailwayTarget> =
+                        sending.iter().map(|(m, _)| members[*m].0).collect();
+                    let now = self.read_members(&again).await;
+                    for ((m, _), now) in sending.iter().zip(now) {
+                        let (t, w) = members[*m];
+                        out[*m] = Some(write::judge(
+                            &t.describe(),
+                            w.changes,
+                            now.map(|(_, vars, _)| vars),
+                            f.error.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TargetError::failed("the target was not written"))))
+            .collect()
+    }
+
     fn target_label(&self) -> String {
         match &self.scope.service {
             Some(s) => format!("service {s}"),
@@ -528,11 +648,7 @@ impl Target for RailwayTarget {
         let (vars, env) = self.read_one(&ids).await?;
         let now = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &managed);
         if now.entries != observed.entries {
-            return Err(TargetError::conflict(format!(
-                "the variables of {} changed since they were read; nothing was written",
-                self.describe()
-            ))
-            .with_hint("run plan again (Railway has no compare-and-swap: secretsync re-reads just before writing)"));
+            return Err(self.conflict());
         }
         let (query, vars) = write_mutation(&self.project, &ids, changes, self.skip_deploys);
         let values: Vec<&str> = changes
@@ -566,9 +682,30 @@ impl Target for RailwayTarget {
         write::judge(&self.describe(), changes, now, cause)
     }
 
+    /// Every written target of the project in one conflict read and one
+    /// mutation (see [`RailwayTarget::write_members`]).
+    async fn write_batch(&self, group: &[Write<'_>]) -> Vec<Result<(), TargetError>> {
+        match super::write_members::<RailwayTarget>(group) {
+            Some(members) => self.write_members(&members).await,
+            None => super::write_each(group).await,
+        }
+    }
+
     async fn check(&self) -> Vec<Check> {
         self.doctor().await
     }
+}
+
+/// The alias of each root field [`Mutation::add`] makes for `changes`,
+/// without its prefix: `upsert` when anything is set, `d0`… per delete.
+fn mutation_fields(changes: &[Change]) -> Vec<String> {
+    let mut fields = Vec::new();
+    if changes.iter().any(|c| c.op.value().is_some()) {
+        fields.push("upsert".to_string());
+    }
+    let deletes = changes.iter().filter(|c| c.op.value().is_none()).count();
+    fields.extend((0..deletes).map(|i| format!("d{i}")));
+    fields
 }
 
 #[cfg(test)]
