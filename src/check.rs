@@ -443,6 +443,7 @@ fn parse_header(armored: &str) -> Result<Header, String> {
     age::armor::ArmoredReader::new(armored.trim().as_bytes())
         .read_to_end(&mut bytes)
         .map_err(|e| format!("the armor does not decode: {e}"))?;
+    crate::crypto::check_stanzas(&bytes)?;
     let decryptor = age::Decryptor::new_buffered(&bytes[..])
         .map_err(|e| format!("the age header does not parse: {e}"))?;
     let scrypt = decryptor.is_scrypt();

@@ -18,10 +18,14 @@ pub fn escape(message: &str) -> String {
 
 /// One annotation line.
 pub fn annotation(level: &str, title: &str, message: &str) -> String {
+    let (title, message) = (
+        crate::neutral::in_line(title),
+        crate::neutral::in_line(message),
+    );
     format!(
         "::{level} title={}::{}",
-        escape(title).replace(',', "%2C").replace(':', "%3A"),
-        escape(message)
+        escape(&title).replace(',', "%2C").replace(':', "%3A"),
+        escape(&message)
     )
 }
 

@@ -154,8 +154,9 @@ pub(crate) struct PlanArgs {
     )]
     pub(crate) notify: Option<String>,
     /// Review mode: plan this change against REF, a git revision (such as
-    /// origin/main) or a file holding the base manifest (`file:PATH`, or any
-    /// existing file). Targets new or changed since the base are not contacted.
+    /// origin/main), or `file:PATH`, a file outside the checkout holding the
+    /// base manifest. Targets new or changed since the base (or reading files
+    /// the change wrote) are not contacted.
     #[arg(long, value_name = "REF", conflicts_with = "out")]
     pub(crate) base: Option<String>,
     /// Warn about secrets that expire within this window (`14d`, `2w`, or days).

@@ -469,14 +469,46 @@ pub fn find_identities(explicit: Option<&Path>) -> Result<Identities, CryptoErro
     })
 }
 
+/// The most stanzas an age header may have here. age's header parser takes
+/// time quadratic in their number (20,000 stanzas: 110 s); a value is
+/// encrypted to one stanza per recipient plus at most a grease stanza, so
+/// a team of more than 255 recipients is the only one this would stop.
+pub const MAX_STANZAS: usize = 256;
+
+/// The stanzas of the age header at the start of `bytes` (a decoded file):
+/// the lines beginning `-> ` before the `---` line.
+pub fn header_stanzas(bytes: &[u8]) -> usize {
+    bytes
+        .split(|&b| b == b'\n')
+        .take_while(|l| !l.starts_with(b"---"))
+        .filter(|l| l.starts_with(b"-> "))
+        .count()
+}
+
+/// `Err(why)` when an age file (decoded) has more than [`MAX_STANZAS`]
+/// stanzas: refused before age parses its header.
+pub fn check_stanzas(bytes: &[u8]) -> Result<(), String> {
+    match header_stanzas(bytes) {
+        n if n > MAX_STANZAS => Err(format!(
+            "its age header has {n} stanzas, more than the {MAX_STANZAS} secretsync accepts (one per recipient)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Decrypts one armored age file. `what` names it in errors ("secret `X`").
 pub fn decrypt(ids: &Identities, armored: &str, what: &str) -> Result<Secret, CryptoError> {
     let corrupt = |why: String| CryptoError::Corrupt {
         what: what.to_string(),
         why,
     };
-    let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
-    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| corrupt(e.to_string()))?;
+    // The ciphertext, decoded: its stanzas are counted before age reads them.
+    let mut file = Vec::with_capacity(armored.len());
+    age::armor::ArmoredReader::new(armored.trim().as_bytes())
+        .read_to_end(&mut file)
+        .map_err(|e| corrupt(e.to_string()))?;
+    check_stanzas(&file).map_err(corrupt)?;
+    let decryptor = age::Decryptor::new_buffered(&file[..]).map_err(|e| corrupt(e.to_string()))?;
     let mut stream = decryptor
         .decrypt(ids.keys.iter().map(Identity::as_dyn))
         .map_err(|e| match e {

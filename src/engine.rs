@@ -64,6 +64,9 @@ pub struct Engine {
     /// targets are read; taken by the first [`Engine::ready`].
     decrypting: Mutex<Option<oneshot::Receiver<Result<Clear, Error>>>>,
     pub fingerprints: Fingerprinter,
+    /// Review mode: the secrets whose value the change under review chose;
+    /// no fingerprint of theirs is shown, and file diffs show none at all.
+    hidden: Option<std::collections::BTreeSet<String>>,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
 }
@@ -110,13 +113,21 @@ impl Engine {
             None
         };
 
-        let fingerprints = match (&manifest.fingerprint_key, &identities) {
-            (Some(armored), Some(ids)) => Fingerprinter::new(Some(
-                &crypto::decrypt(ids, armored, "fingerprint_key")
+        let key = match (&manifest.fingerprint_key, &identities) {
+            (Some(armored), Some(ids)) => Some(
+                crypto::decrypt(ids, armored, "fingerprint_key")
                     .map_err(|e| crypto::explain(e, &ids.publics(), &manifest.recipients))?,
-            )),
-            _ => Fingerprinter::default(),
+            ),
+            _ => None,
         };
+        let fingerprints = Fingerprinter::new(key.as_ref());
+        if let Some(key) = &key {
+            for s in &needed {
+                if let ValueSource::Plain(p) = &s.value {
+                    refuse_key_copy(&s.name, &Secret::new(p.clone()), key)?;
+                }
+            }
+        }
 
         let encrypted: Vec<(String, String)> = needed
             .iter()
@@ -136,12 +147,22 @@ impl Engine {
                         .iter()
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
-                    let _ = done.send(decrypt_all(&ids, &items).map_err(|e| match e {
-                        Error::Crypto(c) => {
-                            Error::Crypto(crypto::explain(c, &ids.publics(), &recipients))
-                        }
-                        other => other,
-                    }));
+                    let clear = decrypt_all(&ids, &items)
+                        .map_err(|e| match e {
+                            Error::Crypto(c) => {
+                                Error::Crypto(crypto::explain(c, &ids.publics(), &recipients))
+                            }
+                            other => other,
+                        })
+                        .and_then(|clear| {
+                            if let Some(key) = &key {
+                                for (name, value) in &clear {
+                                    refuse_key_copy(name, value, key)?;
+                                }
+                            }
+                            Ok(clear)
+                        });
+                    let _ = done.send(clear);
                 });
             }
             _ => {
@@ -149,6 +170,12 @@ impl Engine {
             }
         }
         Ok(engine)
+    }
+
+    /// Review mode: never show a fingerprint of these secrets' values (the
+    /// change under review chose them), nor any in a file diff.
+    pub fn hide_fingerprints_of(&mut self, secrets: std::collections::BTreeSet<String>) {
+        self.hidden = Some(secrets);
     }
 
     /// The run's targets without the manifest's values, for the commands
@@ -197,6 +224,7 @@ impl Engine {
             desired: tokio::sync::OnceCell::new(),
             decrypting: Mutex::new(decrypting),
             fingerprints: Fingerprinter::default(),
+            hidden: None,
             parallelism: opts.parallelism.max(1),
             ssh: ctx.ssh.clone(),
         }
@@ -528,6 +556,13 @@ impl Engine {
         };
         let (mut items, changes) = plan::diff(wanted, &observed, opts, &self.fingerprints);
         plan::mark_removed(&mut items, &self.manifest.removed);
+        if let Some(hidden) = &self.hidden {
+            for i in &mut items {
+                if i.secret.as_ref().is_some_and(|s| hidden.contains(s)) {
+                    i.manifest_fingerprint = None;
+                }
+            }
+        }
         for c in &changes {
             if let Some(v) = c.op.value() {
                 target.check_value(v).map_err(|why| {
@@ -544,7 +579,15 @@ impl Engine {
         let file_diff = if changes.is_empty() {
             None
         } else {
-            target.file_diff(&observed, &changes, &self.fingerprints)
+            // In review, no fingerprint in a file diff: its lines mix
+            // values the change chose with the target's.
+            let unkeyed = Fingerprinter::default();
+            let fp = if self.hidden.is_some() {
+                &unkeyed
+            } else {
+                &self.fingerprints
+            };
+            target.file_diff(&observed, &changes, fp)
         };
         let mut observed = observed;
         let notes = target.change_notes(&observed, &changes);
@@ -609,6 +652,33 @@ fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
 /// Decrypts many values, spread over the machine's cores (age's X25519 work
 /// dominates a plan of many secrets). Public so that the benchmark
 /// (`benches/scale.rs`) times this very function.
+/// A secret holding the `fingerprint_key` itself is refused: deployed, it
+/// would let whoever reads that target check every fingerprint ever logged
+/// and forge saved plans' MACs. Only a copy of the key's ciphertext can
+/// make one (the key is random), so this is no oracle.
+pub fn refuse_key_copy(name: &str, value: &Secret, key: &Secret) -> Result<(), Error> {
+    if value.expose().trim() == key.expose().trim() {
+        return Err(key_copy_error(name));
+    }
+    Ok(())
+}
+
+/// The error of [`refuse_key_copy`].
+pub fn key_copy_error(name: &str) -> Error {
+    {
+        Error::Other {
+            message: format!(
+                "secret `{}` holds the value of the manifest's fingerprint_key; it is not planned or written anywhere",
+                crate::neutral::text(name)
+            ),
+            hint: Some(
+                "the fingerprint key must stay in `fingerprint_key:` only: give this secret a value of its own (secretsync rotate)"
+                    .into(),
+            ),
+        }
+    }
+}
+
 pub fn decrypt_all(
     ids: &Identities,
     items: &[(&str, &str)],

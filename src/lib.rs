@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod manifest;
 pub mod markdown;
+pub mod neutral;
 pub mod notice;
 pub mod notify;
 pub mod plan;

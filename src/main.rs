@@ -58,9 +58,11 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {}", e.message());
+            // The last guard: whatever an error quotes (a manifest string, a
+            // server's answer) prints inert for a terminal and the runner.
+            eprintln!("error: {}", secretsync::neutral::lines(&e.message()));
             if let Some(hint) = e.hint() {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", secretsync::neutral::lines(&hint));
             }
             ExitCode::from(1)
         }

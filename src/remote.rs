@@ -49,6 +49,39 @@ pub struct SshOptions {
     pub connect_timeout: Option<Duration>,
 }
 
+/// A file field ssh reads (`identity_file`, `known_hosts_file`): an operand,
+/// and nothing ssh would expand. ssh expands `${VAR}` from the runner's
+/// environment (a token would end up in an error message), `%` tokens
+/// (`%d` is the home folder: `known_hosts_file: "%d/.bashrc"` with
+/// `accept-new` appends to it) and `~user`; only a leading `~/` is allowed,
+/// expanded by secretsync to $HOME. White space is refused too (ssh splits
+/// some options on it).
+fn ssh_file(f: &Fields<'_>, field: &str) -> Result<Option<String>, ManifestError> {
+    let value = f.operand(field)?;
+    if let Some(v) = &value {
+        let rest = v.strip_prefix("~/").unwrap_or(v);
+        let bad = rest
+            .chars()
+            .find(|c| matches!(c, '$' | '%' | '~') || c.is_whitespace());
+        if let Some(c) = bad {
+            let what = match c {
+                '$' => "`$`, which ssh expands from the environment".to_string(),
+                '%' => "`%`, which ssh expands as a token".to_string(),
+                '~' => {
+                    "`~` other than a leading `~/`, which ssh expands to a home folder".to_string()
+                }
+                c => format!("white space ({})", crate::neutral::quoted(&c.to_string())),
+            };
+            return Err(f.error(
+                field,
+                format!("`{field}` of target `{}` contains {what}", f.target()),
+                Some("write the file's path in full (a leading `~/` is your home folder); ssh would expand these, with values from the run's environment".into()),
+            ));
+        }
+    }
+    Ok(value)
+}
+
 /// The fields of a target that reaches a host over SSH, besides `host`.
 pub const SSH_FIELDS: &[&str] = &[
     "port",
@@ -80,7 +113,7 @@ impl SshOptions {
         Ok(SshOptions {
             host,
             port: f.number("port")?,
-            identity_file: f.operand("identity_file")?,
+            identity_file: ssh_file(f, "identity_file")?,
             known_hosts: f
                 .parse("known_hosts", |t| match t {
                     "strict" => Ok(KnownHosts::Strict),
@@ -91,9 +124,27 @@ impl SshOptions {
                     )),
                 })?
                 .unwrap_or_default(),
-            known_hosts_file: f.operand("known_hosts_file")?,
+            known_hosts_file: ssh_file(f, "known_hosts_file")?,
             connect_timeout,
         })
+    }
+
+    /// The files on this machine ssh reads for these options (review mode
+    /// compares those inside the checkout with the base). Relative paths
+    /// are ssh's: from the current folder.
+    pub fn local_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(key) = &self.identity_file {
+            let key = expand_home(key);
+            let mut cert = key.clone().into_os_string();
+            cert.push("-cert.pub");
+            out.push(key);
+            out.push(PathBuf::from(cert));
+        }
+        if let Some(file) = &self.known_hosts_file {
+            out.push(expand_home(file));
+        }
+        out
     }
 }
 

@@ -94,7 +94,9 @@ pub(crate) fn counts(items: &[Item]) -> String {
 
 fn error_text(e: &TargetError, indent: &str, st: &Style) -> String {
     let mut out = String::new();
-    let mut lines = e.message.lines();
+    // Target errors quote what a server or host said: inert when printed.
+    let message = crate::neutral::lines(&e.message);
+    let mut lines = message.lines();
     let _ = writeln!(
         out,
         "{indent}{} {}",
@@ -105,7 +107,12 @@ fn error_text(e: &TargetError, indent: &str, st: &Style) -> String {
         let _ = writeln!(out, "{indent}  {l}");
     }
     if let Some(h) = &e.hint {
-        let _ = writeln!(out, "{indent}{} {h}", st.cyan("hint:"));
+        let _ = writeln!(
+            out,
+            "{indent}{} {}",
+            st.cyan("hint:"),
+            crate::neutral::lines(h)
+        );
     }
     out
 }

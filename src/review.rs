@@ -24,6 +24,7 @@ use crate::crypto::{self, Identities};
 use crate::engine::{Engine, Options};
 use crate::error::Error;
 use crate::manifest::{self, Manifest, SecretDef, TargetSpec, ValueSource};
+use crate::neutral;
 use crate::render::{md_code, md_escape as md_cell, md_fence, Style};
 use crate::secret::Secret;
 
@@ -37,20 +38,27 @@ pub enum BaseSource {
 }
 
 impl BaseSource {
-    /// `file:PATH` is a file; otherwise an existing file wins; otherwise a git
-    /// revision, which may not start with `-` (it would read as an option)
-    /// nor hold `:`, whitespace or control characters.
+    /// `file:PATH` is a file; anything else is a git revision, which may not
+    /// start with `-` (it would read as an option) nor hold `:`, whitespace
+    /// or control characters. A file is never preferred to a revision of the
+    /// same name: a pull request can commit a file named `origin/main`.
     pub fn parse(arg: &str) -> Result<BaseSource, Error> {
         if let Some(path) = arg.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(Error::usage(
+                    "--base file: names no file",
+                    "give the file holding the base manifest: --base file:PATH",
+                ));
+            }
             return Ok(BaseSource::File(PathBuf::from(path)));
         }
-        if Path::new(arg).is_file() {
-            return Ok(BaseSource::File(PathBuf::from(arg)));
-        }
-        let hint = "give a git revision such as origin/main, or a file holding the base manifest (file:PATH)";
+        let hint = "give a git revision such as origin/main, or a file holding the base manifest as file:PATH";
         if arg.is_empty() || arg.starts_with('-') {
             return Err(Error::usage(
-                format!("--base {arg:?}: a revision cannot be empty or start with `-`"),
+                format!(
+                    "--base {}: a revision cannot be empty or start with `-`",
+                    neutral::quoted(arg)
+                ),
                 hint,
             ));
         }
@@ -59,32 +67,68 @@ impl BaseSource {
             .any(|c| c == ':' || c.is_whitespace() || c.is_control())
         {
             return Err(Error::usage(
-                format!("--base {arg:?} is neither a file nor a git revision (no `:`, spaces or control characters)"),
+                format!(
+                    "--base {} is not a git revision (no `:`, spaces or control characters)",
+                    neutral::quoted(arg)
+                ),
                 hint,
             ));
         }
         Ok(BaseSource::Git(arg.to_string()))
     }
+}
 
-    fn label(&self) -> String {
-        match self {
-            BaseSource::Git(rev) => rev.clone(),
-            BaseSource::File(p) => p.display().to_string(),
-        }
+/// The base as loaded: its manifest, and where it came from.
+pub struct Base {
+    pub manifest: Manifest,
+    /// `origin/main`, or the file as given.
+    pub label: String,
+    /// The commit a revision named (full id); `None` for a file.
+    pub commit: Option<String>,
+}
+
+/// The git work tree holding the manifest at `head`, if any: the checkout
+/// whose files a pull request writes.
+pub fn checkout_of(head: &Path) -> Option<PathBuf> {
+    let top = git(&manifest_dir(head), &["rev-parse", "--show-toplevel"], "").ok()?;
+    let top = String::from_utf8(top).ok()?;
+    std::fs::canonicalize(top.trim_end_matches('\n')).ok()
+}
+
+fn manifest_dir(head: &Path) -> PathBuf {
+    match head.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
-/// Loads the base manifest: from a file, or from `git` in the head
-/// manifest's repository, run with a fixed argv (`rev-parse`, then
-/// `cat-file blob`, which applies no filters or pager).
-pub fn load_base(base: &BaseSource, head: &Path) -> Result<Manifest, Error> {
+/// Loads the base manifest: from a file (outside the checkout: a file in it
+/// is the pull request's), or from `git` in the head manifest's repository,
+/// run with a fixed argv (`rev-parse`, then `cat-file blob`, which applies
+/// no filters or pager).
+pub fn load_base(base: &BaseSource, head: &Path) -> Result<Base, Error> {
     match base {
-        BaseSource::File(p) => Ok(manifest::load(p)?),
+        BaseSource::File(p) => {
+            if let (Some(root), Ok(full)) = (checkout_of(head), std::fs::canonicalize(p)) {
+                if full.starts_with(&root) {
+                    return Err(Error::usage(
+                        format!(
+                            "--base file:{}: the file is inside the checkout ({}), which the change under review can write",
+                            neutral::path(p),
+                            neutral::path(&root)
+                        ),
+                        "give the base as a git revision (--base origin/main), or a file outside the checkout",
+                    ));
+                }
+            }
+            Ok(Base {
+                manifest: manifest::load(p)?,
+                label: p.display().to_string(),
+                commit: None,
+            })
+        }
         BaseSource::Git(rev) => {
-            let dir = match head.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
+            let dir = manifest_dir(head);
             let name = head
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -121,7 +165,11 @@ pub fn load_base(base: &BaseSource, head: &Path) -> Result<Manifest, Error> {
             }
             let text = String::from_utf8(text)
                 .map_err(|_| Error::other(format!("--base {rev}: {path} is not UTF-8 text")))?;
-            Ok(manifest::parse(Path::new(&format!("{rev}:{path}")), text)?)
+            Ok(Base {
+                manifest: manifest::parse(Path::new(&format!("{rev}:{path}")), text)?,
+                label: rev.clone(),
+                commit: Some(commit),
+            })
         }
     }
 }
@@ -170,6 +218,8 @@ fn git(dir: &Path, args: &[&str], rev: &str) -> Result<Vec<u8>, Error> {
 pub enum TargetChange {
     New,
     Changed,
+    /// Defined as in the base, but a file it reads is the change's.
+    FilesChanged,
     Removed,
 }
 
@@ -181,6 +231,8 @@ pub struct NotContacted {
     pub change: TargetChange,
     /// The head's secrets that name it.
     pub secrets: Vec<String>,
+    /// The files it reads that the change wrote (`PATH: why`).
+    pub files: Vec<String>,
     /// A unified diff of its definition, base to head, every value quoted.
     pub diff: String,
 }
@@ -201,6 +253,9 @@ pub enum ValueChange {
 pub struct SecretChange {
     pub name: String,
     pub value: ValueChange,
+    /// A changed or added value that is a copy of the ciphertext of another
+    /// base secret: its name and its targets in the base.
+    pub copy_of: Option<(String, Vec<String>)>,
     pub targets_added: Vec<String>,
     pub targets_removed: Vec<String>,
 }
@@ -210,6 +265,11 @@ pub struct SecretChange {
 pub struct Review {
     pub base: String,
     pub base_kind: &'static str,
+    /// The commit a revision named.
+    pub base_commit: Option<String>,
+    /// The secrets whose value this change chose: no fingerprint of theirs
+    /// is shown.
+    pub chosen: BTreeSet<String>,
     /// Why fingerprints are hidden, when they are.
     pub fingerprints_hidden: Option<String>,
     /// Recipients (public keys) the change adds and removes: an added one
@@ -239,7 +299,12 @@ impl Review {
 pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
     let source = BaseSource::parse(base)?;
     let head = manifest::load(&opts.manifest)?;
-    let base_manifest = load_base(&source, &opts.manifest)?;
+    let Base {
+        manifest: base_manifest,
+        label,
+        commit,
+    } = load_base(&source, &opts.manifest)?;
+    let checkout = checkout_of(&opts.manifest);
 
     for t in &opts.targets {
         if !head.targets.contains_key(t) && !base_manifest.targets.contains_key(t) {
@@ -274,7 +339,22 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
         let (h, b) = (head_fields.get(name), base_fields.get(name));
         let same = before == Some(spec) && h.is_some() && h == b;
         if same {
-            contacted.insert(name.clone(), spec.clone());
+            // The definition is the base's; the files it reads must be too.
+            let files = checkout.as_deref().map_or_else(Vec::new, |root| {
+                head_written_files(spec, &head.dir(), root, commit.as_deref())
+            });
+            if files.is_empty() {
+                contacted.insert(name.clone(), spec.clone());
+            } else {
+                not_contacted.push(NotContacted {
+                    name: name.clone(),
+                    kind: spec.type_name(),
+                    change: TargetChange::FilesChanged,
+                    secrets: secrets_on(name),
+                    files,
+                    diff: String::new(),
+                });
+            }
             continue;
         }
         not_contacted.push(NotContacted {
@@ -286,6 +366,7 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
                 TargetChange::Changed
             },
             secrets: secrets_on(name),
+            files: Vec::new(),
             diff: definition_diff(name, b, h),
         });
     }
@@ -296,6 +377,7 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
                 kind: spec.type_name(),
                 change: TargetChange::Removed,
                 secrets: Vec::new(),
+                files: Vec::new(),
                 diff: definition_diff(name, base_fields.get(name), None),
             });
         }
@@ -303,7 +385,14 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
 
     let identities = crypto::find_identities(opts.identity.as_deref()).ok();
     let fingerprints_hidden = fingerprint_key_change(&base_manifest, &head, identities.as_ref());
-    let secrets = value_changes(&base_manifest, &head, identities.as_ref());
+    let secrets = value_changes(&base_manifest, &head, identities.as_ref())?;
+    // The values this change chose: no fingerprint of theirs under the
+    // base's key may be shown (it would test the author's guesses).
+    let chosen: BTreeSet<String> = secrets
+        .iter()
+        .filter(|s| !matches!(s.value, ValueChange::Unchanged | ValueChange::Removed))
+        .map(|s| s.name.clone())
+        .collect();
 
     // The manifest the engine plans: the base's definitions of the targets
     // both agree on, the head's secrets on those targets.
@@ -342,22 +431,103 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
         targets: Vec::new(),
         ..opts.clone()
     };
-    let engine = Engine::with_manifest(&engine_opts, planned)?;
+    let mut engine = Engine::with_manifest(&engine_opts, planned)?;
+    engine.hide_fingerprints_of(chosen.clone());
     Ok((
         engine,
         Review {
-            base: source.label(),
+            base: label,
             base_kind: match source {
                 BaseSource::Git(_) => "git",
                 BaseSource::File(_) => "file",
             },
+            base_commit: commit,
             fingerprints_hidden,
+            chosen,
             recipients_added: recipients_diff(&head, &base_manifest),
             recipients_removed: recipients_diff(&base_manifest, &head),
             not_contacted,
             secrets,
         },
     ))
+}
+
+/// The files on this machine that `spec` reads and the change under review
+/// could have written: inside the checkout (or reached through a link in
+/// it) and not byte for byte the base's. Each as `PATH: why`.
+fn head_written_files(
+    spec: &TargetSpec,
+    dir: &Path,
+    root: &Path,
+    commit: Option<&str>,
+) -> Vec<String> {
+    spec.local_files(dir)
+        .into_iter()
+        .filter_map(|p| {
+            file_change(&p, root, commit).map(|why| format!("{}: {why}", neutral::path(&p)))
+        })
+        .collect()
+}
+
+/// `.` and `..` taken out of an absolute path, without touching the disk.
+fn lexical(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Why the file at `p` is the change's rather than the base's, if it is.
+fn file_change(p: &Path, root: &Path, commit: Option<&str>) -> Option<&'static str> {
+    let lex = lexical(p);
+    let real = std::fs::canonicalize(&lex).ok();
+    let lex_inside = lex.starts_with(root);
+    let real_inside = real.as_ref().is_some_and(|r| r.starts_with(root));
+    if !lex_inside && !real_inside {
+        return None;
+    }
+    if real.as_ref().is_some_and(|r| *r != lex) {
+        return Some("a symlink (or under one) in the checkout");
+    }
+    let rel = lex.strip_prefix(root).ok()?.to_string_lossy().into_owned();
+    let exists = std::fs::symlink_metadata(&lex).is_ok();
+    let Some(commit) = commit else {
+        return exists
+            .then_some("in the checkout, and a file base gives nothing to compare it with");
+    };
+    let entry = git(root, &["ls-tree", commit, "--", &rel], "").unwrap_or_default();
+    let entry = String::from_utf8_lossy(&entry);
+    match (exists, entry.trim().is_empty()) {
+        (false, true) => None,
+        (false, false) => Some("removed by this change"),
+        (true, true) => Some("added by this change"),
+        (true, false) => {
+            if !entry.starts_with("100") {
+                return Some("not a regular file at the base");
+            }
+            let Ok(head) = crate::targets::file::read_regular(&lex) else {
+                return Some("not a regular file of at most 16 MiB");
+            };
+            let Ok(base) = git(root, &["cat-file", "blob", &format!("{commit}:{rel}")], "") else {
+                return Some("not readable at the base");
+            };
+            let base = zeroize::Zeroizing::new(base);
+            (head.as_deref().map(|h| h.as_slice()) != Some(base.as_slice()))
+                .then_some("modified by this change")
+        }
+    }
 }
 
 /// The recipients of `a` that `b` does not list.
@@ -474,15 +644,27 @@ fn fingerprint_key_change(
     }
 }
 
+/// An armored value without its white space: two copies of one ciphertext
+/// compare equal however they were indented or wrapped.
+fn cipher_text(armored: &str) -> String {
+    armored.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
 /// Per secret of base and head: whether its value changed. Values whose
 /// armored text is the same are the same without decrypting; the others are
-/// decrypted (spread over the cores) and compared in memory.
-fn value_changes(base: &Manifest, head: &Manifest, ids: Option<&Identities>) -> Vec<SecretChange> {
+/// decrypted (spread over the cores) and compared in memory. A changed or
+/// added value that is a copy of another base secret's ciphertext says so
+/// (its provenance); one that holds the base's `fingerprint_key` is refused.
+fn value_changes(
+    base: &Manifest,
+    head: &Manifest,
+    ids: Option<&Identities>,
+) -> Result<Vec<SecretChange>, Error> {
     // (name, which side, armored) of every value that must be decrypted.
     let mut work: Vec<(String, &'static str, &str)> = Vec::new();
     for (name, h) in &head.secrets {
-        if let Some(b) = base.secrets.get(name) {
-            match (&b.value, &h.value) {
+        match base.secrets.get(name) {
+            Some(b) => match (&b.value, &h.value) {
                 (ValueSource::Encrypted(x), ValueSource::Encrypted(y)) if x.trim() == y.trim() => {}
                 (b, h) => {
                     for (side, v) in [("base", b), ("head", h)] {
@@ -491,7 +673,14 @@ fn value_changes(base: &Manifest, head: &Manifest, ids: Option<&Identities>) -> 
                         }
                     }
                 }
+            },
+            // Added: decrypted only to be compared with the fingerprint key.
+            None if base.fingerprint_key.is_some() => {
+                if let ValueSource::Encrypted(a) = &h.value {
+                    work.push((name.clone(), "head", a));
+                }
             }
+            None => {}
         }
     }
     let clear = decrypt_each(ids, &work);
@@ -504,13 +693,49 @@ fn value_changes(base: &Manifest, head: &Manifest, ids: Option<&Identities>) -> 
                 .unwrap_or_else(|| Err("not decrypted".into())),
         }
     };
+    // The base's fingerprint key, decrypted: no head value may hold it.
+    let key = match (&base.fingerprint_key, ids) {
+        (Some(k), Some(ids)) => crypto::decrypt(ids, k, "the base's fingerprint_key").ok(),
+        _ => None,
+    };
+    // Base ciphertexts → the base secret holding each.
+    let base_ciphers: std::collections::HashMap<String, &SecretDef> = base
+        .secrets
+        .values()
+        .filter_map(|s| match &s.value {
+            ValueSource::Encrypted(a) => Some((cipher_text(a), s)),
+            ValueSource::Plain(_) => None,
+        })
+        .collect();
+    let key_cipher = base.fingerprint_key.as_deref().map(cipher_text);
 
     let mut out = Vec::new();
     for (name, h) in &head.secrets {
+        let copy_of = match &h.value {
+            ValueSource::Encrypted(a) => {
+                let c = cipher_text(a);
+                if key_cipher.as_ref() == Some(&c) {
+                    return Err(key_copy(name));
+                }
+                base_ciphers
+                    .get(&c)
+                    .filter(|b| b.name != *name)
+                    .map(|b| (b.name.clone(), b.targets.clone()))
+            }
+            ValueSource::Plain(_) => None,
+        };
+        if let Some(key) = &key {
+            if let Ok(v) = value(name, "head", &h.value) {
+                if v.expose().trim() == key.expose().trim() {
+                    return Err(key_copy(name));
+                }
+            }
+        }
         let Some(b) = base.secrets.get(name) else {
             out.push(SecretChange {
                 name: name.clone(),
                 value: ValueChange::Added,
+                copy_of,
                 targets_added: h.targets.clone(),
                 targets_removed: Vec::new(),
             });
@@ -532,6 +757,11 @@ fn value_changes(base: &Manifest, head: &Manifest, ids: Option<&Identities>) -> 
             (b.targets.iter().collect(), h.targets.iter().collect());
         out.push(SecretChange {
             name: name.clone(),
+            copy_of: if change == ValueChange::Unchanged {
+                None
+            } else {
+                copy_of
+            },
             value: change,
             targets_added: h
                 .targets
@@ -552,12 +782,17 @@ fn value_changes(base: &Manifest, head: &Manifest, ids: Option<&Identities>) -> 
             out.push(SecretChange {
                 name: name.clone(),
                 value: ValueChange::Removed,
+                copy_of: None,
                 targets_added: Vec::new(),
                 targets_removed: b.targets.clone(),
             });
         }
     }
-    out
+    Ok(out)
+}
+
+fn key_copy(name: &str) -> Error {
+    crate::engine::key_copy_error(name)
 }
 
 type Decrypted = std::collections::HashMap<(String, String), Result<Secret, String>>;
@@ -607,11 +842,7 @@ fn decrypt_each(ids: Option<&Identities>, work: &[(String, &'static str, &str)])
 /// A name printed in text output: quoted when it holds anything that could
 /// move the cursor or fake a line.
 fn name_text(s: &str) -> String {
-    if s.chars().any(|c| c.is_control() || c.is_whitespace()) || s.is_empty() {
-        serde_json::to_string(s).unwrap_or_default()
-    } else {
-        s.to_string()
-    }
+    neutral::quoted(s)
 }
 
 fn change_text(t: &NotContacted) -> &'static str {
@@ -619,6 +850,9 @@ fn change_text(t: &NotContacted) -> &'static str {
         TargetChange::New => "new in this change: not contacted in review, will be on merge",
         TargetChange::Changed => {
             "definition changed in this change: not contacted in review, will be on merge"
+        }
+        TargetChange::FilesChanged => {
+            "reads files this change wrote: not contacted in review, will be on merge"
         }
         TargetChange::Removed => "removed in this change: not contacted",
     }
@@ -636,6 +870,17 @@ fn value_text(v: &ValueChange) -> String {
 
 fn targets_note(s: &SecretChange, name: impl Fn(&str) -> String) -> String {
     let mut parts = Vec::new();
+    if let Some((from, on)) = &s.copy_of {
+        parts.push(if on.is_empty() {
+            format!("now holds the same value as {}", name(from))
+        } else {
+            format!(
+                "now holds the same value as {} (on {})",
+                name(from),
+                on.iter().map(|t| name(t)).collect::<Vec<_>>().join(", ")
+            )
+        });
+    }
     if !s.targets_added.is_empty() && s.value != ValueChange::Added {
         parts.push(format!(
             "now also on {}",
@@ -688,12 +933,33 @@ fn secrets_summary(r: &Review) -> String {
 }
 
 impl Review {
+    /// What the base was: `revision main (commit 1a2b…)` or `file PATH`.
+    fn base_said(&self, code: impl Fn(&str) -> String) -> String {
+        match &self.base_commit {
+            Some(c) => format!("revision {} (commit {})", code(&self.base), code(c)),
+            None => format!("file {}", code(&self.base)),
+        }
+    }
+
+    fn chosen_note(&self) -> Option<String> {
+        (!self.chosen.is_empty()).then(|| {
+            format!(
+                "no fingerprint is shown of the {} value{} this change sets (under the base's key it would test the author's guesses)",
+                self.chosen.len(),
+                if self.chosen.len() == 1 { "" } else { "s" }
+            )
+        })
+    }
+
     /// The review as text, printed after the plan.
     pub fn text(&self, st: &Style) -> String {
         let mut out = format!(
             "\nReview against {} (target definitions and fingerprint_key from the base; secrets and their targets from this change)\n",
-            name_text(&self.base)
+            self.base_said(name_text)
         );
+        if let Some(n) = self.chosen_note() {
+            out.push_str(&format!("  note: {n}\n"));
+        }
         if let Some(why) = &self.fingerprints_hidden {
             out.push_str(&format!("  note: {why}\n"));
         }
@@ -728,6 +994,9 @@ impl Review {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
+            }
+            for f in &t.files {
+                out.push_str(&format!("    reads {f}\n"));
             }
             for line in t.diff.lines() {
                 out.push_str(&format!("    {line}\n"));
@@ -795,6 +1064,8 @@ impl Review {
         json!({
             "base": self.base,
             "base_kind": self.base_kind,
+            "base_commit": self.base_commit,
+            "fingerprints_hidden_for": self.chosen,
             "fingerprints_hidden": self.fingerprints_hidden.is_some(),
             "fingerprints_hidden_reason": self.fingerprints_hidden,
             "recipients_added": self.recipients_added,
@@ -804,6 +1075,7 @@ impl Review {
                 "type": t.kind,
                 "change": t.change,
                 "secrets": t.secrets,
+                "files_changed": t.files,
                 "definition_diff": t.diff,
             })).collect::<Vec<_>>(),
             "secrets": self.secrets.iter().map(|s| {
@@ -820,6 +1092,9 @@ impl Review {
                     "targets_added": s.targets_added,
                     "targets_removed": s.targets_removed,
                 });
+                if let Some((from, on)) = &s.copy_of {
+                    v["same_value_as"] = json!({ "secret": from, "targets": on });
+                }
                 if let Some(r) = reason {
                     v["reason"] = json!(r);
                 }
@@ -839,10 +1114,17 @@ impl Review {
     /// The review as markdown, appended to the plan's.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "\n### secretsync review against {}\n\n",
-            md_code(&self.base)
+            "\n### secretsync review against {} ({})\n\n",
+            md_code(&self.base),
+            match &self.base_commit {
+                Some(c) => format!("revision, commit {}", md_code(c)),
+                None => "a file".to_string(),
+            }
         );
         out.push_str("Target definitions and `fingerprint_key` come from the base; secrets and their targets from this change.\n\n");
+        if let Some(n) = self.chosen_note() {
+            out.push_str(&format!("> {n}.\n\n"));
+        }
         if let Some(why) = &self.fingerprints_hidden {
             // Our own words: no manifest text in them.
             out.push_str(&format!("> ⚠️ {why}\n\n"));
@@ -875,11 +1157,16 @@ impl Review {
                 ));
             }
             for t in &self.not_contacted {
-                out.push_str(&format!(
-                    "\nDefinition of {}:\n\n{}",
-                    md_code(&t.name),
-                    md_fence("diff", &t.diff)
-                ));
+                for f in &t.files {
+                    out.push_str(&format!("\n{} reads {}\n", md_code(&t.name), md_cell(f)));
+                }
+                if !t.diff.is_empty() {
+                    out.push_str(&format!(
+                        "\nDefinition of {}:\n\n{}",
+                        md_code(&t.name),
+                        md_fence("diff", &t.diff)
+                    ));
+                }
             }
             out.push('\n');
         }

@@ -268,9 +268,14 @@ fn errors_on_stderr(g: &Global, format: Format) -> bool {
 }
 
 fn say_target_error(target: &str, description: &str, e: &secretsync::targets::TargetError) {
-    eprintln!("error: target `{target}` ({description}): {}", e.message);
+    use secretsync::neutral::lines;
+    eprintln!(
+        "error: target `{target}` ({}): {}",
+        lines(description),
+        lines(&e.message)
+    );
     if let Some(h) = &e.hint {
-        eprintln!("  hint: {h}");
+        eprintln!("  hint: {}", lines(h));
     }
 }
 
@@ -298,7 +303,7 @@ fn say_report_errors(report: &Report) {
                     keys.join(", ")
                 );
                 if let Some(e) = error {
-                    eprintln!("  cause: {}", e.message);
+                    eprintln!("  cause: {}", secretsync::neutral::lines(&e.message));
                 }
             }
             _ => {}

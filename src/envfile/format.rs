@@ -195,66 +195,25 @@ enum Why {
     NoForm,
 }
 
-/// A value a format cannot hold: which readers would misread it, and which
-/// formats can hold it. Its text never contains the value.
+/// A value a format cannot hold, and the formats that can. Its text names
+/// the format and its readers, never what is in the value: not even which
+/// character is the trouble (a pull request's plan is public, and "holds a
+/// single quote" is a fact about a secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub format: Format,
-    pub reason: String,
-    pub misread_by: Vec<&'static str>,
     pub fits: Vec<Format>,
 }
 
 impl Refusal {
     fn new(format: Format, value: &str, why: Why) -> Refusal {
+        let _ = why;
         let fits = Format::ALL
             .into_iter()
             .filter(|f| *f != format && *f != Format::Dotenv)
             .filter(|f| f.form(value).is_ok())
             .collect();
-        let (reason, misread_by) = match why {
-            Why::PythonExpands => (
-                "python-dotenv expands `${…}` in every form, quoted or not".to_string(),
-                vec!["python-dotenv"],
-            ),
-            Why::NoForm => {
-                // The only form left would be double quotes with escapes:
-                // name who misreads that.
-                let mut by = Vec::new();
-                if matches!(format, Format::Dotenv | Format::Node) {
-                    by.extend(["node's dotenv", "node --env-file"]);
-                }
-                if format == Format::PythonDotenv
-                    || (format == Format::Dotenv && value.contains(['$', '`']))
-                {
-                    by.push("python-dotenv");
-                }
-                if matches!(format, Format::Dotenv) && value.contains('`') {
-                    by.push("dotenvy");
-                }
-                if format == Format::Compose {
-                    by.push("docker compose");
-                }
-                let mut what = if value.contains('\'') {
-                    "it holds a single quote, so it needs double quotes, and escapes inside them"
-                } else {
-                    "its backslashes need escapes"
-                }
-                .to_string();
-                if value.contains(['$', '`']) && format != Format::Dotenv {
-                    what.push_str(
-                        " (unescaped, its `$` or backtick would run in sh when the file is sourced)",
-                    );
-                }
-                (what, by)
-            }
-        };
-        Refusal {
-            format,
-            reason,
-            misread_by,
-            fits,
-        }
+        Refusal { format, fits }
     }
 }
 
@@ -262,14 +221,10 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "`format: {}` has no form of this value that {} read back exactly: {}",
+            "`format: {}` has no form of this value that {} read back exactly",
             self.format,
             self.format.readers(),
-            self.reason
         )?;
-        if !self.misread_by.is_empty() {
-            write!(f, "; {} would misread it", join_and(&self.misread_by))?;
-        }
         if self.fits.is_empty() {
             write!(f, "; no env-file format can hold it")
         } else {
@@ -281,10 +236,6 @@ impl fmt::Display for Refusal {
             )
         }
     }
-}
-
-fn join_and(items: &[&str]) -> String {
-    join(items, "and")
 }
 
 fn join_or(items: &[String]) -> String {

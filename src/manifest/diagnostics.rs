@@ -41,7 +41,7 @@ impl ManifestError {
                 )
             }
             ManifestError::Read { .. } => None,
-            ManifestError::At(l) => l.hint.clone(),
+            ManifestError::At(l) => l.hint.as_deref().map(crate::neutral::lines),
         }
     }
 
@@ -73,7 +73,8 @@ impl Located {
     fn message_and_place(&self) -> String {
         use fmt::Write as _;
         let mut f = String::new();
-        let _ = writeln!(f, "{}", self.message);
+        // Messages quote manifest text: inert for terminals and the runner.
+        let _ = writeln!(f, "{}", crate::neutral::lines(&self.message));
         if self.line == 0 {
             let _ = write!(f, "  --> {}", self.path.display());
         } else {
@@ -95,7 +96,8 @@ impl Located {
                 .collect();
             let _ = write!(
                 f,
-                "\n{pad} |\n{num} | {text}\n{pad} | {indent}{}",
+                "\n{pad} |\n{num} | {}\n{pad} | {indent}{}",
+                crate::neutral::text(text),
                 "^".repeat(self.width.max(1))
             );
         }
@@ -108,7 +110,7 @@ impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message_and_place())?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", crate::neutral::lines(hint))?;
         }
         Ok(())
     }

@@ -243,12 +243,18 @@ impl<'a> Checker<'a> {
     }
 
     /// Names are printed in plans, PR comments and annotations: no control
-    /// character (a terminal escape, a line break) may forge their output.
+    /// character (a terminal escape, a line break) may forge their output,
+    /// nor a bidi or invisible one make two names look alike.
     fn name(&self, name: &Spanned<String>, what: &str) -> Result<(), ManifestError> {
-        if name.value.is_empty() || name.value.chars().any(char::is_control) {
+        if name.value.is_empty()
+            || name
+                .value
+                .chars()
+                .any(|c| c.is_control() || crate::neutral::is_deceptive(c))
+        {
             return Err(self.at(
                 name,
-                format!("a {what} name must be non-empty and hold no control characters"),
+                format!("a {what} name must be non-empty and hold no control, bidi or invisible characters"),
                 Some("rename it in the manifest".into()),
             ));
         }
@@ -302,6 +308,30 @@ impl<'a> Checker<'a> {
                         kind.name(),
                         kind.fields().join(", ")
                     )),
+                ));
+            }
+        }
+        // Every field but `on_change` (a shell command, never printed) is
+        // printed somewhere: in plans, errors, titles. None may hold what
+        // drives a terminal or spoofs a name.
+        for (f, field) in &fields {
+            let Some(v) = field.value.value.as_deref() else {
+                continue;
+            };
+            if f != "on_change"
+                && v.chars()
+                    .any(|c| c.is_control() || crate::neutral::is_deceptive(c))
+            {
+                return Err(self.at(
+                    &field.value,
+                    format!(
+                        "`{f}` of target `{}` contains a control, bidi or invisible character",
+                        name.value
+                    ),
+                    Some(
+                        "write the value in plain characters: it is printed in plans and errors"
+                            .into(),
+                    ),
                 ));
             }
         }
@@ -403,7 +433,11 @@ impl<'a> Checker<'a> {
             if let Err(rule) = targets[&t.value].check_key(key) {
                 return Err(self.at(
                     spanned,
-                    format!("`{key}` cannot be a key on target `{}`", t.value),
+                    format!(
+                        "{} cannot be a key on target `{}`",
+                        crate::neutral::quoted_code(key),
+                        t.value
+                    ),
                     Some(format!(
                         "{rule}; use `rename` to give it another name there"
                     )),

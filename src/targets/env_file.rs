@@ -89,6 +89,17 @@ impl Spec for EnvFileSpec {
     fn same(&self, other: &dyn Spec) -> bool {
         same_as(self, other)
     }
+
+    fn local_files(&self, manifest_dir: &Path) -> Vec<PathBuf> {
+        let path = match self.path.strip_prefix("~/") {
+            Some(rest) => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => return Vec::new(),
+            },
+            None => manifest_dir.join(&self.path),
+        };
+        vec![path]
+    }
 }
 
 /// `format:` of an env-file target (local or over SSH): who reads the file.
@@ -158,19 +169,20 @@ impl LocalEnvFile {
 }
 
 /// The bytes of the file, `None` when it does not exist (a dangling symlink
-/// counts as missing). Held zeroized: the text contains the values.
+/// counts as missing). Held zeroized: the text contains the values. Only a
+/// regular file of at most 16 MiB is read (see [`super::file`]).
 fn read_bytes(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, TargetError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if path.is_dir() || e.kind() == io::ErrorKind::IsADirectory => {
-            Err(TargetError::failed(format!(
-                "{} is a directory, not an env file",
-                path.display()
-            ))
-            .with_hint("point `path` at a file inside it"))
+    super::file::read_regular(path).map_err(|r| refused(path, r))
+}
+
+/// A [`super::file::Refusal`] as this target's error.
+fn refused(path: &Path, r: super::file::Refusal) -> TargetError {
+    match r {
+        super::file::Refusal::Io(e) => io_error("cannot read", path, &e),
+        r => {
+            let (message, hint) = r.explain(path);
+            TargetError::failed(message).with_hint(hint)
         }
-        Err(e) => Err(io_error("cannot read", path, &e)),
     }
 }
 
@@ -188,6 +200,11 @@ fn io_error(what: &str, path: &Path, e: &io::Error) -> TargetError {
 
 /// The file to replace: the target of a symlink, so the link survives.
 fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
+    // A directory is reported by the read (and a rename over it fails).
+    match super::file::check_replaceable(path) {
+        Ok(()) | Err(super::file::Refusal::Directory) => {}
+        Err(r) => return Err(refused(path, r)),
+    }
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
             TargetError::failed(format!(

@@ -148,6 +148,13 @@ impl Spec for KeychainSpec {
     fn same(&self, other: &dyn Spec) -> bool {
         same_as(self, other)
     }
+
+    fn local_files(&self, _manifest_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        self.ssh
+            .as_ref()
+            .map(|o| o.local_files())
+            .unwrap_or_default()
+    }
 }
 
 /// `security -i` reads lines into a 4096-byte buffer: 4095 bytes and the NUL.

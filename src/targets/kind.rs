@@ -74,6 +74,15 @@ pub trait Spec: fmt::Debug + Send + Sync + Any {
     /// Whether `other` is the same definition (review mode contacts only
     /// targets whose definition a pull request left alone).
     fn same(&self, other: &dyn Spec) -> bool;
+
+    /// The files on this machine the target reads (an env file, ssh's
+    /// identity and known_hosts files), relative ones resolved as the
+    /// target resolves them (`manifest_dir` for an env file). Review mode
+    /// counts a target whose files the pull request changed as changed.
+    fn local_files(&self, manifest_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let _ = manifest_dir;
+        Vec::new()
+    }
 }
 
 /// [`Spec::same`] for a spec that is `PartialEq`.
@@ -135,6 +144,10 @@ impl TargetSpec {
 
     pub fn overwrite_sealed(&self) -> bool {
         self.0.overwrite_sealed()
+    }
+
+    pub fn local_files(&self, manifest_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        self.0.local_files(manifest_dir)
     }
 
     pub fn check_key(&self, key: &str) -> Result<(), String> {

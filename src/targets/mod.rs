@@ -10,6 +10,7 @@
 //! [`Target::read_batch`].
 
 pub mod env_file;
+pub mod file;
 pub mod keychain;
 pub mod kind;
 pub mod railway;

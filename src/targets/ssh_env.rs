@@ -116,6 +116,10 @@ impl Spec for SshEnvSpec {
     fn same(&self, other: &dyn Spec) -> bool {
         same_as(self, other)
     }
+
+    fn local_files(&self, _manifest_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        self.ssh.local_files()
+    }
 }
 
 /// What the host said of one file.
@@ -127,6 +131,13 @@ enum FileState {
     Directory,
     Unreadable,
     DanglingLink,
+    /// A FIFO, device or socket: never opened.
+    Special,
+    /// Larger than 16 MiB.
+    TooLarge,
+    /// A symlink owned by another user than the reader, root or the
+    /// file's owner.
+    UntrustedLink,
     /// `sudo -n` needs a password (or the user may not sudo).
     SudoRefused,
     NoSudo,
@@ -226,6 +237,18 @@ impl SshEnvFile {
                 "{at} is a symlink to a missing file"
             ))
             .with_hint("create the file it points to, or replace the link with a file"),
+            FileState::Special => TargetError::failed(format!(
+                "{at} is not a regular file (a FIFO, device or socket); it is neither read nor replaced"
+            ))
+            .with_hint("point `path` at a regular file"),
+            FileState::TooLarge => TargetError::failed(format!(
+                "{at} is more than the 16 MiB an env file may have"
+            ))
+            .with_hint("an env file is read whole into memory: keep it under 16 MiB"),
+            FileState::UntrustedLink => TargetError::failed(format!(
+                "{at} is a symlink owned by another user: secretsync follows only links owned by the reading user, root or the file's owner"
+            ))
+            .with_hint("replace the link with the file, or have the file's owner own the link"),
             FileState::SudoRefused => sudo_refused(host),
             FileState::NoSudo => TargetError::failed(format!(
                 "the target has `sudo: true` but sudo is not installed on {host}"
@@ -318,6 +341,9 @@ fn parse_read(stdout: &[u8], count: usize) -> Result<Vec<FileState>, String> {
                 "dir" => states[i] = Some(FileState::Directory),
                 "unreadable" => states[i] = Some(FileState::Unreadable),
                 "dangling" => states[i] = Some(FileState::DanglingLink),
+                "special" => states[i] = Some(FileState::Special),
+                "large" => states[i] = Some(FileState::TooLarge),
+                "untrusted" => states[i] = Some(FileState::UntrustedLink),
                 "sudorefused" => states[i] = Some(FileState::SudoRefused),
                 "nosudo" => states[i] = Some(FileState::NoSudo),
                 other => return Err(format!("an unknown state `{other}`")),
@@ -349,6 +375,14 @@ fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> Tar
             .with_hint("create the file it points to, or replace the link with a file"),
         Some(72) => TargetError::failed(format!("{location} is a directory, not an env file"))
             .with_hint("point `path` at a file inside it"),
+        Some(84) => TargetError::failed(format!(
+            "{location} is not a regular file (a FIFO, device or socket); nothing was written"
+        ))
+        .with_hint("point `path` at a regular file"),
+        Some(85) => TargetError::failed(format!(
+            "{location} is a symlink owned by another user; nothing was written: {said}"
+        ))
+        .with_hint("replace the link with the file, or have the file's owner own the link"),
         Some(73) => {
             TargetError::failed(format!("{location} could not be read to check it: {said}"))
                 .with_hint("check the file's permissions, or set `sudo: true`")

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
         &[
-            "secret", "environ", "fsutil", "notice", "ci", "lock", "time",
+            "secret", "environ", "fsutil", "notice", "ci", "lock", "time", "neutral",
         ],
     ),
     ("services", &["crypto", "envfile", "remote"]),

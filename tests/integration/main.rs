@@ -12,7 +12,7 @@
 mod support;
 
 mod architecture;
-
+mod attacks;
 mod careful;
 mod check;
 mod cli;

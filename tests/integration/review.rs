@@ -115,7 +115,10 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
         plain.stdout
     );
 
-    let out = run(&sb, &["plan", "--base", "base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "no target was read that fails: {out:?}");
     let doc = json(&out);
     assert_eq!(planned_targets(&doc), ["app"], "{doc:#}");
@@ -137,7 +140,7 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
         .unwrap()
         .contains("+prune: true\n"));
 
-    let text = run(&sb, &["plan", "--base", "base.yaml"]);
+    let text = run(&sb, &["plan", "--base", "file:base.yaml"]);
     assert_eq!(text.code, 0, "{text:?}");
     for line in [
         "moved (env_file): definition changed in this change: not contacted in review, will be on merge",
@@ -157,7 +160,7 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
         ("GITHUB_ACTIONS", "true"),
         ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
     ];
-    let gh = run_env(&sb, &["plan", "--base", "base.yaml"], &env);
+    let gh = run_env(&sb, &["plan", "--base", "file:base.yaml"], &env);
     // Annotations go to stderr, never into a captured document (#17).
     assert!(
         gh.stderr.contains("::warning title=secretsync review%3A extra::extra (env_file): new in this change: not contacted in review, will be on merge\n"),
@@ -172,12 +175,15 @@ fn a_changed_and_a_new_env_file_target_are_not_read() {
     );
 
     // Changes pending on merge: --detailed-exitcode says so.
-    let d = run(&sb, &["plan", "--base", "base.yaml", "--detailed-exitcode"]);
+    let d = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--detailed-exitcode"],
+    );
     assert_eq!(d.code, 2, "{d:?}");
 
     let md = run(
         &sb,
-        &["plan", "--base", "base.yaml", "--format", "markdown"],
+        &["plan", "--base", "file:base.yaml", "--format", "markdown"],
     );
     assert_eq!(md.code, 0, "{md:?}");
     assert!(
@@ -282,7 +288,10 @@ fn values_are_compared_between_base_and_head() {
     sb.write("base.yaml", &base);
     sb.write("secrets.yaml", &head);
 
-    let out = run(&sb, &["plan", "--base", "base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let doc = json(&out);
     assert_eq!(review_secret(&doc, "ROTATED")["value"], "changed");
@@ -312,7 +321,7 @@ fn values_are_compared_between_base_and_head() {
         "{summary:#}"
     );
 
-    let text = run(&sb, &["plan", "--base", "base.yaml", "-v"]);
+    let text = run(&sb, &["plan", "--base", "file:base.yaml", "-v"]);
     for line in [
         "    ~ ROTATED                      value changed\n",
         "    = REENCRYPTED                  value unchanged\n",
@@ -324,11 +333,11 @@ fn values_are_compared_between_base_and_head() {
         assert!(text.stdout.contains(line), "{line:?} in:\n{}", text.stdout);
     }
     // Without -v the unchanged are counted, not listed.
-    let quiet = run(&sb, &["plan", "--base", "base.yaml"]);
+    let quiet = run(&sb, &["plan", "--base", "file:base.yaml"]);
     assert!(!quiet.stdout.contains("= REENCRYPTED"), "{}", quiet.stdout);
     let md = run(
         &sb,
-        &["plan", "--base", "base.yaml", "--format", "markdown"],
+        &["plan", "--base", "file:base.yaml", "--format", "markdown"],
     );
     assert!(
         md.stdout.contains("| `ROTATED` | value changed |"),
@@ -354,7 +363,10 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
         "secrets.yaml",
         &format!("{}{body}", header_with_key(&sb, key)),
     );
-    let same = run(&sb, &["plan", "--base", "base.yaml", "--format", "json"]);
+    let same = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(same.code, 0, "{same:?}");
     assert!(same.stdout.contains("fp:"), "{}", same.stdout);
     assert_eq!(json(&same)["review"]["fingerprints_hidden"], false);
@@ -368,7 +380,10 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
         ),
     );
     for format in ["text", "json", "markdown"] {
-        let out = run(&sb, &["plan", "--base", "base.yaml", "--format", format]);
+        let out = run(
+            &sb,
+            &["plan", "--base", "file:base.yaml", "--format", format],
+        );
         assert_eq!(out.code, 0, "{out:?}");
         assert!(!out.all().contains("fp:"), "{format}: {}", out.stdout);
         assert!(
@@ -381,7 +396,7 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
     }
     let doc = json(&run(
         &sb,
-        &["plan", "--base", "base.yaml", "--format", "json"],
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
     ));
     assert_eq!(doc["review"]["fingerprints_hidden"], true);
     // The key is only hidden from output: the comparison still works.
@@ -392,7 +407,7 @@ fn a_changed_fingerprint_key_hides_every_fingerprint() {
         "secrets.yaml",
         &format!("version: 1\nrecipients:\n  - {}\n{body}", sb.recipient),
     );
-    let out = run(&sb, &["plan", "--base", "base.yaml"]);
+    let out = run(&sb, &["plan", "--base", "file:base.yaml"]);
     assert!(
         out.stdout
             .contains("this change removes the fingerprint_key"),
@@ -479,6 +494,10 @@ fn the_base_comes_from_a_git_revision() {
         "A=CANARY-rotated-new-77b2\n",
     )
     .unwrap();
+    // A file the target reads in the checkout is part of its definition:
+    // committed, as the base has it, it is read.
+    git(&repo, &["add", "config/trap.env"]);
+    git(&repo, &["commit", "-q", "-m", "trap"]);
     let out = run(&sb, &args("HEAD"));
     assert_eq!(out.code, 0, "{out:?}");
     let doc = json(&out);
@@ -520,7 +539,7 @@ fn a_review_plan_cannot_be_saved() {
     sb.write("secrets.yaml", &format!("{}targets: {{}}\n", sb.header()));
     let out = run(
         &sb,
-        &["plan", "--base", "secrets.yaml", "--out", "plan.json"],
+        &["plan", "--base", "file:secrets.yaml", "--out", "plan.json"],
     );
     assert_eq!(out.code, 1, "{out:?}");
     assert!(!sb.path("plan.json").exists());
@@ -538,7 +557,7 @@ fn forged_names_stay_inside_their_markdown() {
     sb.write("secrets.yaml", &head);
     let md = run(
         &sb,
-        &["plan", "--base", "base.yaml", "--format", "markdown"],
+        &["plan", "--base", "file:base.yaml", "--format", "markdown"],
     );
     assert_eq!(md.code, 0, "{md:?}");
     // The name stays one code span in its cell; the definition stays in a
@@ -573,7 +592,7 @@ fn added_and_removed_recipients_are_pointed_out() {
     };
     sb.write("base.yaml", &with(&removed));
     sb.write("secrets.yaml", &with(&added));
-    let out = run(&sb, &["plan", "--base", "base.yaml"]);
+    let out = run(&sb, &["plan", "--base", "file:base.yaml"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains(&format!(
@@ -591,7 +610,7 @@ fn added_and_removed_recipients_are_pointed_out() {
     );
     let doc = json(&run(
         &sb,
-        &["plan", "--base", "base.yaml", "--format", "json"],
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
     ));
     assert_eq!(
         doc["review"]["recipients_added"],
@@ -622,7 +641,10 @@ fn a_value_that_cannot_be_decrypted_is_not_compared() {
         "secrets.yaml",
         &secret(&sb.encrypted("CANARY-stable-0c3d", 6)),
     );
-    let out = run(&sb, &["plan", "--base", "base.yaml", "--format", "json"]);
+    let out = run(
+        &sb,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let doc = json(&out);
     let a = review_secret(&doc, "A");
@@ -633,4 +655,478 @@ fn a_value_that_cannot_be_decrypted_is_not_compared() {
         ),
         "{a:#}"
     );
+}
+
+// ---- #23: review mode against a determined pull request ---------------------------
+
+/// A git repository in the sandbox's root (the checkout), with `files`
+/// committed as the base on `main`, and `origin/main` pointing at it.
+fn repo_with_base(sb: &Sandbox, files: &[(&str, &str)]) -> String {
+    git(sb.path("").as_path(), &["init", "-q", "-b", "main"]);
+    for (rel, text) in files {
+        sb.write(rel, text);
+        git(sb.path("").as_path(), &["add", rel]);
+    }
+    git(sb.path("").as_path(), &["commit", "-q", "-m", "base"]);
+    git(
+        sb.path("").as_path(),
+        &["update-ref", "refs/remotes/origin/main", "HEAD"],
+    );
+    let out = Command::new("git")
+        .current_dir(sb.path(""))
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The keyed fingerprint of `value` under the sandbox's fingerprint key.
+fn fp_of(sb: &Sandbox, value: &str) -> String {
+    secretsync::crypto::Fingerprinter::new(Some(&secretsync::secret::Secret::new(
+        sb.fingerprint_key.clone(),
+    )))
+    .fingerprint(&secretsync::secret::Secret::new(value.to_string()))
+    .unwrap()
+}
+
+/// Finding 1: a pull request that commits a file named `origin/main`
+/// holding its own manifest made it the base of its own review.
+#[test]
+fn a_file_named_like_the_base_revision_is_not_the_base() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let app = outside.path().join("app.env");
+    std::fs::write(&app, "A=CANARY-on-disk-3d3d\n").unwrap();
+    let trap = outside.path().join("trap.env");
+    std::fs::create_dir(&trap).unwrap();
+    let manifest = |value: &str, path: &Path| {
+        format!(
+            "{}targets:\n  app: {{ type: env_file, path: {} }}\nsecrets:\n  A:\n    targets: [app]\n    encrypted: |\n{}",
+            sb.header(),
+            path.display(),
+            sb.encrypted(value, 6)
+        )
+    };
+    let commit = repo_with_base(
+        &sb,
+        &[("secrets.yaml", &manifest("CANARY-rotated-old-6a1f", &app))],
+    );
+    // The change: a new value, the target moved onto a trap, and its own
+    // manifest committed as the file `origin/main`.
+    let head = manifest("CANARY-rotated-new-77b2", &trap);
+    sb.write("secrets.yaml", &head);
+    sb.write("origin/main", &head);
+
+    let out = run(&sb, &["plan", "--base", "origin/main", "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = json(&out);
+    assert_eq!(doc["review"]["base_kind"], "git", "{doc:#}");
+    assert_eq!(doc["review"]["base"], "origin/main");
+    assert_eq!(doc["review"]["base_commit"], commit.as_str());
+    assert_eq!(review_secret(&doc, "A")["value"], "changed");
+    assert_eq!(not_contacted(&doc, "app").unwrap()["change"], "changed");
+    assert!(planned_targets(&doc).is_empty(), "{doc:#}");
+
+    // The header says what the base was.
+    let text = run(&sb, &["plan", "--base", "origin/main"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "Review against revision origin/main (commit {commit})"
+        )),
+        "{}",
+        text.stdout
+    );
+    let md = run(
+        &sb,
+        &["plan", "--base", "origin/main", "--format", "markdown"],
+    );
+    assert!(
+        md.stdout.contains(&format!(
+            "### secretsync review against `origin/main` (revision, commit `{commit}`)"
+        )),
+        "{}",
+        md.stdout
+    );
+
+    // A file base inside the checkout is the change's: refused.
+    let out = run(&sb, &["plan", "--base", "file:origin/main"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("the file is inside the checkout"),
+        "{}",
+        out.stderr
+    );
+    // One outside it is a base.
+    let base_file = outside.path().join("base.yaml");
+    std::fs::write(&base_file, manifest("CANARY-rotated-old-6a1f", &app)).unwrap();
+    let arg = format!("file:{}", base_file.display());
+    let out = run(&sb, &["plan", "--base", &arg, "--format", "json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(json(&out)["review"]["base_kind"], "file");
+    let text = run(&sb, &["plan", "--base", &arg]);
+    assert!(
+        text.stdout
+            .contains(&format!("Review against file {}", base_file.display())),
+        "{}",
+        text.stdout
+    );
+}
+
+/// Finding 2: a change that renames a real secret onto a new key and adds
+/// guesses got a base-keyed fingerprint of every guess (an offline oracle).
+#[test]
+fn fingerprints_of_values_the_change_chose_are_never_shown() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let prod = outside.path().join("prod.env");
+    std::fs::write(&prod, "DB=CANARY-stable-0c3d\nKEEP=CANARY-on-disk-3d3d\n").unwrap();
+    let prod = prod.display().to_string();
+    let keep = sb.encrypted("CANARY-rotated-old-6a1f", 6);
+    let db = sb.encrypted("CANARY-stable-0c3d", 6);
+    let base = format!(
+        "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\nsecrets:\n  DB:\n    targets: [prod]\n    encrypted: |\n{db}  KEEP:\n    targets: [prod]\n    encrypted: |\n{keep}",
+        sb.header()
+    );
+    repo_with_base(&sb, &[("secrets.yaml", &base)]);
+    let guesses: Vec<String> = (0..20)
+        .map(|i| {
+            if i == 7 {
+                "CANARY-stable-0c3d".to_string()
+            } else {
+                format!("CANARY-guess-{i:02}")
+            }
+        })
+        .collect();
+    let mut head = format!(
+        "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\nsecrets:\n  DB:\n    targets: [prod]\n    rename: {{ prod: XDB }}\n    encrypted: |\n{db}  KEEP:\n    targets: [prod]\n    encrypted: |\n{keep}",
+        sb.header()
+    );
+    for (i, g) in guesses.iter().enumerate() {
+        head.push_str(&format!(
+            "  G{i}:\n    targets: [prod]\n    encrypted: |\n{}",
+            sb.encrypted(g, 6)
+        ));
+    }
+    sb.write("secrets.yaml", &head);
+
+    let mut canaries: Vec<&str> = CANARIES.to_vec();
+    canaries.extend(guesses.iter().map(String::as_str));
+    let mut seen = String::new();
+    for format in ["text", "json", "markdown"] {
+        let out = sb.run(&["plan", "--base", "main", "-v", "--format", format]);
+        assert_ne!(out.code, 1, "{out:?}");
+        assert_no_canary(format, out.all().as_bytes(), &canaries);
+        seen.push_str(&out.all());
+    }
+    for g in guesses.iter().filter(|g| g.starts_with("CANARY-guess")) {
+        let fp = fp_of(&sb, g);
+        assert!(
+            !seen.contains(&fp),
+            "the fingerprint {fp} of a guess is shown:\n{seen}"
+        );
+    }
+    // G7 guessed right: its fingerprint would equal the real value's, shown
+    // for XDB. No item of a guess carries one.
+    let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
+    for item in doc["targets"][0]["items"].as_array().unwrap() {
+        if item["secret"].as_str().is_some_and(|s| s.starts_with('G')) {
+            assert!(item.get("manifest_fingerprint").is_none(), "{item:#}");
+        }
+    }
+    // What review mode still shows: fingerprints of values it did not
+    // choose (KEEP's, unchanged, and the target's).
+    assert!(
+        seen.contains(&fp_of(&sb, "CANARY-rotated-old-6a1f")),
+        "{seen}"
+    );
+    assert!(seen.contains(&fp_of(&sb, "CANARY-on-disk-3d3d")), "{seen}");
+    assert!(
+        seen.contains("no fingerprint is shown of the 20 values this change sets"),
+        "{seen}"
+    );
+    let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
+    assert_eq!(
+        doc["review"]["fingerprints_hidden_for"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+}
+
+/// Finding 3: a base target whose files lie in the checkout read the
+/// change's files: planted lines got fingerprints, a replaced
+/// known_hosts_file let a man in the middle in, a symlink listed another
+/// file's keys.
+#[test]
+fn a_target_reading_files_the_change_wrote_is_not_contacted() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("private.env");
+    std::fs::write(&secret_file, "STOLEN_KEY_NAME_9d1e=x\n").unwrap();
+    let a = sb.encrypted("CANARY-stable-0c3d", 6);
+    let manifest = format!(
+        "{}targets:\n  local: {{ type: env_file, path: local.env }}\n  same: {{ type: env_file, path: config/same.env }}\n  linked: {{ type: env_file, path: linked.env }}\n  box: {{ type: ssh_env, host: deploy@127.0.0.1, port: 1, known_hosts_file: known_hosts, connect_timeout: 2s, path: /srv/app.env }}\nsecrets:\n  A:\n    targets: [local, same, linked, box]\n    encrypted: |\n{a}",
+        sb.header()
+    );
+    std::fs::create_dir_all(sb.path("config")).unwrap();
+    repo_with_base(
+        &sb,
+        &[
+            ("secrets.yaml", &manifest),
+            ("local.env", "A=CANARY-on-disk-3d3d\n"),
+            ("config/same.env", "A=CANARY-stable-0c3d\n"),
+            ("linked.env", "A=CANARY-stable-0c3d\n"),
+            ("known_hosts", "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMHz6uXe1ZXmfn4pTHMrBKOuKUdSDEJyrbA5c6sTOeuZ\n"),
+        ],
+    );
+    // The change leaves the manifest alone and edits the files instead.
+    sb.write(
+        "local.env",
+        "A=CANARY-on-disk-3d3d\nG1=CANARY-guess-01\nG2=CANARY-guess-02\n",
+    );
+    std::fs::remove_file(sb.path("linked.env")).unwrap();
+    std::os::unix::fs::symlink(&secret_file, sb.path("linked.env")).unwrap();
+    sb.write("known_hosts", "[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn7cNWqgsPZ9cK1a5m1dXWbQ9k1n6pq8vYp0c3mH7JX\n");
+
+    let canaries = [CANARIES, &["CANARY-guess-01", "CANARY-guess-02"]].concat();
+    let mut seen = String::new();
+    for format in ["text", "json", "markdown"] {
+        let out = sb.run(&["plan", "--base", "main", "-v", "--format", format]);
+        // `box` is not contacted: no connection error.
+        assert_eq!(out.code, 0, "{format}: {out:?}");
+        assert_no_canary(format, out.all().as_bytes(), &canaries);
+        seen.push_str(&out.all());
+    }
+    assert!(!seen.contains("STOLEN_KEY_NAME_9d1e"), "{seen}");
+    for g in ["CANARY-guess-01", "CANARY-guess-02"] {
+        assert!(!seen.contains(&fp_of(&sb, g)), "{seen}");
+    }
+    let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
+    assert_eq!(planned_targets(&doc), ["same"], "{doc:#}");
+    for (name, why) in [
+        ("local", "local.env: modified by this change"),
+        (
+            "linked",
+            "linked.env: a symlink (or under one) in the checkout",
+        ),
+        ("box", "known_hosts: modified by this change"),
+    ] {
+        let t = not_contacted(&doc, name).unwrap_or_else(|| panic!("{name}: {doc:#}"));
+        assert_eq!(t["change"], "files_changed", "{t:#}");
+        let files = t["files_changed"].as_array().unwrap();
+        assert!(
+            files.iter().any(|f| f.as_str().unwrap().ends_with(why)),
+            "{name}: {files:?}"
+        );
+    }
+    let text = sb.run(&["plan", "--base", "main"]);
+    assert!(
+        text.stdout.contains(
+            "local (env_file): reads files this change wrote: not contacted in review, will be on merge"
+        ),
+        "{}",
+        text.stdout
+    );
+
+    // The files back as the base has them: every target is contacted
+    // (`box` then fails to connect, which shows it was).
+    git(
+        sb.path("").as_path(),
+        &[
+            "checkout",
+            "-q",
+            "--",
+            "local.env",
+            "linked.env",
+            "known_hosts",
+        ],
+    );
+    let doc = json(&sb.run(&["plan", "--base", "main", "--format", "json"]));
+    assert_eq!(
+        planned_targets(&doc),
+        ["local", "same", "linked", "box"],
+        "{doc:#}"
+    );
+}
+
+/// Finding 4: a copy of production's ciphertext read as a rotation, and a
+/// copy of the fingerprint key could be deployed as a secret.
+#[test]
+fn a_copied_value_is_named_and_the_fingerprint_key_is_never_a_secret() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let (prod, staging) = (
+        outside.path().join("prod.env"),
+        outside.path().join("staging.env"),
+    );
+    std::fs::write(&prod, "").unwrap();
+    std::fs::write(&staging, "").unwrap();
+    let key_block = sb.encrypted(&sb.fingerprint_key, 2);
+    let header = format!(
+        "version: 1\nrecipients:\n  - {}\nfingerprint_key: |\n{key_block}",
+        sb.recipient
+    );
+    let prod_db = sb.encrypted("CANARY-stable-0c3d", 6);
+    let targets = format!(
+        "targets:\n  prod: {{ type: env_file, path: {} }}\n  staging: {{ type: env_file, path: {} }}\n",
+        prod.display(),
+        staging.display()
+    );
+    let base = format!(
+        "{header}{targets}secrets:\n  DB_PASSWORD:\n    targets: [prod]\n    encrypted: |\n{prod_db}  STAGING_DB:\n    targets: [staging]\n    encrypted: |\n{}",
+        sb.encrypted("CANARY-rotated-old-6a1f", 6)
+    );
+    repo_with_base(&sb, &[("secrets.yaml", &base)]);
+    let head = format!(
+        "{header}{targets}secrets:\n  DB_PASSWORD:\n    targets: [prod]\n    encrypted: |\n{prod_db}  STAGING_DB:\n    targets: [staging]\n    encrypted: |\n{prod_db}"
+    );
+    sb.write("secrets.yaml", &head);
+    let doc = json(&run(&sb, &["plan", "--base", "main", "--format", "json"]));
+    let s = review_secret(&doc, "STAGING_DB");
+    assert_eq!(s["value"], "changed");
+    assert_eq!(s["same_value_as"]["secret"], "DB_PASSWORD", "{s:#}");
+    let text = run(&sb, &["plan", "--base", "main"]);
+    assert!(
+        text.stdout
+            .contains("value changed; now holds the same value as DB_PASSWORD (on prod)"),
+        "{}",
+        text.stdout
+    );
+    let md = run(&sb, &["plan", "--base", "main", "--format", "markdown"]);
+    assert!(
+        md.stdout
+            .contains("now holds the same value as `DB_PASSWORD` (on `prod`)"),
+        "{}",
+        md.stdout
+    );
+
+    // The fingerprint key's own block (or the key encrypted afresh) as a
+    // secret's value: refused by review, plan and apply, nothing written.
+    let copied: String = key_block.lines().map(|l| format!("    {l}\n")).collect();
+    for value in [copied, sb.encrypted(&sb.fingerprint_key, 6)] {
+        sb.write(
+            "secrets.yaml",
+            &format!("{head}  LEAK:\n    targets: [staging]\n    encrypted: |\n{value}"),
+        );
+        for args in [
+            &["plan", "--base", "main"][..],
+            &["plan"],
+            &["apply", "--auto-approve"],
+        ] {
+            let out = run(&sb, args);
+            assert_eq!(out.code, 1, "{args:?}: {out:?}");
+            assert!(
+                out.stderr
+                    .contains("secret `LEAK` holds the value of the manifest's fingerprint_key"),
+                "{args:?}: {}",
+                out.stderr
+            );
+            assert!(!out.all().contains(&sb.fingerprint_key), "{out:?}");
+        }
+        assert_eq!(std::fs::read_to_string(&staging).unwrap(), "");
+    }
+}
+
+/// `ci` cases, or PROPTEST_CASES when set (a longer run).
+fn cases(ci: u32) -> proptest::prelude::ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ci);
+    proptest::prelude::ProptestConfig::with_cases(n)
+}
+
+/// One random head built from [`oracle_base`]: renames, copies of
+/// ciphertext, added guess secrets, changed values, lines planted in the
+/// checkout's env file. Returns the head and the guesses it chose.
+fn oracle_head(
+    sb: &Sandbox,
+    prod: &str,
+    ciphers: &[String],
+    ops: &[(u8, usize, usize, String)],
+) -> (String, Vec<String>) {
+    let mut values: Vec<String> = ciphers.to_vec();
+    let mut renames: Vec<Option<String>> = vec![None; ciphers.len()];
+    let mut added = String::new();
+    let mut planted = String::from("S0=CANARY-base-0\n");
+    let mut guesses = Vec::new();
+    for (n, (op, i, j, word)) in ops.iter().enumerate() {
+        let guess = format!("CANARY-guess-{n}-{word}");
+        match op {
+            0 => renames[*i] = Some(format!("R{n}")),
+            1 => values[*j] = ciphers[*i].clone(),
+            2 => {
+                let on = if *j == 0 { "prod" } else { "local" };
+                added.push_str(&format!(
+                    "  G{n}:\n    targets: [{on}]\n    encrypted: |\n{}",
+                    sb.encrypted(&guess, 6)
+                ));
+                guesses.push(guess);
+            }
+            3 => {
+                values[*i] = sb.encrypted(&guess, 6);
+                guesses.push(guess);
+            }
+            _ => {
+                planted.push_str(&format!("P{n}={guess}\n"));
+                guesses.push(guess);
+            }
+        }
+    }
+    sb.write("local.env", &planted);
+    let mut head = format!(
+        "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\n  local: {{ type: env_file, path: local.env }}\nsecrets:\n",
+        sb.header()
+    );
+    for (i, v) in values.iter().enumerate() {
+        head.push_str(&format!("  S{i}:\n    targets: [prod, local]\n"));
+        if let Some(r) = &renames[i] {
+            head.push_str(&format!("    rename: {{ prod: {r} }}\n"));
+        }
+        head.push_str(&format!("    encrypted: |\n{v}"));
+    }
+    head.push_str(&added);
+    (head, guesses)
+}
+
+proptest::proptest! {
+    #![proptest_config(cases(6))]
+
+    /// Whatever a head does to a base (renames, copies of ciphertext,
+    /// added guess secrets, changed values, lines planted in a file the
+    /// checkout holds), no output of its review holds a base-keyed
+    /// fingerprint of a value it chose or of a file it could write.
+    #[test]
+    fn no_head_gets_a_fingerprint_of_its_guesses(
+        ops in proptest::collection::vec((0u8..5, 0usize..3, 0usize..2, "[a-z]{4}"), 1..6)
+    ) {
+        let sb = Sandbox::new();
+        let outside = tempfile::tempdir().unwrap();
+        let prod = outside.path().join("prod.env");
+        std::fs::write(&prod, "S0=CANARY-base-0\nS1=CANARY-on-prod\nX=CANARY-unmanaged\n").unwrap();
+        let prod = prod.display().to_string();
+        let ciphers: Vec<String> = (0..3).map(|i| sb.encrypted(&format!("CANARY-base-{i}"), 6)).collect();
+        let mut base = format!(
+            "{}targets:\n  prod: {{ type: env_file, path: {prod} }}\n  local: {{ type: env_file, path: local.env }}\nsecrets:\n",
+            sb.header()
+        );
+        for (i, c) in ciphers.iter().enumerate() {
+            base.push_str(&format!("  S{i}:\n    targets: [prod, local]\n    encrypted: |\n{c}"));
+        }
+        repo_with_base(&sb, &[("secrets.yaml", &base), ("local.env", "S0=CANARY-base-0\n")]);
+        let (head, guesses) = oracle_head(&sb, &prod, &ciphers, &ops);
+        sb.write("secrets.yaml", &head);
+        let mut seen = String::new();
+        for format in ["text", "json", "markdown"] {
+            let out = sb.run(&["plan", "--base", "main", "-v", "--format", format]);
+            proptest::prop_assert_eq!(out.code, 0, "{:?}", out);
+            seen.push_str(&out.all());
+        }
+        for g in &guesses {
+            proptest::prop_assert!(!seen.contains(g.as_str()), "the value {} is printed", g);
+            let fp = fp_of(&sb, g);
+            proptest::prop_assert!(!seen.contains(&fp), "fingerprint {} of {} in:\n{}", fp, g, seen);
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 use crate::support;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -448,4 +448,139 @@ fn temp_files(dir: &Path) -> usize {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".secretsync."))
         .count()
+}
+
+/// #23, findings 7 to 10 on the host: the read script says `special` for a
+/// FIFO or a device without opening it, `large` past 16 MiB, `untrusted`
+/// for another user's link; the write script refuses the same (84, 85)
+/// before it reads or replaces anything. Each run is bounded: a FIFO
+/// opened blocking would hang it.
+#[test]
+fn env_scripts_refuse_fifos_devices_huge_files_and_planted_links_under_every_shell() {
+    let planted = is_root().then(|| {
+        support::sshd::ensure_user("ss-alice", false);
+        let o = Command::new("id")
+            .args(["-u", "ss-alice"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    });
+    for h in hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.env");
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let huge = dir.path().join("huge.env");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(16 * 1024 * 1024 + 1)
+            .unwrap();
+        let mine = dir.path().join("mine.env");
+        std::fs::write(&mine, "A=1\n").unwrap();
+        let link = dir.path().join("link.env");
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        let bounded = |script: &str, args: &[&str], stdin: &[u8]| {
+            let r = h.run_bounded(script, args, stdin);
+            assert_ne!(r.code, 124, "{}: hung", h.label);
+            r
+        };
+        let paths = [
+            fifo.clone(),
+            PathBuf::from("/dev/zero"),
+            huge.clone(),
+            link.clone(),
+        ];
+        let mut want = vec!["#0 special", "#1 special", "#2 large", "#3 ok"];
+        if let Some(uid) = planted {
+            std::os::unix::fs::lchown(&link, Some(uid), None).unwrap();
+            want[3] = "#3 untrusted";
+        }
+        let args: Vec<&str> = paths
+            .iter()
+            .flat_map(|p| ["0", p.to_str().unwrap()])
+            .collect();
+        let r = bounded(&scripts::env_read(), &args, b"");
+        assert_eq!(r.code, 0, "{}: {}", h.label, r.stderr);
+        let states: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(states, want, "{}: {}", h.label, r.stdout);
+
+        let write = |p: &Path| {
+            let mut input = format!("none {}\n", sha(b"A=2\n")).into_bytes();
+            input.extend_from_slice(b"A=2\n");
+            bounded(
+                &scripts::env_write(),
+                &["0", p.to_str().unwrap(), "1", ""],
+                &input,
+            )
+        };
+        let r = write(&fifo);
+        assert_eq!(r.code, 84, "{}: {}", h.label, r.stderr);
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        if planted.is_some() {
+            let r = write(&link);
+            assert_eq!(r.code, 85, "{}: {}", h.label, r.stderr);
+            assert_eq!(
+                std::fs::read_to_string(&mine).unwrap(),
+                "A=1\n",
+                "{}",
+                h.label
+            );
+            // A device node of our own (never the machine's /dev/null).
+            let dev = dir.path().join("dev.env");
+            if Command::new("mknod")
+                .arg(&dev)
+                .args(["c", "1", "3"])
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                let r = write(&dev);
+                assert_eq!(r.code, 84, "{}: {}", h.label, r.stderr);
+                assert!(std::fs::symlink_metadata(&dev)
+                    .unwrap()
+                    .file_type()
+                    .is_char_device());
+            }
+        }
+        assert_eq!(temp_files(dir.path()), 0, "{}", h.label);
+    }
+}
+
+impl Host {
+    /// [`Host::run`] under `timeout 20`: exit 124 when the script hung.
+    fn run_bounded(&self, script: &str, args: &[&str], stdin: &[u8]) -> Ran {
+        let out = Command::new("/usr/bin/timeout")
+            .arg("20")
+            .args(&self.shell)
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(args)
+            .env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", "/root")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                let _ = child.stdin.take().unwrap().write_all(stdin);
+                child.wait_with_output()
+            })
+            .unwrap();
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }

@@ -713,7 +713,11 @@ fn a_pull_request_planned_without_base_is_warned_about() {
     for (event, args, warned) in [
         ("pull_request", &["plan"][..], true),
         ("pull_request_target", &["plan"], true),
-        ("pull_request", &["plan", "--base", "secrets.yaml"], false),
+        (
+            "pull_request",
+            &["plan", "--base", "file:secrets.yaml"],
+            false,
+        ),
         ("push", &["plan"], false),
     ] {
         let out = sb.run_with(

@@ -11,7 +11,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub identity: PathBuf,
     pub recipient: crypto::Recipient,
-    fingerprint_key: String,
+    /// The text of the `fingerprint_key` in [`Sandbox::header`].
+    pub fingerprint_key: String,
 }
 
 /// What a run printed and how it ended.

@@ -21,6 +21,14 @@ if [ -L "$p" ]; then
   [ -e "$p" ] || { echo "$p is a symlink to a missing file" >&2; exit 71; }
 fi
 if [ -d "$p" ]; then echo "$p is a directory" >&2; exit 72; fi
+# Regular files only: a FIFO would block, a device would be replaced. Through
+# a link only when its owner is us, root or the file's owner.
+if [ -e "$p" ] && [ ! -f "$p" ]; then echo "$p is not a regular file" >&2; exit 84; fi
+# shellcheck disable=SC2012 # as for perm
+if [ -L "$1" ] && lo=$(ls -ldn -- "$1" | awk '{print $3}') && [ "$lo" != "$(id -u)" ] \
+    && [ "$lo" != 0 ] && [ "$lo" != "$(ls -ldn -- "$p" | awk '{print $3}')" ]; then
+  echo "$1 is a symlink owned by uid $lo" >&2; exit 85
+fi
 sum() { if command -v sha256sum >/dev/null 2>&1; then sha256sum < "$1"; else shasum -a 256 < "$1"; fi | cut -d" " -f1; }
 # owner FILE [names]: uid:gid (or user:group names) of FILE.
 # shellcheck disable=SC2012 # as for perm
