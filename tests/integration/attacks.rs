@@ -191,7 +191,8 @@ fn an_endless_or_huge_file_is_refused_with_a_size_cap() {
         "/dev/zero is a character device, not a regular file",
         "zero.env is a character device, not a regular file",
         "huge.env is 16777217 bytes, more than the 16 MiB an env file may have",
-        ":/dev/zero is not a regular file",
+        // The remote one, as `ssh://user@host:PORT/dev/zero` (#25).
+        "/dev/zero is not a regular file (a FIFO, device or socket)",
         "huge.env is more than the 16 MiB an env file may have",
     ] {
         assert!(out.all().contains(line), "{line:?} in {out:?}");
