@@ -32,4 +32,6 @@ pub mod render;
 pub mod review;
 pub mod saved;
 pub mod secret;
+pub mod signals;
 pub mod targets;
+pub mod writelock;

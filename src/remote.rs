@@ -107,6 +107,10 @@ const SESSIONS_PER_HOST: usize = 8;
 /// and is longer than any pause within a run (`apply`'s confirmation).
 const ORPHAN_IDLE: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3600).unwrap();
 
+/// How the error of a connection lost while a command ran ends: a write
+/// that meets it may have landed (`ssh_env` says so).
+pub const LOST_DURING: &str = "was lost during the command";
+
 /// The default `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -296,6 +300,8 @@ impl Host {
             .map_err(|e| connect_error(&self.label, &self.opts, &e))?;
         if let Some(p) = &self.persist {
             p.remember(&self.opts, &session);
+        } else {
+            mark_master(&session);
         }
         Ok(session)
     }
@@ -361,7 +367,7 @@ impl Host {
 
     fn dropped(&self) -> TargetError {
         TargetError::unreachable(format!(
-            "the SSH connection to {} was lost during the command",
+            "the SSH connection to {} {LOST_DURING}",
             self.label
         ))
         .with_hint("run plan again: an env file write is atomic, so the file is either old or new")
@@ -437,7 +443,11 @@ impl SshPool {
             return;
         }
         // A master that is already gone has nothing left to close.
-        futures_util::future::join_all(sessions.map(openssh::Session::close)).await;
+        futures_util::future::join_all(sessions.map(|s| {
+            crate::signals::forget_master(s.control_socket());
+            s.close()
+        }))
+        .await;
     }
 
     /// Starts connecting to every host known so far, in the background: the
@@ -461,6 +471,8 @@ impl SshPool {
     /// The host for `opts`, created on first request (no connection is
     /// opened until a command runs).
     pub fn host(&self, opts: &SshOptions) -> Arc<Host> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_killed_masters(&std::env::temp_dir()));
         let key = options_key(opts);
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
@@ -591,6 +603,66 @@ fn sweep(dir: &Path) {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// The file in a master's folder naming the run that opened it.
+const RUN_PID_FILE: &str = "secretsync.pid";
+
+/// Marks a master this run opened (and closes when it ends): its folder gets
+/// the run's pid, so that a later run can end it if this one is killed, and
+/// [`crate::signals`] closes it on SIGINT/SIGTERM/SIGHUP.
+fn mark_master(session: &openssh::Session) {
+    let socket = session.control_socket();
+    let Some(folder) = socket.parent() else {
+        return;
+    };
+    let _ = std::fs::write(folder.join(RUN_PID_FILE), std::process::id().to_string());
+    crate::signals::remember_master(socket, folder);
+}
+
+/// Ends the masters left by runs that were killed (SIGKILL leaves no chance
+/// to close them) and removes their folders: folders of this user in `dir`
+/// marked with a run's pid ([`mark_master`]) whose run is gone.
+pub fn sweep_killed_masters(dir: &Path) {
+    for folder in killed_masters(dir) {
+        let socket = folder.join("master");
+        if answers(&socket) {
+            crate::signals::close_master(&socket);
+        }
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+}
+
+/// The folders [`sweep_killed_masters`] would remove (`doctor` reports them).
+pub fn killed_masters(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".ssh-connection")
+        })
+        .map(|e| e.path())
+        .filter(|folder| {
+            let Ok(meta) = std::fs::symlink_metadata(folder) else {
+                return false;
+            };
+            if !meta.is_dir() || meta.uid() != me {
+                return false;
+            }
+            let Ok(pid) = std::fs::read_to_string(folder.join(RUN_PID_FILE)) else {
+                return false;
+            };
+            pid.trim()
+                .parse::<i32>()
+                .is_ok_and(|p| p != std::process::id() as i32 && !crate::signals::pid_alive(p))
+        })
+        .collect()
 }
 
 /// What makes two targets' connections the same one: every option.

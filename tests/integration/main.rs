@@ -29,6 +29,7 @@ mod readers;
 mod review;
 mod scale_counts;
 mod scripts;
+mod signals;
 mod ssh;
 mod transcripts;
 mod trust;
