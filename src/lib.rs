@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod notice;
 pub mod notify;
 pub mod plan;
+pub mod redact;
 pub mod remote;
 pub mod render;
 pub mod review;

@@ -294,10 +294,25 @@ impl Host {
         b.control_persist(openssh::ControlPersist::IdleFor(
             self.persist.as_ref().map_or(ORPHAN_IDLE, |p| p.idle),
         ));
-        let session = b
-            .connect_mux(&self.opts.host)
-            .await
-            .map_err(|e| connect_error(&self.label, &self.opts, &e))?;
+        // `ConnectTimeout` bounds ssh's TCP connect only: a host that sends
+        // its banner and then stalls would hold the handshake until the
+        // keep-alives give up (45 s). The whole set-up (banner, key
+        // exchange, authentication) gets `connect_timeout`.
+        let limit = self.opts.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+        let session = match tokio::time::timeout(limit, b.connect_mux(&self.opts.host)).await {
+            Ok(made) => made.map_err(|e| connect_error(&self.label, &self.opts, &e))?,
+            Err(_) => {
+                end_stuck_handshake(&self.control_dir, &self.opts);
+                return Err(TargetError::unreachable(format!(
+                    "cannot connect to {}: the SSH set-up (banner, key exchange, authentication) did not finish within {} (connect_timeout)",
+                    self.label,
+                    secs(limit)
+                ))
+                .with_hint(
+                    "the host accepts connections but does not complete the SSH handshake: check sshd on it (load, DNS lookups, MaxStartups), or raise `connect_timeout`",
+                ));
+            }
+        };
         if let Some(p) = &self.persist {
             p.remember(&self.opts, &session);
         } else {
@@ -605,6 +620,68 @@ fn sweep(dir: &Path) {
     }
 }
 
+/// `2s`, `1.5s`.
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Ends the `ssh -M` this process started for `opts` whose handshake ran out
+/// of time (the openssh crate does not kill it when its future is dropped):
+/// on Linux, a child `ssh` of this process with a master socket in
+/// `control_dir` and this destination. Elsewhere it ends on its own, when
+/// its keep-alives give up.
+fn end_stuck_handshake(control_dir: &Path, opts: &SshOptions) {
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let dir = control_dir.to_string_lossy().into_owned();
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(p.path().join("stat"))
+            .ok()
+            .and_then(|st| {
+                // pid (comm) state ppid …: the comm may hold spaces.
+                st.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+            });
+        if parent.as_deref() != Some(me.as_str()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .strip_suffix(b"\0")
+            .unwrap_or(&cmdline)
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_master = args.first().is_some_and(|a| a.ends_with("ssh"))
+            && args.iter().any(|a| a == "-M")
+            && args
+                .iter()
+                .any(|a| a.starts_with(&dir) && a.ends_with("/master"))
+            && args.last().is_some_and(|a| a == &opts.host)
+            && opts.port.is_none_or(|port| {
+                args.windows(2)
+                    .any(|w| w[0] == "-p" && w[1] == port.to_string())
+            });
+        if is_master {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
 /// The file in a master's folder naming the run that opened it.
 const RUN_PID_FILE: &str = "secretsync.pid";
 
@@ -736,8 +813,8 @@ fn connect_error(label: &str, opts: &SshOptions, e: &openssh::Error) -> TargetEr
     }
     if said.contains("timed out") {
         return TargetError::unreachable(format!(
-            "cannot connect to {label}: no answer within {}s",
-            timeout.as_secs()
+            "cannot connect to {label}: no answer within {} (connect_timeout)",
+            secs(timeout)
         ))
         .with_hint(
             "check the host name, the network and any firewall, or raise `connect_timeout`",

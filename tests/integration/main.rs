@@ -13,6 +13,7 @@ mod support;
 
 mod check;
 mod cli;
+mod concurrency;
 mod crash;
 mod edit;
 mod env_file;
@@ -26,6 +27,7 @@ mod lifecycle;
 mod railway;
 mod railway_live;
 mod readers;
+mod reliability;
 mod review;
 mod scale_counts;
 mod scripts;

@@ -1,0 +1,206 @@
+//! Faults that must lose nothing, leak nothing and hang nothing (#24):
+//! a Railway that echoes its variables in every error, a host that sends its
+//! SSH banner and stalls, a secret encrypted to someone else's key, and an
+//! env file with far more unmanaged keys than a plan should print.
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use support::cli::Sandbox;
+use support::railway_server::RailwayServer;
+
+const PROJECT: &str = "p-echo-1";
+const PROD: &str = "env-prod-1";
+const API: &str = "svc-api-1";
+const TOKEN: &str = "CANARY-echo-token-1f2e";
+
+/// A multi-line value with quotes and backslashes; every line is a canary.
+const VALUE: &str =
+    "CANARY-first \"quoted\" line-7731\nsecond\\back\\slash-8842\n  third 'single' line-9953\n";
+
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What must never be printed: each line, and the value raw, JSON-escaped,
+/// URL-encoded and in base64.
+fn forms() -> Vec<String> {
+    let json = serde_json::to_string(VALUE).unwrap();
+    let mut f = vec![
+        VALUE.to_string(),
+        json[1..json.len() - 1].to_string(),
+        url_encoded(VALUE),
+        base64::engine::general_purpose::STANDARD.encode(VALUE),
+        "line-7731".into(),
+        "slash-8842".into(),
+        "line-9953".into(),
+        TOKEN.into(),
+    ];
+    f.extend(VALUE.lines().map(|l| l.trim().to_string()));
+    f
+}
+
+#[test]
+fn a_railway_that_echoes_its_variables_in_errors_leaks_no_form_of_a_value() {
+    let server = RailwayServer::start();
+    server.add_project(PROJECT, "shop");
+    server.add_environment(PROJECT, PROD, "production");
+    server.add_service(PROJECT, API, "api");
+    server.add_account_token(TOKEN);
+    server.echo_variables();
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  api:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    service: api\nsecrets:\n  MULTI:\n    targets: [api]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted(VALUE, 6)
+        ),
+    );
+    let env = [
+        ("SECRETSYNC_RAILWAY_ENDPOINT", server.url()),
+        ("RAILWAY_API_TOKEN", TOKEN.to_string()),
+        ("SECRETSYNC_RAILWAY_BACKOFF", "0.01".into()),
+        ("SECRETSYNC_RAILWAY_TIMEOUT", "2".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let forms = forms();
+    for format in ["text", "json"] {
+        let out = sb.run_with(&["apply", "--auto-approve", "--format", format], &env);
+        assert_eq!(out.code, 1, "{out:?}");
+        let all = out.all();
+        // The server's words are there; what it quoted is not.
+        assert!(all.contains("Railway refused a request"), "{all}");
+        assert!(all.contains("got invalid value"), "{all}");
+        for f in &forms {
+            assert!(
+                !all.contains(f.as_str()),
+                "{format}: a form of the value was printed: {f:?}\n{all}"
+            );
+        }
+    }
+    // The stand-in did echo every form: the test would see a leak.
+    let echoed = server
+        .requests()
+        .iter()
+        .any(|r| r.query.trim_start().starts_with("mutation"));
+    assert!(echoed, "no mutation was sent");
+}
+
+/// A listener that sends an SSH banner and then nothing: `connect_timeout`
+/// bounds the whole set-up, not just the TCP connect.
+#[test]
+fn a_host_that_stalls_after_its_banner_is_given_up_within_the_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            use std::io::Write;
+            let mut c = c;
+            let _ = c.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+            held.push(c);
+        }
+    });
+    let sb = Sandbox::new();
+    let file = sb.path("remote.env");
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "version: 1\ntargets:\n  vps:\n    type: ssh_env\n    host: root@127.0.0.1\n    port: {port}\n    known_hosts: accept-new\n    known_hosts_file: {}\n    connect_timeout: 2s\n    path: {}\nsecrets:\n  K:\n    targets: [vps]\n    value: v\n",
+            sb.path("known_hosts").display(),
+            file.display()
+        ),
+    );
+    let t = Instant::now();
+    let out = sb.run(&["plan"]);
+    let took = t.elapsed();
+    eprintln!("banner-then-stall with connect_timeout 2s: given up after {took:?}");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {out:?}");
+    let all = out.all();
+    assert!(
+        all.contains("did not finish within 2s") && all.contains("(connect_timeout)"),
+        "{all}"
+    );
+    // The `ssh` that was stuck in the handshake was ended, not left behind.
+    let port_arg = port.to_string();
+    let stuck = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .filter(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"ssh"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"-p" && w[1] == port_arg.as_bytes())
+        })
+        .count();
+    assert_eq!(stuck, 0, "an ssh to the stalled host is still running");
+}
+
+/// A Railway that never answers: a read is given up at its overall
+/// deadline, and the message names that limit (before #24 only the
+/// per-request timeout held: 4 attempts of it plus backoff).
+#[test]
+fn a_hung_railway_read_is_given_up_at_the_overall_deadline() {
+    use support::railway_server::Fault;
+    let server = RailwayServer::start();
+    server.add_project(PROJECT, "shop");
+    server.add_environment(PROJECT, PROD, "production");
+    server.add_account_token(TOKEN);
+    server.fail_next(1000, Fault::Hang);
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "version: 1\ntargets:\n  shared:\n    type: railway\n    project: {PROJECT}\n    environment: production\nsecrets:\n  K:\n    targets: [shared]\n    value: v\n"
+        ),
+    );
+    let url = server.url();
+    let mut env = vec![
+        ("SECRETSYNC_RAILWAY_ENDPOINT", url.as_str()),
+        ("RAILWAY_API_TOKEN", TOKEN),
+        ("SECRETSYNC_RAILWAY_TIMEOUT", "1"),
+        ("SECRETSYNC_RAILWAY_RETRIES", "3"),
+        ("SECRETSYNC_RAILWAY_BACKOFF", "0.5"),
+    ];
+    // Per-request limit only (the overall one out of reach): 4 × 1 s + backoff.
+    env.push(("SECRETSYNC_RAILWAY_DEADLINE", "60"));
+    let t = Instant::now();
+    let out = sb.run_with(&["plan"], &env);
+    let per_request = t.elapsed();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all()
+            .contains("the per-request limit (SECRETSYNC_RAILWAY_TIMEOUT)"),
+        "{}",
+        out.all()
+    );
+    env.pop();
+    env.push(("SECRETSYNC_RAILWAY_DEADLINE", "2"));
+    let t = Instant::now();
+    let out = sb.run_with(&["plan"], &env);
+    let overall = t.elapsed();
+    eprintln!("hung Railway read: {per_request:?} with the per-request limit alone, {overall:?} with a 2 s overall deadline");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.all().contains(
+            "gave no answer within the read's overall deadline of 2s (SECRETSYNC_RAILWAY_DEADLINE"
+        ),
+        "{}",
+        out.all()
+    );
+    assert!(overall < Duration::from_secs(4), "{overall:?}");
+    assert!(!out.all().contains(TOKEN));
+}
