@@ -62,7 +62,10 @@ pub struct Engine {
     desired: tokio::sync::OnceCell<Result<IndexMap<String, Desired>, Failure>>,
     /// The values being decrypted on a thread of their own while the
     /// targets are read; taken by the first [`Engine::ready`].
-    decrypting: Mutex<Option<oneshot::Receiver<Result<Clear, Error>>>>,
+    decrypting: Mutex<Option<oneshot::Receiver<Result<Decrypted, Error>>>>,
+    /// Target name → why it cannot be planned: secrets it needs that this
+    /// identity cannot decrypt (set with `desired`).
+    blocked: std::sync::OnceLock<IndexMap<String, Vec<String>>>,
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
@@ -70,6 +73,8 @@ pub struct Engine {
 
 /// Secret name → its decrypted value.
 type Clear = IndexMap<String, Secret>;
+
+use crate::undecryptable::Decrypted;
 
 /// A decryption failure as shown to the user (an [`Error`] is not `Clone`).
 #[derive(Clone)]
@@ -125,6 +130,7 @@ impl Engine {
             })
             .collect();
         let (done, decrypting) = oneshot::channel();
+        let recipients = manifest.recipients.clone();
         let mut engine = Self::build(opts, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
@@ -134,11 +140,17 @@ impl Engine {
                         .iter()
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
-                    let _ = done.send(decrypt_all(&ids, &items));
+                    // One by one: a value this identity cannot decrypt fails
+                    // only the targets that need it.
+                    let _ = done.send(Ok(crate::undecryptable::decrypt_each(
+                        &ids,
+                        &items,
+                        &recipients,
+                    )));
                 });
             }
             _ => {
-                let _ = done.send(Ok(IndexMap::new()));
+                let _ = done.send(Ok(Decrypted::default()));
             }
         }
         Ok(engine)
@@ -156,7 +168,7 @@ impl Engine {
     fn build(
         opts: &Options,
         manifest: Manifest,
-        decrypting: Option<oneshot::Receiver<Result<Clear, Error>>>,
+        decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
     ) -> Engine {
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
@@ -189,6 +201,7 @@ impl Engine {
             keys,
             desired: tokio::sync::OnceCell::new(),
             decrypting: Mutex::new(decrypting),
+            blocked: std::sync::OnceLock::new(),
             fingerprints: Fingerprinter::default(),
             parallelism: opts.parallelism.max(1),
             ssh: ctx.ssh.clone(),
@@ -258,7 +271,10 @@ impl Engine {
                     None => Err(Error::other("the values were not decrypted")),
                 };
                 match clear {
-                    Ok(clear) => Ok(self.wanted(clear)),
+                    Ok(Decrypted { clear, unreadable }) => {
+                        let _ = self.blocked.set(self.blocked_targets(&unreadable));
+                        Ok(self.wanted(clear))
+                    }
                     Err(e) => Err(Failure {
                         message: e.to_string(),
                         hint: e.hint(),
@@ -268,6 +284,28 @@ impl Engine {
             .await
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Target name → the reasons it cannot be planned: each secret it needs
+    /// that cannot be decrypted.
+    fn blocked_targets(
+        &self,
+        unreadable: &IndexMap<String, String>,
+    ) -> IndexMap<String, Vec<String>> {
+        let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
+        for (name, why) in unreadable {
+            let Some(s) = self.manifest.secrets.get(name) else {
+                continue;
+            };
+            for t in s
+                .targets
+                .iter()
+                .filter(|t| self.keys.contains_key(t.as_str()))
+            {
+                out.entry(t.clone()).or_default().push(why.clone());
+            }
+        }
+        out
     }
 
     /// What the manifest wants on each selected target, values included.
@@ -288,9 +326,11 @@ impl Engine {
             }
             let value = match &s.value {
                 ValueSource::Plain(v) => Secret::new(v.clone()),
-                ValueSource::Encrypted(_) => {
-                    clear.shift_remove(s.name.as_str()).unwrap_or_default()
-                }
+                // Not decrypted: its targets are blocked (`blocked_targets`).
+                ValueSource::Encrypted(_) => match clear.shift_remove(s.name.as_str()) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             for t in on {
                 desired[t.as_str()].insert(
@@ -445,6 +485,15 @@ impl Engine {
             .desired_map()
             .await
             .map_err(|f| TargetError::failed(f.message))?;
+        if let Some(why) = self.blocked.get().and_then(|b| b.get(&slot.name)) {
+            return Err(TargetError::failed(format!(
+                "not planned: {}",
+                why.join("; ")
+            ))
+            .with_hint(
+                "plan with an identity the value is encrypted to, or have its holder re-encrypt it to yours (`secretsync rekey`); the other targets are planned",
+            ));
+        }
         let wanted = &desired[slot.name.as_str()];
         let opts = plan::Options {
             prune: slot.spec.prune() && observed.complete,

@@ -35,4 +35,5 @@ pub mod saved;
 pub mod secret;
 pub mod signals;
 pub mod targets;
+pub mod undecryptable;
 pub mod writelock;

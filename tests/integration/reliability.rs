@@ -204,3 +204,67 @@ fn a_hung_railway_read_is_given_up_at_the_overall_deadline() {
     assert!(overall < Duration::from_secs(4), "{overall:?}");
     assert!(!out.all().contains(TOKEN));
 }
+
+/// A secret encrypted to someone else's key fails only the target that
+/// needs it, by name and with its recipients; every other target is planned
+/// (before #24 the whole plan stopped, planning no target).
+#[test]
+fn a_secret_encrypted_to_a_foreign_key_fails_only_its_targets() {
+    let sb = Sandbox::new();
+    let foreign = age::x25519::Identity::generate().to_public();
+    let armored = secretsync::crypto::encrypt(
+        &[secretsync::crypto::Recipient::X25519(foreign.clone())],
+        b"CANARY-foreign-4410",
+    )
+    .unwrap();
+    let foreign_block: String = armored.lines().map(|l| format!("      {l}\n")).collect();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  a:\n    type: env_file\n    path: a.env\n  b:\n    type: env_file\n    path: b.env\n  c:\n    type: env_file\n    path: c.env\nsecrets:\n  OURS:\n    targets: [a, b, c]\n    encrypted: |\n{}  THEIRS:\n    targets: [b]\n    encrypted: |\n{foreign_block}",
+            sb.header(),
+            sb.encrypted("ours-value", 6)
+        ),
+    );
+    // `check` passes it (headers only), and says what it could not verify.
+    let check = sb.run(&["check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check
+            .stderr
+            .contains("2 encrypted values checked by header only"),
+        "{}",
+        check.stderr
+    );
+    let plan = sb.run(&["plan", "--detailed-exitcode"]);
+    eprintln!(
+        "foreign-key secret: plan exit {}\n{}",
+        plan.code, plan.stdout
+    );
+    assert_eq!(plan.code, 1, "{plan:?}");
+    let all = plan.all();
+    assert!(
+        all.contains("b (env file b.env): cannot be read\n    error: not planned: secret `THEIRS`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("secret `THEIRS` is not encrypted to the identity"),
+        "{all}"
+    );
+    assert!(
+        all.contains("it is encrypted to 1 recipient (X25519)"),
+        "{all}"
+    );
+    assert!(all.contains(&sb.recipient.to_string()), "{all}");
+    assert!(!all.contains("CANARY"), "{all}");
+    // a and c are planned.
+    assert!(
+        all.contains("Plan: 2 to add, 0 to change, 0 to delete"),
+        "{all}"
+    );
+    let apply = sb.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert_eq!(sb.read("a.env"), "OURS=ours-value\n");
+    assert_eq!(sb.read("c.env"), "OURS=ours-value\n");
+    assert!(!sb.path("b.env").exists(), "b needs THEIRS: not written");
+}
