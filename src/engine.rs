@@ -34,6 +34,9 @@ pub struct Options {
     pub parallelism: usize,
     /// Keep SSH masters this long after the run, for the next one.
     pub ssh_persist: Option<std::time::Duration>,
+    /// List every unmanaged key left alone (`-v`); by default past
+    /// [`plan::UNMANAGED_SHOWN`] per target they are counted.
+    pub list_unmanaged: bool,
 }
 
 /// A target of the run, built or not.
@@ -69,6 +72,7 @@ pub struct Engine {
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
+    list_unmanaged: bool,
 }
 
 /// Secret name → its decrypted value.
@@ -204,6 +208,7 @@ impl Engine {
             blocked: std::sync::OnceLock::new(),
             fingerprints: Fingerprinter::default(),
             parallelism: opts.parallelism.max(1),
+            list_unmanaged: opts.list_unmanaged,
             ssh: ctx.ssh.clone(),
         }
     }
@@ -498,8 +503,10 @@ impl Engine {
         let opts = plan::Options {
             prune: slot.spec.prune() && observed.complete,
             overwrite_sealed: slot.spec.overwrite_sealed(),
+            list_unmanaged: self.list_unmanaged,
         };
-        let (mut items, changes) = plan::diff(wanted, &observed, opts, &self.fingerprints);
+        let (mut items, changes, unmanaged_hidden) =
+            plan::diff_summarised(wanted, &observed, opts, &self.fingerprints);
         plan::mark_removed(&mut items, &self.manifest.removed);
         for c in &changes {
             if let Some(v) = c.op.value() {
@@ -524,6 +531,7 @@ impl Engine {
             changes,
             file_diff,
             observed,
+            unmanaged_hidden,
         })
     }
 

@@ -268,3 +268,48 @@ fn a_secret_encrypted_to_a_foreign_key_fails_only_its_targets() {
     assert_eq!(sb.read("c.env"), "OURS=ours-value\n");
     assert!(!sb.path("b.env").exists(), "b needs THEIRS: not written");
 }
+
+/// More than 50 unmanaged keys on one target are summarised; `-v` lists
+/// them, and JSON counts those it does not list (before #24: one line per
+/// key, 200,010 lines for 200,000 unmanaged lines).
+#[test]
+fn many_unmanaged_keys_are_summarised_and_verbose_lists_them() {
+    let sb = Sandbox::new();
+    let text: String = (0..1254).map(|i| format!("OTHER_{i:05}=x{i}\n")).collect();
+    sb.write("app.env", &text);
+    sb.write(
+        "secrets.yaml",
+        "version: 1\ntargets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  K:\n    targets: [app]\n    value: v\n",
+    );
+    let plan = sb.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let lines = plan.stdout.lines().count();
+    assert!(
+        plan.stdout
+            .contains("note: 1,204 more unmanaged keys left alone (-v lists them)"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(plan.stdout.matches("is unmanaged: left alone").count(), 50);
+    assert!(lines < 80, "{lines} lines");
+    let verbose = sb.run(&["plan", "-v"]);
+    assert_eq!(verbose.code, 0, "{verbose:?}");
+    assert_eq!(
+        verbose.stdout.matches("is unmanaged: left alone").count(),
+        1254
+    );
+    assert!(!verbose.stdout.contains("more unmanaged"));
+    let json = sb.run(&["plan", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let t = &doc["targets"][0];
+    assert_eq!(t["unmanaged_hidden"], 1204, "{t}");
+    assert_eq!(t["items"].as_array().unwrap().len(), 51);
+    eprintln!(
+        "1,254 unmanaged keys: {lines} lines of plan (-v: {})",
+        verbose.stdout.lines().count()
+    );
+    // Apply still leaves every unmanaged line as it was.
+    let apply = sb.run(&["apply", "--auto-approve", "-q"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(sb.read("app.env"), format!("{text}K=v\n"));
+}
