@@ -313,3 +313,99 @@ fn many_unmanaged_keys_are_summarised_and_verbose_lists_them() {
     assert_eq!(apply.code, 0, "{apply:?}");
     assert_eq!(sb.read("app.env"), format!("{text}K=v\n"));
 }
+
+/// A pid that is no longer running (a child that was reaped).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+/// Temp files left by writers that were killed (SIGKILL gives no chance to
+/// clean up) are reported by `doctor` and removed by the next write beside
+/// them: a local env file, a remote one, and the manifest (`set`).
+#[test]
+fn orphans_of_killed_writers_are_reported_and_swept() {
+    use support::sshd::Sshd;
+    let sshd = Sshd::start();
+    let sb = Sandbox::new();
+    let remote = tempfile::tempdir().unwrap();
+    let pid = dead_pid();
+    let local_orphan = sb.path(&format!(".secretsync.{pid}.AbC123.tmp"));
+    let remote_orphan = remote.path().join(format!(".secretsync.{pid}.XyZ789"));
+    let manifest_dir = sb.path("m");
+    std::fs::create_dir(&manifest_dir).unwrap();
+    let manifest_orphan = manifest_dir.join(format!(".secretsync.{pid}.QwE456.tmp"));
+    // Not an orphan: a live writer's (this test's pid).
+    let live = sb.path(&format!(".secretsync.{}.LiVe00.tmp", std::process::id()));
+    for f in [&local_orphan, &remote_orphan, &manifest_orphan, &live] {
+        std::fs::write(f, "K=CANARY-orphaned-value\n").unwrap();
+    }
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  here:\n    type: env_file\n    path: app.env\n  there:\n    type: ssh_env\n{}    path: {}\nsecrets:\n  K:\n    targets: [here, there]\n    value: v\n",
+            sb.header(),
+            sshd.yaml("root", 4),
+            remote.path().join("app.env").display()
+        ),
+    );
+    let doctor = sb.run(&["doctor"]);
+    assert_eq!(doctor.code, 1, "{doctor:?}");
+    let all = doctor.all();
+    assert!(
+        all.contains(&format!(".secretsync.{pid}.AbC123.tmp"))
+            && all.contains("killed while writing"),
+        "{all}"
+    );
+    assert!(
+        all.contains("holds 1 temp file(s) left by a secretsync that was killed while writing; they may hold values"),
+        "{all}"
+    );
+    assert!(!all.contains("CANARY"), "{all}");
+    let apply = sb.run(&["apply", "--auto-approve", "-q"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(!local_orphan.exists(), "the local orphan is still there");
+    assert!(!remote_orphan.exists(), "the remote orphan is still there");
+    assert!(live.exists(), "a live writer's temp file was removed");
+    std::fs::remove_file(&live).unwrap();
+    let doctor = sb.run(&["doctor"]);
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+
+    // The manifest editor sweeps beside the manifest.
+    let m = manifest_dir.join("secrets.yaml");
+    std::fs::write(
+        &m,
+        format!(
+            "{}targets:\n  here:\n    type: env_file\n    path: app.env\nsecrets: {{}}\n",
+            sb.header()
+        ),
+    )
+    .unwrap();
+    let doctor = sb.run(&["-f", m.to_str().unwrap(), "doctor"]);
+    assert!(
+        doctor
+            .all()
+            .contains(&format!(".secretsync.{pid}.QwE456.tmp")),
+        "{doctor:?}"
+    );
+    let set = sb.run_stdin(
+        &[
+            "-f",
+            m.to_str().unwrap(),
+            "set",
+            "NEW",
+            "--stdin",
+            "--target",
+            "here",
+        ],
+        &[],
+        "CANARY-new-value",
+    );
+    assert_eq!(set.code, 0, "{set:?}");
+    assert!(
+        !manifest_orphan.exists(),
+        "the manifest's orphan is still there"
+    );
+}
