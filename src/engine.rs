@@ -68,7 +68,7 @@ pub struct Engine {
     decrypting: Mutex<Option<oneshot::Receiver<Result<Decrypted, Error>>>>,
     /// Target name → why it cannot be planned: secrets it needs that this
     /// identity cannot decrypt (set with `desired`).
-    blocked: std::sync::OnceLock<IndexMap<String, Vec<String>>>,
+    blocked: std::sync::OnceLock<IndexMap<String, (Vec<String>, Option<String>)>>,
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
@@ -277,8 +277,19 @@ impl Engine {
                 };
                 match clear {
                     Ok(Decrypted { clear, unreadable }) => {
-                        let _ = self.blocked.set(self.blocked_targets(&unreadable));
-                        Ok(self.wanted(clear))
+                        let blocked = self.blocked_targets(&unreadable);
+                        // No target can be planned: the run fails as a whole,
+                        // with the first value's error.
+                        match unreadable.values().next() {
+                            Some(first) if blocked.len() == self.keys.len() => Err(Failure {
+                                message: first.message.clone(),
+                                hint: first.hint.clone(),
+                            }),
+                            _ => {
+                                let _ = self.blocked.set(blocked);
+                                Ok(self.wanted(clear))
+                            }
+                        }
                     }
                     Err(e) => Err(Failure {
                         message: e.to_string(),
@@ -295,10 +306,10 @@ impl Engine {
     /// that cannot be decrypted.
     fn blocked_targets(
         &self,
-        unreadable: &IndexMap<String, String>,
-    ) -> IndexMap<String, Vec<String>> {
-        let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
-        for (name, why) in unreadable {
+        unreadable: &IndexMap<String, crate::undecryptable::Unreadable>,
+    ) -> IndexMap<String, (Vec<String>, Option<String>)> {
+        let mut out: IndexMap<String, (Vec<String>, Option<String>)> = IndexMap::new();
+        for (name, u) in unreadable {
             let Some(s) = self.manifest.secrets.get(name) else {
                 continue;
             };
@@ -307,7 +318,9 @@ impl Engine {
                 .iter()
                 .filter(|t| self.keys.contains_key(t.as_str()))
             {
-                out.entry(t.clone()).or_default().push(why.clone());
+                let entry = out.entry(t.clone()).or_default();
+                entry.0.push(format!("{}; {}", u.message, u.recipients));
+                entry.1 = entry.1.take().or_else(|| u.hint.clone());
             }
         }
         out
@@ -490,14 +503,14 @@ impl Engine {
             .desired_map()
             .await
             .map_err(|f| TargetError::failed(f.message))?;
-        if let Some(why) = self.blocked.get().and_then(|b| b.get(&slot.name)) {
-            return Err(TargetError::failed(format!(
-                "not planned: {}",
-                why.join("; ")
-            ))
-            .with_hint(
-                "plan with an identity the value is encrypted to, or have its holder re-encrypt it to yours (`secretsync rekey`); the other targets are planned",
-            ));
+        if let Some((why, hint)) = self.blocked.get().and_then(|b| b.get(&slot.name)) {
+            return Err(
+                TargetError::failed(format!("not planned: {}", why.join("; "))).with_hint(format!(
+                    "{}; the other targets are planned",
+                    hint.as_deref()
+                        .unwrap_or("plan with an identity the value is encrypted to")
+                )),
+            );
         }
         let wanted = &desired[slot.name.as_str()];
         let opts = plan::Options {

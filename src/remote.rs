@@ -304,7 +304,7 @@ impl Host {
             Err(_) => {
                 end_stuck_handshake(&self.control_dir, &self.opts);
                 return Err(TargetError::unreachable(format!(
-                    "cannot connect to {}: the SSH set-up (banner, key exchange, authentication) did not finish within {} (connect_timeout)",
+                    "cannot connect to {}: no answer within {} (connect_timeout): the SSH set-up (banner, key exchange, authentication) did not finish",
                     self.label,
                     secs(limit)
                 ))

@@ -15,7 +15,18 @@ pub struct Decrypted {
     /// Secret name → its value.
     pub clear: IndexMap<String, Secret>,
     /// Secret name → why it cannot be decrypted (no value in it).
-    pub unreadable: IndexMap<String, String>,
+    pub unreadable: IndexMap<String, Unreadable>,
+}
+
+/// Why one value cannot be decrypted.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The decryption error ("secret `S` is not encrypted to the identity from …").
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The recipients it is encrypted to ([`encrypted_to`]).
+    pub recipients: String,
 }
 
 /// Decrypts `items` (secret name, armored value), spread over the cores as
@@ -30,7 +41,7 @@ pub fn decrypt_each(
         .map_or(1, |n| n.get())
         .min(8);
     let chunk = items.len().div_ceil(threads).max(16);
-    let parts: Vec<Vec<(String, Result<Secret, String>)>> = std::thread::scope(|scope| {
+    let parts: Vec<Vec<(String, Result<Secret, Unreadable>)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| {
@@ -38,7 +49,11 @@ pub fn decrypt_each(
                     part.iter()
                         .map(|(name, armored)| {
                             let got = crypto::decrypt(ids, armored, &format!("secret `{name}`"))
-                                .map_err(|e| format!("{e}; {}", encrypted_to(armored, recipients)));
+                                .map_err(|e| Unreadable {
+                                    message: e.to_string(),
+                                    hint: e.hint().map(str::to_string),
+                                    recipients: encrypted_to(armored, recipients),
+                                });
                             (name.to_string(), got)
                         })
                         .collect()
@@ -51,7 +66,16 @@ pub fn decrypt_each(
             .map(|(h, part)| {
                 h.join().unwrap_or_else(|_| {
                     part.iter()
-                        .map(|(n, _)| (n.to_string(), Err("a decryption thread failed".into())))
+                        .map(|(n, _)| {
+                            let failed = Unreadable {
+                                message: format!(
+                                    "secret `{n}` was not decrypted: a decryption thread failed"
+                                ),
+                                hint: None,
+                                recipients: String::new(),
+                            };
+                            (n.to_string(), Err(failed))
+                        })
                         .collect()
                 })
             })

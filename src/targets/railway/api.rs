@@ -674,12 +674,12 @@ impl Api {
             if attempt >= tries {
                 let err = match transient {
                     Transient::Timeout => TargetError::unreachable(format!(
-                        "Railway at {} did not answer within {} ({tries} attempts), the per-request limit ({TIMEOUT_ENV})",
+                        "Railway at {} did not answer within {} ({tries} attempts)",
                         self.shown,
                         short(self.policy.timeout)
                     ))
                     .with_hint(format!(
-                        "check the network and https://status.railway.com; {TIMEOUT_ENV} sets the limit in seconds"
+                        "that is the per-request limit ({TIMEOUT_ENV}; a whole read is bounded by {DEADLINE_ENV}); check the network and https://status.railway.com; {TIMEOUT_ENV} sets the limit in seconds"
                     )),
                     Transient::Connect(c) | Transient::NotSent(c) => TargetError::unreachable(format!(
                         "cannot reach Railway at {}: {c} ({tries} attempts)",
