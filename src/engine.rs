@@ -68,7 +68,7 @@ pub struct Engine {
     decrypting: Mutex<Option<oneshot::Receiver<Result<Decrypted, Error>>>>,
     /// Target name → why it cannot be planned: secrets it needs that this
     /// identity cannot decrypt (set with `desired`).
-    blocked: std::sync::OnceLock<IndexMap<String, (Vec<String>, Option<String>)>>,
+    blocked: std::sync::OnceLock<Blocked>,
     pub fingerprints: Fingerprinter,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
@@ -79,6 +79,10 @@ pub struct Engine {
 type Clear = IndexMap<String, Secret>;
 
 use crate::undecryptable::Decrypted;
+
+/// Target name → the errors of the secrets it needs that cannot be
+/// decrypted, and what to do about them.
+type Blocked = IndexMap<String, (Vec<String>, Option<String>)>;
 
 /// A decryption failure as shown to the user (an [`Error`] is not `Clone`).
 #[derive(Clone)]
@@ -307,8 +311,8 @@ impl Engine {
     fn blocked_targets(
         &self,
         unreadable: &IndexMap<String, crate::undecryptable::Unreadable>,
-    ) -> IndexMap<String, (Vec<String>, Option<String>)> {
-        let mut out: IndexMap<String, (Vec<String>, Option<String>)> = IndexMap::new();
+    ) -> Blocked {
+        let mut out: Blocked = IndexMap::new();
         for (name, u) in unreadable {
             let Some(s) = self.manifest.secrets.get(name) else {
                 continue;

@@ -301,6 +301,50 @@ mod tests {
     }
 
     #[test]
+    fn temp_names_carry_the_writers_pid_and_only_dead_writers_orphans_are_swept() {
+        assert_eq!(
+            temp_owner_pid(".secretsync.123.AbC9xY.tmp"),
+            Some(Some(123))
+        );
+        assert_eq!(temp_owner_pid(".secretsync.AbC9xY.tmp"), Some(None));
+        assert_eq!(temp_owner_pid(".secretsync.lock"), None);
+        assert_eq!(temp_owner_pid("app.env"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let orphan = dir.path().join(format!(".secretsync.{dead}.aaaaaa.tmp"));
+        let live = dir
+            .path()
+            .join(format!(".secretsync.{}.bbbbbb.tmp", std::process::id()));
+        crate::signals::run_started();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let young = dir.path().join(format!(".secretsync.{dead}.cccccc.tmp"));
+        std::fs::write(&young, "x").unwrap();
+        // Older than the run: made before it, by mtime.
+        for f in [&orphan, &live] {
+            std::fs::write(f, "x").unwrap();
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(orphans(dir.path()), vec![orphan.clone()]);
+        let staged = Staged::new(
+            &dir.path().join("f"),
+            b"new",
+            Attributes::new_file(0o600),
+            Owner::BestEffort,
+        )
+        .unwrap();
+        staged.commit().unwrap();
+        assert!(!orphan.exists() && live.exists() && young.exists());
+    }
+
+    #[test]
     fn today_is_a_date() {
         let t = today();
         assert_eq!(t.len(), 10);
