@@ -943,6 +943,7 @@ fn open_time(sc: &Scenario) -> Duration {
         targets: vec![],
         parallelism: 16,
         ssh_persist: None,
+        list_unmanaged: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

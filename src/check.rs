@@ -282,6 +282,20 @@ pub fn text(r: &Report, path: &str) -> String {
     out
 }
 
+/// What `check` could not verify: without an identity it reads the headers
+/// of encrypted values, not whether they decrypt (a value encrypted to
+/// another key passes). On stderr, so the report on stdout is unchanged.
+pub fn unverified_note(r: &Report) -> Option<String> {
+    (r.encrypted > 0).then(|| {
+        format!(
+            "note: {} checked by header only: without an identity, check cannot tell whether {} decrypt{} (plan does, and names the targets it cannot plan)",
+            plural(r.encrypted, "encrypted value"),
+            if r.encrypted == 1 { "it" } else { "they" },
+            if r.encrypted == 1 { "s" } else { "" }
+        )
+    })
+}
+
 /// The report as JSON (see docs/json-output.md).
 pub fn json(r: &Report, path: &str) -> serde_json::Value {
     serde_json::json!({
@@ -293,6 +307,7 @@ pub fn json(r: &Report, path: &str) -> serde_json::Value {
         "warnings": r.warnings(),
         "secrets": r.secrets,
         "encrypted": r.encrypted,
+        "unverified": r.encrypted,
         "recipients": r.recipients,
         "findings": r.findings,
     })

@@ -34,6 +34,9 @@ pub struct Options {
     pub parallelism: usize,
     /// Keep SSH masters this long after the run, for the next one.
     pub ssh_persist: Option<std::time::Duration>,
+    /// List every unmanaged key left alone (`-v`); by default past
+    /// [`plan::UNMANAGED_SHOWN`] per target they are counted.
+    pub list_unmanaged: bool,
 }
 
 /// A target of the run, built or not.
@@ -62,17 +65,27 @@ pub struct Engine {
     desired: tokio::sync::OnceCell<Result<IndexMap<String, Desired>, Failure>>,
     /// The values being decrypted on a thread of their own while the
     /// targets are read; taken by the first [`Engine::ready`].
-    decrypting: Mutex<Option<oneshot::Receiver<Result<Clear, Error>>>>,
+    decrypting: Mutex<Option<oneshot::Receiver<Result<Decrypted, Error>>>>,
+    /// Target name → why it cannot be planned: secrets it needs that this
+    /// identity cannot decrypt (set with `desired`).
+    blocked: std::sync::OnceLock<Blocked>,
     pub fingerprints: Fingerprinter,
     /// Review mode: the secrets whose value the change under review chose;
     /// no fingerprint of theirs is shown, and file diffs show none at all.
     hidden: Option<std::collections::BTreeSet<String>>,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
+    list_unmanaged: bool,
 }
 
 /// Secret name → its decrypted value.
 type Clear = IndexMap<String, Secret>;
+
+use crate::undecryptable::Decrypted;
+
+/// Target name → the errors of the secrets it needs that cannot be
+/// decrypted, and what to do about them.
+type Blocked = IndexMap<String, (Vec<String>, Option<String>)>;
 
 /// A decryption failure as shown to the user (an [`Error`] is not `Clone`).
 #[derive(Clone)]
@@ -136,8 +149,8 @@ impl Engine {
                 ValueSource::Plain(_) => None,
             })
             .collect();
-        let recipients = manifest.recipients.clone();
         let (done, decrypting) = oneshot::channel();
+        let recipients = manifest.recipients.clone();
         let mut engine = Self::build(opts, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
@@ -147,26 +160,23 @@ impl Engine {
                         .iter()
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
-                    let clear = decrypt_all(&ids, &items)
-                        .map_err(|e| match e {
-                            Error::Crypto(c) => {
-                                Error::Crypto(crypto::explain(c, &ids.publics(), &recipients))
-                            }
-                            other => other,
-                        })
-                        .and_then(|clear| {
-                            if let Some(key) = &key {
-                                for (name, value) in &clear {
-                                    refuse_key_copy(name, value, key)?;
-                                }
-                            }
-                            Ok(clear)
-                        });
-                    let _ = done.send(clear);
+                    // One by one: a value this identity cannot decrypt fails
+                    // only the targets that need it. A value equal to the
+                    // fingerprint key fails the run (#23).
+                    let got = crate::undecryptable::decrypt_each(&ids, &items, &recipients);
+                    let checked = match &key {
+                        Some(key) => got
+                            .clear
+                            .iter()
+                            .try_for_each(|(name, value)| refuse_key_copy(name, value, key))
+                            .map(|()| got),
+                        None => Ok(got),
+                    };
+                    let _ = done.send(checked);
                 });
             }
             _ => {
-                let _ = done.send(Ok(IndexMap::new()));
+                let _ = done.send(Ok(Decrypted::default()));
             }
         }
         Ok(engine)
@@ -190,7 +200,7 @@ impl Engine {
     fn build(
         opts: &Options,
         manifest: Manifest,
-        decrypting: Option<oneshot::Receiver<Result<Clear, Error>>>,
+        decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
     ) -> Engine {
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
@@ -223,9 +233,11 @@ impl Engine {
             keys,
             desired: tokio::sync::OnceCell::new(),
             decrypting: Mutex::new(decrypting),
+            blocked: std::sync::OnceLock::new(),
             fingerprints: Fingerprinter::default(),
             hidden: None,
             parallelism: opts.parallelism.max(1),
+            list_unmanaged: opts.list_unmanaged,
             ssh: ctx.ssh.clone(),
         }
     }
@@ -293,7 +305,21 @@ impl Engine {
                     None => Err(Error::other("the values were not decrypted")),
                 };
                 match clear {
-                    Ok(clear) => Ok(self.wanted(clear)),
+                    Ok(Decrypted { clear, unreadable }) => {
+                        let blocked = self.blocked_targets(&unreadable);
+                        // No target can be planned: the run fails as a whole,
+                        // with the first value's error.
+                        match unreadable.values().next() {
+                            Some(first) if blocked.len() == self.keys.len() => Err(Failure {
+                                message: first.message.clone(),
+                                hint: first.hint.clone(),
+                            }),
+                            _ => {
+                                let _ = self.blocked.set(blocked);
+                                Ok(self.wanted(clear))
+                            }
+                        }
+                    }
                     Err(e) => Err(Failure {
                         message: e.to_string(),
                         hint: e.hint(),
@@ -303,6 +329,30 @@ impl Engine {
             .await
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Target name → the reasons it cannot be planned: each secret it needs
+    /// that cannot be decrypted.
+    fn blocked_targets(
+        &self,
+        unreadable: &IndexMap<String, crate::undecryptable::Unreadable>,
+    ) -> Blocked {
+        let mut out: Blocked = IndexMap::new();
+        for (name, u) in unreadable {
+            let Some(s) = self.manifest.secrets.get(name) else {
+                continue;
+            };
+            for t in s
+                .targets
+                .iter()
+                .filter(|t| self.keys.contains_key(t.as_str()))
+            {
+                let entry = out.entry(t.clone()).or_default();
+                entry.0.push(format!("{}; {}", u.message, u.recipients));
+                entry.1 = entry.1.take().or_else(|| u.hint.clone());
+            }
+        }
+        out
     }
 
     /// What the manifest wants on each selected target, values included.
@@ -323,9 +373,11 @@ impl Engine {
             }
             let value = match &s.value {
                 ValueSource::Plain(v) => Secret::new(v.clone()),
-                ValueSource::Encrypted(_) => {
-                    clear.shift_remove(s.name.as_str()).unwrap_or_default()
-                }
+                // Not decrypted: its targets are blocked (`blocked_targets`).
+                ValueSource::Encrypted(_) => match clear.shift_remove(s.name.as_str()) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             for t in on {
                 desired[t.as_str()].insert(
@@ -549,12 +601,23 @@ impl Engine {
             .desired_map()
             .await
             .map_err(|f| TargetError::failed(f.message))?;
+        if let Some((why, hint)) = self.blocked.get().and_then(|b| b.get(&slot.name)) {
+            return Err(
+                TargetError::failed(format!("not planned: {}", why.join("; "))).with_hint(format!(
+                    "{}; the other targets are planned",
+                    hint.as_deref()
+                        .unwrap_or("plan with an identity the value is encrypted to")
+                )),
+            );
+        }
         let wanted = &desired[slot.name.as_str()];
         let opts = plan::Options {
             prune: slot.spec.prune() && observed.complete,
             overwrite_sealed: slot.spec.overwrite_sealed(),
+            list_unmanaged: self.list_unmanaged,
         };
-        let (mut items, changes) = plan::diff(wanted, &observed, opts, &self.fingerprints);
+        let (mut items, changes, unmanaged_hidden) =
+            plan::diff_summarised(wanted, &observed, opts, &self.fingerprints);
         plan::mark_removed(&mut items, &self.manifest.removed);
         if let Some(hidden) = &self.hidden {
             for i in &mut items {
@@ -597,6 +660,7 @@ impl Engine {
             changes,
             file_diff,
             observed,
+            unmanaged_hidden,
         })
     }
 

@@ -78,8 +78,87 @@ pub struct AtomicError {
 /// [`Staged::commit`], as close to the rename as possible.
 #[derive(Debug)]
 pub struct Staged {
-    tmp: tempfile::NamedTempFile,
+    /// `None` once committed.
+    tmp: Option<tempfile::NamedTempFile>,
     dest: PathBuf,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // The temp file's own drop removes it.
+        if let Some(tmp) = &self.tmp {
+            crate::signals::forget_temp(tmp.path());
+        }
+    }
+}
+
+/// The name every temp file of secretsync starts with, followed by the
+/// writer's pid and a dot: `.secretsync.PID.RANDOM.tmp`.
+pub const TEMP_PREFIX: &str = ".secretsync.";
+
+/// A temp file beside `dest` for this process: `.secretsync.PID.XXXXXX.tmp`,
+/// created 0600 (by tempfile) and known to [`crate::signals`] until it is
+/// renamed or removed. Orphans of this kind in the folder are swept first.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    sweep_orphans(dir);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{}.", std::process::id()))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    crate::signals::remember_temp(tmp.path());
+    Ok(tmp)
+}
+
+/// The pid in a secretsync temp file's name: `Some(None)` for one of an older
+/// secretsync (`.secretsync.RANDOM.tmp`, no pid), `None` when the name is not
+/// of a secretsync temp file at all.
+fn temp_owner_pid(name: &str) -> Option<Option<i32>> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(".tmp")?;
+    match rest.split_once('.') {
+        Some((pid, random)) if !random.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(pid.parse().ok())
+        }
+        _ if !rest.is_empty() && !rest.contains('.') => Some(None),
+        _ => None,
+    }
+}
+
+/// Temp files of secretsync in `dir` left by runs that died (killed while
+/// writing): regular files of this user, older than this run, whose writer
+/// is no longer alive. They may hold every value of the file they were to
+/// replace.
+pub fn orphans(dir: &Path) -> Vec<PathBuf> {
+    let me = nix::unistd::geteuid().as_raw();
+    let started = crate::signals::run_started();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let Some(pid) = temp_owner_pid(&name.to_string_lossy()) else {
+                return false;
+            };
+            let Ok(meta) = e.path().symlink_metadata() else {
+                return false;
+            };
+            meta.is_file()
+                && meta.uid() == me
+                && meta.modified().is_ok_and(|m| m < started)
+                && pid
+                    .is_none_or(|p| p != std::process::id() as i32 && !crate::signals::pid_alive(p))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes [`orphans`] in `dir` (best effort).
+pub fn sweep_orphans(dir: &Path) {
+    for o in orphans(dir) {
+        let _ = fs::remove_file(o);
+    }
 }
 
 impl Staged {
@@ -96,13 +175,9 @@ impl Staged {
             let path = path.to_path_buf();
             move |source| AtomicError { step, path, source }
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".secretsync.")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(err(Step::CreateTemp, dir))?;
-        // tempfile creates it 0600: the content is never readable by others
-        // before the final mode is set.
+        let tmp = temp_file_in(dir).map_err(err(Step::CreateTemp, dir))?;
+        // Created 0600: the content is never readable by others before the
+        // final mode is set.
         let tmp_path = tmp.path().to_path_buf();
         let file = tmp.as_file();
         (|| -> io::Result<()> {
@@ -125,7 +200,7 @@ impl Staged {
             .map_err(err(Step::Mode, &tmp_path))?;
         file.sync_all().map_err(err(Step::Sync, &tmp_path))?;
         Ok(Staged {
-            tmp,
+            tmp: Some(tmp),
             dest: dest.to_path_buf(),
         })
     }
@@ -133,9 +208,24 @@ impl Staged {
     /// Renames the temp file over the destination, then syncs the directory
     /// so the rename survives a crash. An error at [`Step::SyncDir`] means
     /// the destination *was* replaced.
-    pub fn commit(self) -> Result<(), AtomicError> {
-        let Staged { tmp, dest } = self;
-        tmp.persist(&dest).map_err(|e| AtomicError {
+    pub fn commit(mut self) -> Result<(), AtomicError> {
+        let dest = self.dest.clone();
+        // A signal has asked the run to end: no rename starts any more (the
+        // temp file goes with `self`).
+        let Some(_gate) = crate::signals::commit_gate() else {
+            return Err(AtomicError {
+                step: Step::Rename,
+                path: dest,
+                source: io::Error::new(io::ErrorKind::Interrupted, "interrupted by a signal"),
+            });
+        };
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        let tmp_path = tmp.path().to_path_buf();
+        let renamed = tmp.persist(&dest);
+        crate::signals::forget_temp(&tmp_path);
+        renamed.map_err(|e| AtomicError {
             step: Step::Rename,
             path: dest.clone(),
             source: e.error,
@@ -208,6 +298,50 @@ mod tests {
         drop(staged);
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_names_carry_the_writers_pid_and_only_dead_writers_orphans_are_swept() {
+        assert_eq!(
+            temp_owner_pid(".secretsync.123.AbC9xY.tmp"),
+            Some(Some(123))
+        );
+        assert_eq!(temp_owner_pid(".secretsync.AbC9xY.tmp"), Some(None));
+        assert_eq!(temp_owner_pid(".secretsync.lock"), None);
+        assert_eq!(temp_owner_pid("app.env"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let orphan = dir.path().join(format!(".secretsync.{dead}.aaaaaa.tmp"));
+        let live = dir
+            .path()
+            .join(format!(".secretsync.{}.bbbbbb.tmp", std::process::id()));
+        crate::signals::run_started();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let young = dir.path().join(format!(".secretsync.{dead}.cccccc.tmp"));
+        std::fs::write(&young, "x").unwrap();
+        // Older than the run: made before it, by mtime.
+        for f in [&orphan, &live] {
+            std::fs::write(f, "x").unwrap();
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(orphans(dir.path()), vec![orphan.clone()]);
+        let staged = Staged::new(
+            &dir.path().join("f"),
+            b"new",
+            Attributes::new_file(0o600),
+            Owner::BestEffort,
+        )
+        .unwrap();
+        staged.commit().unwrap();
+        assert!(!orphan.exists() && live.exists() && young.exists());
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn lock_path(manifest: &Path) -> PathBuf {
     }
 }
 
-fn wait_limit() -> Duration {
+pub fn wait_limit() -> Duration {
     std::env::var("SECRETSYNC_LOCK_TIMEOUT")
         .ok()
         .and_then(|s| s.trim().parse::<f64>().ok())

@@ -12,6 +12,8 @@ use cli::Cli;
 fn main() -> ExitCode {
     // First: no core dumps while values may be in memory.
     secretsync::environ::harden();
+    // The run's start: leftovers of killed runs are older than this.
+    secretsync::signals::run_started();
     // A panic must not print its payload (it could, in principle, carry data)
     // nor a backtrace: say where, and that it is a bug.
     std::panic::set_hook(Box::new(|info| {
@@ -55,7 +57,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    // SIGINT/SIGTERM/SIGHUP: stop the command, remove this run's temp files,
+    // close its SSH masters, exit 128 + the signal (src/signals.rs).
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli) => Ok(result),
+            code = secretsync::signals::first() => Err(code),
+        }
+    });
+    let outcome = match outcome {
+        Ok(result) => result,
+        Err(code) => {
+            secretsync::signals::clean_up();
+            eprintln!("error: interrupted; writes under way were finished or abandoned, nothing is left behind");
+            std::process::exit(i32::from(code));
+        }
+    };
+    match outcome {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             // The last guard: whatever an error quotes (a manifest string, a

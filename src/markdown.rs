@@ -114,18 +114,7 @@ fn listed(t: &TargetPlan) -> bool {
     }
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (k, c) in digits.chars().enumerate() {
-        if k > 0 && (digits.len() - k) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::render::thousands;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{} {}", thousands(n), if n == 1 { one } else { many })
@@ -595,6 +584,7 @@ mod tests {
                 target: format!("t{t}"),
                 description: format!("env file t{t}.env"),
                 outcome: Ok(TargetDiff {
+                    unmanaged_hidden: 0,
                     items,
                     changes,
                     file_diff: (diff > 0).then(|| {

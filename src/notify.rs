@@ -232,6 +232,7 @@ mod tests {
                 target: format!("target-{t:04}"),
                 description: String::new(),
                 outcome: Ok(TargetDiff {
+                    unmanaged_hidden: 0,
                     items: keys
                         .iter()
                         .map(|k| Item {

@@ -130,7 +130,16 @@ pub struct Options {
     pub prune: bool,
     /// Replace values that cannot be read.
     pub overwrite_sealed: bool,
+    /// Keep an item for every unmanaged key left alone (`-v`); otherwise
+    /// past [`UNMANAGED_SHOWN`] they are only counted
+    /// ([`TargetDiff::unmanaged_hidden`]), so that a plan's size follows
+    /// what it shows, not the size of the file.
+    pub list_unmanaged: bool,
 }
+
+/// Unmanaged keys left alone that a plan lists per target before it
+/// summarises the rest ("1,204 more unmanaged keys left alone").
+pub const UNMANAGED_SHOWN: usize = 50;
 
 /// Compares one target. Items come sorted by key; changes in the same order.
 pub fn diff(
@@ -139,6 +148,20 @@ pub fn diff(
     opts: Options,
     fp: &Fingerprinter,
 ) -> (Vec<Item>, Vec<Change>) {
+    let (items, changes, _) = diff_summarised(wanted, observed, opts, fp);
+    (items, changes)
+}
+
+/// [`diff`], also counting the unmanaged keys left alone past the
+/// [`UNMANAGED_SHOWN`] that get an item (all get one with `list_unmanaged`).
+pub fn diff_summarised(
+    wanted: &Desired,
+    observed: &Observed,
+    opts: Options,
+    fp: &Fingerprinter,
+) -> (Vec<Item>, Vec<Change>, usize) {
+    let mut shown_unmanaged = 0usize;
+    let mut hidden = 0usize;
     let mut items = Vec::new();
     let mut changes = Vec::new();
     let mut keys: Vec<&String> = wanted.keys().chain(observed.entries.keys()).collect();
@@ -148,6 +171,13 @@ pub fn diff(
     for key in keys {
         let w = wanted.get(key);
         let o = observed.entries.get(key);
+        if w.is_none() && !opts.prune && !opts.list_unmanaged {
+            if shown_unmanaged >= UNMANAGED_SHOWN {
+                hidden += 1;
+                continue;
+            }
+            shown_unmanaged += 1;
+        }
         let target_fingerprint = match o {
             Some(Observation::Value(v)) => fp.fingerprint(v),
             _ => None,
@@ -212,7 +242,7 @@ pub fn diff(
             removed: None,
         });
     }
-    (items, changes)
+    (items, changes, hidden)
 }
 
 /// The plan of one target: its items and changes, or why it could not be read.
@@ -237,6 +267,9 @@ pub struct TargetDiff {
     pub file_diff: Option<String>,
     /// What the plan was computed from; handed back to the target on write.
     pub observed: Observed,
+    /// Unmanaged keys left alone that have no item (past
+    /// [`UNMANAGED_SHOWN`], without `-v`): counted, not listed.
+    pub unmanaged_hidden: usize,
 }
 
 impl TargetPlan {
@@ -396,6 +429,7 @@ mod tests {
         let opts = Options {
             prune: true,
             overwrite_sealed: true,
+            list_unmanaged: false,
         };
         let (items, changes) = diff(&w, &o, opts, &Fingerprinter::default());
         assert_eq!(
@@ -429,6 +463,7 @@ mod tests {
             Options {
                 prune: true,
                 overwrite_sealed: true,
+                list_unmanaged: false,
             },
             &Fingerprinter::default(),
         );
@@ -530,6 +565,7 @@ mod tests {
             Options {
                 prune: true,
                 overwrite_sealed: false,
+                list_unmanaged: false,
             },
             &Fingerprinter::default(),
         );
@@ -544,6 +580,7 @@ mod tests {
                         changes,
                         file_diff: None,
                         observed: Observed::default(),
+                        unmanaged_hidden: 0,
                     }),
                 },
                 TargetPlan {
@@ -561,6 +598,7 @@ mod tests {
                         changes: vec![],
                         file_diff: None,
                         observed: Observed::default(),
+                        unmanaged_hidden: 0,
                     }),
                 },
             ],

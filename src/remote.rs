@@ -158,6 +158,10 @@ const SESSIONS_PER_HOST: usize = 8;
 /// and is longer than any pause within a run (`apply`'s confirmation).
 const ORPHAN_IDLE: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3600).unwrap();
 
+/// How the error of a connection lost while a command ran ends: a write
+/// that meets it may have landed (`ssh_env` says so).
+pub const LOST_DURING: &str = "was lost during the command";
+
 /// The default `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -341,12 +345,29 @@ impl Host {
         b.control_persist(openssh::ControlPersist::IdleFor(
             self.persist.as_ref().map_or(ORPHAN_IDLE, |p| p.idle),
         ));
-        let session = b
-            .connect_mux(&self.opts.host)
-            .await
-            .map_err(|e| connect_error(&self.label, &self.opts, &e))?;
+        // `ConnectTimeout` bounds ssh's TCP connect only: a host that sends
+        // its banner and then stalls would hold the handshake until the
+        // keep-alives give up (45 s). The whole set-up (banner, key
+        // exchange, authentication) gets `connect_timeout`.
+        let limit = self.opts.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+        let session = match tokio::time::timeout(limit, b.connect_mux(&self.opts.host)).await {
+            Ok(made) => made.map_err(|e| connect_error(&self.label, &self.opts, &e))?,
+            Err(_) => {
+                end_stuck_handshake(&self.control_dir, &self.opts);
+                return Err(TargetError::unreachable(format!(
+                    "cannot connect to {}: no answer within {} (connect_timeout): the SSH set-up (banner, key exchange, authentication) did not finish",
+                    self.label,
+                    secs(limit)
+                ))
+                .with_hint(
+                    "the host accepts connections but does not complete the SSH handshake: check sshd on it (load, DNS lookups, MaxStartups), or raise `connect_timeout`",
+                ));
+            }
+        };
         if let Some(p) = &self.persist {
             p.remember(&self.opts, &session);
+        } else {
+            mark_master(&session);
         }
         Ok(session)
     }
@@ -412,7 +433,7 @@ impl Host {
 
     fn dropped(&self) -> TargetError {
         TargetError::unreachable(format!(
-            "the SSH connection to {} was lost during the command",
+            "the SSH connection to {} {LOST_DURING}",
             self.label
         ))
         .with_hint("run plan again: an env file write is atomic, so the file is either old or new")
@@ -488,7 +509,11 @@ impl SshPool {
             return;
         }
         // A master that is already gone has nothing left to close.
-        futures_util::future::join_all(sessions.map(openssh::Session::close)).await;
+        futures_util::future::join_all(sessions.map(|s| {
+            crate::signals::forget_master(s.control_socket());
+            s.close()
+        }))
+        .await;
     }
 
     /// Starts connecting to every host known so far, in the background: the
@@ -512,6 +537,8 @@ impl SshPool {
     /// The host for `opts`, created on first request (no connection is
     /// opened until a command runs).
     pub fn host(&self, opts: &SshOptions) -> Arc<Host> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_killed_masters(&std::env::temp_dir()));
         let key = options_key(opts);
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         hosts
@@ -644,6 +671,128 @@ fn sweep(dir: &Path) {
     }
 }
 
+/// `2s`, `1.5s`.
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Ends the `ssh -M` this process started for `opts` whose handshake ran out
+/// of time (the openssh crate does not kill it when its future is dropped):
+/// on Linux, a child `ssh` of this process with a master socket in
+/// `control_dir` and this destination. Elsewhere it ends on its own, when
+/// its keep-alives give up.
+fn end_stuck_handshake(control_dir: &Path, opts: &SshOptions) {
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let dir = control_dir.to_string_lossy().into_owned();
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(p.path().join("stat"))
+            .ok()
+            .and_then(|st| {
+                // pid (comm) state ppid …: the comm may hold spaces.
+                st.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+            });
+        if parent.as_deref() != Some(me.as_str()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .strip_suffix(b"\0")
+            .unwrap_or(&cmdline)
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_master = args.first().is_some_and(|a| a.ends_with("ssh"))
+            && args.iter().any(|a| a == "-M")
+            && args
+                .iter()
+                .any(|a| a.starts_with(&dir) && a.ends_with("/master"))
+            && args.last().is_some_and(|a| a == &opts.host)
+            && opts.port.is_none_or(|port| {
+                args.windows(2)
+                    .any(|w| w[0] == "-p" && w[1] == port.to_string())
+            });
+        if is_master {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+/// The file in a master's folder naming the run that opened it.
+const RUN_PID_FILE: &str = "secretsync.pid";
+
+/// Marks a master this run opened (and closes when it ends): its folder gets
+/// the run's pid, so that a later run can end it if this one is killed, and
+/// [`crate::signals`] closes it on SIGINT/SIGTERM/SIGHUP.
+fn mark_master(session: &openssh::Session) {
+    let socket = session.control_socket();
+    let Some(folder) = socket.parent() else {
+        return;
+    };
+    let _ = std::fs::write(folder.join(RUN_PID_FILE), std::process::id().to_string());
+    crate::signals::remember_master(socket, folder);
+}
+
+/// Ends the masters left by runs that were killed (SIGKILL leaves no chance
+/// to close them) and removes their folders: folders of this user in `dir`
+/// marked with a run's pid ([`mark_master`]) whose run is gone.
+pub fn sweep_killed_masters(dir: &Path) {
+    for folder in killed_masters(dir) {
+        let socket = folder.join("master");
+        if answers(&socket) {
+            crate::signals::close_master(&socket);
+        }
+        let _ = std::fs::remove_dir_all(&folder);
+    }
+}
+
+/// The folders [`sweep_killed_masters`] would remove (`doctor` reports them).
+pub fn killed_masters(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".ssh-connection")
+        })
+        .map(|e| e.path())
+        .filter(|folder| {
+            let Ok(meta) = std::fs::symlink_metadata(folder) else {
+                return false;
+            };
+            if !meta.is_dir() || meta.uid() != me {
+                return false;
+            }
+            let Ok(pid) = std::fs::read_to_string(folder.join(RUN_PID_FILE)) else {
+                return false;
+            };
+            pid.trim()
+                .parse::<i32>()
+                .is_ok_and(|p| p != std::process::id() as i32 && !crate::signals::pid_alive(p))
+        })
+        .collect()
+}
+
 /// What makes two targets' connections the same one: every option.
 fn options_key(opts: &SshOptions) -> String {
     format!("{opts:?}")
@@ -715,8 +864,8 @@ fn connect_error(label: &str, opts: &SshOptions, e: &openssh::Error) -> TargetEr
     }
     if said.contains("timed out") {
         return TargetError::unreachable(format!(
-            "cannot connect to {label}: no answer within {}s",
-            timeout.as_secs()
+            "cannot connect to {label}: no answer within {} (connect_timeout)",
+            secs(timeout)
         ))
         .with_hint(
             "check the host name, the network and any firewall, or raise `connect_timeout`",

@@ -231,7 +231,37 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
             for note in &d.observed.notes {
                 let _ = writeln!(out, "    {} {note}", st.cyan("note:"));
             }
+            if d.unmanaged_hidden > 0 {
+                let _ = writeln!(
+                    out,
+                    "    {} {}",
+                    st.cyan("note:"),
+                    hidden_unmanaged(d.unmanaged_hidden)
+                );
+            }
         }
+    }
+    out
+}
+
+/// "1,204 more unmanaged keys left alone (-v lists them)".
+pub fn hidden_unmanaged(n: usize) -> String {
+    format!(
+        "{} more unmanaged {} left alone (-v lists them)",
+        thousands(n),
+        if n == 1 { "key" } else { "keys" }
+    )
+}
+
+/// `1204` → `1,204`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -292,6 +322,9 @@ fn target_json(t: &TargetPlan) -> Value {
             });
             if !d.observed.notes.is_empty() {
                 v["notes"] = json!(d.observed.notes);
+            }
+            if d.unmanaged_hidden > 0 {
+                v["unmanaged_hidden"] = json!(d.unmanaged_hidden);
             }
             v
         }

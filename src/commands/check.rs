@@ -9,6 +9,9 @@ use secretsync::error::Error;
 pub(super) fn run(g: &Global, a: CheckArgs) -> Result<Exit, Error> {
     let path = g.manifest.display().to_string();
     let report = check::check(&g.manifest);
+    if let Some(note) = check::unverified_note(&report) {
+        secretsync::notice::notice(&note);
+    }
     match a.format {
         Format::Text => {
             let text = check::text(&report, &path);

@@ -16,14 +16,17 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     let m = manifest::load(&g.manifest)?;
     let mut sections = vec![Section {
         scope: "manifest".into(),
-        checks: vec![Check {
-            what: format!("{} loads", g.manifest.display()),
-            outcome: Ok(format!(
-                "{} targets, {} secrets",
-                m.targets.len(),
-                m.secrets.len()
-            )),
-        }],
+        checks: vec![
+            Check {
+                what: format!("{} loads", g.manifest.display()),
+                outcome: Ok(format!(
+                    "{} targets, {} secrets",
+                    m.targets.len(),
+                    m.secrets.len()
+                )),
+            },
+            manifest_orphans(&g.manifest),
+        ],
     }];
 
     let encrypted: Vec<(&str, &str)> = m
@@ -128,4 +131,30 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     } else {
         Exit::Failed
     })
+}
+
+/// Temp files of an editor killed while rewriting the manifest (`set`,
+/// `rotate`…), beside it: they hold its text (#24).
+fn manifest_orphans(manifest: &std::path::Path) -> Check {
+    let dir = secretsync::fsutil::directory_of(manifest);
+    let orphans = secretsync::fsutil::orphans(dir);
+    Check {
+        what: "no temp files left beside the manifest".into(),
+        outcome: if orphans.is_empty() {
+            Ok(format!("none in {}", dir.display()))
+        } else {
+            Err(TargetError::failed(format!(
+                "{} holds {} temp file(s) left by a secretsync that was killed while writing: {}",
+                dir.display(),
+                orphans.len(),
+                orphans
+                    .iter()
+                    .filter_map(|o| o.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint("the next edit of the manifest removes them, or delete them by hand"))
+        },
+    }
 }

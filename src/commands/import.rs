@@ -22,6 +22,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
         targets: vec![a.from.clone()],
         parallelism: 1,
         ssh_persist: None,
+        list_unmanaged: true,
         manifest: g.manifest.clone(),
         identity: g.identity.clone(),
     };

@@ -139,6 +139,7 @@ fn options(g: &Global, s: &Selection) -> Options {
         targets: s.targets.clone(),
         parallelism: usize::from(s.parallelism),
         ssh_persist: s.ssh_persist.filter(|d| !d.is_zero()),
+        list_unmanaged: g.verbose > 0,
     }
 }
 

@@ -234,6 +234,8 @@ fn write_sync(
     changes: &[Change],
     format: Format,
 ) -> Result<(), TargetError> {
+    // One writer at a time, from this check to the rename (src/writelock.rs).
+    let _lock = lock_for(path)?;
     let current = read_bytes(path)?;
     let unchanged = match (&current, observed_exists, &snapshot) {
         (None, false, _) => true,
@@ -301,6 +303,30 @@ fn write_sync(
     staged.commit().map_err(write_error)
 }
 
+/// The writers' lock of `path`: on the folder of the file a write replaces
+/// (or, while that folder does not exist yet, of its nearest existing one).
+fn lock_for(path: &Path) -> Result<crate::writelock::WriteLock, TargetError> {
+    let dest = write_destination(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut dir = directory_of(&dest).to_path_buf();
+    while !dir.is_dir() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    crate::writelock::lock_dir(&dir).map_err(|e| match e {
+        crate::writelock::LockError::Busy(waited) => TargetError::conflict(format!(
+            "{} is being written by another secretsync; waited {waited:.0?}, nothing was written",
+            path.display()
+        ))
+        .with_hint("run plan again when the other apply has finished (SECRETSYNC_LOCK_TIMEOUT sets the wait in seconds)"),
+        crate::writelock::LockError::Io(e) => io_error("cannot lock the folder of", path, &e),
+    })
+}
+
 /// A failed step of the atomic replacement, said for this target.
 fn write_error(e: AtomicError) -> TargetError {
     let AtomicError { step, path, source } = e;
@@ -364,11 +390,26 @@ fn check_directory(path: &Path) -> Result<String, TargetError> {
     let dir = directory_of(&dest);
     // The honest test of "can the atomic write happen": create (and drop,
     // which deletes) an empty temp file there.
-    tempfile::Builder::new()
-        .prefix(".secretsync.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map(|_| format!("can create files in {}", dir.display()))
+    let orphans = crate::fsutil::orphans(dir);
+    if !orphans.is_empty() {
+        return Err(TargetError::failed(format!(
+            "{} holds {} temp file(s) left by a secretsync that was killed while writing ({}); they may hold values",
+            dir.display(),
+            orphans.len(),
+            orphans
+                .iter()
+                .filter_map(|o| o.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint("the next apply that writes there removes them, or delete them by hand"));
+    }
+    crate::fsutil::temp_file_in(dir)
+        .map(|t| {
+            crate::signals::forget_temp(t.path());
+            format!("can create files in {}", dir.display())
+        })
         .map_err(|e| {
             // tempfile's error names the random file it tried: say the cause only.
             let cause = std::fs::metadata(dir)

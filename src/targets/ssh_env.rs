@@ -364,6 +364,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A write whose end was not seen: the file is the old one or the whole new
+/// one (the rename is atomic), and only a read can tell which.
+fn in_doubt(location: &str, e: &TargetError) -> TargetError {
+    TargetError::unreachable(format!(
+        "{}; {location} may already hold the new values: a write is atomic, so the file is either old or new",
+        e.message
+    ))
+    .with_hint("run plan (or apply again) to tell which: it reads the file, and a re-run converges")
+}
+
 /// The error for a failed write script, by its exit code.
 fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> TargetError {
     match code {
@@ -371,6 +381,10 @@ fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> Tar
             "{location} changed since it was read; nothing was written"
         ))
         .with_hint("run plan again"),
+        Some(86) => TargetError::conflict(format!(
+            "{location} is being written by another secretsync (its writers' lock stayed taken); nothing was written"
+        ))
+        .with_hint("run plan again when the other apply has finished"),
         Some(71) => TargetError::failed(format!("{location} is a symlink to a missing file"))
             .with_hint("create the file it points to, or replace the link with a file"),
         Some(72) => TargetError::failed(format!("{location} is a directory, not an env file"))
@@ -519,12 +533,23 @@ impl Target for SshEnvFile {
             if self.spec.create { "1" } else { "0" },
             self.spec.on_change.as_deref().unwrap_or(""),
         ];
-        let out = self
-            .runner()
-            .sh(&WRITE_SCRIPT, &args, &input, false)
-            .await?;
+        let out = match self.runner().sh(&WRITE_SCRIPT, &args, &input, false).await {
+            Ok(out) => out,
+            // The connection went once the new text was on its way: the
+            // script may have finished the rename before it was cut.
+            Err(e) if e.message.contains(crate::remote::LOST_DURING) => {
+                return Err(in_doubt(&location, &e))
+            }
+            Err(e) => return Err(e),
+        };
         if out.code == Some(0) {
             return Ok(());
+        }
+        if out.code.is_none() {
+            return Err(in_doubt(
+                &location,
+                &TargetError::unreachable("the write script was ended by a signal"),
+            ));
         }
         Err(write_error(
             &location,
@@ -604,6 +629,12 @@ impl Target for SshEnvFile {
                         self.spec.path
                     ))),
                     "sudorefused" => Err(sudo_refused(host)),
+                    orphans if orphans.starts_with("orphans ") => Err(TargetError::failed(format!(
+                        "the directory of {} on {host} holds {} temp file(s) left by a secretsync that was killed while writing; they may hold values",
+                        self.spec.path,
+                        &orphans["orphans ".len()..]
+                    ))
+                    .with_hint("the next apply that writes there removes them, or delete the `.secretsync.*` files by hand")),
                     "nosudo" => Err(TargetError::failed(format!(
                         "the target has `sudo: true` but sudo is not installed on {host}"
                     ))),

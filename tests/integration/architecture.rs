@@ -19,10 +19,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
         &[
-            "secret", "environ", "fsutil", "notice", "ci", "lock", "time", "neutral",
+            "secret",
+            "environ",
+            "fsutil",
+            "notice",
+            "ci",
+            "lock",
+            "time",
+            "neutral",
+            "signals",
+            "writelock",
+            "redact",
         ],
     ),
-    ("services", &["crypto", "envfile", "remote"]),
+    (
+        "services",
+        &["crypto", "envfile", "remote", "undecryptable"],
+    ),
     ("seam", &["targets"]),
     (
         "backends",

@@ -163,6 +163,9 @@ struct State {
     /// Root fields refused with "Not Authorized" (what Railway may do with
     /// a field a token kind cannot use).
     refused_fields: Vec<String>,
+    /// Mutations are refused with errors that echo their variables in
+    /// every form (`echo_variables`).
+    echo: bool,
     /// Requests being answered now, and the most at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -373,6 +376,14 @@ impl RailwayServer {
     /// Railway's deployment rate limit error.
     pub fn deploy_budget(&self, n: usize) {
         self.state().deploy_budget = Some(n);
+    }
+
+    /// Every mutation is refused with errors that quote its variables, as
+    /// graphql-js validation errors do (`Variable "$input" got invalid
+    /// value {…}`), and each string in them JSON-escaped, URL-encoded, in
+    /// base64 and line by line: redaction must hide them all.
+    pub fn echo_variables(&self) {
+        self.state().echo = true;
     }
 
     /// Refuses the root field `name` ("Not Authorized") for every token.
@@ -656,6 +667,8 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
             },
             Fault::AfterSuccess(_) => Reply::Hang,
         }
+    } else if s.echo && query.trim_start().starts_with("mutation") {
+        answer(200, errors(&echoes(&variables)))
     } else if parsed.is_none() {
         answer(
             400,
@@ -678,6 +691,49 @@ fn handle(s: &mut State, head: &str, headers: &[(String, String)], body: &str) -
     };
     s.log.push(logged);
     reply
+}
+
+/// Error messages quoting `variables` (see [`RailwayServer::echo_variables`]).
+fn echoes(variables: &Value) -> Vec<String> {
+    use base64::Engine as _;
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let url = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let mut leaves = Vec::new();
+    strings(variables, &mut leaves);
+    let mut m = vec![format!(
+        "Variable \"$input\" got invalid value {variables}; Field \"variables\" of required type \"EnvironmentVariables!\" was not provided."
+    )];
+    for s in leaves {
+        m.push(format!(
+            "Expected value of type \"String!\", found {}.",
+            Value::String(s.to_string())
+        ));
+        m.push(format!("Bad request body (form): {}", url(s)));
+        m.push(format!(
+            "Bad request body (base64): {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        ));
+        for line in s.lines() {
+            m.push(format!("Bad line: {line}"));
+        }
+    }
+    m
 }
 
 fn errors(messages: &[String]) -> Value {

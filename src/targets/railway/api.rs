@@ -19,6 +19,9 @@ pub const DEFAULT_ENDPOINT: &str = "https://backboard.railway.com/graphql/v2";
 pub const ENDPOINT_ENV: &str = "SECRETSYNC_RAILWAY_ENDPOINT";
 /// Seconds one request may take (decimals allowed).
 pub const TIMEOUT_ENV: &str = "SECRETSYNC_RAILWAY_TIMEOUT";
+/// Seconds one read may take in all: every attempt, backoff and rate-limit
+/// wait (decimals allowed).
+pub const DEADLINE_ENV: &str = "SECRETSYNC_RAILWAY_DEADLINE";
 /// How many times a failed request is retried.
 pub const RETRIES_ENV: &str = "SECRETSYNC_RAILWAY_RETRIES";
 /// Seconds before the first retry after a 5xx, timeout or garbled answer;
@@ -43,6 +46,8 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// One request's time limit.
     pub timeout: Duration,
+    /// A read's overall limit: all its attempts and the waits between them.
+    pub deadline: Duration,
     /// The wait before the first retry (doubled each time).
     pub backoff: Duration,
     /// The longest `Retry-After` honoured; a longer one is an error.
@@ -60,6 +65,9 @@ impl Default for RetryPolicy {
             // Railway's CLI waits 90 s: some mutations run past 30 s, and a
             // mutation cut short is one whose outcome must be re-read.
             timeout: Duration::from_secs(90),
+            // A hung Railway would otherwise hold a read for 4 × 90 s plus
+            // backoff: one overall bound, past the first full attempt.
+            deadline: Duration::from_secs(120),
             backoff: Duration::from_secs(1),
             max_wait: Duration::from_secs(60),
             // Railway allows 10 requests a second on Hobby (50 on Pro) and
@@ -91,6 +99,9 @@ impl RetryPolicy {
         };
         if let Some(t) = secs(TIMEOUT_ENV)? {
             p.timeout = t.max(Duration::from_millis(1));
+        }
+        if let Some(d) = secs(DEADLINE_ENV)? {
+            p.deadline = d.max(Duration::from_millis(1));
         }
         if let Some(b) = secs(BACKOFF_ENV)? {
             p.backoff = b;
@@ -288,18 +299,14 @@ pub(super) fn shown_url(url: &str) -> String {
     }
 }
 
-/// Replaces every occurrence of a secret in `text` and shortens it: the
-/// server's messages may echo what was sent. Values shorter than 3
-/// characters are left alone: hiding every "a" would make messages
-/// unreadable, and such a value cannot be told from ordinary text anyway.
+/// Cuts `text` before any request it echoes, replaces every form of every
+/// secret (raw, JSON-escaped, URL-encoded, base64, each line: see
+/// [`crate::redact`]) and shortens it: the server's messages may echo what
+/// was sent. Values shorter than 3 characters are left alone: hiding every
+/// "a" would make messages unreadable, and such a value cannot be told from
+/// ordinary text anyway.
 fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 3).collect();
-    // Longest first, so a value containing another is hidden whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in secrets {
-        out = out.replace(s, "<redacted>");
-    }
+    let mut out = crate::redact::scrub(text, secrets);
     if out.chars().count() > 300 {
         out = out.chars().take(300).collect::<String>() + "…";
     }
@@ -465,15 +472,17 @@ impl Api {
     }
 
     /// One HTTP exchange, in its turn under the token's limits.
-    async fn exchange(&self, token: &Token, body: &Value, hide: &[&str]) -> Exchange {
+    async fn exchange(
+        &self,
+        token: &Token,
+        body: &Value,
+        hide: &[&str],
+        timeout: Duration,
+    ) -> Exchange {
         let limiter = Limiter::of(&self.endpoint, &token.value, &self.policy);
         let _slot = limiter.slots.acquire().await.ok();
         limiter.pace(self.policy.per_second).await;
-        let request = self
-            .client
-            .post(&self.endpoint)
-            .timeout(self.policy.timeout)
-            .json(body);
+        let request = self.client.post(&self.endpoint).timeout(timeout).json(body);
         let request = match token.kind {
             TokenKind::Account => request.bearer_auth(token.value.expose()),
             TokenKind::Project => request.header("Project-Access-Token", token.value.expose()),
@@ -581,9 +590,31 @@ impl Api {
         hide.push(token.value.expose());
         let tries = self.policy.retries + 1;
         let mut attempt = 0u32;
+        // A read's overall deadline (a write is never re-sent once sent).
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.policy.deadline;
+        let overall = |what: &str, attempt: u32| {
+            not_applied(
+                TargetError::unreachable(format!(
+                    "Railway at {} gave no answer within the read's overall deadline of {} ({DEADLINE_ENV}; {attempt} attempt(s), the last: {what})",
+                    self.shown,
+                    short(self.policy.deadline)
+                ))
+                .with_hint(format!(
+                    "check the network and https://status.railway.com; {DEADLINE_ENV} bounds a whole read, {TIMEOUT_ENV} each request (seconds)"
+                )),
+            )
+        };
         loop {
             attempt += 1;
-            let transient = match self.exchange(token, &body, &hide).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout = if write {
+                self.policy.timeout
+            } else {
+                self.policy.timeout.min(left)
+            };
+            let cut_by_deadline = !write && timeout < self.policy.timeout;
+            let transient = match self.exchange(token, &body, &hide, timeout).await {
                 Exchange::Json(status, v) => return self.answer(about, status, v, &hide, write),
                 Exchange::Refused(e) if e.kind == ErrorKind::Auth && e.message.is_empty() => {
                     return Err(not_applied(self.auth_error(about)))
@@ -607,6 +638,9 @@ impl Api {
                         ))
                         .with_hint(format!("run again later, or raise {MAX_WAIT_ENV}"))));
                     }
+                    if !write && tokio::time::Instant::now() + wait >= deadline {
+                        return Err(overall("rate limited", attempt));
+                    }
                     notice(&format!(
                         "railway: rate limited on project {}, waiting {} (retry {attempt}/{})",
                         about.project,
@@ -625,6 +659,9 @@ impl Api {
                 Transient::Garbled(_) => "an answer that is not JSON".into(),
             };
             let sent = !matches!(transient, Transient::NotSent(_));
+            if cut_by_deadline && matches!(transient, Transient::Timeout) {
+                return Err(overall(&what, attempt));
+            }
             if write && sent {
                 return Err(WriteFailure {
                     error: TargetError::unreachable(format!(
@@ -642,7 +679,7 @@ impl Api {
                         short(self.policy.timeout)
                     ))
                     .with_hint(format!(
-                        "check the network and https://status.railway.com; {TIMEOUT_ENV} sets the limit in seconds"
+                        "that is the per-request limit ({TIMEOUT_ENV}; a whole read is bounded by {DEADLINE_ENV}); check the network and https://status.railway.com; {TIMEOUT_ENV} sets the limit in seconds"
                     )),
                     Transient::Connect(c) | Transient::NotSent(c) => TargetError::unreachable(format!(
                         "cannot reach Railway at {}: {c} ({tries} attempts)",
@@ -666,6 +703,9 @@ impl Api {
                 });
             }
             let wait = self.policy.backoff_for(attempt);
+            if !write && tokio::time::Instant::now() + wait >= deadline {
+                return Err(overall(&what, attempt));
+            }
             notice(&format!(
                 "railway: {what} for project {}, retrying in {} (retry {attempt}/{})",
                 about.project,

@@ -53,8 +53,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 pub use api::{
-    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV, IN_FLIGHT_ENV,
-    MAX_WAIT_ENV, PROJECT_TOKEN_ENV, RATE_ENV, RETRIES_ENV, TIMEOUT_ENV,
+    RetryPolicy, ACCOUNT_TOKEN_ENV, BACKOFF_ENV, DEADLINE_ENV, DEFAULT_ENDPOINT, ENDPOINT_ENV,
+    IN_FLIGHT_ENV, MAX_WAIT_ENV, PROJECT_TOKEN_ENV, RATE_ENV, RETRIES_ENV, TIMEOUT_ENV,
 };
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};

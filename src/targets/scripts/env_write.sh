@@ -50,13 +50,50 @@ perm() {
     print out
   }'
 }
+d=$(dirname -- "$p")
+if [ ! -d "$d" ]; then
+  [ "$want" = none ] || { echo "changed since it was read" >&2; exit 75; }
+  [ "$create" = 1 ] || { echo "missing" >&2; exit 76; }
+  (umask 077; mkdir -p -- "$d") || exit 77
+fi
+# The writers' lock, from the check below to the rename: flock(1) on the
+# folder where the host has it (as secretsync's own env_file writes), else a
+# `mkdir` lock holding the owner's pid, taken over when that pid is gone (or
+# when it names none after 10 s).
+t=; L=
+trap 'rm -f -- "$t"; [ -z "$L" ] || rm -rf -- "$L"' EXIT HUP INT TERM
+if command -v flock >/dev/null 2>&1 && [ -r "$d" ]; then
+  exec 9<"$d"
+  flock -x -w 10 9 || { echo "another secretsync is writing beside this file" >&2; exit 86; }
+else
+  n=0
+  until mkdir -- "$d/.secretsync.lock" 2>/dev/null; do
+    o=$(cat -- "$d/.secretsync.lock/pid" 2>/dev/null)
+    if { [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null; } || { [ -z "$o" ] && [ "$n" -ge 10 ]; }; then
+      rm -rf -- "$d/.secretsync.lock"; n=0; continue
+    fi
+    n=$((n+1))
+    [ "$n" -le 10 ] || { echo "another secretsync is writing beside this file" >&2; exit 86; }
+    sleep 1
+  done
+  L=$d/.secretsync.lock
+  echo $$ > "$L/pid"
+fi
+# Temp files of writers that died (killed mid-write): ours, their pid gone.
+me=$(id -u)
+for o in "$d"/.secretsync.*; do
+  if [ ! -f "$o" ] || [ -L "$o" ]; then continue; fi
+  op=${o##*/.secretsync.}; op=${op%%.*}
+  case $op in ''|*[!0-9]*) continue ;; esac
+  [ "$op" != $$ ] || continue
+  ! kill -0 "$op" 2>/dev/null || continue
+  [ "$(owner "$o" | cut -d: -f1)" = "$me" ] || continue
+  rm -f -- "$o"
+done
 if [ -e "$p" ]; then have=$(sum "$p"); [ -n "$have" ] || exit 73; else have=none; fi
 [ "$have" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
 if [ "$have" = none ] && [ "$create" != 1 ]; then echo "missing" >&2; exit 76; fi
-d=$(dirname -- "$p")
-if [ ! -d "$d" ]; then (umask 077; mkdir -p -- "$d") || exit 77; fi
-t=$(umask 077; mktemp "$d/.secretsync.XXXXXX") || exit 78
-trap 'rm -f -- "$t"' EXIT HUP INT TERM
+t=$(umask 077; mktemp "$d/.secretsync.$$.XXXXXX") || exit 78
 cat > "$t" || exit 79
 [ "$(sum "$t")" = "$newsum" ] || { echo "the new text arrived incomplete" >&2; exit 83; }
 if [ "$have" != none ]; then
@@ -69,6 +106,9 @@ sync -- "$t" 2>/dev/null || sync
 if [ -e "$p" ]; then now=$(sum "$p"); else now=none; fi
 [ "$now" = "$want" ] || { echo "changed since it was read" >&2; exit 75; }
 mv -f -- "$t" "$p" || exit 82
+t=
+[ -z "$L" ] || rm -rf -- "$L"; L=
+exec 9<&-
 trap - EXIT HUP INT TERM
 sync -- "$d" 2>/dev/null
 echo written

@@ -1,0 +1,155 @@
+//! Secrets this identity cannot decrypt (#24): they fail only the targets
+//! that need them, each by name and with the recipients the value is
+//! encrypted to; every other target is planned.
+
+use std::io::Read;
+
+use indexmap::IndexMap;
+
+use crate::crypto::{self, Identities, Recipient};
+use crate::secret::Secret;
+
+/// The outcome of decrypting a manifest's values one by one.
+#[derive(Default)]
+pub struct Decrypted {
+    /// Secret name → its value.
+    pub clear: IndexMap<String, Secret>,
+    /// Secret name → why it cannot be decrypted (no value in it).
+    pub unreadable: IndexMap<String, Unreadable>,
+}
+
+/// Why one value cannot be decrypted.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The decryption error ("secret `S` is not encrypted to the identity from …").
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The recipients it is encrypted to ([`encrypted_to`]).
+    pub recipients: String,
+}
+
+/// Decrypts `items` (secret name, armored value), spread over the cores as
+/// [`crate::engine::decrypt_all`] does; a value that cannot be decrypted is
+/// set aside with the reason instead of failing them all.
+pub fn decrypt_each(
+    ids: &Identities,
+    items: &[(&str, &str)],
+    recipients: &[Recipient],
+) -> Decrypted {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = items.len().div_ceil(threads).max(16);
+    let parts: Vec<Vec<(String, Result<Secret, Unreadable>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(name, armored)| {
+                            let got = crypto::decrypt(ids, armored, &format!("secret `{name}`"))
+                                .map_err(|e| crypto::explain(e, &ids.publics(), recipients))
+                                .map_err(|e| Unreadable {
+                                    message: e.to_string(),
+                                    hint: e.hint().map(str::to_string),
+                                    recipients: encrypted_to(armored, recipients),
+                                });
+                            (name.to_string(), got)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(items.chunks(chunk))
+            .map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(n, _)| {
+                            let failed = Unreadable {
+                                message: format!(
+                                    "secret `{n}` was not decrypted: a decryption thread failed"
+                                ),
+                                hint: None,
+                                recipients: String::new(),
+                            };
+                            (n.to_string(), Err(failed))
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    });
+    let mut out = Decrypted::default();
+    for (name, got) in parts.into_iter().flatten() {
+        match got {
+            Ok(v) => {
+                out.clear.insert(name, v);
+            }
+            Err(why) => {
+                out.unreadable.insert(name, why);
+            }
+        }
+    }
+    out
+}
+
+/// "it is encrypted to 2 recipients (X25519 ×2); the manifest lists age1…":
+/// the recipient stanzas of the value's age header (an X25519 stanza does not
+/// name its recipient; an ssh one carries a key tag), and the manifest's
+/// recipients for comparison. Public keys only.
+pub fn encrypted_to(armored: &str, recipients: &[Recipient]) -> String {
+    let mut kinds: IndexMap<String, usize> = IndexMap::new();
+    let mut bytes = Vec::new();
+    let readable = age::armor::ArmoredReader::new(armored.trim().as_bytes())
+        .read_to_end(&mut bytes)
+        .is_ok();
+    if readable {
+        for line in bytes.split(|&b| b == b'\n').skip(1) {
+            if line.starts_with(b"---") {
+                break;
+            }
+            if let Some(args) = line.strip_prefix(b"-> ") {
+                let args = String::from_utf8_lossy(args);
+                let mut it = args.split(' ');
+                let kind = it.next().unwrap_or("").to_string();
+                let label = match kind.as_str() {
+                    "X25519" | "scrypt" => kind,
+                    k if k.starts_with("ssh-") => {
+                        format!("{k} key tag {}", it.next().unwrap_or("?"))
+                    }
+                    // Grease and plugin stanzas.
+                    _ => continue,
+                };
+                *kinds.entry(label).or_default() += 1;
+            }
+        }
+    }
+    let n: usize = kinds.values().sum();
+    let stanzas = kinds
+        .iter()
+        .map(|(k, c)| {
+            if *c > 1 {
+                format!("{k} ×{c}")
+            } else {
+                k.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut listed: Vec<String> = recipients.iter().take(3).map(ToString::to_string).collect();
+    if recipients.len() > 3 {
+        listed.push(format!("and {} more", recipients.len() - 3));
+    }
+    format!(
+        "it is encrypted to {n} recipient{} ({stanzas}); the manifest's recipients: {}",
+        if n == 1 { "" } else { "s" },
+        if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        }
+    )
+}
