@@ -202,34 +202,7 @@ pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>, Crypt
 /// read from its public part: age would accept an ssh-rsa key, which the
 /// manifest's recipients cannot name, so it is refused by type, not by luck.
 fn ssh_key_type(text: &str) -> Option<String> {
-    use base64::Engine as _;
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.contains(OPENSSH_KEY_HEADER))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .map(str::trim)
-        .collect();
-    let bytes = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .ok()?,
-    );
-    let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;
-    // An SSH wire-format string: a big-endian u32 length, then the bytes.
-    fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let s = rest.get(4..4usize.checked_add(len)?)?;
-        *rest = &rest[4 + len..];
-        Some(s)
-    }
-    // cipher, kdf, kdf options; then the count of keys and the first public key.
-    for _ in 0..3 {
-        string(&mut rest)?;
-    }
-    rest = rest.get(4..)?;
-    let mut public = string(&mut rest)?;
-    String::from_utf8(string(&mut public)?.to_vec()).ok()
+    ssh_public(text)?.split(' ').next().map(str::to_string)
 }
 
 /// The public keys (recipients' spelling: `age1…`, `ssh-ed25519 AAAA…`) of

@@ -128,6 +128,22 @@ fn temp_owner_pid(name: &str) -> Option<Option<i32>> {
 /// writing): regular files of this user, older than this run, whose writer
 /// is no longer alive. They may hold every value of the file they were to
 /// replace.
+/// "DIR holds N temp file(s) left by a secretsync that was killed while
+/// writing (a, b)": what doctor and a write say about [`orphans`].
+pub fn orphans_said(dir: &Path, orphans: &[PathBuf]) -> String {
+    format!(
+        "{} holds {} temp file(s) left by a secretsync that was killed while writing ({})",
+        dir.display(),
+        orphans.len(),
+        orphans
+            .iter()
+            .filter_map(|o| o.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 pub fn orphans(dir: &Path) -> Vec<PathBuf> {
     let me = nix::unistd::geteuid().as_raw();
     let started = crate::signals::run_started();

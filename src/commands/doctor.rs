@@ -143,18 +143,11 @@ fn manifest_orphans(manifest: &std::path::Path) -> Check {
         outcome: if orphans.is_empty() {
             Ok(format!("none in {}", dir.display()))
         } else {
-            Err(TargetError::failed(format!(
-                "{} holds {} temp file(s) left by a secretsync that was killed while writing: {}",
-                dir.display(),
-                orphans.len(),
-                orphans
-                    .iter()
-                    .filter_map(|o| o.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .with_hint("the next edit of the manifest removes them, or delete them by hand"))
+            Err(
+                TargetError::failed(secretsync::fsutil::orphans_said(dir, &orphans)).with_hint(
+                    "the next edit of the manifest removes them, or delete them by hand",
+                ),
+            )
         },
     }
 }

@@ -393,15 +393,8 @@ fn check_directory(path: &Path) -> Result<String, TargetError> {
     let orphans = crate::fsutil::orphans(dir);
     if !orphans.is_empty() {
         return Err(TargetError::failed(format!(
-            "{} holds {} temp file(s) left by a secretsync that was killed while writing ({}); they may hold values",
-            dir.display(),
-            orphans.len(),
-            orphans
-                .iter()
-                .filter_map(|o| o.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{}; they may hold values",
+            crate::fsutil::orphans_said(dir, &orphans)
         ))
         .with_hint("the next apply that writes there removes them, or delete them by hand"));
     }
