@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::Exit;
+use super::{check_target, values_on, Exit};
 use crate::cli::{GetArgs, Global};
 use secretsync::crypto;
 use secretsync::error::Error;
@@ -10,7 +10,7 @@ use secretsync::manifest::{self, ValueSource};
 
 pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
     if let Some(t) = &a.target {
-        return super::run::get_on(g, &a, t);
+        return get_on(g, &a, t);
     }
     let m = manifest::load(&g.manifest)?;
     let Some(def) = m.secrets.get(&a.key) else {
@@ -25,6 +25,41 @@ pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
             let ids = crypto::find_identities(g.identity.as_deref())?;
             crypto::decrypt(&ids, armored, &format!("secret `{}`", a.key))?
         }
+    };
+    let mut out = std::io::stdout().lock();
+    let newline = if out.is_terminal() { "\n" } else { "" };
+    out.write_all(value.expose().as_bytes())
+        .and_then(|()| out.write_all(newline.as_bytes()))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("stdout", e))?;
+    Ok(Exit::Ok)
+}
+
+/// `get KEY -t TARGET`: KEY as the target names it, or the secret's name.
+fn get_on(g: &Global, a: &GetArgs, target: &str) -> Result<Exit, Error> {
+    let m = secretsync::manifest::load(&g.manifest)?;
+    check_target(&m, target)?;
+    let on_target = |name: &str, key: &str| key == a.key || name == a.key;
+    // The target's own name wins over a secret of that name renamed there.
+    let mut found = values_on(g, &m, target, |_, key| key == a.key)?;
+    if found.is_empty() {
+        found = values_on(g, &m, target, on_target)?;
+    }
+    let Some((_, value)) = found.into_iter().next() else {
+        let keys: Vec<&str> = m
+            .secrets
+            .values()
+            .filter(|d| d.targets.iter().any(|t| t == target))
+            .map(|d| d.key_on(target))
+            .collect();
+        return Err(Error::usage(
+            format!("target `{target}` receives no key `{}`", a.key),
+            if keys.is_empty() {
+                "no secret of the manifest goes there".to_string()
+            } else {
+                format!("its keys: {}", keys.join(", "))
+            },
+        ));
     };
     let mut out = std::io::stdout().lock();
     let newline = if out.is_terminal() { "\n" } else { "" };

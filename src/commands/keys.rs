@@ -1,31 +1,14 @@
-//! `secretsync set`, `rotate`, `recipients` and `rekey`: edits of the
+//! `secretsync set`, `recipients` and `rekey`: edits of the
 //! manifest's values and recipients. Values never come from argv.
 
 use std::io::{IsTerminal, Read};
 
-use super::Exit;
-use crate::cli::{Charset, Global, RecipientsAction, RotateArgs, SetArgs};
+use super::{check_targets, say, Exit};
+use crate::cli::{Global, RecipientsAction, SetArgs};
 use secretsync::crypto;
 use secretsync::edit::{Editor, Storage, Stored};
 use secretsync::error::Error;
 use secretsync::secret::Secret;
-
-pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path) {
-    if g.quiet {
-        return;
-    }
-    let what = match stored {
-        Stored::Added => "added to",
-        Stored::Replaced => "replaced in",
-        Stored::Unchanged => "unchanged in",
-        Stored::Converted { plain: true } => "kept with the same value, now in clear, in",
-        Stored::Converted { plain: false } => "kept with the same value, now encrypted, in",
-    };
-    eprintln!("secret `{key}` {what} {}", super::shown(path));
-    if *stored == Stored::Replaced {
-        eprintln!("the former value's fingerprint is kept under `previous`; run `secretsync plan` to see where it is still deployed");
-    }
-}
 
 /// Refuses, before any value is read or edit made, what the edit would
 /// refuse later: a bad name, unknown targets, `-t` that differs from an
@@ -33,45 +16,6 @@ pub(super) fn say(g: &Global, stored: &Stored, key: &str, path: &std::path::Path
 fn precheck(g: &Global, key: &str, targets: &[String]) -> Result<(), Error> {
     let m = secretsync::manifest::load(&g.manifest)?;
     check_targets(&m, key, targets)
-}
-
-pub(super) fn check_targets(
-    m: &secretsync::manifest::Manifest,
-    key: &str,
-    targets: &[String],
-) -> Result<(), Error> {
-    for t in targets {
-        if !m.targets.contains_key(t) {
-            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!("--target {t}: no such target"),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
-    match m.secrets.get(key) {
-        Some(s) if !targets.is_empty() => {
-            let mut want = targets.to_vec();
-            let mut have = s.targets.clone();
-            want.sort();
-            want.dedup();
-            have.sort();
-            if want != have {
-                return Err(Error::usage(
-                    format!(
-                        "`{key}` exists already, with targets [{}]; --target only names a new secret's targets",
-                        s.targets.join(", ")
-                    ),
-                    format!(
-                        "change its targets with `secretsync targets add {key} TARGET…` or `secretsync targets remove {key} TARGET…`, then set the value without --target"
-                    ),
-                ));
-            }
-            secretsync::edit::check_secret_name(m, key, &s.targets)
-        }
-        Some(s) => secretsync::edit::check_secret_name(m, key, &s.targets),
-        None => secretsync::edit::check_secret_name(m, key, targets),
-    }
 }
 
 pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
@@ -168,56 +112,6 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
         );
     }
     Ok(Exit::Ok)
-}
-
-/// A random value from the OS random source: `length` characters of
-/// `charset`, or `bytes` random bytes encoded in it.
-#[cfg(test)]
-pub(crate) fn generate(
-    charset: Charset,
-    length: usize,
-    bytes: Option<usize>,
-) -> Result<Secret, Error> {
-    Ok(spec_of(charset, length, bytes)?.make())
-}
-
-/// The `generate:` spec the --length, --charset and --bytes flags describe.
-pub(crate) fn spec_of(
-    charset: Charset,
-    length: usize,
-    bytes: Option<usize>,
-) -> Result<secretsync::generate::Spec, Error> {
-    use secretsync::generate::Spec;
-    let alphabet = alphabet(charset);
-    match bytes {
-        Some(n) => Spec::new_bytes(n, alphabet).map_err(|_| {
-            Error::usage(
-                "--bytes encodes random bytes: choose --charset hex, base64 or base64url",
-                "or use --length N for N characters of alnum or ascii",
-            )
-        }),
-        None => {
-            Spec::new_chars(length, alphabet).map_err(|why| Error::usage(why, "--length 8 to 4096"))
-        }
-    }
-}
-
-fn alphabet(c: Charset) -> secretsync::generate::Alphabet {
-    use secretsync::generate::Alphabet;
-    match c {
-        Charset::Alnum => Alphabet::Alnum,
-        Charset::Hex => Alphabet::Hex,
-        Charset::Base64 => Alphabet::Base64,
-        Charset::Base64url => Alphabet::Base64url,
-        Charset::Ascii => Alphabet::Ascii,
-    }
-}
-
-pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
-    if a.due {
-        return super::rotate::due(g, a.dry_run);
-    }
-    super::rotate::key(g, a)
 }
 
 pub(super) fn recipients(g: &Global, action: RecipientsAction) -> Result<Exit, Error> {
@@ -355,6 +249,13 @@ pub(super) fn rekey(g: &Global) -> Result<Exit, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Charset;
+
+    /// A random value from the OS random source: `length` characters of
+    /// `charset`, or `bytes` random bytes encoded in it.
+    fn generate(charset: Charset, length: usize, bytes: Option<usize>) -> Result<Secret, Error> {
+        Ok(super::super::spec_of(charset, length, bytes)?.make())
+    }
 
     #[test]
     fn generated_values_follow_length_and_charset() {

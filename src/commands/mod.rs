@@ -101,7 +101,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Get(a) => get::run(g, a),
         Command::Init(a) => init::run(g, a),
         Command::Set(a) => keys::set(g, a),
-        Command::Rotate(a) => keys::rotate(g, a),
+        Command::Rotate(a) => rotate::rotate(g, a),
         Command::Import(a) => import::run(g, a).await,
         Command::List(a) => list::run(g, a).await,
         Command::Recipients { action } => keys::recipients(g, action),
@@ -348,4 +348,144 @@ impl Progress for Spinners {
             bar.finish_and_clear();
         }
     }
+}
+
+// ---- shared by the editing commands (set, rotate) ----
+
+pub(super) fn say(
+    g: &Global,
+    stored: &secretsync::edit::Stored,
+    key: &str,
+    path: &std::path::Path,
+) {
+    if g.quiet {
+        return;
+    }
+    let what = match stored {
+        secretsync::edit::Stored::Added => "added to",
+        secretsync::edit::Stored::Replaced => "replaced in",
+        secretsync::edit::Stored::Unchanged => "unchanged in",
+        secretsync::edit::Stored::Converted { plain: true } => {
+            "kept with the same value, now in clear, in"
+        }
+        secretsync::edit::Stored::Converted { plain: false } => {
+            "kept with the same value, now encrypted, in"
+        }
+    };
+    eprintln!("secret `{key}` {what} {}", shown(path));
+    if *stored == secretsync::edit::Stored::Replaced {
+        eprintln!("the former value's fingerprint is kept under `previous`; run `secretsync plan` to see where it is still deployed");
+    }
+}
+
+pub(super) fn check_targets(
+    m: &secretsync::manifest::Manifest,
+    key: &str,
+    targets: &[String],
+) -> Result<(), Error> {
+    for t in targets {
+        if !m.targets.contains_key(t) {
+            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
+            return Err(Error::usage(
+                format!("--target {t}: no such target"),
+                format!("targets: {}", names.join(", ")),
+            ));
+        }
+    }
+    match m.secrets.get(key) {
+        Some(s) if !targets.is_empty() => {
+            let mut want = targets.to_vec();
+            let mut have = s.targets.clone();
+            want.sort();
+            want.dedup();
+            have.sort();
+            if want != have {
+                return Err(Error::usage(
+                    format!(
+                        "`{key}` exists already, with targets [{}]; --target only names a new secret's targets",
+                        s.targets.join(", ")
+                    ),
+                    format!(
+                        "change its targets with `secretsync targets add {key} TARGET…` or `secretsync targets remove {key} TARGET…`, then set the value without --target"
+                    ),
+                ));
+            }
+            secretsync::edit::check_secret_name(m, key, &s.targets)
+        }
+        Some(s) => secretsync::edit::check_secret_name(m, key, &s.targets),
+        None => secretsync::edit::check_secret_name(m, key, targets),
+    }
+}
+
+/// The `generate:` spec the --length, --charset and --bytes flags describe.
+pub(crate) fn spec_of(
+    charset: crate::cli::Charset,
+    length: usize,
+    bytes: Option<usize>,
+) -> Result<secretsync::generate::Spec, Error> {
+    use secretsync::generate::Spec;
+    let alphabet = alphabet(charset);
+    match bytes {
+        Some(n) => Spec::new_bytes(n, alphabet).map_err(|_| {
+            Error::usage(
+                "--bytes encodes random bytes: choose --charset hex, base64 or base64url",
+                "or use --length N for N characters of alnum or ascii",
+            )
+        }),
+        None => {
+            Spec::new_chars(length, alphabet).map_err(|why| Error::usage(why, "--length 8 to 4096"))
+        }
+    }
+}
+
+fn alphabet(c: crate::cli::Charset) -> secretsync::generate::Alphabet {
+    use secretsync::generate::Alphabet;
+    match c {
+        crate::cli::Charset::Alnum => Alphabet::Alnum,
+        crate::cli::Charset::Hex => Alphabet::Hex,
+        crate::cli::Charset::Base64 => Alphabet::Base64,
+        crate::cli::Charset::Base64url => Alphabet::Base64url,
+        crate::cli::Charset::Ascii => Alphabet::Ascii,
+    }
+}
+
+// ---- shared by `run` and `get -t` ----
+
+/// Refuses a target the manifest does not define, naming those it does.
+pub(super) fn check_target(m: &secretsync::manifest::Manifest, target: &str) -> Result<(), Error> {
+    if m.targets.contains_key(target) {
+        return Ok(());
+    }
+    let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
+    Err(Error::usage(
+        format!("--target {target}: no such target"),
+        format!("targets: {}", names.join(", ")),
+    ))
+}
+
+/// Every key `target` receives (as it names it) with its value, in
+/// manifest order; only these secrets are decrypted.
+pub(super) fn values_on(
+    g: &Global,
+    m: &secretsync::manifest::Manifest,
+    target: &str,
+    only: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<(String, secretsync::secret::Secret)>, Error> {
+    let keep = |d: &secretsync::manifest::SecretDef| {
+        d.targets.iter().any(|t| t == target) && only(&d.name, d.key_on(target))
+    };
+    let decrypted = secretsync::lifecycle::decrypt(m, g.identity.as_deref(), keep)?;
+    Ok(m.secrets
+        .values()
+        .filter(|d| keep(d))
+        .filter_map(|d| {
+            let value = match &d.value {
+                secretsync::manifest::ValueSource::Plain(v) => {
+                    secretsync::secret::Secret::new(v.clone())
+                }
+                secretsync::manifest::ValueSource::Encrypted(_) => decrypted.get(&d.name)?.clone(),
+            };
+            Some((d.key_on(target).to_string(), value))
+        })
+        .collect())
 }

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use super::keys::{say, spec_of};
 use super::Exit;
+use super::{say, spec_of};
 use crate::cli::{Charset, Global, RotateArgs};
 use secretsync::edit::Editor;
 use secretsync::error::Error;
@@ -21,6 +21,14 @@ use secretsync::secret::Secret;
 
 /// The most a command may print: a token, a certificate chain, not a file.
 const MAX_OUTPUT: usize = 1 << 20;
+
+/// `rotate --due`, or `rotate KEY`.
+pub(super) fn rotate(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
+    if a.due {
+        return due(g, a.dry_run);
+    }
+    key(g, a)
+}
 
 pub(super) fn from_command(
     g: &Global,
@@ -157,7 +165,7 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
             "to create it, name its targets with --target",
         ));
     }
-    super::keys::check_targets(&editor.manifest, &key, &a.targets)?;
+    super::check_targets(&editor.manifest, &key, &a.targets)?;
     if let Some(cmd) = &a.from_command {
         if a.dry_run {
             if !g.quiet {
