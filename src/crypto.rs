@@ -602,6 +602,40 @@ pub fn getrandom(buf: &mut [u8]) {
     rand::rngs::OsRng.fill_bytes(buf);
 }
 
+/// Decrypts `items` (secret name, armored value), spread over up to 8
+/// cores: one result per item, in order. [`crate::engine::decrypt_all`]
+/// stops at the first failure; `undecryptable::decrypt_each` sets each
+/// failure aside.
+pub fn decrypt_many(ids: &Identities, items: &[(&str, &str)]) -> Vec<Result<Secret, CryptoError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = items.len().div_ceil(threads).max(16);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(name, armored)| decrypt(ids, armored, &format!("secret `{name}`")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(items.chunks(chunk))
+            .flat_map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|_| Err(CryptoError::Encrypt("a decryption thread panicked".into())))
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

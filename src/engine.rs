@@ -747,39 +747,9 @@ pub fn decrypt_all(
     ids: &Identities,
     items: &[(&str, &str)],
 ) -> Result<IndexMap<String, Secret>, Error> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let chunk = items.len().div_ceil(threads).max(16);
-    let results: Vec<Result<Vec<(String, Secret)>, crypto::CryptoError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(name, armored)| {
-                                crypto::decrypt(ids, armored, &format!("secret `{name}`"))
-                                    .map(|v| (name.to_string(), v))
-                            })
-                            .collect()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(crypto::CryptoError::Encrypt(
-                            "a decryption thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
-        });
     let mut out = IndexMap::new();
-    for r in results {
-        out.extend(r?);
+    for ((name, _), got) in items.iter().zip(crypto::decrypt_many(ids, items)) {
+        out.insert(name.to_string(), got?);
     }
     Ok(out)
 }

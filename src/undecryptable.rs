@@ -37,59 +37,22 @@ pub fn decrypt_each(
     items: &[(&str, &str)],
     recipients: &[Recipient],
 ) -> Decrypted {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let chunk = items.len().div_ceil(threads).max(16);
-    let parts: Vec<Vec<(String, Result<Secret, Unreadable>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(name, armored)| {
-                            let got = crypto::decrypt(ids, armored, &format!("secret `{name}`"))
-                                .map_err(|e| crypto::explain(e, &ids.publics(), recipients))
-                                .map_err(|e| Unreadable {
-                                    message: e.to_string(),
-                                    hint: e.hint().map(str::to_string),
-                                    recipients: encrypted_to(armored, recipients),
-                                });
-                            (name.to_string(), got)
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(items.chunks(chunk))
-            .map(|(h, part)| {
-                h.join().unwrap_or_else(|_| {
-                    part.iter()
-                        .map(|(n, _)| {
-                            let failed = Unreadable {
-                                message: format!(
-                                    "secret `{n}` was not decrypted: a decryption thread failed"
-                                ),
-                                hint: None,
-                                recipients: String::new(),
-                            };
-                            (n.to_string(), Err(failed))
-                        })
-                        .collect()
-                })
-            })
-            .collect()
-    });
     let mut out = Decrypted::default();
-    for (name, got) in parts.into_iter().flatten() {
+    for ((name, armored), got) in items.iter().zip(crypto::decrypt_many(ids, items)) {
         match got {
             Ok(v) => {
-                out.clear.insert(name, v);
+                out.clear.insert(name.to_string(), v);
             }
-            Err(why) => {
-                out.unreadable.insert(name, why);
+            Err(e) => {
+                let e = crypto::explain(e, &ids.publics(), recipients);
+                out.unreadable.insert(
+                    name.to_string(),
+                    Unreadable {
+                        message: e.to_string(),
+                        hint: e.hint().map(str::to_string),
+                        recipients: encrypted_to(armored, recipients),
+                    },
+                );
             }
         }
     }

@@ -26,13 +26,7 @@ pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
             crypto::decrypt(&ids, armored, &format!("secret `{}`", a.key))?
         }
     };
-    let mut out = std::io::stdout().lock();
-    let newline = if out.is_terminal() { "\n" } else { "" };
-    out.write_all(value.expose().as_bytes())
-        .and_then(|()| out.write_all(newline.as_bytes()))
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("stdout", e))?;
-    Ok(Exit::Ok)
+    print_value(&value)
 }
 
 /// `get KEY -t TARGET`: KEY as the target names it, or the secret's name.
@@ -61,6 +55,12 @@ fn get_on(g: &Global, a: &GetArgs, target: &str) -> Result<Exit, Error> {
             },
         ));
     };
+    print_value(&value)
+}
+
+/// The one place a value is printed: bare on a pipe (for scripts), with a
+/// newline on a terminal.
+fn print_value(value: &secretsync::secret::Secret) -> Result<Exit, Error> {
     let mut out = std::io::stdout().lock();
     let newline = if out.is_terminal() { "\n" } else { "" };
     out.write_all(value.expose().as_bytes())
