@@ -278,12 +278,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], new_mode: u32) -> io::Result<()> 
     }
 }
 
-/// Today's date (UTC) as YYYY-MM-DD.
-pub fn today() -> String {
-    // The lifecycle's clock: SECRETSYNC_NOW fixes it in tests.
-    crate::time::today()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +356,7 @@ mod tests {
 
     #[test]
     fn today_is_a_date() {
-        let t = today();
+        let t = crate::time::today();
         assert_eq!(t.len(), 10);
         assert!(
             t.starts_with("20") && &t[4..5] == "-" && &t[7..8] == "-",

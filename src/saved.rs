@@ -181,7 +181,7 @@ pub fn from_plan(
         kind: "saved_plan".into(),
         manifest: manifest_path.to_string(),
         manifest_sha256: manifest_sha256(manifest_text),
-        created: crate::fsutil::today(),
+        created: crate::time::today(),
         targets,
         mac: None,
     };

@@ -69,7 +69,7 @@ pub(super) fn run(g: &Global, a: InitArgs) -> Result<Exit, Error> {
             let public = id.to_public();
             let text = zeroize::Zeroizing::new(format!(
                 "# created by secretsync init on {}\n# public key: {public}\n{}\n",
-                secretsync::fsutil::today(),
+                secretsync::time::today(),
                 id.to_string().expose_secret()
             ));
             write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(&path, e))?;

@@ -304,7 +304,7 @@ impl Editor {
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
-            replaced: crate::fsutil::today(),
+            replaced: crate::time::today(),
         }];
         previous.extend(
             self.manifest.secrets[name]
@@ -325,7 +325,7 @@ impl Editor {
     /// which its rotation falls due (src/lifecycle.rs).
     fn record_set_on(&mut self, name: &str) -> Result<(), Error> {
         self.text
-            .set_secret_field(name, "set_on", &format!("\"{}\"", crate::fsutil::today()))
+            .set_secret_field(name, "set_on", &format!("\"{}\"", crate::time::today()))
             .map_err(|e| Error::other(e.0))
     }
 
@@ -370,7 +370,7 @@ impl Editor {
         self.text
             .remove_secret(name)
             .map_err(|e| Error::other(e.0))?;
-        self.text.add_removed(name, &f, &crate::fsutil::today());
+        self.text.add_removed(name, &f, &crate::time::today());
         Ok(())
     }
 

@@ -51,7 +51,7 @@ fn set_replaces_only_the_edited_node_and_records_the_old_fingerprint() {
         "prefix changed:\n{after}"
     );
     assert!(after.ends_with(&before[end..]), "suffix changed:\n{after}");
-    let today = secretsync::fsutil::today();
+    let today = secretsync::time::today();
     assert!(
         after.contains("    previous:\n      - fingerprint: fp:"),
         "{after}"
@@ -116,7 +116,7 @@ fn rotate_makes_random_values_keeps_a_bounded_history_and_plan_diagnoses_it() {
     assert!(v.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
 
     let plan = sb.run(&["plan"]);
-    let today = secretsync::fsutil::today();
+    let today = secretsync::time::today();
     assert!(
         plan.stdout
             .contains(&format!("note: AUTH holds the value replaced on {today}")),

@@ -523,7 +523,7 @@ fn unset_removes_a_secret_and_remembers_its_fingerprint() {
     let after = sb.read("secrets.yaml");
     let start = before.find("  # rotated quarterly\n").unwrap();
     let end = before.find("  LOG_LEVEL:\n").unwrap();
-    let today = secretsync::fsutil::today();
+    let today = secretsync::time::today();
     let expected_prefix = format!("{}{}", &before[..start], &before[end..]);
     assert!(after.starts_with(&expected_prefix), "{after}");
     let rest = &after[expected_prefix.len()..];

@@ -101,7 +101,7 @@ impl<'a> Transcript<'a> {
             .text
             .replace(&self.sb.dir.path().display().to_string(), "<dir>")
             .replace(&self.sb.recipient.to_string(), "<recipient>")
-            .replace(&secretsync::fsutil::today(), "<today>");
+            .replace(&secretsync::time::today(), "<today>");
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/transcripts")
             .join(name);
