@@ -448,7 +448,7 @@ pub(crate) struct TargetAddArgs {
     /// The new target's name.
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
-    /// A kind of target: env_file, ssh_env, railway, keychain.
+    /// A kind of target (the list below is the registry's).
     #[arg(long = "type", value_name = "TYPE", value_parser = target_kinds())]
     pub(crate) kind: String,
     /// Any field of the type, as `FIELD=VALUE` (repeatable): what the

@@ -362,7 +362,10 @@ fn manifest_errors_name_file_line_column_and_a_fix() {
         ),
         (
             "version: 1\ntargets:\n  t:\n    type: s3\n    path: x\n".into(),
-            "error: unknown target type `s3`\n  --> secrets.yaml:4:11\n  |\n4 |     type: s3\n  |           ^^\n  hint: one of: env_file, ssh_env, railway, keychain\n".into(),
+            format!(
+                "error: unknown target type `s3`\n  --> secrets.yaml:4:11\n  |\n4 |     type: s3\n  |           ^^\n  hint: one of: {}\n",
+                secretsync::targets::registry::names()
+            ),
         ),
         (
             "version: 1\ntargets:\n  t: { type: env_file, path: t.env }\nsecrets:\n  A:\n    targets: [t, u]\n    value: x\n".into(),
