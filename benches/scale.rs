@@ -941,6 +941,7 @@ fn open_time(sc: &Scenario) -> Duration {
         manifest: sc.manifest.clone(),
         identity: Some(sc.identity.clone()),
         targets: vec![],
+        envs: vec![],
         parallelism: 16,
         ssh_persist: None,
         list_unmanaged: false,

@@ -108,6 +108,9 @@ pub(crate) struct Selection {
     /// Only this target (repeatable).
     #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) targets: Vec<String>,
+    /// Only this environment (repeatable; all when none is given).
+    #[arg(long = "env", value_name = "ENV")]
+    pub(crate) envs: Vec<String>,
     /// How many targets are read or written at once. Reads are already
     /// batched per Railway project and per SSH host (which caps its own
     /// sessions), so the default covers a 50-target manifest in one wave.

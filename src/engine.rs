@@ -28,8 +28,11 @@ pub trait Progress: Send + Sync {
 pub struct Options {
     pub manifest: PathBuf,
     pub identity: Option<PathBuf>,
-    /// Only these targets (all when empty).
+    /// Only these targets (all when empty): a target, or with environments
+    /// an instance (`TARGET@ENV`) or a target's every instance.
     pub targets: Vec<String>,
+    /// Only these environments (`--env`; all when empty).
+    pub envs: Vec<String>,
     /// How many targets are read or written at once.
     pub parallelism: usize,
     /// Keep SSH masters this long after the run, for the next one.
@@ -73,6 +76,8 @@ pub struct Engine {
     /// Review mode: the secrets whose value the change under review chose;
     /// no fingerprint of theirs is shown, and file diffs show none at all.
     hidden: Option<std::collections::BTreeSet<String>>,
+    /// Environments left out: no identity can decrypt their values.
+    skipped: Vec<String>,
     parallelism: usize,
     ssh: Arc<crate::remote::SshPool>,
     list_unmanaged: bool,
@@ -108,15 +113,12 @@ impl Engine {
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
         check_selection(opts, &manifest)?;
-        let selected = |name: &str| selected(opts, name);
-        let needed: Vec<_> = manifest
-            .secrets
-            .values()
-            .filter(|s| s.targets.iter().any(|t| selected(t)))
-            .collect();
-        let needs_key = needed
-            .iter()
-            .any(|s| matches!(s.value, ValueSource::Encrypted(_)));
+        let all = |name: &str| selected(opts, &manifest, &[], name);
+        let needs_key = manifest.secrets.values().any(|s| {
+            s.targets
+                .iter()
+                .any(|t| all(t) && matches!(s.source_on(t), ValueSource::Encrypted(_)))
+        });
         let identities = if needs_key {
             Some(crypto::find_identities(opts.identity.as_deref())?)
         } else if manifest.fingerprint_key.is_some() {
@@ -125,6 +127,18 @@ impl Engine {
         } else {
             None
         };
+        // Partial identities: every environment planned, an environment
+        // none of this identity's keys can read is left out and said.
+        let skipped = match &identities {
+            Some(ids) if opts.envs.is_empty() => manifest.unreadable_envs(&ids.publics(), &all),
+            _ => Vec::new(),
+        };
+        let selected = |name: &str| selected(opts, &manifest, &skipped, name);
+        let needed: Vec<_> = manifest
+            .secrets
+            .values()
+            .filter(|s| s.targets.iter().any(|t| selected(t)))
+            .collect();
 
         let key = match (&manifest.fingerprint_key, &identities) {
             (Some(armored), Some(ids)) => Some(
@@ -142,16 +156,21 @@ impl Engine {
             }
         }
 
-        let encrypted: Vec<(String, String)> = needed
-            .iter()
-            .filter_map(|s| match &s.value {
-                ValueSource::Encrypted(a) => Some((s.name.clone(), a.clone())),
-                ValueSource::Plain(_) => None,
-            })
-            .collect();
+        // One item per value: a secret's value per environment, or its one.
+        let mut encrypted: IndexMap<String, String> = IndexMap::new();
+        for s in &needed {
+            for t in s.targets.iter().filter(|t| selected(t)) {
+                if let ValueSource::Encrypted(a) = s.source_on(t) {
+                    encrypted
+                        .entry(value_key(s, t))
+                        .or_insert_with(|| a.clone());
+                }
+            }
+        }
+        let encrypted: Vec<(String, String)> = encrypted.into_iter().collect();
         let (done, decrypting) = oneshot::channel();
-        let recipients = manifest.recipients.clone();
-        let mut engine = Self::build(opts, manifest, Some(decrypting));
+        let recipients = manifest.recipients_for(None);
+        let mut engine = Self::build(opts, manifest, Some(decrypting), skipped);
         engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
@@ -193,7 +212,13 @@ impl Engine {
     /// the same selection, backends and connections as a plan, no identity.
     pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
         check_selection(opts, &manifest)?;
-        Ok(Self::build(opts, manifest, None))
+        Ok(Self::build(opts, manifest, None, Vec::new()))
+    }
+
+    /// The environments left out of this run: no identity can decrypt
+    /// their values (only when no `--env` chose them).
+    pub fn skipped_envs(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Builds the selected targets' backends and starts their connections.
@@ -201,7 +226,9 @@ impl Engine {
         opts: &Options,
         manifest: Manifest,
         decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
+        skipped: Vec<String>,
     ) -> Engine {
+        let selected = |name: &str| selected(opts, &manifest, &skipped, name);
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
             ctx.ssh = Arc::new(crate::remote::SshPool::persistent(idle));
@@ -209,7 +236,7 @@ impl Engine {
         let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();
         for (name, spec) in &manifest.targets {
-            if !selected(opts, name) {
+            if !selected(name) {
                 continue;
             }
             keys.insert(name.clone(), Vec::new());
@@ -220,7 +247,7 @@ impl Engine {
             });
         }
         for s in manifest.secrets.values() {
-            for t in s.targets.iter().filter(|t| selected(opts, t)) {
+            for t in s.targets.iter().filter(|t| selected(t)) {
                 keys[t.as_str()].push(s.key_on(t).to_string());
             }
         }
@@ -236,6 +263,7 @@ impl Engine {
             blocked: std::sync::OnceLock::new(),
             fingerprints: Fingerprinter::default(),
             hidden: None,
+            skipped,
             parallelism: opts.parallelism.max(1),
             list_unmanaged: opts.list_unmanaged,
             ssh: ctx.ssh.clone(),
@@ -338,14 +366,18 @@ impl Engine {
         unreadable: &IndexMap<String, crate::undecryptable::Unreadable>,
     ) -> Blocked {
         let mut out: Blocked = IndexMap::new();
-        for (name, u) in unreadable {
-            let Some(s) = self.manifest.secrets.get(name) else {
+        for (item, u) in unreadable {
+            // The item is a secret's value, or one environment's (`NAME@ENV`).
+            let Some(s) = self.manifest.secrets.get(item).or_else(|| {
+                item.rsplit_once('@')
+                    .and_then(|(n, _)| self.manifest.secrets.get(n))
+            }) else {
                 continue;
             };
             for t in s
                 .targets
                 .iter()
-                .filter(|t| self.keys.contains_key(t.as_str()))
+                .filter(|t| self.keys.contains_key(t.as_str()) && value_key(s, t) == *item)
             {
                 let entry = out.entry(t.clone()).or_default();
                 entry.0.push(format!("{}; {}", u.message, u.recipients));
@@ -356,7 +388,7 @@ impl Engine {
     }
 
     /// What the manifest wants on each selected target, values included.
-    fn wanted(&self, mut clear: Clear) -> IndexMap<String, Desired> {
+    fn wanted(&self, clear: Clear) -> IndexMap<String, Desired> {
         let mut desired: IndexMap<String, Desired> = self
             .keys
             .keys()
@@ -371,15 +403,16 @@ impl Engine {
             if on.is_empty() {
                 continue;
             }
-            let value = match &s.value {
-                ValueSource::Plain(v) => Secret::new(v.clone()),
-                // Not decrypted: its targets are blocked (`blocked_targets`).
-                ValueSource::Encrypted(_) => match clear.shift_remove(s.name.as_str()) {
-                    Some(v) => v,
-                    None => continue,
-                },
-            };
             for t in on {
+                // Each target takes its own environment's value (#27).
+                let value = match s.source_on(t) {
+                    ValueSource::Plain(v) => Secret::new(v.clone()),
+                    // Not decrypted: its targets are blocked (`blocked_targets`).
+                    ValueSource::Encrypted(_) => match clear.get(value_key(s, t).as_str()) {
+                        Some(v) => v.clone(),
+                        None => continue,
+                    },
+                };
                 desired[t.as_str()].insert(
                     s.key_on(t).to_string(),
                     Wanted {
@@ -655,6 +688,7 @@ impl Engine {
         let mut observed = observed;
         let notes = target.change_notes(&observed, &changes);
         observed.notes.extend(notes);
+        observed.notes.extend(self.absent_notes(&slot.name));
         Ok(TargetDiff {
             items,
             changes,
@@ -662,6 +696,26 @@ impl Engine {
             observed,
             unmanaged_hidden,
         })
+    }
+
+    /// On an instance: the secrets that list its target but have no value
+    /// for its environment, so do not reach it (#27).
+    fn absent_notes(&self, name: &str) -> Vec<String> {
+        let Some(inst) = self.manifest.instances.get(name) else {
+            return Vec::new();
+        };
+        self.manifest
+            .secrets
+            .values()
+            .filter(|s| s.absent_in.contains(&inst.env) && s.listed.contains(&inst.target))
+            .map(|s| {
+                format!(
+                    "`{}` has no value for environment `{}`: not written here",
+                    crate::neutral::text(&s.name),
+                    inst.env
+                )
+            })
+            .collect()
     }
 
     pub fn slot(&self, name: &str) -> Option<&Slot> {
@@ -691,15 +745,40 @@ impl Engine {
     }
 }
 
-/// Whether the run includes target `name` (all when none is named).
-fn selected(opts: &Options, name: &str) -> bool {
-    opts.targets.is_empty() || opts.targets.iter().any(|t| t == name)
+/// Whether the run includes target `name` (all when none is named): by
+/// `--target` (a target's name also chooses its every instance), by
+/// `--env`, and not in an environment `skipped`.
+fn selected(opts: &Options, manifest: &Manifest, skipped: &[String], name: &str) -> bool {
+    let env = manifest.env_of(name);
+    (opts.targets.is_empty()
+        || opts
+            .targets
+            .iter()
+            .any(|t| manifest.target_matches(name, t)))
+        && (opts.envs.is_empty() || env.is_some_and(|e| opts.envs.iter().any(|x| x == e)))
+        && !env.is_some_and(|e| skipped.iter().any(|x| x == e))
 }
 
-/// Every `--target` must name a target of the manifest.
+/// The decryption item of `s`'s value on target `t`: the secret's name, or
+/// with a value per environment, `NAME@ENV`.
+fn value_key(s: &manifest::SecretDef, t: &str) -> String {
+    match (s.per_environment(), t.rsplit_once('@')) {
+        (true, Some((_, env))) => format!("{}@{env}", s.name),
+        _ => s.name.clone(),
+    }
+}
+
+/// Every `--target` must name a target of the manifest, every `--env` one
+/// of its environments.
 fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
+    manifest.check_envs(&opts.envs).map_err(|why| {
+        Error::usage(
+            why,
+            "environments are defined under `environments:` (docs/environments.md)",
+        )
+    })?;
     for t in &opts.targets {
-        if !manifest.targets.contains_key(t) {
+        if !manifest.knows_target(t) {
             let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
             return Err(Error::usage(
                 format!(

@@ -41,7 +41,7 @@ impl Style {
     fn cyan(&self, t: &str) -> String {
         self.paint("36", t)
     }
-    fn bold(&self, t: &str) -> String {
+    pub fn bold(&self, t: &str) -> String {
         self.paint("1", t)
     }
 }

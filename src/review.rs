@@ -426,6 +426,8 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
             })
             .collect(),
         targets: contacted,
+        environments: head.environments.clone(),
+        instances: head.instances.clone(),
     };
     let engine_opts = Options {
         targets: Vec::new(),

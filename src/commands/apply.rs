@@ -128,7 +128,15 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
 
     let st = style(g);
     match a.format {
-        Format::Text => emit(g, &render::plan_text(&plan, &st)),
+        Format::Text => emit(
+            g,
+            &secretsync::environments::plan_text(
+                &plan,
+                &engine.manifest,
+                engine.skipped_envs(),
+                &st,
+            ),
+        ),
         Format::Markdown => emit(
             g,
             &secretsync::markdown::plan(&plan, a.markdown_limit.saturating_sub(report_room(&plan))),
@@ -141,7 +149,16 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
         confirm()?;
     }
-    let plan_json = (a.format == Format::Json).then(|| render::plan_json(&plan, &manifest));
+    let plan_json = (a.format == Format::Json).then(|| {
+        let mut doc = render::plan_json(&plan, &manifest);
+        secretsync::environments::extend_json(
+            &mut doc,
+            &plan,
+            &engine.manifest,
+            engine.skipped_envs(),
+        );
+        doc
+    });
     let report_room = report_room(&plan);
     let report = apply::apply(&engine, plan).await;
     match a.format {
@@ -163,8 +180,16 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     if errors_on_stderr(g, a.format) {
         say_report_errors(&report);
     }
+    let skipped = !engine.skipped_envs().is_empty();
+    if skipped && a.format != Format::Text && !g.quiet {
+        for env in engine.skipped_envs() {
+            eprintln!("note: {}", secretsync::environments::skipped_line(env));
+        }
+    }
     engine.close().await;
-    Ok(if report.converged() {
+    Ok(if report.converged() && skipped {
+        Exit::Skipped
+    } else if report.converged() {
         Exit::Ok
     } else {
         Exit::Failed

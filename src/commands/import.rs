@@ -20,6 +20,7 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
     };
     let opts = Options {
         targets: vec![a.from.clone()],
+        envs: Vec::new(),
         parallelism: 1,
         ssh_persist: None,
         list_unmanaged: true,

@@ -40,6 +40,9 @@ pub(crate) enum Exit {
     Failed,
     /// The exit status of a command secretsync ran (`secretsync run`).
     Status(u8),
+    /// With environments: some were left out, no identity can decrypt their
+    /// values (nothing failed in the others).
+    Skipped,
 }
 
 impl Exit {
@@ -50,6 +53,7 @@ impl Exit {
             Exit::Failed => 1,
             Exit::Changes => 2,
             Exit::Status(code) => code,
+            Exit::Skipped => 3,
         }
     }
 }
@@ -137,6 +141,7 @@ fn options(g: &Global, s: &Selection) -> Options {
         manifest: g.manifest.clone(),
         identity: g.identity.clone(),
         targets: s.targets.clone(),
+        envs: s.envs.clone(),
         parallelism: usize::from(s.parallelism),
         ssh_persist: s.ssh_persist.filter(|d| !d.is_zero()),
         list_unmanaged: g.verbose > 0,

@@ -35,7 +35,12 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     drop(values);
     match a.format {
         Format::Text => {
-            let mut text = render::plan_text(&plan, &style(g));
+            let mut text = secretsync::environments::plan_text(
+                &plan,
+                &engine.manifest,
+                engine.skipped_envs(),
+                &style(g),
+            );
             if !life.findings.is_empty() {
                 text.push('\n');
                 text.push_str(&life.text(style(g).color));
@@ -47,6 +52,12 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
         Format::Json => {
             let mut doc = render::plan_json(&plan, &manifest);
+            secretsync::environments::extend_json(
+                &mut doc,
+                &plan,
+                &engine.manifest,
+                engine.skipped_envs(),
+            );
             doc["lifecycle"] = life.json();
             if let Some(r) = &review {
                 doc["review"] = r.json();
@@ -57,7 +68,12 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
             g,
             &markdown::document(
                 &plan,
-                &(life.markdown() + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
+                &(secretsync::environments::markdown(
+                    &plan,
+                    &engine.manifest,
+                    engine.skipped_envs(),
+                ) + &life.markdown()
+                    + &review.as_ref().map(|r| r.markdown()).unwrap_or_default()),
                 a.markdown_limit,
             ),
         ),
@@ -142,10 +158,18 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         }
     }
 
+    let skipped = !engine.skipped_envs().is_empty();
+    if skipped && a.format != Format::Text && !g.quiet {
+        for env in engine.skipped_envs() {
+            eprintln!("note: {}", secretsync::environments::skipped_line(env));
+        }
+    }
     engine.close().await;
 
     let mut exit = if plan.has_errors() {
         Exit::Failed
+    } else if skipped {
+        Exit::Skipped
     } else if a.detailed_exitcode
         && (plan.has_changes() || review.as_ref().is_some_and(|r| r.pending()))
     {

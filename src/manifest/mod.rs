@@ -16,6 +16,7 @@
 //! `diagnostics` the error and how it is shown.
 
 mod diagnostics;
+pub mod environments;
 mod fields;
 mod raw;
 mod validate;
@@ -30,6 +31,7 @@ use crate::crypto::Recipient;
 pub use crate::envfile::Format as EnvFormat;
 pub use crate::targets::TargetSpec;
 pub use diagnostics::{Located, ManifestError};
+pub use environments::{Environment, Instance};
 pub use fields::Fields;
 
 use raw::RawManifest;
@@ -55,6 +57,11 @@ pub struct Manifest {
     pub removed: Vec<Removed>,
     /// `rotate_every:` at the top: the default period (days) of encrypted secrets.
     pub rotate_every: Option<i64>,
+    /// `environments:`, in manifest order (empty: one flat environment).
+    pub environments: IndexMap<String, Environment>,
+    /// With environments, each target instance (`TARGET@ENV`, the keys of
+    /// `targets`) → its target and environment; empty without.
+    pub instances: IndexMap<String, Instance>,
 }
 
 /// A secret removed from the manifest (`removed:`).
@@ -79,9 +86,21 @@ impl Manifest {
 #[derive(Debug, Clone)]
 pub struct SecretDef {
     pub name: String,
-    /// Target names, in manifest order.
+    /// Target names, in manifest order: with environments, the instances
+    /// (`TARGET@ENV`) it reaches.
     pub targets: Vec<String>,
+    /// The value, one for every environment; for a secret with a value per
+    /// environment (`values`), an empty ciphertext that decrypts to nothing.
     pub value: ValueSource,
+    /// Environment → its value (`encrypted:` as a map); empty: `value` for all.
+    pub values: IndexMap<String, ValueSource>,
+    /// `environments: [..]`: only in these (`None`: every one).
+    pub environments: Option<Vec<String>>,
+    /// `targets:` as written (target names, not instances).
+    pub listed: Vec<String>,
+    /// Environments whose targets it lists but for which it has no value
+    /// (so it does not reach them: `plan` says so).
+    pub absent_in: Vec<String>,
     /// Target name → the key's name on that target, where it differs.
     pub rename: BTreeMap<String, String>,
     /// Fingerprints of values this secret held before (newest first).

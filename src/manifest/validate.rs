@@ -13,6 +13,13 @@ use super::raw::{RawGenerate, RawManifest, RawSecret, RawTarget};
 use super::*;
 use crate::targets::registry;
 
+/// The environments and which target is in which, for the secrets' checks.
+pub(super) struct Layout<'a> {
+    envs: &'a IndexMap<String, super::environments::Draft>,
+    /// Target → the environments it is instantiated in (empty without environments).
+    member: &'a IndexMap<String, Vec<String>>,
+}
+
 pub(super) struct Checker<'a> {
     path: &'a Path,
     lines: Vec<&'a str>,
@@ -120,19 +127,49 @@ impl<'a> Checker<'a> {
             }
         }
 
+        let envs = self.environments(raw.environments, &recipients)?;
         let mut targets = IndexMap::new();
+        // With environments: target → its instances' environments, and
+        // instance → (target, environment).
+        let mut bases: IndexMap<String, Location> = IndexMap::new();
+        let mut member: IndexMap<String, Vec<String>> = IndexMap::new();
+        let mut instances = IndexMap::new();
         for (name, t) in raw.targets.unwrap_or_default() {
             self.name(&name.0, "target")?;
-            let spec = self.target(&name.0, t)?;
-            targets.insert(name.0.value, spec);
+            if envs.is_empty() {
+                let spec = self.target(&name.0, t)?;
+                targets.insert(name.0.value, spec);
+                continue;
+            }
+            bases.insert(name.0.value.clone(), t.referenced);
+            let made = self.instances(&name.0, t, &envs)?;
+            let list = member.entry(name.0.value.clone()).or_default();
+            for (instance, env, spec) in made {
+                list.push(env.clone());
+                instances.insert(
+                    instance.clone(),
+                    super::environments::Instance {
+                        target: name.0.value.clone(),
+                        env,
+                    },
+                );
+                targets.insert(instance, spec);
+            }
+        }
+        if !envs.is_empty() {
+            self.check_instances(&envs, &instances, &targets, &bases)?;
         }
 
         let mut secrets: IndexMap<String, SecretDef> = IndexMap::new();
         // target → key on target → (secret that put it there)
         let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let layout = Layout {
+            envs: &envs,
+            member: &member,
+        };
         for (name, s) in raw.secrets.unwrap_or_default() {
             self.name(&name.0, "secret")?;
-            let def = self.secret(&name.0, s, &targets, &mut landed)?;
+            let def = self.secret(&name.0, s, &targets, &layout, &mut landed)?;
             secrets.insert(def.name.clone(), def);
         }
 
@@ -154,6 +191,8 @@ impl<'a> Checker<'a> {
                 })
                 .collect(),
             rotate_every: self.period(raw.rotate_every.as_ref())?.flatten(),
+            environments: envs.into_iter().map(|(n, d)| (n, d.env)).collect(),
+            instances,
         })
     }
 
@@ -266,10 +305,29 @@ impl<'a> Checker<'a> {
         name: &Spanned<String>,
         t: Spanned<RawTarget>,
     ) -> Result<TargetSpec, ManifestError> {
+        if let Some((k, _)) = &t.value.environments {
+            return Err(self.at_key(
+                k,
+                format!("target `{}` lists `environments`, but the manifest defines none", name.value),
+                Some("define them at the top: `environments: {staging: {}, production: {}}` (docs/environments.md)".into()),
+            ));
+        }
         let loc = t.referenced;
+        self.target_spec(&name.value, loc, t.value.into_iter().collect(), None)
+    }
+
+    /// A target (or an environment's instance of one, `env`) read by its
+    /// kind from its fields.
+    pub(super) fn target_spec(
+        &self,
+        name: &str,
+        loc: Location,
+        entries: Vec<(super::raw::Key, Spanned<Option<String>>)>,
+        env: Option<&str>,
+    ) -> Result<TargetSpec, ManifestError> {
         let mut fields = IndexMap::new();
         let mut kind_field = None;
-        for (key, value) in t.value {
+        for (key, value) in entries {
             if key.0.value == "type" {
                 kind_field = Some(value);
             } else {
@@ -283,7 +341,7 @@ impl<'a> Checker<'a> {
             return Err(self.error(
                 Some(loc),
                 1,
-                format!("target `{}` has no `type`", name.value),
+                format!("target `{name}` has no `type`"),
                 Some(format!("one of: {}", registry::names())),
             ));
         };
@@ -294,6 +352,14 @@ impl<'a> Checker<'a> {
                 Some(format!("one of: {}", registry::names())),
             ));
         };
+        // In an environment, a kind's `environment` field (Railway's)
+        // defaults to the environment's name.
+        if let Some(env) = env {
+            if kind.fields().contains(&"environment") && !fields.contains_key("environment") {
+                let (key, value) = super::environments::synthetic("environment", env, loc);
+                fields.insert(key.0.value.clone(), Field { key: key.0, value });
+            }
+        }
         for field in fields.values() {
             let f = field.key.value.as_str();
             if let Some((why, hint)) = kind.withdrawn(f) {
@@ -325,8 +391,7 @@ impl<'a> Checker<'a> {
                 return Err(self.at(
                     &field.value,
                     format!(
-                        "`{f}` of target `{}` contains a control, bidi or invisible character",
-                        name.value
+                        "`{f}` of target `{name}` contains a control, bidi or invisible character"
                     ),
                     Some(
                         "write the value in plain characters: it is printed in plans and errors"
@@ -335,7 +400,7 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        kind.parse(&Fields::new(self, &name.value, kind.name(), loc, fields))
+        kind.parse(&Fields::new(self, name, kind.name(), loc, fields))
     }
 
     fn secret(
@@ -343,22 +408,85 @@ impl<'a> Checker<'a> {
         name: &Spanned<String>,
         s: Spanned<RawSecret>,
         targets: &IndexMap<String, TargetSpec>,
+        layout: &Layout<'_>,
         landed: &mut BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<SecretDef, ManifestError> {
         let loc = s.referenced;
         let s = s.value;
+        let owner = format!("secret `{}`", name.value);
+        let secret_envs = match &s.environments {
+            None => None,
+            Some(l) => Some(self.env_list(
+                Some((
+                    &Spanned::new("environments".to_string(), l.referenced, l.defined),
+                    &l.value,
+                )),
+                layout.envs,
+                &owner,
+            )?),
+        };
+        let armored = |e: &Spanned<String>| -> Result<String, ManifestError> {
+            if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
+                return Err(self.at(
+                    e,
+                    format!("secret `{}`: `encrypted` is not an armored age file", name.value),
+                    Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; write it with `secretsync set`".into()),
+                ));
+            }
+            Ok(e.value.clone())
+        };
+        let mut values: IndexMap<String, ValueSource> = IndexMap::new();
         let value = match (s.value, s.encrypted) {
             (Some(v), None) => ValueSource::Plain(v.value),
-            (None, Some(e)) => {
-                if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
-                    return Err(self.at(
-                        &e,
-                        format!("secret `{}`: `encrypted` is not an armored age file", name.value),
-                        Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; write it with `secretsync set`".into()),
-                    ));
+            (None, Some(e)) => match e.value {
+                // (`e.value` moves out; its place stays for errors.)
+                super::raw::RawEncrypted::One(text) => {
+                    ValueSource::Encrypted(armored(&Spanned::new(text, e.referenced, e.defined))?)
                 }
-                ValueSource::Encrypted(e.value)
-            }
+                super::raw::RawEncrypted::PerEnv(map) => {
+                    let e = Spanned::new((), e.referenced, e.defined);
+                    if layout.envs.is_empty() {
+                        return Err(self.at(
+                            &e,
+                            format!("secret `{}`: `encrypted` is a value per environment, but the manifest defines none", name.value),
+                            Some("define them at the top (`environments:`, docs/environments.md), or give one armored value".into()),
+                        ));
+                    }
+                    for (env, text) in map {
+                        if !layout.envs.contains_key(&env.0.value) {
+                            return Err(self.at_key(
+                                &env.0,
+                                format!("secret `{}` has a value for environment `{}`, which is not defined", name.value, crate::neutral::text(&env.0.value)),
+                                Some(format!("defined environments: {}", layout.envs.keys().map(String::as_str).collect::<Vec<_>>().join(", "))),
+                            ));
+                        }
+                        if secret_envs
+                            .as_ref()
+                            .is_some_and(|l| !l.contains(&env.0.value))
+                        {
+                            return Err(self.at_key(
+                                &env.0,
+                                format!("secret `{}` has a value for environment `{}`, which is not one of its environments", name.value, env.0.value),
+                                Some("add it to the secret's `environments: [..]`, or remove the value".into()),
+                            ));
+                        }
+                        values.insert(env.0.value.clone(), ValueSource::Encrypted(armored(&text)?));
+                    }
+                    if values.is_empty() {
+                        return Err(self.at(
+                            &e,
+                            format!(
+                                "secret `{}`: `encrypted` holds no environment's value",
+                                name.value
+                            ),
+                            Some("write one with `secretsync set KEY --env ENV`".into()),
+                        ));
+                    }
+                    // Never used for a target: each takes its environment's
+                    // value (`source_on`); empty, it decrypts to nothing.
+                    ValueSource::Encrypted(String::new())
+                }
+            },
             (Some(v), Some(_)) => return Err(self.at(
                 &v,
                 format!("secret `{}` has both `value` and `encrypted`", name.value),
@@ -380,10 +508,25 @@ impl<'a> Checker<'a> {
             }
         };
 
+        // Without environments a target is its own instance; with them,
+        // one per environment it and the secret share, where the secret
+        // has a value.
+        let with_envs = !layout.envs.is_empty();
         let mut target_names = Vec::new();
+        let mut listed = Vec::new();
+        let mut absent_in: Vec<String> = Vec::new();
         for t in &s.targets {
-            if !targets.contains_key(&t.value) {
-                let defined: Vec<&str> = targets.keys().map(String::as_str).collect();
+            let known = if with_envs {
+                layout.member.contains_key(&t.value)
+            } else {
+                targets.contains_key(&t.value)
+            };
+            if !known {
+                let defined: Vec<&str> = if with_envs {
+                    layout.member.keys().map(String::as_str).collect()
+                } else {
+                    targets.keys().map(String::as_str).collect()
+                };
                 return Err(self.at(
                     t,
                     format!(
@@ -397,65 +540,85 @@ impl<'a> Checker<'a> {
                     }),
                 ));
             }
-            if target_names.contains(&t.value) {
+            if listed.contains(&t.value) {
                 return Err(self.at(
                     t,
                     format!("secret `{}` lists target `{}` twice", name.value, t.value),
                     Some("list each target once".into()),
                 ));
             }
-            target_names.push(t.value.clone());
+            listed.push(t.value.clone());
+            if !with_envs {
+                target_names.push((t.value.clone(), t));
+                continue;
+            }
+            for env in &layout.member[&t.value] {
+                if secret_envs.as_ref().is_some_and(|l| !l.contains(env)) {
+                    continue;
+                }
+                if !values.is_empty() && !values.contains_key(env) {
+                    if !absent_in.contains(env) {
+                        absent_in.push(env.clone());
+                    }
+                    continue;
+                }
+                target_names.push((super::environments::instance_name(&t.value, env), t));
+            }
         }
 
         let mut rename = BTreeMap::new();
         for (target, new_name) in &s.rename {
-            if !target_names.contains(&target.0.value) {
+            if !listed.contains(&target.0.value) {
                 return Err(self.at(
                     &target.0,
                     format!(
                         "secret `{}` renames itself on `{}`, which is not one of its targets",
                         name.value, target.0.value
                     ),
-                    Some(format!("its targets: [{}]", target_names.join(", "))),
+                    Some(format!("its targets: [{}]", listed.join(", "))),
                 ));
             }
-            rename.insert(target.0.value.clone(), new_name.value.clone());
+            for (instance, t) in &target_names {
+                if t.value == target.0.value {
+                    rename.insert(instance.clone(), new_name.value.clone());
+                }
+            }
         }
 
-        for t in &s.targets {
-            let key = rename.get(&t.value).unwrap_or(&name.value);
-            let (place, spanned): (Location, &Spanned<String>) =
+        for (instance, t) in &target_names {
+            let key = rename.get(instance).unwrap_or(&name.value);
+            let spanned: &Spanned<String> =
                 match s.rename.iter().find(|(k, _)| k.0.value == t.value) {
-                    Some((_, v)) => (v.referenced, v),
-                    None => (name.referenced, t),
+                    Some((_, v)) => v,
+                    None => t,
                 };
-            let _ = place;
-            if let Err(rule) = targets[&t.value].check_key(key) {
+            if let Err(rule) = targets[instance].check_key(key) {
                 return Err(self.at(
                     spanned,
                     format!(
                         "{} cannot be a key on target `{}`",
                         crate::neutral::quoted_code(key),
-                        t.value
+                        instance
                     ),
                     Some(format!(
                         "{rule}; use `rename` to give it another name there"
                     )),
                 ));
             }
-            let on_target = landed.entry(t.value.clone()).or_default();
+            let on_target = landed.entry(instance.clone()).or_default();
             if let Some(first) = on_target.get(key) {
                 return Err(self.at(
                     spanned,
                     format!(
                         "secrets `{first}` and `{}` both land on `{key}` on target `{}`",
-                        name.value, t.value
+                        name.value, instance
                     ),
                     Some("rename one of them on that target with `rename`".into()),
                 ));
             }
             on_target.insert(key.clone(), name.value.clone());
         }
+        let target_names: Vec<String> = target_names.into_iter().map(|(i, _)| i).collect();
 
         let previous = s
             .previous
@@ -492,6 +655,10 @@ impl<'a> Checker<'a> {
             name: name.value.clone(),
             targets: target_names,
             value,
+            values,
+            environments: secret_envs.filter(|_| s.environments.is_some()),
+            listed,
+            absent_in,
             rename,
             previous,
             generate,

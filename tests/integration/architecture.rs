@@ -61,6 +61,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "notify",
             "markdown",
             "gitignore",
+            "environments",
+            "compare",
         ],
     ),
 ];

@@ -358,7 +358,7 @@ fn manifest_errors_name_file_line_column_and_a_fix() {
         ),
         (
             "version: 1\ntargets: {}\nsecrets: {}\nrecipents: []\n".into(),
-            "error: unknown field `recipents`, expected one of version, recipients, fingerprint_key, targets, secrets, removed, rotate_every\n  --> secrets.yaml:4:1\n  |\n4 | recipents: []\n  | ^^^^^^^^^\n  hint: see docs/manifest.md for the fields each part of the manifest takes\n".into(),
+            "error: unknown field `recipents`, expected one of version, recipients, fingerprint_key, targets, secrets, removed, rotate_every, environments\n  --> secrets.yaml:4:1\n  |\n4 | recipents: []\n  | ^^^^^^^^^\n  hint: see docs/manifest.md for the fields each part of the manifest takes\n".into(),
         ),
         (
             "version: 1\ntargets:\n  t:\n    type: s3\n    path: x\n".into(),

@@ -21,6 +21,7 @@ mod concurrency;
 mod crash;
 mod edit;
 mod env_file;
+mod environments;
 mod everyday;
 mod faults;
 mod hostile;

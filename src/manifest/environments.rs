@@ -1,0 +1,546 @@
+//! Environments (`environments:`): staging and production in one manifest.
+//!
+//! Each environment names who can decrypt its values (`recipients`, the
+//! top-level ones when it names none) and the fields its targets take
+//! instead of the base definition (`targets:`). Each target is instantiated
+//! once per environment it belongs to (`environments: [..]` on the target,
+//! every environment by default), named `TARGET@ENV`; a secret reaches an
+//! instance only when it has a value for that instance's environment. So a
+//! value never reaches another environment's target: the expansion here is
+//! the only place instances are made, and each instance's value is looked up
+//! by its own environment ([`SecretDef::source_on`]).
+//!
+//! A manifest without `environments:` means what it meant before: targets
+//! keep their names and every secret has one value.
+
+use indexmap::IndexMap;
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{Key, RawEnvironment, RawTarget};
+use super::validate::Checker;
+use super::{Manifest, ManifestError, SecretDef, TargetSpec, ValueSource};
+use crate::crypto::Recipient;
+
+/// One environment of the manifest.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    /// Who can decrypt this environment's values.
+    pub recipients: Vec<Recipient>,
+    /// Whether it names its own `recipients:` (else the top-level ones).
+    pub own_recipients: bool,
+    /// Target → field → the text this environment gives it instead.
+    pub overrides: IndexMap<String, IndexMap<String, Option<String>>>,
+}
+
+/// A target as instantiated in one environment (`TARGET@ENV`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The target's name under `targets:`.
+    pub target: String,
+    /// The environment.
+    pub env: String,
+}
+
+/// The name of `target` in `env`.
+pub fn instance_name(target: &str, env: &str) -> String {
+    format!("{target}@{env}")
+}
+
+impl Manifest {
+    /// Whether the manifest has `environments:`.
+    pub fn has_environments(&self) -> bool {
+        !self.environments.is_empty()
+    }
+
+    /// The environment of target (instance) `name`; `None` without environments.
+    pub fn env_of(&self, name: &str) -> Option<&str> {
+        self.instances.get(name).map(|i| i.env.as_str())
+    }
+
+    /// Whether target `name` is chosen by `--target selector`: its own name,
+    /// or, for an instance, the name of the target it instantiates.
+    pub fn target_matches(&self, name: &str, selector: &str) -> bool {
+        name == selector
+            || self
+                .instances
+                .get(name)
+                .is_some_and(|i| i.target == selector)
+    }
+
+    /// Whether `selector` (a `--target`) names a target or an instance.
+    pub fn knows_target(&self, selector: &str) -> bool {
+        self.targets.contains_key(selector) || self.instances.values().any(|i| i.target == selector)
+    }
+
+    /// Who must be able to decrypt a value for `env` (`None`: one value for
+    /// every environment, so the union of theirs and the top-level ones).
+    pub fn recipients_for(&self, env: Option<&str>) -> Vec<Recipient> {
+        match env.and_then(|e| self.environments.get(e)) {
+            Some(e) => e.recipients.clone(),
+            None => {
+                let mut out = self.recipients.clone();
+                for e in self.environments.values() {
+                    for r in &e.recipients {
+                        if !out.iter().any(|o| o.to_string() == r.to_string()) {
+                            out.push(r.clone());
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The environments none of `publics` can read, among those with a
+    /// `selected` target that needs a decrypted value; none when that is
+    /// every such environment (then the run fails as a whole, as before).
+    pub fn unreadable_envs(
+        &self,
+        publics: &[String],
+        selected: &dyn Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut needing = Vec::new();
+        for (name, env) in &self.environments {
+            let needs = self.secrets.values().any(|s| {
+                s.targets.iter().any(|t| {
+                    self.env_of(t) == Some(name.as_str())
+                        && selected(t)
+                        && matches!(s.source_on(t), ValueSource::Encrypted(_))
+                })
+            });
+            if needs {
+                let readable = publics
+                    .iter()
+                    .any(|p| crate::crypto::is_recipient(p, &env.recipients));
+                needing.push((name.clone(), readable));
+            }
+        }
+        if needing.iter().all(|(_, readable)| !readable) {
+            return Vec::new();
+        }
+        needing
+            .into_iter()
+            .filter(|(_, readable)| !readable)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Refuses an `--env` that is not an environment of the manifest (and
+    /// any `--env` on a manifest without environments).
+    pub fn check_envs(&self, envs: &[String]) -> Result<(), String> {
+        for e in envs {
+            if !self.environments.contains_key(e) {
+                return Err(if self.environments.is_empty() {
+                    format!("--env {e}: {} has no `environments:`", self.path.display())
+                } else {
+                    format!(
+                        "--env {e}: no such environment in {} (environments: {})",
+                        self.path.display(),
+                        self.environments
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest as one environment sees it: its instances only, each
+    /// secret with that environment's value as its one value (those without
+    /// one left out), its recipients as the manifest's. What `get`, `run`,
+    /// `list`, `set` and the other one-value commands work on with `--env`.
+    pub fn in_env(&self, env: &str) -> Manifest {
+        let keep = |t: &String| self.env_of(t) == Some(env);
+        let secrets = self
+            .secrets
+            .iter()
+            .filter_map(|(name, s)| {
+                let value = s.value_in(env)?.clone();
+                let targets: Vec<String> = s.targets.iter().filter(|t| keep(t)).cloned().collect();
+                Some((
+                    name.clone(),
+                    SecretDef {
+                        targets,
+                        value,
+                        values: IndexMap::new(),
+                        ..s.clone()
+                    },
+                ))
+            })
+            .collect();
+        Manifest {
+            path: self.path.clone(),
+            source: self.source.clone(),
+            recipients: self.recipients_for(Some(env)),
+            fingerprint_key: self.fingerprint_key.clone(),
+            targets: self
+                .targets
+                .iter()
+                .filter(|(t, _)| keep(t))
+                .map(|(t, s)| (t.clone(), s.clone()))
+                .collect(),
+            secrets,
+            removed: self.removed.clone(),
+            rotate_every: self.rotate_every,
+            environments: self
+                .environments
+                .iter()
+                .filter(|(e, _)| e.as_str() == env)
+                .map(|(e, d)| (e.clone(), d.clone()))
+                .collect(),
+            instances: self
+                .instances
+                .iter()
+                .filter(|(_, i)| i.env == env)
+                .map(|(n, i)| (n.clone(), i.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl SecretDef {
+    /// Where the value for target (instance) `target` comes from: the
+    /// value of that target's environment.
+    pub fn source_on(&self, target: &str) -> &ValueSource {
+        if self.values.is_empty() {
+            return &self.value;
+        }
+        target
+            .rsplit_once('@')
+            .and_then(|(_, env)| self.values.get(env))
+            .unwrap_or(&self.value)
+    }
+
+    /// The value this secret has in `env`, if it is in that environment.
+    pub fn value_in(&self, env: &str) -> Option<&ValueSource> {
+        if self
+            .environments
+            .as_ref()
+            .is_some_and(|e| !e.iter().any(|x| x == env))
+        {
+            return None;
+        }
+        if self.values.is_empty() {
+            Some(&self.value)
+        } else {
+            self.values.get(env)
+        }
+    }
+
+    /// Whether its values are one per environment (`encrypted:` a map).
+    pub fn per_environment(&self) -> bool {
+        !self.values.is_empty()
+    }
+
+    /// Every value it holds, with its environment (`None`: one for all).
+    pub fn sources(&self) -> Vec<(Option<&str>, &ValueSource)> {
+        if self.values.is_empty() {
+            vec![(None, &self.value)]
+        } else {
+            self.values
+                .iter()
+                .map(|(e, v)| (Some(e.as_str()), v))
+                .collect()
+        }
+    }
+}
+
+/// An environment while the manifest is checked: its overrides still raw.
+pub(super) struct Draft {
+    pub(super) env: Environment,
+    pub(super) overrides: IndexMap<Key, Spanned<RawTarget>>,
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_.-]*$`: what an environment may be called (it is
+/// a flag's value, half of `TARGET@ENV`, and Railway's default environment).
+fn env_name_ok(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Checker<'_> {
+    /// The environments, their recipients parsed; overrides kept for the targets.
+    pub(super) fn environments(
+        &self,
+        raw: Option<IndexMap<Key, Spanned<RawEnvironment>>>,
+        top: &[Recipient],
+    ) -> Result<IndexMap<String, Draft>, ManifestError> {
+        let mut out = IndexMap::new();
+        for (name, env) in raw.unwrap_or_default() {
+            if !env_name_ok(&name.0.value) {
+                return Err(self.at_key(
+                    &name.0,
+                    format!(
+                        "environment `{}` is not a usable name",
+                        crate::neutral::text(&name.0.value)
+                    ),
+                    Some("an environment's name is letters, digits, `_`, `.` and `-`, starting with a letter or digit".into()),
+                ));
+            }
+            let env = env.value;
+            let (recipients, own) = match &env.recipients {
+                None => (top.to_vec(), false),
+                Some(list) => {
+                    let mut rs = Vec::new();
+                    for r in list {
+                        rs.push(crate::crypto::parse_recipient(&r.value).map_err(|why| {
+                            self.at(
+                                r,
+                                format!(
+                                    "recipient `{}` of environment `{}` does not parse: {why}",
+                                    r.value.trim(),
+                                    name.0.value
+                                ),
+                                Some("a recipient is an age public key (age1…) or an ssh-ed25519 public key line".into()),
+                            )
+                        })?);
+                    }
+                    if rs.is_empty() {
+                        return Err(self.at_key(
+                            &name.0,
+                            format!("environment `{}` lists no recipients", name.0.value),
+                            Some("list who can decrypt its values, or remove `recipients:` to use the top-level ones".into()),
+                        ));
+                    }
+                    (rs, true)
+                }
+            };
+            let overrides: IndexMap<Key, Spanned<RawTarget>> = env.targets.unwrap_or_default();
+            let shown = overrides
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.0.value.clone(),
+                        t.value
+                            .fields
+                            .iter()
+                            .map(|(f, v)| (f.0.value.clone(), v.value.clone()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            out.insert(
+                name.0.value.clone(),
+                Draft {
+                    env: Environment {
+                        name: name.0.value.clone(),
+                        recipients,
+                        own_recipients: own,
+                        overrides: shown,
+                    },
+                    overrides,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The environments `list` (as written on a target or secret) names,
+    /// each checked; `None` (not written): every environment.
+    pub(super) fn env_list(
+        &self,
+        list: Option<(&Spanned<String>, &[Spanned<String>])>,
+        envs: &IndexMap<String, Draft>,
+        owner: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let Some((key, list)) = list else {
+            return Ok(envs.keys().cloned().collect());
+        };
+        if envs.is_empty() {
+            return Err(self.at_key(
+                key,
+                format!("{owner} lists `environments`, but the manifest defines none"),
+                Some("define them at the top: `environments: {staging: {}, production: {}}` (docs/environments.md)".into()),
+            ));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for e in list {
+            if !envs.contains_key(&e.value) {
+                return Err(self.at(
+                    e,
+                    format!(
+                        "{owner} names environment `{}`, which is not defined",
+                        crate::neutral::text(&e.value)
+                    ),
+                    Some(format!(
+                        "defined environments: {}",
+                        envs.keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ));
+            }
+            if out.contains(&e.value) {
+                return Err(self.at(
+                    e,
+                    format!("{owner} lists environment `{}` twice", e.value),
+                    Some("list each environment once".into()),
+                ));
+            }
+            out.push(e.value.clone());
+        }
+        if out.is_empty() {
+            return Err(self.at_key(
+                key,
+                format!("{owner} lists no environment"),
+                Some("name at least one, or remove `environments:` for every one".into()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Target `name` instantiated in each of its environments: the base
+    /// fields, the environment's overrides in their place, and a kind's
+    /// `environment` field defaulting to the environment's name. Each
+    /// instance is read by its kind as any target is (operands and all).
+    pub(super) fn instances(
+        &self,
+        name: &Spanned<String>,
+        t: Spanned<RawTarget>,
+        envs: &IndexMap<String, Draft>,
+    ) -> Result<Vec<(String, String, TargetSpec)>, ManifestError> {
+        if name.value.contains('@') {
+            return Err(self.at_key(
+                name,
+                format!(
+                    "target `{}`: `@` separates a target from its environment",
+                    name.value
+                ),
+                Some("rename the target without `@`".into()),
+            ));
+        }
+        let loc = t.referenced;
+        let list = t
+            .value
+            .environments
+            .as_ref()
+            .map(|(k, l)| (k, l.as_slice()));
+        let member_of = self.env_list(list, envs, &format!("target `{}`", name.value))?;
+        let mut out = Vec::new();
+        for env in member_of {
+            let draft = &envs[&env];
+            let mut entries: Vec<(Key, Spanned<Option<String>>)> = t
+                .value
+                .fields
+                .iter()
+                .map(|(k, v)| (Key(clone_spanned(&k.0)), clone_spanned(v)))
+                .collect();
+            if let Some((_, o)) = draft
+                .overrides
+                .iter()
+                .find(|(k, _)| k.0.value == name.value)
+            {
+                if let Some((k, _)) = &o.value.environments {
+                    return Err(self.at_key(
+                        k,
+                        "an environment's override cannot list `environments`",
+                        Some("list a target's environments on the target itself".into()),
+                    ));
+                }
+                for (k, v) in &o.value.fields {
+                    if k.0.value == "type" {
+                        return Err(self.at_key(
+                            &k.0,
+                            format!(
+                                "environment `{env}` cannot change the type of target `{}`",
+                                name.value
+                            ),
+                            Some("define a target of its own, restricted to that environment with `environments: [..]`".into()),
+                        ));
+                    }
+                    let k = Key(clone_spanned(&k.0));
+                    match entries.iter_mut().find(|(e, _)| *e == k) {
+                        Some(slot) => *slot = (k, clone_spanned(v)),
+                        None => entries.push((k, clone_spanned(v))),
+                    }
+                }
+            }
+            let instance = super::environments::instance_name(&name.value, &env);
+            let spec = self.target_spec(&instance, loc, entries, Some(&env))?;
+            out.push((instance, env, spec));
+        }
+        Ok(out)
+    }
+
+    /// Every override names a target defined in that environment; two
+    /// instances of different environments are never the same place.
+    pub(super) fn check_instances(
+        &self,
+        envs: &IndexMap<String, Draft>,
+        instances: &IndexMap<String, super::environments::Instance>,
+        targets: &IndexMap<String, TargetSpec>,
+        bases: &IndexMap<String, Location>,
+    ) -> Result<(), ManifestError> {
+        for (env, d) in envs {
+            for k in d.overrides.keys() {
+                if !bases.contains_key(&k.0.value) {
+                    return Err(self.at_key(
+                        &k.0,
+                        format!(
+                            "environment `{env}` overrides target `{}`, which is not defined",
+                            k.0.value
+                        ),
+                        Some(format!(
+                            "defined targets: {}",
+                            bases
+                                .keys()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    ));
+                }
+                if !targets.contains_key(&instance_name(&k.0.value, env)) {
+                    return Err(self.at_key(
+                        &k.0,
+                        format!(
+                            "environment `{env}` overrides target `{}`, which is not in that environment",
+                            k.0.value
+                        ),
+                        Some("add the environment to the target's `environments: [..]`, or remove the override".into()),
+                    ));
+                }
+            }
+        }
+        let names: Vec<&String> = instances.keys().collect();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                let (ia, ib) = (&instances[*a], &instances[*b]);
+                if ia.env != ib.env && targets[*a] == targets[*b] {
+                    let at = bases.get(&ib.target).copied();
+                    return Err(self.error(
+                        at,
+                        1,
+                        format!(
+                            "targets `{a}` and `{b}` are the same place: one environment's values would overwrite the other's"
+                        ),
+                        Some(format!(
+                            "give `{}` a field of its own in one environment (`environments: {{{}: {{targets: {{{}: {{…}}}}}}}}`), or keep it to one environment with `environments: [..]`",
+                            ib.target, ib.env, ib.target
+                        )),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clone_spanned<T: Clone>(s: &Spanned<T>) -> Spanned<T> {
+    Spanned::new(s.value.clone(), s.referenced, s.defined)
+}
+
+/// A field the expansion adds (Railway's `environment:` defaulting to the
+/// environment's name), placed at the target.
+pub(super) fn synthetic(field: &str, value: &str, at: Location) -> (Key, Spanned<Option<String>>) {
+    (
+        Key(Spanned::new(field.to_string(), at, at)),
+        Spanned::new(Some(value.to_string()), at, at),
+    )
+}
