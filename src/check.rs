@@ -161,10 +161,18 @@ fn place<T>(s: &Option<Spanned<T>>) -> Place {
 pub fn check_manifest(m: &Manifest) -> Report {
     let places: Option<Places> = serde_saphyr::from_str(&m.source).ok();
     let lines: Vec<&str> = m.source.lines().collect();
-    let expected = Expected::new(&m.recipients);
+    // One value for all is encrypted to everyone (with environments, the
+    // union); a value per environment to that environment's recipients.
+    let everyone = m.recipients_for(None);
+    let expected = Expected::new(&everyone);
+    let per_env: IndexMap<&str, Expected> = m
+        .environments
+        .iter()
+        .map(|(n, e)| (n.as_str(), Expected::new(&e.recipients)))
+        .collect();
     let mut report = Report {
         secrets: m.secrets.len(),
-        recipients: m.recipients.len(),
+        recipients: everyone.len(),
         ..Report::default()
     };
 
@@ -187,6 +195,35 @@ pub fn check_manifest(m: &Manifest) -> Report {
 
     for (name, s) in &m.secrets {
         let sp = places.as_ref().and_then(|p| p.secrets.get(name));
+        if s.per_environment() {
+            for (env, v) in &s.values {
+                let ValueSource::Encrypted(armored) = v else {
+                    continue;
+                };
+                report.encrypted += 1;
+                let Some(exp) = per_env.get(env.as_str()) else {
+                    continue;
+                };
+                if let Err((message, hint)) = exp.check(armored) {
+                    let at = sp.map_or((0, 0), |p| place(&p.encrypted));
+                    report.findings.push(Finding {
+                        level: Level::Error,
+                        line: at.0,
+                        column: at.1,
+                        secret: Some(name.clone()),
+                        message: format!(
+                            "secret `{name}`, environment `{env}`: {}",
+                            message.replace("the manifest lists", "the environment lists").replace("the manifest's", "the environment's")
+                        ),
+                        hint: Some(format!(
+                            "set it again for that environment: `secretsync set {name} --env {env}` encrypts to its recipients only ({hint})"
+                        )),
+                        detail: None,
+                    });
+                }
+            }
+            continue;
+        }
         match &s.value {
             ValueSource::Encrypted(armored) => {
                 report.encrypted += 1;
@@ -199,6 +236,22 @@ pub fn check_manifest(m: &Manifest) -> Report {
                         secret: Some(name.clone()),
                         message: format!("secret `{name}`: {message}"),
                         hint: Some(hint),
+                        detail: None,
+                    });
+                }
+                if let Some(envs) = shared_across_boundaries(m, s) {
+                    let at = sp.map_or((0, 0), |p| place(&p.encrypted));
+                    report.findings.push(Finding {
+                        level: Level::Warning,
+                        line: at.0,
+                        column: at.1,
+                        secret: Some(name.clone()),
+                        message: format!(
+                            "secret `{name}` has one value for environments {envs}, whose recipients differ: whoever can read one can read the others' copy"
+                        ),
+                        hint: Some(format!(
+                            "give it a value per environment (`secretsync set {name} --env ENV`), or keep it to one environment with `environments: [..]`"
+                        )),
                         detail: None,
                     });
                 }
@@ -232,6 +285,35 @@ pub fn check_manifest(m: &Manifest) -> Report {
         .findings
         .sort_by_key(|f| (f.line == 0, f.line, f.column));
     report
+}
+
+/// The environments (listed, "`a`, `b`") an encrypted one-for-all value
+/// reaches when their recipients differ, if they do (#27).
+fn shared_across_boundaries(m: &Manifest, s: &manifest::SecretDef) -> Option<String> {
+    let mut envs: Vec<&str> = Vec::new();
+    for t in &s.targets {
+        if let Some(e) = m.env_of(t) {
+            if !envs.contains(&e) {
+                envs.push(e);
+            }
+        }
+    }
+    let set = |e: &str| {
+        let mut keys: Vec<String> = m.environments[e]
+            .recipients
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        keys.sort();
+        keys
+    };
+    let first = set(envs.first()?);
+    envs.iter().skip(1).any(|e| set(e) != first).then(|| {
+        envs.iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 // ---- output ----------------------------------------------------------------------

@@ -297,6 +297,9 @@ pub(crate) struct SetArgs {
     /// Accept an empty value (refused by default: usually a slip).
     #[arg(long)]
     pub(crate) allow_empty: bool,
+    /// Set this environment's value only, encrypted to its recipients.
+    #[arg(long, value_name = "ENV", conflicts_with = "plain")]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use crate::cli::{DoctorArgs, Global};
 use secretsync::crypto;
 use secretsync::engine::Engine;
 use secretsync::error::Error;
-use secretsync::manifest::{self, ValueSource};
+use secretsync::manifest::{self, Manifest, ValueSource};
 use secretsync::render::{self, Section};
 use secretsync::targets::{Check, TargetError};
 
@@ -29,47 +29,89 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         ],
     }];
 
-    let encrypted: Vec<(&str, &str)> = m
-        .secrets
-        .values()
-        .filter_map(|s| match &s.value {
-            ValueSource::Encrypted(a) => Some((s.name.as_str(), a.as_str())),
-            ValueSource::Plain(_) => None,
-        })
-        .chain(m.fingerprint_key.as_deref().map(|k| ("fingerprint_key", k)))
-        .collect();
-    if !encrypted.is_empty() {
-        let outcome = match crypto::find_identities(g.identity.as_deref()) {
+    // With environments, one check per environment (`--env`, or all):
+    // an environment no identity can read is skipped, not failed, unless
+    // it was asked for by name.
+    m.check_envs(&a.selection.envs).map_err(|why| {
+        Error::usage(
+            why,
+            "environments are defined under `environments:` (docs/environments.md)",
+        )
+    })?;
+    let envs: Vec<Option<String>> = if !m.has_environments() {
+        vec![None]
+    } else if a.selection.envs.is_empty() {
+        m.environments.keys().cloned().map(Some).collect()
+    } else {
+        a.selection.envs.iter().cloned().map(Some).collect()
+    };
+    let mut skipped: Vec<String> = Vec::new();
+    let mut identity_checks = Vec::new();
+    let ids = crypto::find_identities(g.identity.as_deref());
+    for env in &envs {
+        let view = match env {
+            Some(e) => m.in_env(e),
+            None => m.in_env_all(),
+        };
+        let encrypted: Vec<(String, &str)> = view_items(&view);
+        let encrypted: Vec<(String, String)> = encrypted
+            .into_iter()
+            .map(|(n, a)| (n, a.to_string()))
+            .chain(
+                m.fingerprint_key
+                    .clone()
+                    .map(|k| ("fingerprint_key".to_string(), k)),
+            )
+            .collect();
+        if encrypted.is_empty() {
+            continue;
+        }
+        let what = match env {
+            Some(e) => format!("the manifest decrypts (environment {e})"),
+            None => "the manifest decrypts".into(),
+        };
+        let outcome = match &ids {
             Err(e) => {
                 Err(TargetError::auth(e.to_string()).with_hint(e.hint().unwrap_or("").to_string()))
             }
             Ok(ids) => {
-                let failed: Vec<String> = encrypted
-                    .iter()
-                    .filter_map(|(name, armored)| {
-                        crypto::decrypt(&ids, armored, name)
-                            .err()
-                            .map(|e| e.to_string())
-                    })
-                    .collect();
-                if failed.is_empty() {
-                    Ok(format!(
-                        "the identity from {} decrypts all {} encrypted values",
-                        ids.origin,
-                        encrypted.len()
-                    ))
+                let readable = env.as_ref().is_none_or(|e| {
+                    ids.publics()
+                        .iter()
+                        .any(|p| crypto::is_recipient(p, &m.environments[e].recipients))
+                });
+                if !readable && a.selection.envs.is_empty() {
+                    let e = env.clone().unwrap_or_default();
+                    skipped.push(e.clone());
+                    Ok(secretsync::environments::skipped_line(&e))
                 } else {
-                    Err(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
-                        .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
+                    let failed: Vec<String> = encrypted
+                        .iter()
+                        .filter_map(|(name, armored)| {
+                            crypto::decrypt(ids, armored, name)
+                                .err()
+                                .map(|e| e.to_string())
+                        })
+                        .collect();
+                    if failed.is_empty() {
+                        Ok(format!(
+                            "the identity from {} decrypts all {} encrypted values",
+                            ids.origin,
+                            encrypted.len()
+                        ))
+                    } else {
+                        Err(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
+                            .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
+                    }
                 }
             }
         };
+        identity_checks.push(Check { what, outcome });
+    }
+    if !identity_checks.is_empty() {
         sections.push(Section {
             scope: "identity".into(),
-            checks: vec![Check {
-                what: "the manifest decrypts".into(),
-                outcome,
-            }],
+            checks: identity_checks,
         });
     }
 
@@ -77,17 +119,30 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     // the selection, and starts connecting while the values are checked).
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
 
-    // Expired secrets fail; those expiring within the window warn.
-    sections.push(Section {
-        scope: "secrets".into(),
-        checks: secretsync::lifecycle::doctor_checks(
-            &engine.manifest,
-            g.identity.as_deref(),
-            a.warn_within,
-            // The engine holds the selected targets: no second selection rule.
-            |s| s.targets.iter().any(|t| engine.slot(t).is_some()),
-        )?,
-    });
+    // Expired secrets fail; those expiring within the window warn: per
+    // environment, each judged on its own values.
+    for env in &envs {
+        if env.as_ref().is_some_and(|e| skipped.contains(e)) {
+            continue;
+        }
+        let view = match env {
+            Some(e) => engine.manifest.in_env(e),
+            None => engine.manifest.in_env_all(),
+        };
+        sections.push(Section {
+            scope: match env {
+                Some(e) => format!("secrets ({e})"),
+                None => "secrets".into(),
+            },
+            checks: secretsync::lifecycle::doctor_checks(
+                &view,
+                g.identity.as_deref(),
+                a.warn_within,
+                // The engine holds the selected targets: no second selection rule.
+                |s| s.targets.iter().any(|t| engine.slot(t).is_some()),
+            )?,
+        });
+    }
 
     for (slot, checks) in engine.check().await {
         let scope = match &slot.target {
@@ -126,7 +181,9 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             }
         }
     }
-    Ok(if problems == 0 {
+    Ok(if problems == 0 && !skipped.is_empty() {
+        Exit::Skipped
+    } else if problems == 0 {
         Exit::Ok
     } else {
         Exit::Failed
@@ -150,4 +207,15 @@ fn manifest_orphans(manifest: &std::path::Path) -> Check {
             )
         },
     }
+}
+
+/// The encrypted values of a one-environment view (`Manifest::in_env`).
+fn view_items(view: &Manifest) -> Vec<(String, &str)> {
+    view.secrets
+        .values()
+        .filter_map(|s| match &s.value {
+            ValueSource::Encrypted(a) => Some((s.name.clone(), a.as_str())),
+            ValueSource::Plain(_) => None,
+        })
+        .collect()
 }

@@ -78,7 +78,7 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     // The lock is taken only now: a prompt may take a while.
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
     check_targets(&editor.manifest, &a.key, &a.targets)?;
-    let plain_now = editor.is_plain(&a.key);
+    let plain_now = editor.is_plain(&a.key) && a.env.is_none();
     let storage = if a.plain {
         Storage::Plain
     } else if a.encrypt {
@@ -86,7 +86,10 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     } else {
         Storage::Keep
     };
-    let stored = editor.store_as(&a.key, &value, &a.targets, storage)?;
+    let stored = match &a.env {
+        Some(env) => editor.store_in_env(&a.key, env, &value, &a.targets)?,
+        None => editor.store_as(&a.key, &value, &a.targets, storage)?,
+    };
     if stored != Stored::Unchanged {
         editor.save()?;
     }

@@ -389,7 +389,7 @@ pub(super) fn check_targets(
     targets: &[String],
 ) -> Result<(), Error> {
     for t in targets {
-        if !m.targets.contains_key(t) {
+        if !m.knows_target(t) {
             let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
             return Err(Error::usage(
                 format!("--target {t}: no such target"),
@@ -400,7 +400,12 @@ pub(super) fn check_targets(
     match m.secrets.get(key) {
         Some(s) if !targets.is_empty() => {
             let mut want = targets.to_vec();
-            let mut have = s.targets.clone();
+            // With environments, the targets as written (not their instances).
+            let mut have = if m.has_environments() {
+                s.listed.clone()
+            } else {
+                s.targets.clone()
+            };
             want.sort();
             want.dedup();
             have.sort();

@@ -4,6 +4,7 @@
 //! atomically. Names are checked before any edit, with the rule and the
 //! offending character.
 
+mod env;
 mod text;
 
 pub use text::{yaml_quote, EditError, Text};
@@ -135,7 +136,7 @@ fn suggest(name: &str) -> String {
 /// Refuses target names the manifest does not define.
 fn check_targets_exist(m: &Manifest, targets: &[String]) -> Result<(), Error> {
     for t in targets {
-        if !m.targets.contains_key(t) {
+        if !m.knows_target(t) {
             let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
             return Err(Error::usage(
                 format!("--target {t}: no such target"),
@@ -184,14 +185,16 @@ impl Editor {
         Ok(self.ids.as_ref().expect("set above"))
     }
 
-    fn recipients(&self) -> Result<&[crypto::Recipient], Error> {
+    /// Who a value for every environment is encrypted to: the recipients
+    /// (with environments, theirs too).
+    fn recipients(&self) -> Result<Vec<crypto::Recipient>, Error> {
         if self.manifest.recipients.is_empty() {
             return Err(Error::usage(
                 "the manifest lists no recipients, so nobody could decrypt this value",
                 "add one with `secretsync recipients add age1…`",
             ));
         }
-        Ok(&self.manifest.recipients)
+        Ok(self.manifest.recipients_for(None))
     }
 
     /// The manifest's fingerprinter; a manifest without a key gets a new one.
@@ -206,7 +209,7 @@ impl Editor {
             }
             None => {
                 let key = crypto::new_fingerprint_key();
-                let armored = crypto::encrypt(self.recipients()?, key.expose().as_bytes())?;
+                let armored = crypto::encrypt(&self.recipients()?, key.expose().as_bytes())?;
                 self.text.set_fingerprint_key(&armored);
                 Fingerprinter::new(Some(&key))
             }
@@ -258,6 +261,17 @@ impl Editor {
         storage: Storage,
     ) -> Result<Stored, Error> {
         check_targets_exist(&self.manifest, targets)?;
+        if self
+            .manifest
+            .secrets
+            .get(name)
+            .is_some_and(|s| s.per_environment())
+        {
+            return Err(Error::usage(
+                format!("`{name}` has a value per environment"),
+                format!("set one environment's value with `secretsync set {name} --env ENV`"),
+            ));
+        }
         let reach: Vec<String> = match self.manifest.secrets.get(name) {
             Some(s) => s.targets.clone(),
             None => targets.to_vec(),
@@ -288,7 +302,7 @@ impl Editor {
                 ));
             }
         } else {
-            let armored = crypto::encrypt(self.recipients()?, value.expose().as_bytes())?;
+            let armored = crypto::encrypt(&self.recipients()?, value.expose().as_bytes())?;
             self.text
                 .set_encrypted(name, &armored, targets)
                 .map_err(|e| Error::other(e.0))?;
@@ -427,7 +441,7 @@ impl Editor {
             self.fingerprinter()?;
         }
         let current = manifest::parse(&self.manifest.path, self.text.render())?;
-        let recipients = current.recipients.clone();
+        let recipients = current.recipients_for(None);
         if recipients.is_empty() {
             return Err(Error::usage(
                 "no recipients would be left",
@@ -441,6 +455,26 @@ impl Editor {
                 .set_fingerprint_key(&crypto::encrypt(&recipients, key.expose().as_bytes())?);
         }
         for (name, def) in &current.secrets {
+            if def.per_environment() {
+                // Each environment's value to that environment's recipients.
+                let mut entries = Vec::new();
+                for (env, v) in &def.values {
+                    if let ValueSource::Encrypted(armored) = v {
+                        let v = crypto::decrypt(
+                            self.identities()?,
+                            armored,
+                            &format!("secret `{name}` ({env})"),
+                        )?;
+                        let to = current.recipients_for(Some(env));
+                        entries.push((env.clone(), crypto::encrypt(&to, v.expose().as_bytes())?));
+                        count += 1;
+                    }
+                }
+                self.text
+                    .set_encrypted_map(name, &entries, &[])
+                    .map_err(|e| Error::other(e.0))?;
+                continue;
+            }
             if let ValueSource::Encrypted(armored) = &def.value {
                 let v = crypto::decrypt(self.identities()?, armored, &format!("secret `{name}`"))?;
                 let again = crypto::encrypt(&recipients, v.expose().as_bytes())?;

@@ -234,6 +234,47 @@ impl Text {
         }
     }
 
+    /// Sets a secret's values per environment (`encrypted:` as a map of
+    /// environment → armored age file), replacing `encrypted` or `value`. A
+    /// new secret is added at the end of `secrets:` with `targets`.
+    pub fn set_encrypted_map(
+        &mut self,
+        name: &str,
+        entries: &[(String, String)],
+        targets: &[String],
+    ) -> Result<(), EditError> {
+        let map = |ci: usize| {
+            let mut out = vec![format!("{}encrypted:\n", " ".repeat(ci))];
+            for (env, armored) in entries {
+                out.extend(Self::block_scalar(ci + 2, env, armored));
+            }
+            out
+        };
+        match self.secret_line(name)? {
+            Some(s) => {
+                let ci = self
+                    .child_indent(s)
+                    .unwrap_or(indent_of(self.content(s)) + 2);
+                let field = self
+                    .child(s, "encrypted")
+                    .or_else(|| self.child(s, "value"));
+                self.put_child(s, field, map(ci));
+                Ok(())
+            }
+            None => {
+                let (ci, end) = self.open_secrets(name, targets)?;
+                let pad = " ".repeat(ci);
+                let mut new = vec![
+                    format!("{pad}{name}:\n"),
+                    format!("{pad}  targets: [{}]\n", targets.join(", ")),
+                ];
+                new.extend(map(ci + 2));
+                self.lines.splice(end..end, new);
+                Ok(())
+            }
+        }
+    }
+
     /// Sets a secret's value in clear (`value: "…"`), replacing `encrypted`
     /// or `value`. A new secret is added at the end of `secrets:` with
     /// `targets`.

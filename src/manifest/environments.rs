@@ -149,6 +149,19 @@ impl Manifest {
         Ok(())
     }
 
+    /// The manifest itself when it has no environments; with them, only its
+    /// one-for-all values (what no single environment owns): for views
+    /// that judge one value per secret.
+    pub fn in_env_all(&self) -> Manifest {
+        let mut m = self.in_env("");
+        if !self.has_environments() {
+            m.targets = self.targets.clone();
+            m.recipients = self.recipients.clone();
+            m.secrets = self.secrets.clone();
+        }
+        m
+    }
+
     /// The manifest as one environment sees it: its instances only, each
     /// secret with that environment's value as its one value (those without
     /// one left out), its recipients as the manifest's. What `get`, `run`,

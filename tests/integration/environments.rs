@@ -283,7 +283,26 @@ fn a_staging_identity_plans_and_applies_staging() {
     assert!(!t.stdout.contains("api@"), "{}", t.stdout);
     let t = w.run(&w.both_id, &["plan", "--target", "app@production"]);
     assert!(!t.stdout.contains("app@staging"), "{}", t.stdout);
-    let _ = &w.production_id;
+
+    // doctor: every environment, production skipped (exit 3); staging alone is clean.
+    let d = w.run(&w.staging_id, &["doctor"]);
+    assert_eq!(d.code, 3, "{}", d.all());
+    assert!(
+        d.stdout
+            .contains("production: skipped, no identity can decrypt its values"),
+        "{}",
+        d.stdout
+    );
+    let d = w.run(&w.staging_id, &["doctor", "--env", "staging"]);
+    assert_eq!(d.code, 0, "{}", d.all());
+    assert!(
+        d.stdout
+            .contains("the manifest decrypts (environment staging)"),
+        "{}",
+        d.stdout
+    );
+    let d = w.run(&w.production_id, &["doctor", "--env", "staging"]);
+    assert_eq!(d.code, 1, "{}", d.all());
 }
 
 /// The manifest's mistakes about environments, at their place.
