@@ -69,6 +69,10 @@ pub(crate) enum Command {
     Rotate(RotateArgs),
     /// Add the live values of a target to the manifest, encrypted.
     Import(ImportArgs),
+    /// Compare two environments: per secret and target, present in one only, the same value, or values that differ (exit 2 when they differ).
+    Compare(CompareArgs),
+    /// Give environment B the value environment A has, encrypted to B's recipients.
+    Promote(PromoteArgs),
     /// List every secret: targets, kind, last set, expiry, rotation due (reads no target unless --check).
     #[command(alias = "ls")]
     List(ListArgs),
@@ -546,4 +550,35 @@ pub(crate) enum Format {
     Text,
     Json,
     Markdown,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The first environment.
+    #[arg(value_name = "A")]
+    pub(crate) a: String,
+    /// The second environment.
+    #[arg(value_name = "B")]
+    pub(crate) b: String,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PromoteArgs {
+    /// The secret to promote (none with --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all", add = ArgValueCandidates::new(crate::complete::secrets))]
+    pub(crate) key: Option<String>,
+    /// The environment whose value is taken.
+    #[arg(long, value_name = "ENV")]
+    pub(crate) from: String,
+    /// The environment that receives it.
+    #[arg(long, value_name = "ENV")]
+    pub(crate) to: String,
+    /// Promote every secret whose value differs (asks first).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// With --all: promote without asking.
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod check;
+mod compare;
 mod doctor;
 mod edit;
 mod get;
@@ -11,6 +12,7 @@ mod init;
 mod keys;
 mod list;
 mod plan;
+mod promote;
 mod rotate;
 mod run;
 mod whoami;
@@ -66,6 +68,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Apply(a) => (a.format == Format::Json).then_some("apply"),
         Command::Doctor(a) => (a.format == Format::Json).then_some("doctor"),
         Command::List(a) => (a.format == Format::Json).then_some("list"),
+        Command::Compare(a) => (a.format == Format::Json).then_some("compare"),
         _ => None,
     };
     let manifest = cli.global.manifest.clone();
@@ -107,6 +110,8 @@ async fn dispatch(cli: Cli) -> Result<Exit, Error> {
         Command::Set(a) => keys::set(g, a),
         Command::Rotate(a) => rotate::rotate(g, a),
         Command::Import(a) => import::run(g, a).await,
+        Command::Compare(a) => compare::run(g, a),
+        Command::Promote(a) => promote::run(g, a),
         Command::List(a) => list::run(g, a).await,
         Command::Recipients { action } => keys::recipients(g, action),
         Command::Rekey => keys::rekey(g),

@@ -350,3 +350,213 @@ fn environment_mistakes_are_refused_where_they_stand() {
         assert!(out.all().contains("secrets.yaml:"), "{to}: {}", out.all());
     }
 }
+
+/// The armored value of `secret` in `env`, as the manifest holds it now.
+fn armored_in(w: &World, secret: &str, env: &str) -> String {
+    let m = secretsync::manifest::load(&w.sb.path("secrets.yaml")).unwrap();
+    match m.secrets[secret].values.get(env) {
+        Some(secretsync::manifest::ValueSource::Encrypted(a)) => a.clone(),
+        other => panic!("{secret} in {env}: {other:?}"),
+    }
+}
+
+/// `age -d -i IDENTITY` on `armored`: the value, or None when it fails.
+fn age_decrypt(w: &World, identity: &PathBuf, armored: &str) -> Option<String> {
+    let file = w.sb.path("value.age");
+    std::fs::write(&file, armored).unwrap();
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(&file)
+        .output()
+        .expect("the age CLI runs (apt-get install age)");
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
+/// compare reports each finding, never a value; promote re-encrypts to the
+/// destination's recipients only (the `age` CLI says so), keeps the old
+/// value under `previous` and records `set_on`.
+#[test]
+fn compare_and_promote() {
+    let w = World::new();
+    let mut m = w.manifest();
+    let reused = "CANARY-reused-session-key-3e3e";
+    m.push_str("  SESSION_KEY:\n    targets: [app]\n    encrypted:\n      staging: |\n");
+    m.push_str(&armored(&[w.staging()], reused, 8));
+    m.push_str("      production: |\n");
+    m.push_str(&armored(&[w.production()], reused, 8));
+    w.sb.write("secrets.yaml", &m);
+
+    let c = w.run(&w.both_id, &["compare", "staging", "production"]);
+    assert_eq!(c.code, 2, "{}", c.all());
+    assert!(!c.all().contains(reused), "{}", c.all());
+    for line in [
+        "~ DATABASE_URL  values differ  [api, app]",
+        "< DEBUG_TOKEN   only in staging  [api, app]",
+        "> LOG_LEVEL     only in production  [mac]",
+        "= LOG_LEVEL     same value  [api, app]",
+        "> API_KEY       only in production  [mac]",
+        "= API_KEY       one value for every environment  [app]",
+        "! SESSION_KEY   same value in staging and production  [app]",
+        "Compare staging with production: 1 differ, 1 only in staging, 2 only in production, 3 the same (1 encrypted per environment yet equal).",
+    ] {
+        assert!(c.stdout.contains(line), "{line}\n{}", c.stdout);
+    }
+    let j = w.run(
+        &w.both_id,
+        &["compare", "staging", "production", "--format", "json"],
+    );
+    assert_eq!(j.code, 2, "{}", j.all());
+    let doc: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(doc["kind"], "compare");
+    assert_eq!(doc["differ"], true);
+    assert_eq!(doc["rows"][0]["status"], "differ");
+    let md = w.run(
+        &w.both_id,
+        &["compare", "staging", "production", "--format", "markdown"],
+    );
+    assert!(
+        md.stdout
+            .contains("| DATABASE\\_URL | api, app | values differ |"),
+        "{}",
+        md.stdout
+    );
+
+    let p = w.run(
+        &w.both_id,
+        &[
+            "promote",
+            "DATABASE_URL",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+    );
+    assert_eq!(p.code, 0, "{}", p.all());
+    let a = armored_in(&w, "DATABASE_URL", "production");
+    assert_eq!(
+        age_decrypt(&w, &w.production_id, &a).as_deref(),
+        Some(DB_STAGING)
+    );
+    assert_eq!(
+        age_decrypt(&w, &w.staging_id, &a),
+        None,
+        "staging's key reads production's value"
+    );
+    let after = secretsync::manifest::load(&w.sb.path("secrets.yaml")).unwrap();
+    let def = &after.secrets["DATABASE_URL"];
+    assert_eq!(def.previous.len(), 1, "{def:?}");
+    assert!(def.set_on.is_some(), "{def:?}");
+    // Staging's value is untouched.
+    let s = armored_in(&w, "DATABASE_URL", "staging");
+    assert_eq!(
+        age_decrypt(&w, &w.staging_id, &s).as_deref(),
+        Some(DB_STAGING)
+    );
+
+    let c = w.run(&w.both_id, &["compare", "staging", "production"]);
+    assert!(
+        c.stdout
+            .contains("! DATABASE_URL  same value in staging and production  [api, app]"),
+        "{}",
+        c.stdout
+    );
+    // Nothing left that differs in value: --all has nothing to do.
+    let all = w.run(
+        &w.both_id,
+        &[
+            "promote",
+            "--all",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+            "--yes",
+        ],
+    );
+    assert_eq!(all.code, 0, "{}", all.all());
+    assert!(all.stderr.contains("nothing to promote"), "{}", all.all());
+}
+
+/// `set KEY --env ENV` encrypts to that environment's recipients only; the
+/// plan notes the environment without a value; `check` verifies each value
+/// against its environment's recipients without an identity.
+#[test]
+fn set_per_environment_and_check() {
+    let w = World::new();
+    w.sb.write("secrets.yaml", &w.manifest());
+    let value = "CANARY-new-staging-value-8d8d";
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args([
+        "set", "NEW_KEY", "--env", "staging", "--target", "app", "--stdin",
+    ])
+    .arg("--identity")
+    .arg(&w.both_id)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_no_canary("set", &out.stderr, &[value]);
+    let a = armored_in(&w, "NEW_KEY", "staging");
+    assert_eq!(age_decrypt(&w, &w.staging_id, &a).as_deref(), Some(value));
+    assert_eq!(age_decrypt(&w, &w.production_id, &a), None);
+
+    let plan = w.run(&w.both_id, &["plan", "--target", "app"]);
+    assert!(
+        plan.stdout
+            .contains("`NEW_KEY` has no value for environment `production`: not written here"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains(value));
+
+    // Without an identity: a one-for-all value across different recipients
+    // warns; a per-environment value encrypted to the wrong count is an error.
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.arg("check");
+    let c = run(cmd);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(
+        c.stdout.contains("secret `API_KEY` has one value for environments `staging`, `production`, whose recipients differ"),
+        "{}",
+        c.stdout
+    );
+    let m = w.manifest();
+    let prod = armored(&[w.production()], DB_PROD, 8);
+    let wrong = armored(&[w.production(), w.staging()], DB_PROD, 8);
+    w.sb.write("secrets.yaml", &m.replacen(&prod_block(&m), &wrong, 1));
+    let _ = prod;
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.arg("check");
+    let c = run(cmd);
+    assert_eq!(c.code, 1, "{}", c.all());
+    assert!(
+        c.stdout.contains("secret `DATABASE_URL`, environment `production`: it is encrypted to 2 recipients but the environment lists 1 recipient"),
+        "{}",
+        c.stdout
+    );
+}
+
+/// The armored block of DATABASE_URL's production value in manifest text `m`.
+fn prod_block(m: &str) -> String {
+    let start = m.find("      production: |\n").unwrap() + "      production: |\n".len();
+    let end = m[start..]
+        .find("-----END AGE ENCRYPTED FILE-----\n")
+        .unwrap()
+        + start
+        + "-----END AGE ENCRYPTED FILE-----\n".len();
+    m[start..end].to_string()
+}
