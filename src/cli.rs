@@ -250,6 +250,9 @@ pub(crate) struct GetArgs {
     /// Print the value as this target receives it (KEY may be the name the target gives it).
     #[arg(short = 't', long = "target", value_name = "NAME", add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) target: Option<String>,
+    /// The value of this environment (needed for a secret with a value per environment).
+    #[arg(long, value_name = "ENV")]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -257,7 +260,7 @@ pub(crate) struct RunArgs {
     /// The target whose values the command receives, named as that target names them.
     #[arg(short = 't', long = "target", value_name = "NAME", required = true, add = ArgValueCandidates::new(crate::complete::targets))]
     pub(crate) target: String,
-    /// An environment of the manifest (not supported yet: refused).
+    /// The environment whose instance of the target is meant (needed when the target is in several).
     #[arg(long, value_name = "ENV")]
     pub(crate) env: Option<String>,
     /// The command and its arguments, after `--`.

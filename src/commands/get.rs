@@ -13,6 +13,20 @@ pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
         return get_on(g, &a, t);
     }
     let m = manifest::load(&g.manifest)?;
+    if a.env.is_none() && m.secrets.get(&a.key).is_some_and(|d| d.per_environment()) {
+        return Err(Error::usage(
+            format!("`{}` has a value per environment", a.key),
+            format!(
+                "choose one: --env {}",
+                m.environments
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" or --env ")
+            ),
+        ));
+    }
+    let (m, _) = super::env_scope(m, a.env.as_deref(), None)?;
     let Some(def) = m.secrets.get(&a.key) else {
         return Err(Error::usage(
             format!("no secret `{}` in {}", a.key, g.manifest.display()),
@@ -32,6 +46,8 @@ pub(super) fn run(g: &Global, a: GetArgs) -> Result<Exit, Error> {
 /// `get KEY -t TARGET`: KEY as the target names it, or the secret's name.
 fn get_on(g: &Global, a: &GetArgs, target: &str) -> Result<Exit, Error> {
     let m = secretsync::manifest::load(&g.manifest)?;
+    let (m, instance) = super::env_scope(m, a.env.as_deref(), Some(target))?;
+    let target = instance.as_deref().unwrap_or(target);
     check_target(&m, target)?;
     let on_target = |name: &str, key: &str| key == a.key || name == a.key;
     // The target's own name wins over a secret of that name renamed there.

@@ -27,6 +27,22 @@ struct Held {
 pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
     let policy = Policy::new(a.warn_within)?;
     let m = secretsync::manifest::load(&g.manifest)?;
+    // With environments (#27): one list per environment (`--env`, or all),
+    // each secret with that environment's value.
+    if m.has_environments() || !a.selection.envs.is_empty() {
+        m.check_envs(&a.selection.envs).map_err(|why| {
+            Error::usage(
+                why,
+                "environments are defined under `environments:` (docs/environments.md)",
+            )
+        })?;
+        let envs: Vec<String> = if a.selection.envs.is_empty() {
+            m.environments.keys().cloned().collect()
+        } else {
+            a.selection.envs.clone()
+        };
+        return per_env(g, &a, &m, &envs, policy).await;
+    }
     for t in &a.selection.targets {
         if !m.targets.contains_key(t) {
             return Err(Error::usage(
@@ -242,4 +258,80 @@ fn markdown(report: &Report, held: Option<&BTreeMap<String, Held>>) -> String {
     }
     out.push_str(&report.markdown());
     out
+}
+
+/// `list` of a manifest with environments: a section per environment.
+async fn per_env(
+    g: &Global,
+    a: &ListArgs,
+    m: &secretsync::manifest::Manifest,
+    envs: &[String],
+    policy: Policy,
+) -> Result<Exit, Error> {
+    for t in &a.selection.targets {
+        if !m.knows_target(t) {
+            return Err(Error::usage(
+                format!("--target {t}: no such target"),
+                format!(
+                    "targets: {}",
+                    m.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let mut text_out = String::new();
+    let mut json_secrets = Vec::new();
+    for env in envs {
+        let view = m.in_env(env);
+        let selected = |t: &String| {
+            a.selection.targets.is_empty()
+                || a.selection.targets.iter().any(|s| m.target_matches(t, s))
+        };
+        let only = |d: &secretsync::manifest::SecretDef| {
+            a.selection.targets.is_empty() || d.targets.iter().any(selected)
+        };
+        let values = match lifecycle::decrypt(&view, g.identity.as_deref(), only) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("warning: the values of {env} were not decrypted ({e}): expiry is read from the manifest only");
+                Default::default()
+            }
+        };
+        let report = Report::new(&view, &values, policy, only);
+        drop(values);
+        match a.format {
+            Format::Json => {
+                if let Some(secrets) = report.json()["secrets"].as_array() {
+                    for s in secrets {
+                        let mut s = s.clone();
+                        s["environment"] = env.clone().into();
+                        json_secrets.push(s);
+                    }
+                }
+            }
+            Format::Text => {
+                let _ = writeln!(text_out, "== environment {env} ==");
+                text_out.push_str(&text(&report, None, style(g).color));
+                text_out.push('\n');
+            }
+            Format::Markdown => {
+                let _ = writeln!(text_out, "### Environment {}\n", md_escape(env));
+                text_out.push_str(&markdown(&report, None));
+                text_out.push('\n');
+            }
+        }
+    }
+    if a.format == Format::Json {
+        let doc = serde_json::json!({
+            "format_version": JSON_FORMAT_VERSION,
+            "kind": "list",
+            "manifest": g.manifest.display().to_string(),
+            "environments": envs,
+            "secrets": json_secrets,
+        });
+        emit(g, &format!("{doc:#}"));
+    } else {
+        emit(g, &text_out);
+    }
+    Ok(Exit::Ok)
 }

@@ -466,6 +466,87 @@ fn alphabet(c: crate::cli::Charset) -> secretsync::generate::Alphabet {
 
 // ---- shared by `run` and `get -t` ----
 
+/// With environments (#27): the manifest as one environment sees it
+/// (`--env`, or the environment of `target` when it names an instance),
+/// and `target` as that environment's instance. Without environments, the
+/// manifest and the target as they are (`--env` refused).
+pub(super) fn env_scope(
+    m: secretsync::manifest::Manifest,
+    env: Option<&str>,
+    target: Option<&str>,
+) -> Result<(secretsync::manifest::Manifest, Option<String>), Error> {
+    let hint = "environments are defined under `environments:` (docs/environments.md)";
+    if !m.has_environments() {
+        if let Some(e) = env {
+            return Err(Error::usage(
+                format!(
+                    "--env {e}: {} has no environments (no `environments:`)",
+                    m.path.display()
+                ),
+                "leave out --env; each target already names where its values go",
+            ));
+        }
+        return Ok((m, target.map(str::to_string)));
+    }
+    if let Some(e) = env {
+        m.check_envs(&[e.to_string()])
+            .map_err(|why| Error::usage(why, hint))?;
+    }
+    let (env, target) = match (env, target) {
+        (env, Some(t)) if m.instances.contains_key(t) => {
+            let own = m.instances[t].env.clone();
+            if env.is_some_and(|e| e != own) {
+                return Err(Error::usage(
+                    format!(
+                        "--target {t} is in environment `{own}`, not `{}`",
+                        env.unwrap_or_default()
+                    ),
+                    format!(
+                        "leave out --env, or name the target `{}@{}`",
+                        m.instances[t].target,
+                        env.unwrap_or_default()
+                    ),
+                ));
+            }
+            (own, Some(t.to_string()))
+        }
+        (env, Some(t)) => {
+            let envs: Vec<&str> = m
+                .instances
+                .values()
+                .filter(|i| i.target == t)
+                .map(|i| i.env.as_str())
+                .collect();
+            match (env, envs.as_slice()) {
+                (_, []) => return Err(check_target(&m, t).unwrap_err()),
+                (Some(e), _) if envs.contains(&e) => (
+                    e.to_string(),
+                    Some(secretsync::manifest::environments::instance_name(t, e)),
+                ),
+                (Some(e), _) => {
+                    return Err(Error::usage(
+                        format!("target `{t}` is not in environment `{e}`"),
+                        format!("its environments: {}", envs.join(", ")),
+                    ))
+                }
+                (None, [one]) => (
+                    one.to_string(),
+                    Some(secretsync::manifest::environments::instance_name(t, one)),
+                ),
+                (None, _) => {
+                    return Err(Error::usage(
+                        format!("target `{t}` is in environments {}", envs.join(", ")),
+                        format!("choose one: --env ENV, or --target {t}@{}", envs[0]),
+                    ))
+                }
+            }
+        }
+        (Some(e), None) => (e.to_string(), None),
+        (None, None) => return Ok((m, None)),
+    };
+    Ok((m.in_env(&env), target))
+}
+
 /// Refuses a target the manifest does not define, naming those it does.
 pub(super) fn check_target(m: &secretsync::manifest::Manifest, target: &str) -> Result<(), Error> {
     if m.targets.contains_key(target) {

@@ -11,15 +11,12 @@ use crate::cli::{Global, RunArgs};
 use secretsync::error::Error;
 
 pub(super) async fn run(g: &Global, a: RunArgs) -> Result<Exit, Error> {
-    if let Some(env) = &a.env {
-        return Err(Error::usage(
-            format!("--env {env}: this manifest has no environments (secretsync does not support them yet)"),
-            "leave out --env; each target already names where its values go",
-        ));
-    }
     let m = secretsync::manifest::load(&g.manifest)?;
-    check_target(&m, &a.target)?;
-    let values = values_on(g, &m, &a.target, |_, _| true)?;
+    // With environments: the target's instance in `--env` (or its own).
+    let (m, target) = super::env_scope(m, a.env.as_deref(), Some(&a.target))?;
+    let target = target.unwrap_or_else(|| a.target.clone());
+    check_target(&m, &target)?;
+    let values = values_on(g, &m, &target, |_, _| true)?;
     let (program, args) = a.command.split_first().ok_or_else(|| {
         Error::usage(
             "run needs a command",

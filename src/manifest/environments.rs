@@ -132,7 +132,10 @@ impl Manifest {
         for e in envs {
             if !self.environments.contains_key(e) {
                 return Err(if self.environments.is_empty() {
-                    format!("--env {e}: {} has no `environments:`", self.path.display())
+                    format!(
+                        "--env {e}: {} has no environments (no `environments:`)",
+                        self.path.display()
+                    )
                 } else {
                     format!(
                         "--env {e}: no such environment in {} (environments: {})",

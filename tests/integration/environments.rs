@@ -560,3 +560,90 @@ fn prod_block(m: &str) -> String {
         + "-----END AGE ENCRYPTED FILE-----\n".len();
     m[start..end].to_string()
 }
+
+/// `run`, `get` and `list` take `--env` (or a `TARGET@ENV`): each sees that
+/// environment's values only.
+#[test]
+fn run_get_and_list_per_environment() {
+    let w = World::new();
+    w.sb.write("secrets.yaml", &w.manifest());
+    // run: the target's instance in that environment.
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.arg("--identity")
+        .arg(&w.both_id)
+        .args(["run", "-t", "app@production", "--", "sh", "-c"])
+        .arg("test \"$DATABASE_URL\" = \"$WANT\" && test -z \"$DEBUG_TOKEN\"")
+        .env("WANT", DB_PROD);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.arg("--identity")
+        .arg(&w.staging_id)
+        .args(["run", "-t", "app", "--env", "staging", "--", "sh", "-c"])
+        .arg("test \"$DATABASE_URL\" = \"$WANT\" && test -n \"$DEBUG_TOKEN\"")
+        .env("WANT", DB_STAGING);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.all());
+    // A target in two environments needs one named.
+    let out = w.run(&w.both_id, &["run", "-t", "app", "--", "true"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("target `app` is in environments staging, production"),
+        "{}",
+        out.stderr
+    );
+
+    // get: the value of one environment (printed: the one command that does).
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args(["get", "DATABASE_URL", "--env", "production", "--identity"])
+        .arg(&w.both_id);
+    let out = run(cmd);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, DB_PROD),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args(["get", "DATABASE_URL", "-t", "api@staging", "--identity"])
+        .arg(&w.both_id);
+    let out = run(cmd);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, DB_STAGING),
+        "{}",
+        out.stderr
+    );
+    let out = w.run(&w.both_id, &["get", "DATABASE_URL"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("has a value per environment"),
+        "{}",
+        out.stderr
+    );
+
+    // list: a section per environment; DEBUG_TOKEN in staging only.
+    let out = w.run(&w.both_id, &["list"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let (staging, production) = out
+        .stdout
+        .split_once("== environment production ==")
+        .unwrap();
+    assert!(
+        staging.contains("== environment staging ==") && staging.contains("DEBUG_TOKEN"),
+        "{}",
+        out.stdout
+    );
+    assert!(!production.contains("DEBUG_TOKEN"), "{}", out.stdout);
+    let out = w.run(
+        &w.both_id,
+        &["list", "--env", "production", "--format", "json"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(doc["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["environment"] == "production"));
+}
