@@ -336,6 +336,9 @@ pub(crate) struct RotateArgs {
     /// Say what would change, and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Rotate this environment's value only, encrypted to its recipients.
+    #[arg(long, value_name = "ENV", conflicts_with = "due")]
+    pub(crate) env: Option<String>,
     /// Take the new value from this command's standard output (one trailing
     /// newline removed), for tokens a provider mints: `gh auth token`. Run by
     /// `sh -c` without secretsync's identity and tokens in its environment; empty

@@ -74,6 +74,9 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             super::shown(&g.manifest)
         )));
     }
+    // From an environment's instance (`TARGET@ENV`, #27): values are that
+    // environment's, encrypted to its recipients; a new secret lists the target.
+    let env = editor.manifest.instances.get(&a.from).cloned();
     let mut now_encrypted: Vec<String> = Vec::new();
     let (mut imported, mut skipped, mut unreadable, mut absent) = (vec![], vec![], vec![], vec![]);
     let mut unholdable = vec![];
@@ -92,13 +95,23 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
             .values()
             .find(|s| s.targets.contains(&a.from) && s.key_on(&a.from) == key)
             .map_or(key.clone(), |s| s.name.clone());
+        let has_value = match &env {
+            Some(i) => editor
+                .manifest
+                .secrets
+                .get(&name)
+                .is_some_and(|s| s.value_in(&i.env).is_some()),
+            None => editor.manifest.secrets.contains_key(&name),
+        };
         match observed.entries.get(&key) {
             None => absent.push(key),
             Some(Observation::Sealed) => unreadable.push(key),
-            Some(Observation::Value(v))
-                if editor.manifest.secrets.contains_key(&name) && !a.overwrite =>
-            {
-                if editor.value_of(&name)?.as_ref() == Some(v) {
+            Some(Observation::Value(v)) if has_value && !a.overwrite => {
+                let current = match &env {
+                    Some(i) => editor.value_in(&name, &i.env)?,
+                    None => editor.value_of(&name)?,
+                };
+                if current.as_ref() == Some(v) {
                     same.push(name)
                 } else {
                     skipped.push(name)
@@ -120,6 +133,19 @@ pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
                         );
                     }
                     unholdable.push(name);
+                    continue;
+                }
+                if let Some(i) = &env {
+                    let targets = if editor.manifest.secrets.contains_key(&name) {
+                        vec![]
+                    } else {
+                        vec![i.target.clone()]
+                    };
+                    if editor.store_in_env(&name, &i.env, v, &targets)? != Stored::Unchanged {
+                        imported.push(name);
+                    } else {
+                        same.push(name);
+                    }
                     continue;
                 }
                 // A reference is wiring the platform resolves, not a secret:

@@ -36,6 +36,7 @@ pub(super) fn from_command(
     key: &str,
     targets: &[String],
     cmd: &str,
+    env: Option<&str>,
 ) -> Result<Exit, Error> {
     if editor.is_plain(key) {
         return Err(Error::usage(
@@ -58,7 +59,11 @@ pub(super) fn from_command(
         )),
     }
     };
-    let stored = editor.store(key, &value, targets).map_err(lost)?;
+    let stored = match env {
+        Some(e) => editor.store_in_env(key, e, &value, targets),
+        None => editor.store(key, &value, targets),
+    }
+    .map_err(lost)?;
     editor.save().map_err(lost)?;
     say(g, &stored, key, &g.manifest);
     if let Some(line) = lifecycle::about_new_value(&value, &policy) {
@@ -166,6 +171,12 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
         ));
     }
     super::check_targets(&editor.manifest, &key, &a.targets)?;
+    if a.env.is_none() && def.as_ref().is_some_and(|d| d.per_environment()) {
+        return Err(Error::usage(
+            format!("`{key}` has a value per environment"),
+            format!("rotate one environment's value: `secretsync rotate {key} --env ENV`"),
+        ));
+    }
     if let Some(cmd) = &a.from_command {
         if a.dry_run {
             if !g.quiet {
@@ -173,7 +184,7 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
             }
             return Ok(Exit::Ok);
         }
-        return from_command(g, editor, &key, &a.targets, cmd);
+        return from_command(g, editor, &key, &a.targets, cmd, a.env.as_deref());
     }
     if editor.is_plain(&key) {
         return Err(Error::usage(
@@ -196,7 +207,10 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
         (Some(s), _, _) => s,
         (None, flags, Some(r)) => flags.unwrap_or(r),
         (None, flags, None) => {
-            let old = editor.value_of(&key)?;
+            let old = match &a.env {
+                Some(e) => editor.value_in(&key, e)?,
+                None => editor.value_of(&key)?,
+            };
             if let Some(old) = &old {
                 let why = if def.as_ref().is_some_and(|d| d.expires.is_some()) {
                     Some("it has `expires:`, so someone else issues it")
@@ -236,7 +250,10 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
         return Ok(Exit::Ok);
     }
     let value = spec.make();
-    let stored = editor.store(&key, &value, &a.targets)?;
+    let stored = match &a.env {
+        Some(e) => editor.store_in_env(&key, e, &value, &a.targets)?,
+        None => editor.store(&key, &value, &a.targets)?,
+    };
     if recorded != Some(spec) {
         editor.set_generate(&key, &spec)?;
     }
@@ -269,9 +286,22 @@ pub(super) fn due(g: &Global, dry_run: bool) -> Result<Exit, Error> {
         match spec {
             Some(spec) => {
                 if !dry_run {
-                    let value = spec.make();
-                    let stored = editor.store(name, &value, &[])?;
-                    say(g, &stored, name, &g.manifest);
+                    let envs: Vec<String> = editor.manifest.secrets[name.as_str()]
+                        .values
+                        .keys()
+                        .cloned()
+                        .collect();
+                    if envs.is_empty() {
+                        let value = spec.make();
+                        let stored = editor.store(name, &value, &[])?;
+                        say(g, &stored, name, &g.manifest);
+                    }
+                    // A value per environment: a new one for each (#27).
+                    for env in &envs {
+                        let value = spec.make();
+                        let stored = editor.store_in_env(name, env, &value, &[])?;
+                        say(g, &stored, name, &g.manifest);
+                    }
                 }
                 rotated.push(format!("{name} ({})", spec.describe()));
             }

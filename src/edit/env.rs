@@ -113,6 +113,7 @@ impl Editor {
             .map_err(|e| Error::other(e.0))?;
         let Some(old) = old else {
             self.record_set_on(name)?;
+            self.refresh(name)?;
             return Ok(Stored::Added);
         };
         let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
@@ -132,6 +133,17 @@ impl Editor {
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))?;
         self.record_set_on(name)?;
+        self.refresh(name)?;
         Ok(Stored::Replaced)
+    }
+
+    /// Reads secret `name` back from the edited text, so that the next edit
+    /// of another environment's value starts from this one.
+    fn refresh(&mut self, name: &str) -> Result<(), Error> {
+        let fresh = self.check()?;
+        if let Some(d) = fresh.secrets.get(name) {
+            self.manifest.secrets.insert(name.to_string(), d.clone());
+        }
+        Ok(())
     }
 }

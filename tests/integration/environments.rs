@@ -647,3 +647,57 @@ fn run_get_and_list_per_environment() {
         .iter()
         .all(|s| s["environment"] == "production"));
 }
+
+/// `import --from TARGET@ENV` adds that environment's values only;
+/// `rotate KEY --env ENV` replaces that environment's value only.
+#[test]
+fn import_and_rotate_per_environment() {
+    let w = World::new();
+    w.sb.write("secrets.yaml", &w.manifest());
+    let live = "CANARY-live-staging-value-6b6b";
+    w.sb.write("app-staging.env", &format!("FROM_STAGING={live}\n"));
+    let out = w.run(
+        &w.both_id,
+        &["import", "--from", "app@staging", "FROM_STAGING"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let a = armored_in(&w, "FROM_STAGING", "staging");
+    assert_eq!(age_decrypt(&w, &w.staging_id, &a).as_deref(), Some(live));
+    assert_eq!(age_decrypt(&w, &w.production_id, &a), None);
+    let m = secretsync::manifest::load(&w.sb.path("secrets.yaml")).unwrap();
+    assert_eq!(
+        m.secrets["FROM_STAGING"].targets,
+        vec!["app@staging".to_string()]
+    );
+
+    let out = w.run(
+        &w.both_id,
+        &[
+            "rotate",
+            "DATABASE_URL",
+            "--env",
+            "staging",
+            "--generate",
+            "chars=40,alphabet=alnum",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let s = armored_in(&w, "DATABASE_URL", "staging");
+    let new = age_decrypt(&w, &w.staging_id, &s).unwrap();
+    assert_eq!(new.len(), 40, "a new 40-character value");
+    assert_ne!(new, DB_STAGING);
+    assert_eq!(age_decrypt(&w, &w.production_id, &s), None);
+    let p = armored_in(&w, "DATABASE_URL", "production");
+    assert_eq!(
+        age_decrypt(&w, &w.production_id, &p).as_deref(),
+        Some(DB_PROD)
+    );
+    // Without --env, a value per environment is not rotated as one.
+    let out = w.run(&w.both_id, &["rotate", "DATABASE_URL"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("has a value per environment"),
+        "{}",
+        out.stderr
+    );
+}
