@@ -307,7 +307,7 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
     let checkout = checkout_of(&opts.manifest);
 
     for t in &opts.targets {
-        if !head.targets.contains_key(t) && !base_manifest.targets.contains_key(t) {
+        if !head.knows_target(t) && !base_manifest.knows_target(t) {
             let names: Vec<&str> = head.targets.keys().map(String::as_str).collect();
             return Err(Error::usage(
                 format!(
@@ -318,10 +318,18 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
             ));
         }
     }
-    let selected = |name: &str| opts.targets.is_empty() || opts.targets.iter().any(|t| t == name);
+    let selected = |name: &str| {
+        opts.targets.is_empty()
+            || opts
+                .targets
+                .iter()
+                .any(|t| head.target_matches(name, t) || base_manifest.target_matches(name, t))
+    };
 
-    let head_fields = raw_fields(&head.source);
-    let base_fields = raw_fields(&base_manifest.source);
+    // With environments, an instance's definition is its target's fields
+    // and its environment's overrides, each side's own (#27).
+    let head_fields = instance_fields(&head, raw_fields(&head.source));
+    let base_fields = instance_fields(&base_manifest, raw_fields(&base_manifest.source));
     let mut contacted: IndexMap<String, TargetSpec> = IndexMap::new();
     let mut not_contacted = Vec::new();
     let secrets_on = |name: &str| -> Vec<String> {
@@ -385,13 +393,19 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
 
     let identities = crypto::find_identities(opts.identity.as_deref()).ok();
     let fingerprints_hidden = fingerprint_key_change(&base_manifest, &head, identities.as_ref());
-    let secrets = value_changes(&base_manifest, &head, identities.as_ref())?;
+    // A value per environment is compared as `NAME@ENV` (a value moved
+    // from one environment to another is a copy of the other's ciphertext).
+    let secrets = value_changes(
+        &base_manifest.values_split(),
+        &head.values_split(),
+        identities.as_ref(),
+    )?;
     // The values this change chose: no fingerprint of theirs under the
     // base's key may be shown (it would test the author's guesses).
     let chosen: BTreeSet<String> = secrets
         .iter()
         .filter(|s| !matches!(s.value, ValueChange::Unchanged | ValueChange::Removed))
-        .map(|s| s.name.clone())
+        .map(|s| manifest::environments::secret_of(&s.name, &head, &base_manifest))
         .collect();
 
     // The manifest the engine plans: the base's definitions of the targets
@@ -426,7 +440,8 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
             })
             .collect(),
         targets: contacted,
-        environments: head.environments.clone(),
+        // Who can read each environment is the base's word, as targets are.
+        environments: base_manifest.environments.clone(),
         instances: head.instances.clone(),
     };
     let engine_opts = Options {
@@ -446,8 +461,20 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
             base_commit: commit,
             fingerprints_hidden,
             chosen,
-            recipients_added: recipients_diff(&head, &base_manifest),
-            recipients_removed: recipients_diff(&base_manifest, &head),
+            recipients_added: recipients_diff(&head, &base_manifest)
+                .into_iter()
+                .chain(manifest::environments::recipients_diff(
+                    &head,
+                    &base_manifest,
+                ))
+                .collect(),
+            recipients_removed: recipients_diff(&base_manifest, &head)
+                .into_iter()
+                .chain(manifest::environments::recipients_diff(
+                    &base_manifest,
+                    &head,
+                ))
+                .collect(),
             not_contacted,
             secrets,
         },
@@ -550,6 +577,38 @@ enum Field {
     Int(i64),
     Float(f64),
     Str(String),
+    /// A target's `environments: [..]`.
+    List(Vec<String>),
+}
+
+/// The definitions of `m`'s targets by the names the plan uses: as written,
+/// or per instance (`TARGET@ENV`) the target's fields with its
+/// environment's overrides in their place.
+fn instance_fields(
+    m: &Manifest,
+    raw: IndexMap<String, IndexMap<String, Field>>,
+) -> IndexMap<String, IndexMap<String, Field>> {
+    if !m.has_environments() {
+        return raw;
+    }
+    let mut out = IndexMap::new();
+    for (name, i) in &m.instances {
+        let Some(base) = raw.get(&i.target) else {
+            continue;
+        };
+        let mut fields = base.clone();
+        if let Some(o) = m
+            .environments
+            .get(&i.env)
+            .and_then(|e| e.overrides.get(&i.target))
+        {
+            for (k, v) in o {
+                fields.insert(k.clone(), Field::Str(v.clone().unwrap_or_default()));
+            }
+        }
+        out.insert(name.clone(), fields);
+    }
+    out
 }
 
 #[derive(Deserialize)]

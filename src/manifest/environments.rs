@@ -218,6 +218,87 @@ impl Manifest {
     }
 }
 
+/// Recipients (public keys) of an environment in `a` that the same
+/// environment in `b` does not list, as "KEY (environment ENV)"; an
+/// environment new in `a` counts its own recipients only.
+pub fn recipients_diff(a: &Manifest, b: &Manifest) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, e) in &a.environments {
+        if !e.own_recipients {
+            continue;
+        }
+        let theirs: Vec<String> = b
+            .environments
+            .get(name)
+            .map(|x| x.recipients.iter().map(ToString::to_string).collect())
+            .unwrap_or_else(|| b.recipients.iter().map(ToString::to_string).collect());
+        for r in &e.recipients {
+            let r = r.to_string();
+            if !theirs.contains(&r) {
+                out.push(format!("{r} (environment {name})"));
+            }
+        }
+    }
+    out
+}
+
+/// The secret a name of [`Manifest::values_split`] stands for.
+pub fn secret_of(name: &str, a: &Manifest, b: &Manifest) -> String {
+    if let Some((secret, _)) = name.rsplit_once('@') {
+        let split = |m: &Manifest| m.secrets.get(secret).is_some_and(|s| s.per_environment());
+        if split(a) || split(b) {
+            return secret.to_string();
+        }
+    }
+    name.to_string()
+}
+
+impl Manifest {
+    /// The manifest with each secret that has a value per environment
+    /// split into one secret per value (`NAME@ENV`, on that environment's
+    /// instances): for views that judge one value per secret (review).
+    pub fn values_split(&self) -> Manifest {
+        let mut secrets = IndexMap::new();
+        for (name, s) in &self.secrets {
+            if !s.per_environment() {
+                secrets.insert(name.clone(), s.clone());
+                continue;
+            }
+            for (env, v) in &s.values {
+                let pseudo = format!("{name}@{env}");
+                let targets: Vec<String> = s
+                    .targets
+                    .iter()
+                    .filter(|t| self.env_of(t) == Some(env.as_str()))
+                    .cloned()
+                    .collect();
+                secrets.insert(
+                    pseudo.clone(),
+                    SecretDef {
+                        name: pseudo,
+                        targets,
+                        value: v.clone(),
+                        values: IndexMap::new(),
+                        ..s.clone()
+                    },
+                );
+            }
+        }
+        Manifest {
+            path: self.path.clone(),
+            source: self.source.clone(),
+            recipients: self.recipients.clone(),
+            fingerprint_key: self.fingerprint_key.clone(),
+            targets: self.targets.clone(),
+            secrets,
+            removed: self.removed.clone(),
+            rotate_every: self.rotate_every,
+            environments: self.environments.clone(),
+            instances: self.instances.clone(),
+        }
+    }
+}
+
 impl SecretDef {
     /// Where the value for target (instance) `target` comes from: the
     /// value of that target's environment.

@@ -169,6 +169,13 @@ impl<'a> Checker<'a> {
         };
         for (name, s) in raw.secrets.unwrap_or_default() {
             self.name(&name.0, "secret")?;
+            if !envs.is_empty() && name.0.value.contains('@') {
+                return Err(self.at_key(
+                    &name.0,
+                    format!("secret `{}`: with environments, `@` stands for one (`NAME@ENV`)", name.0.value),
+                    Some("rename the secret without `@`, and give it another name on a target with `rename:`".into()),
+                ));
+            }
             let def = self.secret(&name.0, s, &targets, &layout, &mut landed)?;
             secrets.insert(def.name.clone(), def);
         }

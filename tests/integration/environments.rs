@@ -701,3 +701,96 @@ fn import_and_rotate_per_environment() {
         out.stderr
     );
 }
+
+/// Review mode: environment definitions come from the base as target
+/// definitions do; a change of an environment's recipients is shown; a value
+/// moved from one environment to another is flagged.
+#[test]
+fn review_takes_environments_from_the_base() {
+    let w = World::new();
+    let base = w.manifest();
+    w.sb.write("base.yaml", &base);
+    let (s, p) = (w.staging(), w.production());
+    let prod_block = prod_block(&base);
+    // The head: staging's key may now read production, staging's app
+    // override moves, and staging's DATABASE_URL is production's ciphertext.
+    let staging_start = base.find("      staging: |\n").unwrap() + "      staging: |\n".len();
+    let staging_end = base[staging_start..].find("      production: |\n").unwrap() + staging_start;
+    let mut head = String::new();
+    head.push_str(&base[..staging_start]);
+    head.push_str(&prod_block);
+    head.push_str(&base[staging_end..]);
+    let head = head
+        .replacen(
+            &format!("    recipients: [{p}]\n"),
+            &format!("    recipients: [{p}, {s}]\n"),
+            1,
+        )
+        .replacen(
+            "app: {path: app-staging.env}",
+            "app: {path: elsewhere.env}",
+            1,
+        );
+    assert_ne!(head, base);
+    w.sb.write("secrets.yaml", &head);
+    let out = w.run(
+        &w.both_id,
+        &["plan", "--base", "file:base.yaml", "--format", "json"],
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+    let review = &doc["review"];
+    assert_eq!(
+        review["recipients_added"],
+        serde_json::json!([format!("{s} (environment production)")]),
+        "{review:#}"
+    );
+    let not: Vec<&str> = review["targets_not_contacted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(not, vec!["app@staging"], "{review:#}");
+    let planned: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        planned.contains(&"app@production") && planned.contains(&"api@staging"),
+        "{planned:?}"
+    );
+    let moved = review["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "DATABASE_URL@staging")
+        .unwrap_or_else(|| panic!("{review:#}"));
+    assert_eq!(moved["value"], "changed", "{moved:#}");
+    assert_eq!(
+        moved["same_value_as"]["secret"], "DATABASE_URL@production",
+        "{moved:#}"
+    );
+    assert!(
+        review["fingerprints_hidden_for"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("DATABASE_URL")),
+        "{review:#}"
+    );
+    let text = w.run(&w.both_id, &["plan", "--base", "file:base.yaml"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "this change adds the recipient \"{s} (environment production)\""
+        )),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("~ DATABASE_URL@staging         value changed; now holds the same value as DATABASE_URL@production"),
+        "{}",
+        text.stdout
+    );
+}
