@@ -171,6 +171,7 @@ impl Engine {
         let (done, decrypting) = oneshot::channel();
         let recipients = manifest.recipients_for(None);
         let mut engine = Self::build(opts, manifest, Some(decrypting), skipped);
+        engine.check_places()?;
         engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
@@ -212,7 +213,42 @@ impl Engine {
     /// the same selection, backends and connections as a plan, no identity.
     pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
         check_selection(opts, &manifest)?;
-        Ok(Self::build(opts, manifest, None, Vec::new()))
+        let engine = Self::build(opts, manifest, None, Vec::new());
+        engine.check_places()?;
+        Ok(engine)
+    }
+
+    /// Two instances of different environments that are one place (the
+    /// same file, the same Railway service and environment, the same
+    /// keychain item) would take each other's values: refused before
+    /// anything is read (#27). The manifest refuses identical definitions
+    /// where they stand; this catches those that differ only in how.
+    fn check_places(&self) -> Result<(), Error> {
+        let dir = self.manifest.dir();
+        let built: Vec<(&Slot, &str, String, Vec<PathBuf>)> = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let env = self.manifest.env_of(&s.name)?;
+                let t = s.target.as_ref().ok()?;
+                Some((s, env, t.describe(), s.spec.local_files(&dir)))
+            })
+            .collect();
+        for (i, a) in built.iter().enumerate() {
+            for b in &built[i + 1..] {
+                let same_files = !a.3.is_empty() && a.3 == b.3;
+                if a.1 != b.1 && (a.2 == b.2 || same_files) {
+                    return Err(Error::usage(
+                        format!(
+                            "targets `{}` and `{}` are the same place ({}): one environment's values would overwrite the other's",
+                            a.0.name, b.0.name, a.2
+                        ),
+                        "give the target a field of its own in one environment (`environments: {ENV: {targets: {TARGET: {…}}}}`), or keep it to one environment with `environments: [..]`",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The environments left out of this run: no identity can decrypt

@@ -41,7 +41,7 @@ pub(super) fn targets(g: &Global, action: TargetsAction) -> Result<Exit, Error> 
             let Some(s) = editor.manifest.secrets.get(key) else {
                 return Err(no_secret(key));
             };
-            let mut list = s.targets.clone();
+            let mut list = s.listed.clone();
             for t in targets {
                 if !list.contains(t) {
                     list.push(t.clone());
@@ -54,10 +54,10 @@ pub(super) fn targets(g: &Global, action: TargetsAction) -> Result<Exit, Error> 
                 return Err(no_secret(key));
             };
             for t in targets {
-                if !s.targets.contains(t) {
+                if !s.listed.contains(t) {
                     return Err(Error::usage(
                         format!("`{key}` is not deployed to `{t}`"),
-                        format!("its targets: {}", s.targets.join(", ")),
+                        format!("its targets: {}", s.listed.join(", ")),
                     ));
                 }
             }

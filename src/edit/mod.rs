@@ -355,7 +355,8 @@ impl Editor {
         let Some(def) = self.manifest.secrets.get(name) else {
             return Err(no_secret(&self.manifest, name));
         };
-        if def.targets == targets {
+        // The targets as written (with environments, not their instances).
+        if def.listed == targets {
             return Ok(false);
         }
         if targets.is_empty() {
@@ -378,13 +379,23 @@ impl Editor {
         if !self.manifest.secrets.contains_key(name) {
             return Err(no_secret(&self.manifest, name));
         }
-        let value = self.value_of(name)?.expect("checked above");
+        // A value per environment: each one's fingerprint is remembered.
+        let envs: Vec<String> = self.manifest.secrets[name].values.keys().cloned().collect();
+        let mut values = Vec::new();
+        if envs.is_empty() {
+            values.push(self.value_of(name)?.expect("checked above"));
+        }
+        for env in &envs {
+            values.extend(self.value_in(name, env)?);
+        }
         let fp = self.fingerprinter()?;
-        let f = fp.fingerprint(&value).expect("the fingerprinter is keyed");
         self.text
             .remove_secret(name)
             .map_err(|e| Error::other(e.0))?;
-        self.text.add_removed(name, &f, &crate::time::today());
+        for value in &values {
+            let f = fp.fingerprint(value).expect("the fingerprinter is keyed");
+            self.text.add_removed(name, &f, &crate::time::today());
+        }
         Ok(())
     }
 

@@ -641,3 +641,109 @@ pub(super) fn synthetic(field: &str, value: &str, at: Location) -> (Key, Spanned
         Spanned::new(Some(value.to_string()), at, at),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const ARMOR: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+    fn load(text: &str) -> Result<Manifest, String> {
+        super::super::parse(Path::new("secrets.yaml"), text.to_string()).map_err(|e| e.to_string())
+    }
+
+    fn manifest() -> String {
+        format!(
+            "version: 1\nenvironments:\n  staging:\n    targets:\n      app: {{path: s.env}}\n  production: {{}}\ntargets:\n  app: {{type: env_file, path: p.env}}\n  api: {{type: railway, project: p1, service: api}}\n  only: {{type: env_file, path: o.env, environments: [production]}}\nsecrets:\n  DB:\n    targets: [app, api, only]\n    encrypted:\n      staging: |\n        {ARMOR}\n        s\n      production: |\n        {ARMOR}\n        p\n  HALF:\n    targets: [app]\n    encrypted:\n      production: |\n        {ARMOR}\n        p2\n  ALL:\n    targets: [app, only]\n    value: x\n  DEBUG:\n    targets: [api]\n    environments: [staging]\n    value: d\n"
+        )
+    }
+
+    /// By construction: every instance a secret reaches takes the value of
+    /// the instance's own environment, and a secret without a value for an
+    /// environment reaches none of its targets.
+    #[test]
+    fn a_value_never_reaches_another_environments_target() {
+        let m = load(&manifest()).unwrap();
+        assert_eq!(
+            m.targets.keys().collect::<Vec<_>>(),
+            [
+                "app@staging",
+                "app@production",
+                "api@staging",
+                "api@production",
+                "only@production"
+            ]
+        );
+        for s in m.secrets.values() {
+            for t in &s.targets {
+                let env = m.env_of(t).unwrap();
+                let want = s.value_in(env).unwrap();
+                let got = s.source_on(t);
+                match (want, got) {
+                    (ValueSource::Encrypted(a), ValueSource::Encrypted(b)) => {
+                        assert_eq!(a, b, "{t}")
+                    }
+                    (ValueSource::Plain(a), ValueSource::Plain(b)) => assert_eq!(a, b, "{t}"),
+                    other => panic!("{t}: {other:?}"),
+                }
+                if let ValueSource::Encrypted(a) = got {
+                    assert!(
+                        a.ends_with(if env == "staging" { "s\n" } else { "p\n" })
+                            || s.name == "HALF",
+                        "{t}: {a}"
+                    );
+                }
+            }
+        }
+        assert_eq!(m.secrets["HALF"].targets, ["app@production"]);
+        assert_eq!(m.secrets["HALF"].absent_in, ["staging"]);
+        assert_eq!(m.secrets["DEBUG"].targets, ["api@staging"]);
+        assert_eq!(
+            m.secrets["DB"].targets,
+            [
+                "app@staging",
+                "app@production",
+                "api@staging",
+                "api@production",
+                "only@production"
+            ]
+        );
+        // The one-value views hold one environment only.
+        let s = m.in_env("staging");
+        assert!(s.targets.keys().all(|t| t.ends_with("@staging")));
+        assert!(!s.secrets.contains_key("HALF"));
+        assert!(matches!(&s.secrets["DB"].value, ValueSource::Encrypted(a) if a.ends_with("s\n")));
+        // Railway's environment is the environment's name.
+        let api = m.targets["api@staging"]
+            .get::<crate::targets::railway::RailwaySpec>()
+            .unwrap();
+        assert_eq!(api.environment, "staging");
+        let app = m.targets["app@staging"]
+            .get::<crate::targets::env_file::EnvFileSpec>()
+            .unwrap();
+        assert_eq!(app.path, "s.env");
+    }
+
+    #[test]
+    fn mistakes_are_said_where_they_stand() {
+        let base = manifest();
+        for (from, to, want) in [
+            ("  production: {}\n", "  production: {}\n  -bad: {}\n", "environment `-bad` is not a usable name\n  --> secrets.yaml:7:3"),
+            ("environments: [production]", "environments: [prod]", "target `only` names environment `prod`, which is not defined\n  --> secrets.yaml:10:54"),
+            ("app: {path: s.env}", "app: {type: railway}", "environment `staging` cannot change the type of target `app`"),
+            ("app: {path: s.env}", "app: {path: \"-x\"}", "`path` of target `app@staging` starts with `-`"),
+            ("      staging: |\n", "      qa: |\n", "secret `DB` has a value for environment `qa`, which is not defined"),
+            ("app: {path: s.env}", "api: {service: api}", "targets `app@staging` and `app@production` are the same place"),
+            ("  ALL:\n", "  A@B:\n", "with environments, `@` stands for one"),
+        ] {
+            assert!(base.contains(from), "{from}");
+            let e = load(&base.replacen(from, to, 1)).unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        // Without environments, the new lists are refused at their place.
+        let flat = "version: 1\ntargets:\n  app: {type: env_file, path: a.env, environments: [x]}\nsecrets: {}\n";
+        let e = load(flat).unwrap_err();
+        assert!(e.starts_with("target `app` lists `environments`, but the manifest defines none\n  --> secrets.yaml:3:38"), "{e}");
+    }
+}

@@ -794,3 +794,24 @@ fn review_takes_environments_from_the_base() {
         text.stdout
     );
 }
+
+/// Two instances that are one place though defined differently (an
+/// override of a flag only) are refused before anything is read or written.
+#[test]
+fn two_environments_never_share_a_place() {
+    let w = World::new();
+    let m = w
+        .manifest()
+        .replacen("app: {path: app-staging.env}", "app: {prune: true}", 1);
+    w.sb.write("secrets.yaml", &m);
+    for cmd in [&["plan"][..], &["apply", "--auto-approve"], &["doctor"]] {
+        let out = w.run(&w.both_id, cmd);
+        assert_eq!(out.code, 1, "{cmd:?}: {}", out.all());
+        assert!(
+            out.stderr.contains("targets `app@staging` and `app@production` are the same place (env file app-production.env)"),
+            "{cmd:?}: {}",
+            out.stderr
+        );
+    }
+    assert!(!w.sb.path("app-production.env").exists());
+}
