@@ -224,27 +224,28 @@ impl Engine {
     /// anything is read (#27). The manifest refuses identical definitions
     /// where they stand; this catches those that differ only in how.
     fn check_places(&self) -> Result<(), Error> {
-        let dir = self.manifest.dir();
-        let built: Vec<(&Slot, &str, String, Vec<PathBuf>)> = self
-            .slots
-            .iter()
-            .filter_map(|s| {
-                let env = self.manifest.env_of(&s.name)?;
-                let t = s.target.as_ref().ok()?;
-                Some((s, env, t.describe(), s.spec.local_files(&dir)))
-            })
-            .collect();
-        for (i, a) in built.iter().enumerate() {
-            for b in &built[i + 1..] {
-                let same_files = !a.3.is_empty() && a.3 == b.3;
-                if a.1 != b.1 && (a.2 == b.2 || same_files) {
+        // A target's description names its place (file, host and path,
+        // service and environment, keychain item).
+        let mut seen: std::collections::HashMap<String, (&str, &str)> =
+            std::collections::HashMap::new();
+        for s in &self.slots {
+            let (Some(env), Ok(t)) = (self.manifest.env_of(&s.name), s.target.as_ref()) else {
+                continue;
+            };
+            let place = t.describe();
+            match seen.get(&place) {
+                Some((other, other_env)) if *other_env != env => {
                     return Err(Error::usage(
                         format!(
-                            "targets `{}` and `{}` are the same place ({}): one environment's values would overwrite the other's",
-                            a.0.name, b.0.name, a.2
+                            "targets `{other}` and `{}` are the same place ({place}): one environment's values would overwrite the other's",
+                            s.name
                         ),
                         "give the target a field of its own in one environment (`environments: {ENV: {targets: {TARGET: {…}}}}`), or keep it to one environment with `environments: [..]`",
                     ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(place, (&s.name, env));
                 }
             }
         }

@@ -815,3 +815,50 @@ fn two_environments_never_share_a_place() {
     }
     assert!(!w.sb.path("app-production.env").exists());
 }
+
+/// Over the test sshd: an `ssh_env` target whose staging instance writes
+/// another file (an override of `path`) gets each environment's value only.
+#[test]
+fn ssh_env_instances_write_their_own_environments_values() {
+    let w = World::new();
+    let sshd = support::sshd::Sshd::start();
+    let remote = tempfile::tempdir().unwrap();
+    let (s, p) = (w.staging(), w.production());
+    let staging_file = remote.path().join("staging.env");
+    let production_file = remote.path().join("production.env");
+    let mut m = format!(
+        "version: 1\nrecipients: [{s}, {p}]\nenvironments:\n  staging:\n    recipients: [{s}]\n    targets:\n      vps: {{path: {}}}\n  production:\n    recipients: [{p}]\ntargets:\n  vps:\n    type: ssh_env\n",
+        staging_file.display()
+    );
+    m.push_str(&sshd.yaml("root", 4));
+    m.push_str(&format!("    path: {}\n", production_file.display()));
+    m.push_str("secrets:\n  DATABASE_URL:\n    targets: [vps]\n    encrypted:\n      staging: |\n");
+    m.push_str(&armored(&[s.clone()], DB_STAGING, 8));
+    m.push_str("      production: |\n");
+    m.push_str(&armored(&[p.clone()], DB_PROD, 8));
+    m.push_str("  LOG_LEVEL:\n    targets: [vps]\n    value: info\n");
+    w.sb.write("secrets.yaml", &m);
+
+    let out = w.run(&w.both_id, &["apply", "--auto-approve"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let staging = std::fs::read_to_string(&staging_file).unwrap();
+    let production = std::fs::read_to_string(&production_file).unwrap();
+    assert!(
+        staging.contains(&format!("DATABASE_URL={DB_STAGING}")) && !staging.contains(DB_PROD),
+        "{staging}"
+    );
+    assert!(
+        production.contains(&format!("DATABASE_URL={DB_PROD}")) && !production.contains(DB_STAGING),
+        "{production}"
+    );
+    assert!(staging.contains("LOG_LEVEL=info") && production.contains("LOG_LEVEL=info"));
+
+    // Staging's identity alone: production is skipped, staging in sync.
+    let out = w.run(&w.staging_id, &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 3, "{}", out.all());
+    let out = w.run(
+        &w.staging_id,
+        &["plan", "--env", "staging", "--detailed-exitcode"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+}
