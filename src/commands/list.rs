@@ -268,6 +268,12 @@ async fn per_env(
     envs: &[String],
     policy: Policy,
 ) -> Result<Exit, Error> {
+    if a.check {
+        return Err(Error::usage(
+            "list --check does not read targets per environment yet",
+            "`secretsync plan --env ENV` shows which targets hold a value the manifest replaced",
+        ));
+    }
     for t in &a.selection.targets {
         if !m.knows_target(t) {
             return Err(Error::usage(

@@ -104,9 +104,9 @@ impl World {
             self.sb.path("envs.keychain-db").display()
         ));
         m.push_str("secrets:\n  DATABASE_URL:\n    targets: [api, app]\n    encrypted:\n      staging: |\n");
-        m.push_str(&armored(&[s.clone()], DB_STAGING, 8));
+        m.push_str(&armored(std::slice::from_ref(&s), DB_STAGING, 8));
         m.push_str("      production: |\n");
-        m.push_str(&armored(&[p.clone()], DB_PROD, 8));
+        m.push_str(&armored(std::slice::from_ref(&p), DB_PROD, 8));
         m.push_str("  LOG_LEVEL:\n    targets: [api, app, mac]\n    value: info\n");
         m.push_str(&format!(
             "  DEBUG_TOKEN:\n    targets: [api, app]\n    environments: [staging]\n    value: {DEBUG}\n"
@@ -833,9 +833,9 @@ fn ssh_env_instances_write_their_own_environments_values() {
     m.push_str(&sshd.yaml("root", 4));
     m.push_str(&format!("    path: {}\n", production_file.display()));
     m.push_str("secrets:\n  DATABASE_URL:\n    targets: [vps]\n    encrypted:\n      staging: |\n");
-    m.push_str(&armored(&[s.clone()], DB_STAGING, 8));
+    m.push_str(&armored(std::slice::from_ref(&s), DB_STAGING, 8));
     m.push_str("      production: |\n");
-    m.push_str(&armored(&[p.clone()], DB_PROD, 8));
+    m.push_str(&armored(std::slice::from_ref(&p), DB_PROD, 8));
     m.push_str("  LOG_LEVEL:\n    targets: [vps]\n    value: info\n");
     w.sb.write("secrets.yaml", &m);
 
