@@ -141,6 +141,19 @@ impl Engine {
             .collect();
 
         let key = match (&manifest.fingerprint_key, &identities) {
+            // With environments, an identity that reads some of them may
+            // not read the key: it plans them without fingerprints.
+            (Some(armored), Some(ids)) if manifest.has_environments() => {
+                match crypto::decrypt(ids, armored, "fingerprint_key") {
+                    Ok(k) => Some(k),
+                    Err(_) => {
+                        crate::notice::notice(
+                            "note: this identity cannot decrypt the fingerprint_key: no fingerprints are shown (encrypt it to every environment's recipients with `secretsync rekey`)",
+                        );
+                        None
+                    }
+                }
+            }
             (Some(armored), Some(ids)) => Some(
                 crypto::decrypt(ids, armored, "fingerprint_key")
                     .map_err(|e| crypto::explain(e, &ids.publics(), &manifest.recipients))?,

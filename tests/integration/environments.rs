@@ -382,7 +382,19 @@ fn age_decrypt(w: &World, identity: &PathBuf, armored: &str) -> Option<String> {
 #[test]
 fn compare_and_promote() {
     let w = World::new();
-    let mut m = w.manifest();
+    // A fingerprint key readable by both environments' keys.
+    let mut m = w.manifest().replacen(
+        "environments:\n",
+        &format!(
+            "fingerprint_key: |\n{}environments:\n",
+            armored(
+                &[w.staging(), w.production()],
+                "0123456789abcdef0123456789abcdef",
+                2
+            )
+        ),
+        1,
+    );
     let reused = "CANARY-reused-session-key-3e3e";
     m.push_str("  SESSION_KEY:\n    targets: [app]\n    encrypted:\n      staging: |\n");
     m.push_str(&armored(&[w.staging()], reused, 8));
@@ -393,8 +405,14 @@ fn compare_and_promote() {
     let c = w.run(&w.both_id, &["compare", "staging", "production"]);
     assert_eq!(c.code, 2, "{}", c.all());
     assert!(!c.all().contains(reused), "{}", c.all());
+    assert!(
+        c.stdout
+            .contains("~ DATABASE_URL  values differ (staging fp:"),
+        "keyed fingerprints: {}",
+        c.stdout
+    );
     for line in [
-        "~ DATABASE_URL  values differ  [api, app]",
+        "~ DATABASE_URL  values differ",
         "< DEBUG_TOKEN   only in staging  [api, app]",
         "> LOG_LEVEL     only in production  [mac]",
         "= LOG_LEVEL     same value  [api, app]",
@@ -861,4 +879,28 @@ fn ssh_env_instances_write_their_own_environments_values() {
         &["plan", "--env", "staging", "--detailed-exitcode"],
     );
     assert_eq!(out.code, 0, "{}", out.all());
+}
+
+/// A fingerprint key that staging's identity cannot read does not stop it
+/// from planning staging: no fingerprints, and a note.
+#[test]
+fn a_fingerprint_key_out_of_reach_only_hides_fingerprints() {
+    let w = World::new();
+    let m = w.manifest().replacen(
+        "environments:\n",
+        &format!(
+            "fingerprint_key: |\n{}environments:\n",
+            armored(&[w.production()], "0123456789abcdef0123456789abcdef", 2)
+        ),
+        1,
+    );
+    w.sb.write("secrets.yaml", &m);
+    let out = w.run(&w.staging_id, &["plan", "--env", "staging"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr.contains("cannot decrypt the fingerprint_key"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("fp:"), "{}", out.stdout);
 }
