@@ -795,6 +795,28 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// [`Engine::values`] with a value per environment keyed `NAME@ENV`
+    /// (the names of [`Manifest::values_split`]): what `plan` judges the
+    /// lifecycle of, per environment (#27).
+    pub async fn values_split(&self) -> Result<IndexMap<String, Secret>, Error> {
+        self.ready().await?;
+        let mut out = IndexMap::new();
+        if let Ok(desired) = self.desired_map().await {
+            for (t, d) in desired {
+                for w in d.values() {
+                    let key = match self.manifest.secrets.get(&w.secret) {
+                        Some(s) => value_key(s, t),
+                        None => w.secret.clone(),
+                    };
+                    out.entry(key).or_insert_with(|| w.value.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Whether the run includes target `name` (all when none is named): by
 /// `--target` (a target's name also chooses its every instance), by
 /// `--env`, and not in an environment `skipped`.

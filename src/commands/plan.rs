@@ -25,9 +25,18 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     let manifest = engine.manifest_path().display().to_string();
     // Expiry and rotation of the planned secrets: reported, never a change
     // (the drift exit codes stay as they are; `doctor` fails on expiry).
-    let values = engine.values().await?;
+    // With environments, each environment's value is judged on its own
+    // (`NAME@ENV`).
+    let split = engine
+        .manifest
+        .has_environments()
+        .then(|| engine.manifest.values_split());
+    let values = match &split {
+        Some(_) => engine.values_split().await?,
+        None => engine.values().await?,
+    };
     let life = lifecycle::Report::new(
-        &engine.manifest,
+        split.as_ref().unwrap_or(&engine.manifest),
         &values,
         lifecycle::Policy::new(a.warn_within)?,
         |d| values.contains_key(&d.name),

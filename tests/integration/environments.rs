@@ -904,3 +904,39 @@ fn a_fingerprint_key_out_of_reach_only_hides_fingerprints() {
     );
     assert!(!out.stdout.contains("fp:"), "{}", out.stdout);
 }
+
+/// The lifecycle judges each environment's value on its own: staging's
+/// expired token is said, production's valid one is not.
+#[test]
+fn lifecycle_per_environment() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let jwt = |exp: u64| {
+        format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"x","exp":{exp}}}"#))
+        )
+    };
+    let w = World::new();
+    let mut m = w.manifest();
+    m.push_str("  TOKEN:\n    targets: [app]\n    encrypted:\n      staging: |\n");
+    m.push_str(&armored(&[w.staging()], &jwt(1_000_000_000), 8));
+    m.push_str("      production: |\n");
+    m.push_str(&armored(&[w.production()], &jwt(4_102_444_800), 8));
+    w.sb.write("secrets.yaml", &m);
+    let out = w.run(&w.both_id, &["plan", "--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+    let findings = doc["lifecycle"]["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["secret"] == "TOKEN@staging" && f["kind"] == "expired"),
+        "{findings:?}"
+    );
+    assert!(
+        !findings.iter().any(|f| f["secret"] == "TOKEN@production"),
+        "{findings:?}"
+    );
+}
