@@ -467,6 +467,9 @@ pub(crate) struct TargetAddArgs {
     /// A kind of target (the list below is the registry's).
     #[arg(long = "type", value_name = "TYPE", value_parser = target_kinds())]
     pub(crate) kind: String,
+    /// With `environments:`: the environments the target is in (repeatable; default: every one).
+    #[arg(long = "env", value_name = "ENV")]
+    pub(crate) envs: Vec<String>,
     /// Any field of the type, as `FIELD=VALUE` (repeatable): what the
     /// flags below do not name.
     #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = field_value)]

@@ -129,6 +129,12 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
                 ));
             }
             let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
+            editor.manifest.check_envs(&a.envs).map_err(|why| {
+                Error::usage(
+                    why,
+                    "environments are defined under `environments:` (docs/environments.md)",
+                )
+            })?;
             let fields = fields(&a);
             editor.add_target(&a.name, &fields)?;
             // A missing or misplaced field is the user's, not the editor's:
@@ -196,6 +202,10 @@ fn fields(a: &TargetAddArgs) -> Vec<(&str, String)> {
     }
     for (field, value) in &a.set {
         f.push((field, yaml_quote(value)));
+    }
+    // Names of the manifest's environments (checked before): plain words.
+    if !a.envs.is_empty() {
+        f.push(("environments", format!("[{}]", a.envs.join(", "))));
     }
     f
 }

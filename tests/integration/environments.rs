@@ -940,3 +940,40 @@ fn lifecycle_per_environment() {
         "{findings:?}"
     );
 }
+
+/// `target add --env` defines a target in those environments only.
+#[test]
+fn target_add_in_one_environment() {
+    let w = World::new();
+    w.sb.write("secrets.yaml", &w.manifest());
+    let out = w.run(
+        &w.both_id,
+        &[
+            "target",
+            "add",
+            "worker",
+            "--type",
+            "env_file",
+            "--path",
+            "worker.env",
+            "--env",
+            "production",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let m = secretsync::manifest::load(&w.sb.path("secrets.yaml")).unwrap();
+    assert!(m.targets.contains_key("worker@production"));
+    assert!(!m.targets.contains_key("worker@staging"));
+    let out = w.run(
+        &w.both_id,
+        &[
+            "target", "add", "other", "--type", "env_file", "--path", "o.env", "--env", "qa",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("--env qa: no such environment"),
+        "{}",
+        out.stderr
+    );
+}
