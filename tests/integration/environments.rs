@@ -977,3 +977,36 @@ fn target_add_in_one_environment() {
         out.stderr
     );
 }
+
+/// A saved plan of instances is applied as saved.
+#[test]
+fn a_saved_plan_of_instances_applies() {
+    let w = World::new();
+    let m = w.manifest().replacen(
+        "environments:\n",
+        &format!(
+            "fingerprint_key: |\n{}environments:\n",
+            armored(
+                &[w.staging(), w.production()],
+                "0123456789abcdef0123456789abcdef",
+                2
+            )
+        ),
+        1,
+    );
+    w.sb.write("secrets.yaml", &m);
+    let out = w.run(
+        &w.both_id,
+        &["plan", "--env", "staging", "--out", "plan.json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_no_canary(
+        "plan.json",
+        w.sb.read("plan.json").as_bytes(),
+        &[DB_STAGING, DB_PROD, API_KEY, DEBUG],
+    );
+    let out = w.run(&w.both_id, &["apply", "plan.json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(w.sb.read("app-staging.env").contains(DB_STAGING));
+    assert!(!w.sb.path("app-production.env").exists());
+}
