@@ -30,6 +30,23 @@ pub fn refusals(
             .filter(|t| !names.contains(t))
             .collect::<Vec<_>>(),
     );
+    // With environments, a target named as written stands for its instances.
+    let instances: Vec<&String> = names
+        .iter()
+        .flat_map(|t| {
+            manifest
+                .instances
+                .iter()
+                .filter(move |(_, i)| i.target == **t)
+                .map(|(n, _)| n)
+        })
+        .collect();
+    names.extend(
+        instances
+            .into_iter()
+            .filter(|i| !names.contains(i))
+            .collect::<Vec<_>>(),
+    );
     let ctx = Context::new(manifest.dir());
     let mut out = Vec::new();
     for t in names {

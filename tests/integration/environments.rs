@@ -1010,3 +1010,30 @@ fn a_saved_plan_of_instances_applies() {
     assert!(w.sb.read("app-staging.env").contains(DB_STAGING));
     assert!(!w.sb.path("app-production.env").exists());
 }
+
+/// A new secret's targets named as written are checked per instance: a
+/// value no env file can hold is refused when it comes in.
+#[test]
+fn a_value_an_instance_cannot_hold_is_refused_at_set() {
+    let w = World::new();
+    w.sb.write("secrets.yaml", &w.manifest());
+    let before = w.sb.read("secrets.yaml");
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args(["set", "CR_VALUE", "--target", "app", "--stdin"])
+        .arg("--identity")
+        .arg(&w.both_id)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    let _ = child.stdin.take().unwrap().write_all(b"a\rb");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("app@staging") || err.contains("app@production"),
+        "{err}"
+    );
+    assert_eq!(w.sb.read("secrets.yaml"), before);
+}
