@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-
 /// How long a second editor waits before giving up, unless
 /// `SECRETSYNC_LOCK_TIMEOUT` (seconds) says otherwise.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
 use super::{Change, Check, Context, Observed, Target, TargetError};
 use crate::crypto::Fingerprinter;
@@ -256,7 +257,7 @@ fn write_sync(
         .with_hint("create the file, or set `create: true` on the target"));
     }
 
-    let new_text = envfile::edited(
+    let new_text = envfile_target::edited(
         &path.display().to_string(),
         current.as_ref().map(|b| b.as_slice()),
         changes,
@@ -359,7 +360,7 @@ fn write_error(e: AtomicError) -> TargetError {
 /// The blocking half of [`Target::read`].
 fn read_sync(path: &Path) -> Result<Observed, TargetError> {
     let bytes = read_bytes(path)?;
-    envfile::observe(
+    envfile_target::observe(
         &path.display().to_string(),
         bytes.as_ref().map(|b| b.as_slice()),
     )
@@ -369,8 +370,8 @@ fn check_file(path: &Path, create: bool) -> Result<String, TargetError> {
     match read_bytes(path)? {
         Some(bytes) => {
             let location = path.display().to_string();
-            let text = envfile::decode(&location, &bytes)?;
-            let n = envfile::parse_at(&location, &text)?.entries().len();
+            let text = envfile_target::decode(&location, &bytes)?;
+            let n = envfile_target::parse_at(&location, &text)?.entries().len();
             Ok(format!("{} parses ({n} keys)", path.display()))
         }
         None if create => Ok(format!(
@@ -444,7 +445,7 @@ impl Target for LocalEnvFile {
     }
 
     fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
-        envfile::dropped_exports(observed, changes, self.format)
+        envfile_target::dropped_exports(observed, changes, self.format)
     }
 
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {

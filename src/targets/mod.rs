@@ -10,6 +10,7 @@
 //! [`Target::read_batch`].
 
 pub mod env_file;
+pub mod envfile_target;
 pub mod file;
 pub mod keychain;
 pub mod kind;

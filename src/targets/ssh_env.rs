@@ -19,7 +19,8 @@
 //! ([`crate::remote::SshPool`]); all files of a host are read by **one**
 //! remote command per pass (the engine groups them by the host, their
 //! [`Target::batch_key`]); each write is **one** remote
-//! command. The env-file format is [`crate::envfile`], as for local files.
+//! command. The env-file format is [`crate::envfile`], read and edited through
+//! [`super::envfile_target`], as for local files.
 //!
 //! The write script runs on the host: the new text arrives on stdin after a
 //! first line carrying the SHA-256 of the text the plan read (or `none`); the
@@ -35,6 +36,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
 use super::{scripts, Change, Check, Context, Observed, Read, Target, TargetError};
 use crate::crypto::Fingerprinter;
@@ -215,8 +217,8 @@ impl SshEnvFile {
     /// What a read of the file says, as the engine wants it.
     fn observe(&self, state: FileState) -> Result<Observed, TargetError> {
         match state {
-            FileState::Present(bytes) => envfile::observe(&self.location(), Some(&bytes)),
-            FileState::Missing => envfile::observe(&self.location(), None),
+            FileState::Present(bytes) => envfile_target::observe(&self.location(), Some(&bytes)),
+            FileState::Missing => envfile_target::observe(&self.location(), None),
             other => Err(self.state_error(&other)),
         }
     }
@@ -476,7 +478,7 @@ impl Target for SshEnvFile {
     }
 
     fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
-        crate::envfile::dropped_exports(observed, changes, self.spec.format)
+        envfile_target::dropped_exports(observed, changes, self.spec.format)
     }
 
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
@@ -510,7 +512,7 @@ impl Target for SshEnvFile {
             (Some(text), true) => Some(text.expose().as_bytes()),
             _ => None,
         };
-        let new_text = envfile::edited(&location, current, changes, self.spec.format)?;
+        let new_text = envfile_target::edited(&location, current, changes, self.spec.format)?;
         let unchanged = match current {
             Some(bytes) => bytes == new_text.as_bytes(),
             None => new_text.is_empty(),
@@ -576,8 +578,10 @@ impl Target for SshEnvFile {
             }
         }
         let file = match read_one(self).await {
-            Ok(FileState::Present(bytes)) => envfile::observe(&self.location(), Some(&bytes))
-                .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len())),
+            Ok(FileState::Present(bytes)) => {
+                envfile_target::observe(&self.location(), Some(&bytes))
+                    .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len()))
+            }
             Ok(FileState::Missing) if self.spec.create => Ok(format!(
                 "{} is missing; it will be created with mode 0600",
                 self.location()
