@@ -457,7 +457,7 @@ impl Target for LocalEnvFile {
         let path = self.path.clone();
         let create = self.create;
         let exists = observed.exists;
-        let snapshot = observed.snapshot.clone();
+        let snapshot = observed.snapshot().cloned();
         let changes = changes.to_vec();
         let format = self.format;
         blocking(move || write_sync(&path, create, exists, snapshot, &changes, format)).await
@@ -491,7 +491,7 @@ pub(super) fn file_diff(
     changes: &[Change],
     fp: &Fingerprinter,
 ) -> Option<String> {
-    let before_text = observed.snapshot.as_ref().map_or("", Secret::expose);
+    let before_text = observed.snapshot().map_or("", Secret::expose);
     let before = envfile::EnvFile::parse(before_text).ok()?;
     let mut after = envfile::EnvFile::parse(before_text).ok()?;
     after.apply(changes, format).ok()?;

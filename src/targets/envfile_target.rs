@@ -8,6 +8,18 @@ use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
 
+/// What an env file that exists keeps in its [`Observed`] beyond the keys:
+/// needed to write it safely and to plan it truthfully.
+#[derive(Debug, Clone, Default)]
+pub struct FileRead {
+    /// The whole text as read: edited in place on write, and compared to
+    /// the file again to detect a concurrent change.
+    pub text: Secret,
+    /// Keys defined more than once: never in sync, so that apply leaves one
+    /// definition.
+    pub duplicated: BTreeSet<String>,
+}
+
 use super::{Change, Observation, Observed, Op, TargetError};
 use crate::envfile::{Edit, EnvFile, Format, Managed};
 use crate::secret::Secret;
@@ -55,14 +67,7 @@ pub fn parse_at(location: &str, text: &Secret) -> Result<EnvFile, TargetError> {
 /// place and to detect a concurrent change.
 pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetError> {
     let Some(bytes) = bytes else {
-        return Ok(Observed {
-            entries: Default::default(),
-            exists: false,
-            complete: true,
-            snapshot: None,
-            notes: Vec::new(),
-            duplicated: BTreeSet::new(),
-        });
+        return Ok(Observed::missing());
     };
     let text = decode(location, bytes)?;
     let doc = parse_at(location, &text)?;
@@ -71,20 +76,17 @@ pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetE
         duplicated,
         notes,
     } = doc.managed();
-    Ok(Observed {
-        entries: entries
-            .into_iter()
-            .map(|(k, v)| (k, Observation::Value(v)))
-            .collect(),
-        exists: true,
-        complete: true,
-        snapshot: Some(text),
-        notes: notes
-            .into_iter()
-            .map(|n| format!("{location}: {n}"))
-            .collect(),
-        duplicated,
-    })
+    let entries = entries
+        .into_iter()
+        .map(|(k, v)| (k, Observation::Value(v)))
+        .collect();
+    let notes = notes
+        .into_iter()
+        .map(|n| format!("{location}: {n}"))
+        .collect();
+    Ok(Observed::complete(entries)
+        .with_notes(notes)
+        .with_file(FileRead { text, duplicated }))
 }
 
 /// A note per key whose line starts with `export ` that `changes` rewrite
@@ -94,7 +96,7 @@ pub fn dropped_exports(observed: &Observed, changes: &[Change], format: Format) 
     if format.keeps_export() || !changes.iter().any(|c| matches!(c.op, Op::Update(_))) {
         return Vec::new();
     }
-    let Some(text) = observed.snapshot.as_ref().map(Secret::expose) else {
+    let Some(text) = observed.snapshot().map(Secret::expose) else {
         return Vec::new();
     };
     if !text.contains("export") {

@@ -672,14 +672,7 @@ impl KeychainTarget {
                 }
             }
         }
-        Ok(Observed {
-            entries,
-            exists: true,
-            complete: false,
-            snapshot: None,
-            notes: Vec::new(),
-            duplicated: Default::default(),
-        })
+        Ok(Observed::partial(entries))
     }
 
     /// Reads `keys` now, alone (the write's conflict check).

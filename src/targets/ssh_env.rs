@@ -508,7 +508,7 @@ impl Target for SshEnvFile {
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
         let location = self.location();
-        let current: Option<&[u8]> = match (&observed.snapshot, observed.exists) {
+        let current: Option<&[u8]> = match (observed.snapshot(), observed.exists) {
             (Some(text), true) => Some(text.expose().as_bytes()),
             _ => None,
         };

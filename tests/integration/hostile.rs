@@ -201,7 +201,7 @@ proptest! {
         match envfile_target::observe("/x/app.env", Some(&bytes)) {
             Ok(obs) => {
                 let text = std::str::from_utf8(&bytes).unwrap();
-                let snapshot = obs.snapshot.unwrap();
+                let snapshot = obs.snapshot().cloned().unwrap();
                 prop_assert_eq!(snapshot.expose(), text);
             }
             Err(e) => {
