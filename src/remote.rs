@@ -23,8 +23,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::manifest::{Fields, ManifestError};
 use crate::targets::TargetError;
+use crate::targets::{Fields, ManifestError};
 
 /// How an SSH host key is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,7 +103,7 @@ impl SshOptions {
             ));
         }
         let connect_timeout = f.parse("connect_timeout", |t| {
-            crate::manifest::parse_duration(t).map_err(|why| {
+            crate::targets::fields::parse_duration(t).map_err(|why| {
                 (
                     format!("connect_timeout `{t}`: {why}"),
                     Some("for example 10s, 500ms, 2m".into()),

@@ -31,10 +31,10 @@ use zeroize::Zeroizing;
 use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
 use super::{Change, Check, Context, Observed, Target, TargetError};
+use super::{Fields, ManifestError};
 use crate::crypto::Fingerprinter;
 use crate::envfile::{self, Format};
 use crate::fsutil::{directory_of, AtomicError, Attributes, Owner, Staged, Step};
-use crate::manifest::{Fields, ManifestError};
 use crate::secret::Secret;
 
 /// `type: env_file` in the registry.

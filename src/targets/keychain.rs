@@ -53,7 +53,7 @@ use zeroize::Zeroizing;
 
 use super::kind::{same_as, Kind, Spec, TargetSpec};
 use super::{Change, Check, Context, Observation, Observed, Op, Read, Target, TargetError};
-use crate::manifest::{Fields, ManifestError};
+use super::{Fields, ManifestError};
 use crate::remote::{Output, Runner, SshOptions, SSH_FIELDS};
 use crate::secret::Secret;
 

@@ -9,8 +9,10 @@
 //! declare a [`Target::batch_key`]; the engine reads each group with one
 //! [`Target::read_batch`].
 
+pub mod diagnostics;
 pub mod env_file;
 pub mod envfile_target;
+pub mod fields;
 pub mod file;
 pub mod keychain;
 pub mod kind;
@@ -29,7 +31,9 @@ use async_trait::async_trait;
 
 use crate::crypto::Fingerprinter;
 use crate::secret::Secret;
+pub use diagnostics::ManifestError;
 pub use envfile_target::FileRead;
+pub use fields::Fields;
 pub use kind::{Kind, Spec, TargetSpec};
 
 /// What a target holds under one key.

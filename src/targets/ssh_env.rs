@@ -38,10 +38,11 @@ use zeroize::Zeroizing;
 
 use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
-use super::{scripts, Change, Check, Context, Observed, Read, Target, TargetError};
+use super::{
+    scripts, Change, Check, Context, Fields, ManifestError, Observed, Read, Target, TargetError,
+};
 use crate::crypto::Fingerprinter;
-use crate::envfile;
-use crate::manifest::{EnvFormat, Fields, ManifestError};
+use crate::envfile::{self, Format as EnvFormat};
 use crate::remote::{Host, Runner, SshOptions, SSH_FIELDS};
 use crate::secret::Secret;
 

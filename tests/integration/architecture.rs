@@ -71,17 +71,8 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     // `generate` recognises a JWT with lifecycle's reader: the JWT/X.509
     // readers belong in a leaf of their own.
     ("generate", "lifecycle"),
-    // remote parses manifest fields and returns TargetError.
-    ("remote", "manifest"),
+    // remote parses the seam's fields and returns TargetError.
     ("remote", "targets"),
-    // The backends read their fields through `manifest::Fields`.
-    ("targets::env_file", "manifest"),
-    ("targets::ssh_env", "manifest"),
-    ("targets::keychain", "manifest"),
-    ("targets::railway", "manifest"),
-    // The seam's `Kind::parse` takes the manifest's `Fields` and returns
-    // its `ManifestError`: both belong in the seam.
-    ("targets", "manifest"),
 ];
 
 fn layer_of(component: &str) -> usize {
