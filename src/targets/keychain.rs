@@ -52,9 +52,10 @@ use async_trait::async_trait;
 use zeroize::Zeroizing;
 
 use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::ssh::{ssh_options, SSH_FIELDS};
 use super::{Change, Check, Context, Observation, Observed, Op, Read, Target, TargetError};
 use super::{Fields, ManifestError};
-use crate::remote::{Output, Runner, SshOptions, SSH_FIELDS};
+use crate::remote::{Output, Runner, SshOptions};
 use crate::secret::Secret;
 
 /// `type: keychain` in the registry.
@@ -89,7 +90,7 @@ impl Kind for KeychainKind {
 
     fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
         let ssh = match f.operand("host")? {
-            Some(host) => Some(SshOptions::from_fields(f, host)?),
+            Some(host) => Some(ssh_options(f, host)?),
             None => {
                 if let Some(field) = SSH_FIELDS.iter().find(|s| f.has(s)) {
                     return Err(f.key_error(
@@ -910,7 +911,7 @@ impl Target for KeychainTarget {
             )
             .await
         {
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
             Ok(out) if out.code == Some(0) => Ok(format!(
                 "`{}` runs on {} and the keychain {} is unlocked",
                 self.security,

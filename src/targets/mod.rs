@@ -19,6 +19,7 @@ pub mod kind;
 pub mod railway;
 pub mod registry;
 pub mod scripts;
+pub mod ssh;
 pub mod ssh_env;
 
 use std::any::Any;

@@ -38,12 +38,13 @@ use zeroize::Zeroizing;
 
 use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
+use super::ssh::{ssh_options, SSH_FIELDS};
 use super::{
     scripts, Change, Check, Context, Fields, ManifestError, Observed, Read, Target, TargetError,
 };
 use crate::crypto::Fingerprinter;
 use crate::envfile::{self, Format as EnvFormat};
-use crate::remote::{Host, Runner, SshOptions, SSH_FIELDS};
+use crate::remote::{Host, Runner, SshOptions};
 use crate::secret::Secret;
 
 /// `type: ssh_env` in the registry.
@@ -79,7 +80,7 @@ impl Kind for SshEnvKind {
         let path = f.required_operand("path")?;
         Ok(TargetSpec::new(SshEnvSpec {
             format: super::env_file::format_field(f)?,
-            ssh: SshOptions::from_fields(f, host)?,
+            ssh: ssh_options(f, host)?,
             path,
             sudo: f.flag("sudo", false)?,
             on_change: f.text("on_change"),
@@ -540,10 +541,8 @@ impl Target for SshEnvFile {
             Ok(out) => out,
             // The connection went once the new text was on its way: the
             // script may have finished the rename before it was cut.
-            Err(e) if e.message.contains(crate::remote::LOST_DURING) => {
-                return Err(in_doubt(&location, &e))
-            }
-            Err(e) => return Err(e),
+            Err(e) if e.lost_during_command() => return Err(in_doubt(&location, &e.into())),
+            Err(e) => return Err(e.into()),
         };
         if out.code == Some(0) {
             return Ok(());
@@ -573,7 +572,7 @@ impl Target for SshEnvFile {
             Err(e) => {
                 checks.push(Check {
                     what: format!("SSH connection to {host}"),
-                    outcome: Err(e),
+                    outcome: Err(e.into()),
                 });
                 return checks;
             }
@@ -608,6 +607,7 @@ impl Target for SshEnvFile {
                 false,
             )
             .await
+            .map_err(TargetError::from)
             .and_then(|out| {
                 // as_user.sh says why sudo cannot be used by its exit code.
                 let said = match out.code {

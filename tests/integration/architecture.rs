@@ -71,8 +71,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     // `generate` recognises a JWT with lifecycle's reader: the JWT/X.509
     // readers belong in a leaf of their own.
     ("generate", "lifecycle"),
-    // remote parses the seam's fields and returns TargetError.
-    ("remote", "targets"),
 ];
 
 fn layer_of(component: &str) -> usize {
