@@ -33,9 +33,9 @@
 //! were; a CR anywhere else in a value (a CRLF file with a multi-line quoted
 //! value, a stray CR) is a parse error rather than a value silently changed.
 //!
-//! The jobs, one file each: [`document`] (the file as segments: what it
-//! defines, render), [`parser`] (the tolerant dialect reader), [`edit`]
-//! (edits in place, what may be written) and [`format`] (the per-reader
+//! The jobs, one file each: `document.rs` (the file as segments: what it
+//! defines, render), `parser.rs` (the tolerant dialect reader), `edit.rs`
+//! (edits in place, what may be written) and `format.rs` (the per-reader
 //! forms of a value).
 
 mod document;

@@ -16,11 +16,11 @@
 //! This is a service below the targets: it knows hosts, scripts and their
 //! output, and reports its own [`RemoteError`] (the seam turns it into a
 //! `TargetError`); reading a target's SSH fields into [`SshOptions`] is the
-//! seam's (`targets/ssh.rs`). One file per job: [`runner`] (where a script
-//! runs, and running it here), [`host`] (one SSH host and its master),
-//! [`pool`] (the run's hosts, masters kept between runs), [`masters`] (the
-//! `ssh -M` processes and their folders), [`classify`] (what ssh's
-//! complaints mean), [`error`].
+//! seam's (`targets/ssh.rs`). One file per job: `runner.rs` (where a script
+//! runs, and running it here), `host.rs` (one SSH host and its master),
+//! `pool.rs` (the run's hosts, masters kept between runs), `masters.rs` (the
+//! `ssh -M` processes and their folders), `classify.rs` (what ssh's
+//! complaints mean), `error.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -8,6 +8,12 @@
 //! request (all files of one host, all services of one Railway project)
 //! declare a [`Target::batch_key`]; the engine reads each group with one
 //! [`Target::read_batch`].
+//!
+//! The seam's own files: `kind.rs` (what a kind and a spec promise),
+//! `fields.rs` and `diagnostics.rs` (a target's fields as the manifest wrote
+//! them, and the located error a kind reports with), `ssh.rs` (SSH fields,
+//! remote errors as target errors), `envfile_target.rs` (an env file read
+//! into [`Observed`] and edited by [`Change`]s), `file.rs` (regular files).
 
 pub mod diagnostics;
 pub mod env_file;

@@ -44,11 +44,11 @@
 //! command and exits with the last command's status, so failures are found in
 //! its `NAME: returned STATUS` lines.
 //!
-//! One file per job: [`fields`] (the kind and its spec), [`read`] (the read
-//! script's protocol, split per item), [`password`] (what `-g` prints),
-//! [`line`] (`security -i` lines: quoting and what they cannot carry),
-//! [`errors`] (exit codes and `returned` lines turned into errors with
-//! hints) and [`target`] (the [`KeychainTarget`]).
+//! One file per job: `fields.rs` (the kind and its spec), `read.rs` (the read
+//! script's protocol, split per item), `password.rs` (what `-g` prints),
+//! `line.rs` (`security -i` lines: quoting and what they cannot carry),
+//! `errors.rs` (exit codes and `returned` lines turned into errors with
+//! hints) and `target.rs` (the [`KeychainTarget`]).
 
 mod errors;
 mod fields;
