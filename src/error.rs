@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::crypto::CryptoError;
+use crate::lock::LockError;
 use crate::manifest::ManifestError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,17 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+}
+
+/// The edit lock's failures stay `failed` with their own hint, as when the
+/// lock built them itself.
+impl From<LockError> for Error {
+    fn from(e: LockError) -> Self {
+        Error::Other {
+            message: e.to_string(),
+            hint: e.hint().map(str::to_string),
+        }
+    }
 }
 
 impl Error {

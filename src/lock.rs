@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::error::Error;
-
 /// How long a second editor waits before giving up, unless
 /// `SECRETSYNC_LOCK_TIMEOUT` (seconds) says otherwise.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
@@ -51,26 +49,62 @@ pub fn wait_limit() -> Duration {
         .map_or(DEFAULT_WAIT, Duration::from_secs_f64)
 }
 
+/// Why the edit lock could not be taken. The crate's `Error` wraps it
+/// (`From<LockError>`), keeping message and hint.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The lock file could not be opened or created.
+    #[error("cannot open the manifest's lock file {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another editor held the lock for longer than the wait limit.
+    #[error(
+        "{} is being edited by another secretsync (it holds {}); waited {:.0?}, nothing was changed",
+        manifest.display(),
+        path.display(),
+        waited
+    )]
+    Busy {
+        manifest: PathBuf,
+        path: PathBuf,
+        waited: Duration,
+    },
+    /// `flock` itself failed.
+    #[error("cannot lock {}: {errno}", path.display())]
+    Lock { path: PathBuf, errno: Errno },
+}
+
+impl LockError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            LockError::Open { .. } => Some(
+                "edits need to create it next to the manifest: check the folder's permissions",
+            ),
+            LockError::Busy { .. } => Some(
+                "run the command again when the other edit has finished (SECRETSYNC_LOCK_TIMEOUT sets the wait in seconds)",
+            ),
+            LockError::Lock { .. } => None,
+        }
+    }
+}
+
 /// Takes the edit lock of `manifest`, waiting up to the limit for another
 /// editor to finish.
-pub fn lock(manifest: &Path) -> Result<EditLock, Error> {
+pub fn lock(manifest: &Path) -> Result<EditLock, LockError> {
     let path = lock_path(manifest);
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| Error::Other {
-            message: format!(
-                "cannot open the manifest's lock file {}: {e}",
-                path.display()
-            ),
-            hint: Some(
-                "edits need to create it next to the manifest: check the folder's permissions"
-                    .into(),
-            ),
-        })?;
+    {
+        Ok(f) => f,
+        Err(source) => return Err(LockError::Open { path, source }),
+    };
     let limit = wait_limit();
     let start = Instant::now();
     let mut pause = Duration::from_millis(5);
@@ -79,29 +113,17 @@ pub fn lock(manifest: &Path) -> Result<EditLock, Error> {
             Ok(lock) => return Ok(EditLock { _lock: lock, path }),
             Err((f, Errno::EWOULDBLOCK)) | Err((f, Errno::EINTR)) => {
                 if start.elapsed() >= limit {
-                    return Err(Error::Other {
-                        message: format!(
-                            "{} is being edited by another secretsync (it holds {}); waited {:.0?}, nothing was changed",
-                            manifest.display(),
-                            path.display(),
-                            limit
-                        ),
-                        hint: Some(
-                            "run the command again when the other edit has finished (SECRETSYNC_LOCK_TIMEOUT sets the wait in seconds)"
-                                .into(),
-                        ),
+                    return Err(LockError::Busy {
+                        manifest: manifest.to_path_buf(),
+                        path,
+                        waited: limit,
                     });
                 }
                 file = f;
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
-            Err((_, errno)) => {
-                return Err(Error::Other {
-                    message: format!("cannot lock {}: {errno}", path.display()),
-                    hint: None,
-                })
-            }
+            Err((_, errno)) => return Err(LockError::Lock { path, errno }),
         }
     }
 }

@@ -185,7 +185,7 @@ pub fn diff_summarised(
         let (state, op) = match (w, o) {
             (Some(w), None) => (State::Missing, Some(Op::Add(w.value.clone()))),
             (Some(w), Some(Observation::Value(v)))
-                if *v == w.value && !observed.duplicated.contains(key) =>
+                if *v == w.value && !observed.is_duplicated(key) =>
             {
                 (State::InSync, None)
             }
@@ -360,8 +360,8 @@ mod tests {
     }
 
     fn observed(pairs: &[(&str, Option<&str>)]) -> Observed {
-        Observed {
-            entries: pairs
+        Observed::complete(
+            pairs
                 .iter()
                 .map(|(k, v)| {
                     (
@@ -370,12 +370,7 @@ mod tests {
                     )
                 })
                 .collect(),
-            exists: true,
-            complete: true,
-            snapshot: None,
-            notes: Vec::new(),
-            duplicated: Default::default(),
-        }
+        )
     }
 
     fn states(items: &[Item]) -> Vec<(&str, State)> {
@@ -474,11 +469,7 @@ mod tests {
     #[test]
     fn missing_container_means_every_key_is_added() {
         let w = wanted(&[("A", "1"), ("B", "")]);
-        let o = Observed {
-            exists: false,
-            complete: true,
-            ..Default::default()
-        };
+        let o = Observed::missing();
         let (_, changes) = diff(&w, &o, Options::default(), &Fingerprinter::default());
         assert_eq!(changes.len(), 2);
         assert!(changes.iter().all(|c| matches!(c.op, Op::Add(_))));

@@ -158,7 +158,7 @@ pub fn from_plan(
                         (k.clone(), v)
                     })
                     .collect(),
-                snapshot: d.observed.snapshot.as_ref().map(|s| digest(s.expose())),
+                snapshot: d.observed.snapshot().map(|s| digest(s.expose())),
                 changes: d
                     .changes
                     .iter()

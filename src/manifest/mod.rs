@@ -12,27 +12,25 @@
 //!
 //! Layout: this file holds the types a manifest loads into, and [`load`] /
 //! [`parse`]; `raw` is the spanned serde layer, `validate` the checks that
-//! turn it into these types, `fields` what a kind reads a target from,
-//! `diagnostics` the error and how it is shown.
+//! turn it into these types. What a kind reads a target from (`Fields`) and
+//! the error and how it is shown (`ManifestError`) live in the target seam
+//! (src/targets/fields.rs, src/targets/diagnostics.rs), re-exported here.
 
-mod diagnostics;
 pub mod environments;
-mod fields;
 mod raw;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use indexmap::IndexMap;
 
 use crate::crypto::Recipient;
 pub use crate::envfile::Format as EnvFormat;
+pub use crate::targets::diagnostics::{Located, ManifestError};
+pub use crate::targets::fields::{argv_safe, parse_duration, Fields};
 pub use crate::targets::TargetSpec;
-pub use diagnostics::{Located, ManifestError};
 pub use environments::{Environment, Instance};
-pub use fields::Fields;
 
 use raw::RawManifest;
 use validate::Checker;
@@ -245,42 +243,12 @@ fn syntax_hint(msg: &str) -> Option<String> {
     }
 }
 
-/// Why `value` could be read as an option or break a command line, if it could.
-pub fn argv_safe(value: &str) -> Result<(), &'static str> {
-    if value.starts_with('-') {
-        Err("starts with `-`, which a program would read as an option")
-    } else if value.chars().any(char::is_control) {
-        Err("contains a control character")
-    } else {
-        Ok(())
-    }
-}
-
-/// `10s`, `500ms`, `2m`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| "not a duration".to_string())?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        other => return Err(format!("unknown unit `{other}`")),
-    };
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err("out of range".into());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::targets::env_file::EnvFileSpec;
     use crate::targets::railway::{RailwaySpec, TokenKind};
+    use std::time::Duration;
 
     fn load_str(text: &str) -> Result<Manifest, String> {
         parse(Path::new("secrets.yaml"), text.to_string()).map_err(|e| e.to_string())

@@ -8,9 +8,9 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
-use super::fields::{Field, Fields};
 use super::raw::{RawGenerate, RawManifest, RawSecret, RawTarget};
 use super::*;
+use crate::targets::fields::{Field, Fields, Locator};
 use crate::targets::registry;
 
 /// The environments and which target is in which, for the secrets' checks.
@@ -20,16 +20,17 @@ pub(super) struct Layout<'a> {
     member: &'a IndexMap<String, Vec<String>>,
 }
 
+/// The manifest's checks; where a mistake stands is the seam's [`Locator`].
 pub(super) struct Checker<'a> {
     path: &'a Path,
-    lines: Vec<&'a str>,
+    place: Locator<'a>,
 }
 
 impl<'a> Checker<'a> {
     pub(super) fn new(path: &'a Path, source: &'a str) -> Self {
         Checker {
             path,
-            lines: source.lines().collect(),
+            place: Locator::new(path, source),
         }
     }
 
@@ -40,21 +41,7 @@ impl<'a> Checker<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> ManifestError {
-        let (line, column) = loc
-            .filter(|l| l.line() > 0)
-            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-        let source_line = (line > 0)
-            .then(|| self.lines.get(line - 1).map(|s| s.to_string()))
-            .flatten();
-        ManifestError::At(Box::new(Located {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            width,
-            message: message.into(),
-            hint,
-            source_line,
-        }))
+        self.place.error(loc, width, message, hint)
     }
 
     /// An error underlining the scalar that starts at `loc`.
@@ -64,8 +51,7 @@ impl<'a> Checker<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> ManifestError {
-        let width = self.width_at(s.referenced);
-        self.error(Some(s.referenced), width, message, hint)
+        self.place.at(s, message, hint)
     }
 
     /// An error underlining the map key `key`.
@@ -75,19 +61,7 @@ impl<'a> Checker<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> ManifestError {
-        let width = key.value.chars().count().max(1);
-        self.error(Some(key.referenced), width, message, hint)
-    }
-
-    /// The width of the token at `loc`: up to the end of a plain scalar.
-    fn width_at(&self, loc: Location) -> usize {
-        let (line, col) = (loc.line() as usize, loc.column() as usize);
-        let Some(text) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
-            return 1;
-        };
-        let rest: String = text.chars().skip(col.saturating_sub(1)).collect();
-        let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
-        rest[..end].trim_end().chars().count().max(1)
+        self.place.at_key(key, message, hint)
     }
 
     pub(super) fn manifest(
@@ -407,7 +381,7 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        kind.parse(&Fields::new(self, name, kind.name(), loc, fields))
+        kind.parse(&Fields::new(&self.place, name, kind.name(), loc, fields))
     }
 
     fn secret(

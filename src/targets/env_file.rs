@@ -28,12 +28,13 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
 use super::{Change, Check, Context, Observed, Target, TargetError};
+use super::{Fields, ManifestError};
 use crate::crypto::Fingerprinter;
 use crate::envfile::{self, Format};
 use crate::fsutil::{directory_of, AtomicError, Attributes, Owner, Staged, Step};
-use crate::manifest::{Fields, ManifestError};
 use crate::secret::Secret;
 
 /// `type: env_file` in the registry.
@@ -256,7 +257,7 @@ fn write_sync(
         .with_hint("create the file, or set `create: true` on the target"));
     }
 
-    let new_text = envfile::edited(
+    let new_text = envfile_target::edited(
         &path.display().to_string(),
         current.as_ref().map(|b| b.as_slice()),
         changes,
@@ -359,7 +360,7 @@ fn write_error(e: AtomicError) -> TargetError {
 /// The blocking half of [`Target::read`].
 fn read_sync(path: &Path) -> Result<Observed, TargetError> {
     let bytes = read_bytes(path)?;
-    envfile::observe(
+    envfile_target::observe(
         &path.display().to_string(),
         bytes.as_ref().map(|b| b.as_slice()),
     )
@@ -369,8 +370,8 @@ fn check_file(path: &Path, create: bool) -> Result<String, TargetError> {
     match read_bytes(path)? {
         Some(bytes) => {
             let location = path.display().to_string();
-            let text = envfile::decode(&location, &bytes)?;
-            let n = envfile::parse_at(&location, &text)?.entries().len();
+            let text = envfile_target::decode(&location, &bytes)?;
+            let n = envfile_target::parse_at(&location, &text)?.entries().len();
             Ok(format!("{} parses ({n} keys)", path.display()))
         }
         None if create => Ok(format!(
@@ -444,7 +445,7 @@ impl Target for LocalEnvFile {
     }
 
     fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
-        envfile::dropped_exports(observed, changes, self.format)
+        envfile_target::dropped_exports(observed, changes, self.format)
     }
 
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
@@ -456,7 +457,7 @@ impl Target for LocalEnvFile {
         let path = self.path.clone();
         let create = self.create;
         let exists = observed.exists;
-        let snapshot = observed.snapshot.clone();
+        let snapshot = observed.snapshot().cloned();
         let changes = changes.to_vec();
         let format = self.format;
         blocking(move || write_sync(&path, create, exists, snapshot, &changes, format)).await
@@ -490,7 +491,7 @@ pub(super) fn file_diff(
     changes: &[Change],
     fp: &Fingerprinter,
 ) -> Option<String> {
-    let before_text = observed.snapshot.as_ref().map_or("", Secret::expose);
+    let before_text = observed.snapshot().map_or("", Secret::expose);
     let before = envfile::EnvFile::parse(before_text).ok()?;
     let mut after = envfile::EnvFile::parse(before_text).ok()?;
     after.apply(changes, format).ok()?;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Context, Target, TargetError};
-use crate::manifest::{Fields, ManifestError};
+use super::{Fields, ManifestError};
 
 /// A kind of target, as `type:` names it.
 pub trait Kind: Sync {

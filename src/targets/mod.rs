@@ -8,18 +8,28 @@
 //! request (all files of one host, all services of one Railway project)
 //! declare a [`Target::batch_key`]; the engine reads each group with one
 //! [`Target::read_batch`].
+//!
+//! The seam's own files: `kind.rs` (what a kind and a spec promise),
+//! `fields.rs` and `diagnostics.rs` (a target's fields as the manifest wrote
+//! them, and the located error a kind reports with), `ssh.rs` (SSH fields,
+//! remote errors as target errors), `envfile_target.rs` (an env file read
+//! into [`Observed`] and edited by [`Change`]s), `file.rs` (regular files).
 
+pub mod diagnostics;
 pub mod env_file;
+pub mod envfile_target;
+pub mod fields;
 pub mod file;
 pub mod keychain;
 pub mod kind;
 pub mod railway;
 pub mod registry;
 pub mod scripts;
+pub mod ssh;
 pub mod ssh_env;
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +38,9 @@ use async_trait::async_trait;
 
 use crate::crypto::Fingerprinter;
 use crate::secret::Secret;
+pub use diagnostics::ManifestError;
+pub use envfile_target::FileRead;
+pub use fields::Fields;
 pub use kind::{Kind, Spec, TargetSpec};
 
 /// What a target holds under one key.
@@ -50,15 +63,70 @@ pub struct Observed {
     /// backend could only look up the keys it was asked for (a keychain), in
     /// which case unmanaged keys are unknown and cannot be pruned.
     pub complete: bool,
-    /// Target-private state needed to write safely: for env files the whole
-    /// text as read, used to edit in place and to detect a concurrent change.
-    pub snapshot: Option<Secret>,
     /// Things worth saying about what was read, without values (an env
-    /// file's keys left alone, keys defined twice); shown by plan and import.
+    /// file's keys left alone, keys defined twice, Railway references left
+    /// alone); shown by plan and import.
     pub notes: Vec<String>,
-    /// Keys defined more than once (an env file): never in sync, so that
-    /// apply leaves one definition.
-    pub duplicated: BTreeSet<String>,
+    /// What only an env file that exists keeps (its text as read, the keys
+    /// it defines twice); `None` for every other target.
+    pub file: Option<FileRead>,
+}
+
+impl Observed {
+    /// A target that exists and lists every key it holds.
+    pub fn complete(entries: BTreeMap<String, Observation>) -> Self {
+        Observed {
+            entries,
+            exists: true,
+            complete: true,
+            ..Default::default()
+        }
+    }
+
+    /// A target that exists but was asked only for some keys (a keychain):
+    /// unmanaged keys are unknown and cannot be pruned.
+    pub fn partial(entries: BTreeMap<String, Observation>) -> Self {
+        Observed {
+            entries,
+            exists: true,
+            complete: false,
+            ..Default::default()
+        }
+    }
+
+    /// A container that does not exist (an env file not created yet): every
+    /// key is absent, and that is the whole truth.
+    pub fn missing() -> Self {
+        Observed {
+            exists: false,
+            complete: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn with_notes(mut self, notes: Vec<String>) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// An env file's extras ([`FileRead`]).
+    pub fn with_file(mut self, file: FileRead) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// The env file's text as read, if this is an env file that exists.
+    pub fn snapshot(&self) -> Option<&Secret> {
+        self.file.as_ref().map(|f| &f.text)
+    }
+
+    /// Whether `key` is defined more than once (an env file): never in sync,
+    /// so that apply leaves one definition.
+    pub fn is_duplicated(&self, key: &str) -> bool {
+        self.file
+            .as_ref()
+            .is_some_and(|f| f.duplicated.contains(key))
+    }
 }
 
 /// One change to make on a target, named as the key is named there.

@@ -19,7 +19,8 @@
 //! ([`crate::remote::SshPool`]); all files of a host are read by **one**
 //! remote command per pass (the engine groups them by the host, their
 //! [`Target::batch_key`]); each write is **one** remote
-//! command. The env-file format is [`crate::envfile`], as for local files.
+//! command. The env-file format is [`crate::envfile`], read and edited through
+//! [`super::envfile_target`], as for local files.
 //!
 //! The write script runs on the host: the new text arrives on stdin after a
 //! first line carrying the SHA-256 of the text the plan read (or `none`); the
@@ -35,12 +36,15 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::envfile_target;
 use super::kind::{same_as, Kind, Spec, TargetSpec};
-use super::{scripts, Change, Check, Context, Observed, Read, Target, TargetError};
+use super::ssh::{ssh_options, SSH_FIELDS};
+use super::{
+    scripts, Change, Check, Context, Fields, ManifestError, Observed, Read, Target, TargetError,
+};
 use crate::crypto::Fingerprinter;
-use crate::envfile;
-use crate::manifest::{EnvFormat, Fields, ManifestError};
-use crate::remote::{Host, Runner, SshOptions, SSH_FIELDS};
+use crate::envfile::{self, Format as EnvFormat};
+use crate::remote::{Host, Runner, SshOptions};
 use crate::secret::Secret;
 
 /// `type: ssh_env` in the registry.
@@ -76,7 +80,7 @@ impl Kind for SshEnvKind {
         let path = f.required_operand("path")?;
         Ok(TargetSpec::new(SshEnvSpec {
             format: super::env_file::format_field(f)?,
-            ssh: SshOptions::from_fields(f, host)?,
+            ssh: ssh_options(f, host)?,
             path,
             sudo: f.flag("sudo", false)?,
             on_change: f.text("on_change"),
@@ -215,8 +219,8 @@ impl SshEnvFile {
     /// What a read of the file says, as the engine wants it.
     fn observe(&self, state: FileState) -> Result<Observed, TargetError> {
         match state {
-            FileState::Present(bytes) => envfile::observe(&self.location(), Some(&bytes)),
-            FileState::Missing => envfile::observe(&self.location(), None),
+            FileState::Present(bytes) => envfile_target::observe(&self.location(), Some(&bytes)),
+            FileState::Missing => envfile_target::observe(&self.location(), None),
             other => Err(self.state_error(&other)),
         }
     }
@@ -476,7 +480,7 @@ impl Target for SshEnvFile {
     }
 
     fn change_notes(&self, observed: &Observed, changes: &[Change]) -> Vec<String> {
-        crate::envfile::dropped_exports(observed, changes, self.spec.format)
+        envfile_target::dropped_exports(observed, changes, self.spec.format)
     }
 
     async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
@@ -506,11 +510,11 @@ impl Target for SshEnvFile {
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
         let location = self.location();
-        let current: Option<&[u8]> = match (&observed.snapshot, observed.exists) {
+        let current: Option<&[u8]> = match (observed.snapshot(), observed.exists) {
             (Some(text), true) => Some(text.expose().as_bytes()),
             _ => None,
         };
-        let new_text = envfile::edited(&location, current, changes, self.spec.format)?;
+        let new_text = envfile_target::edited(&location, current, changes, self.spec.format)?;
         let unchanged = match current {
             Some(bytes) => bytes == new_text.as_bytes(),
             None => new_text.is_empty(),
@@ -537,10 +541,8 @@ impl Target for SshEnvFile {
             Ok(out) => out,
             // The connection went once the new text was on its way: the
             // script may have finished the rename before it was cut.
-            Err(e) if e.message.contains(crate::remote::LOST_DURING) => {
-                return Err(in_doubt(&location, &e))
-            }
-            Err(e) => return Err(e),
+            Err(e) if e.lost_during_command() => return Err(in_doubt(&location, &e.into())),
+            Err(e) => return Err(e.into()),
         };
         if out.code == Some(0) {
             return Ok(());
@@ -570,14 +572,16 @@ impl Target for SshEnvFile {
             Err(e) => {
                 checks.push(Check {
                     what: format!("SSH connection to {host}"),
-                    outcome: Err(e),
+                    outcome: Err(e.into()),
                 });
                 return checks;
             }
         }
         let file = match read_one(self).await {
-            Ok(FileState::Present(bytes)) => envfile::observe(&self.location(), Some(&bytes))
-                .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len())),
+            Ok(FileState::Present(bytes)) => {
+                envfile_target::observe(&self.location(), Some(&bytes))
+                    .map(|o| format!("{} parses ({} keys)", self.location(), o.entries.len()))
+            }
             Ok(FileState::Missing) if self.spec.create => Ok(format!(
                 "{} is missing; it will be created with mode 0600",
                 self.location()
@@ -603,6 +607,7 @@ impl Target for SshEnvFile {
                 false,
             )
             .await
+            .map_err(TargetError::from)
             .and_then(|out| {
                 // as_user.sh says why sudo cannot be used by its exit code.
                 let said = match out.code {

@@ -116,7 +116,7 @@ async fn new_file_is_0600() {
     let f = LocalFixture::new();
     let t = f.local();
     let obs = read(&t, &[]).await;
-    assert!(!obs.exists && obs.complete && obs.snapshot.is_none());
+    assert!(!obs.exists && obs.complete && obs.snapshot().is_none());
     c::write(&t, &obs, &[add("A", "1")]).await;
     assert_eq!(mode(&f.path()), 0o600);
     assert_eq!(fs::read_to_string(f.path()).unwrap(), "A=1\n");
@@ -169,7 +169,7 @@ async fn untouched_lines_stay_byte_identical() {
         value_of(&obs, "TOKEN").as_deref(),
         Some("second definition")
     );
-    assert!(obs.duplicated.contains("TOKEN"));
+    assert!(obs.is_duplicated("TOKEN"));
     assert!(
         obs.notes
             .iter()

@@ -2,7 +2,7 @@
 //! and always explains; env files of arbitrary bytes, invalid UTF-8 and
 //! symlinks, local and over SSH; huge values and enormous files end to end.
 //! (The env-file parser and editor have their round-trip property tests in
-//! src/envfile/mod.rs.)
+//! src/envfile/tests.rs.)
 //!
 //! Property tests run a modest number of cases in CI; set PROPTEST_CASES to
 //! run more: `PROPTEST_CASES=100000 cargo test --release --test hostile`.
@@ -187,6 +187,7 @@ fn the_manifest_is_read_through_a_symlink_and_a_directory_is_explained() {
 // huge values and enormous files, through the real binary.
 
 use secretsync::envfile;
+use secretsync::targets::envfile_target;
 use support::cli::{assert_no_canary, Sandbox};
 use support::sshd::Sshd;
 
@@ -197,10 +198,10 @@ proptest! {
     /// file; never a panic, and never the bytes in the message.
     #[test]
     fn any_bytes_as_an_env_file_read_or_explain(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        match envfile::observe("/x/app.env", Some(&bytes)) {
+        match envfile_target::observe("/x/app.env", Some(&bytes)) {
             Ok(obs) => {
                 let text = std::str::from_utf8(&bytes).unwrap();
-                let snapshot = obs.snapshot.unwrap();
+                let snapshot = obs.snapshot().cloned().unwrap();
                 prop_assert_eq!(snapshot.expose(), text);
             }
             Err(e) => {
@@ -220,7 +221,7 @@ proptest! {
             let i = at % (bytes.len() + 1);
             bytes.insert(i, b);
         }
-        if let Err(e) = envfile::observe("/x/app.env", Some(&bytes)) {
+        if let Err(e) = envfile_target::observe("/x/app.env", Some(&bytes)) {
             prop_assert!(e.message.contains("/x/app.env:"), "{}", e);
         }
     }

@@ -1,7 +1,7 @@
 //! Round trips through the real programs that read env files.
 //!
 //! For every `format:` and a corpus of tricky values, the file secretsync
-//! writes (through `envfile::edited`, what the local and SSH targets call) is
+//! writes (through `envfile_target::edited`, what the local and SSH targets call) is
 //! read by each real reader: dash, bash, python-dotenv, systemd's own
 //! EnvironmentFile= parser (`load_env_file()` from libsystemd-shared, called
 //! through ctypes: no running systemd needed), node's `dotenv` package,
@@ -26,6 +26,7 @@ use std::process::Command;
 use secretsync::envfile;
 use secretsync::envfile::Format;
 use secretsync::secret::Secret;
+use secretsync::targets::envfile_target;
 use secretsync::targets::{Change, Op};
 
 const PREFIX: &str = "SS_T_";
@@ -257,7 +258,7 @@ fn write_file(
             Err(why) => refused.push((i, why)),
         }
     }
-    let text = envfile::edited("test.env", Some(existing.as_bytes()), &changes, format)
+    let text = envfile_target::edited("test.env", Some(existing.as_bytes()), &changes, format)
         .unwrap_or_else(|e| panic!("{format}: {e}"));
     (text.to_string(), written, refused)
 }

@@ -63,9 +63,10 @@ use graphql::{
     PROJECT_QUERY,
 };
 
-use super::kind::{same_as, Kind, Spec, TargetSpec};
-use super::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
-use crate::manifest::{is_env_key, Fields, ManifestError};
+use super::kind::{is_env_key, same_as, Kind, Spec, TargetSpec};
+use super::{
+    Change, Check, Context, Fields, ManifestError, Observed, Read, Target, TargetError, Write,
+};
 use crate::secret::Secret;
 
 /// `type: railway` in the registry.

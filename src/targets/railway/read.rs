@@ -5,8 +5,6 @@
 //! wiring: never pruned, never imported), staged changes and unusable
 //! environments said. Independent of how targets are grouped into reads.
 
-use std::collections::BTreeSet;
-
 use super::api::{About, Api};
 use super::graphql::{
     batch_query, environment_key, parse_env, parse_vars, EnvState, Ids, ProjectInfo, Unusable, Vars,
@@ -145,14 +143,7 @@ pub(super) fn observe(
             ));
         }
     }
-    Observed {
-        entries,
-        exists: true,
-        complete: true,
-        snapshot: None,
-        notes,
-        duplicated: BTreeSet::new(),
-    }
+    Observed::complete(entries).with_notes(notes)
 }
 
 #[cfg(test)]

@@ -4,22 +4,107 @@
 //!
 //! Values are the scalar text as written (`22`, `true`, `0123` stay text);
 //! each accessor reads the type it wants from it.
+//!
+//! It lives in the seam, below the manifest that builds it, so that kinds
+//! read their specs without importing the manifest; the manifest re-exports
+//! it, with [`Locator`] (where a mistake stands in the file), [`argv_safe`]
+//! and [`parse_duration`].
+
+use std::path::Path;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
-use super::diagnostics::ManifestError;
-use super::validate::Checker;
+use super::diagnostics::{Located, ManifestError};
 
 /// One field: where its name stands and its value (`None`: written as null).
-pub(super) struct Field {
-    pub(super) key: Spanned<String>,
-    pub(super) value: Spanned<Option<String>>,
+pub struct Field {
+    pub key: Spanned<String>,
+    pub value: Spanned<Option<String>>,
+}
+
+/// Builds located errors in one manifest file: the path and its lines, so
+/// that an error shows the line with a caret under the mistake.
+pub struct Locator<'a> {
+    path: &'a Path,
+    lines: Vec<&'a str>,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(path: &'a Path, source: &'a str) -> Self {
+        Locator {
+            path,
+            lines: source.lines().collect(),
+        }
+    }
+
+    /// The manifest's path.
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+
+    pub fn error(
+        &self,
+        loc: Option<Location>,
+        width: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let (line, column) = loc
+            .filter(|l| l.line() > 0)
+            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        let source_line = (line > 0)
+            .then(|| self.lines.get(line - 1).map(|s| s.to_string()))
+            .flatten();
+        ManifestError::At(Box::new(Located {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            width,
+            message: message.into(),
+            hint,
+            source_line,
+        }))
+    }
+
+    /// An error underlining the scalar that starts at `loc`.
+    pub fn at<T>(
+        &self,
+        s: &Spanned<T>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let width = self.width_at(s.referenced);
+        self.error(Some(s.referenced), width, message, hint)
+    }
+
+    /// An error underlining the map key `key`.
+    pub fn at_key(
+        &self,
+        key: &Spanned<String>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        let width = key.value.chars().count().max(1);
+        self.error(Some(key.referenced), width, message, hint)
+    }
+
+    /// The width of the token at `loc`: up to the end of a plain scalar.
+    fn width_at(&self, loc: Location) -> usize {
+        let (line, col) = (loc.line() as usize, loc.column() as usize);
+        let Some(text) = line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return 1;
+        };
+        let rest: String = text.chars().skip(col.saturating_sub(1)).collect();
+        let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
+        rest[..end].trim_end().chars().count().max(1)
+    }
 }
 
 /// The fields of one target.
 pub struct Fields<'a> {
-    checker: &'a Checker<'a>,
+    checker: &'a Locator<'a>,
     target: &'a str,
     kind: &'static str,
     /// Where the target's mapping starts: "needs `x`" points here.
@@ -28,8 +113,8 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    pub(super) fn new(
-        checker: &'a Checker<'a>,
+    pub fn new(
+        checker: &'a Locator<'a>,
         target: &'a str,
         kind: &'static str,
         at: Location,
@@ -119,7 +204,7 @@ impl<'a> Fields<'a> {
     /// operand: it must never be read there as an option, whoever wrote it.
     pub fn operand(&self, field: &str) -> Result<Option<String>, ManifestError> {
         self.parse(field, |t| {
-            super::argv_safe(t).map(|()| t.to_string()).map_err(|why| {
+            argv_safe(t).map(|()| t.to_string()).map_err(|why| {
                 (
                     format!("`{field}` of target `{}` {why}", self.target),
                     Some("a manifest value is passed to ssh, sh or security as an operand, never as an option".into()),
@@ -188,4 +273,35 @@ impl<'a> Fields<'a> {
             None,
         )
     }
+}
+
+/// Why `value` could be read as an option or break a command line, if it could.
+pub fn argv_safe(value: &str) -> Result<(), &'static str> {
+    if value.starts_with('-') {
+        Err("starts with `-`, which a program would read as an option")
+    } else if value.chars().any(char::is_control) {
+        Err("contains a control character")
+    } else {
+        Ok(())
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| "not a duration".to_string())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err("out of range".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
 }

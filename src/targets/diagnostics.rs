@@ -1,5 +1,8 @@
 //! A manifest mistake, where it stands, and how it is shown: rustc's layout
 //! (the message, `--> file:line:col`, the line with a caret, the hint).
+//!
+//! It lives in the seam, below the manifest, because kinds report their
+//! fields' mistakes with it ([`super::Fields`]); the manifest re-exports it.
 
 use std::fmt;
 use std::path::PathBuf;
