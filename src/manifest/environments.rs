@@ -725,6 +725,38 @@ mod tests {
         assert_eq!(app.path, "s.env");
     }
 
+    /// Railway's `environment:` is the environment's name unless an
+    /// override says another; a base `environment:` shared by two
+    /// environments would be one place, and is refused.
+    #[test]
+    fn railway_environment_defaults_and_overrides() {
+        let m = load(&manifest().replacen(
+            "  production: {}\n",
+            "  production:\n    targets:\n      api: {environment: prod-env}\n",
+            1,
+        ))
+        .unwrap();
+        let env = |t: &str| {
+            m.targets[t]
+                .get::<crate::targets::railway::RailwaySpec>()
+                .unwrap()
+                .environment
+                .clone()
+        };
+        assert_eq!(env("api@staging"), "staging");
+        assert_eq!(env("api@production"), "prod-env");
+        let e = load(&manifest().replacen(
+            "service: api}",
+            "service: api, environment: production}",
+            1,
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("targets `api@staging` and `api@production` are the same place"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn mistakes_are_said_where_they_stand() {
         let base = manifest();
