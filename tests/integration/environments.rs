@@ -443,6 +443,28 @@ fn compare_and_promote() {
         md.stdout
     );
 
+    // --all asks first; without a terminal, only --yes goes on.
+    let before = w.sb.read("secrets.yaml");
+    let all = w.run(
+        &w.both_id,
+        &[
+            "promote",
+            "--all",
+            "--from",
+            "staging",
+            "--to",
+            "production",
+        ],
+    );
+    assert_eq!(all.code, 1, "{}", all.all());
+    assert!(
+        all.stderr
+            .contains("promote from staging to production: DATABASE_URL\n"),
+        "{}",
+        all.stderr
+    );
+    assert!(all.stderr.contains("pass --yes"), "{}", all.stderr);
+    assert_eq!(w.sb.read("secrets.yaml"), before);
     let p = w.run(
         &w.both_id,
         &[
