@@ -52,9 +52,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// "2 to add, 1 to change", or "in sync".
 pub(crate) fn counts(items: &[Item]) -> String {
-    let (mut add, mut change, mut delete, mut sealed) = (0, 0, 0, 0);
+    let (mut add, mut change, mut delete, mut sealed, mut not_live) = (0, 0, 0, 0, 0);
     for i in items {
         match i.state {
+            State::NotLive { .. } => not_live += 1,
             State::Missing => add += 1,
             State::Differs { .. } | State::Sealed { overwrite: true } => change += 1,
             State::Unmanaged { delete: true } => delete += 1,
@@ -76,6 +77,12 @@ pub(crate) fn counts(items: &[Item]) -> String {
         parts.push(format!(
             "{} not comparable",
             plural(sealed, "sealed value", "sealed values")
+        ));
+    }
+    if not_live > 0 {
+        parts.push(format!(
+            "{} written, not live",
+            plural(not_live, "value", "values")
         ));
     }
     if parts.is_empty() {
@@ -130,8 +137,19 @@ fn fp_pair(i: &Item) -> String {
 
 fn key_line(i: &Item, st: &Style) -> Option<String> {
     let (mark, text) = match &i.state {
-        State::InSync if st.verbose => (st.green("="), "in sync".to_string()),
+        State::InSync if st.verbose => (
+            st.green("="),
+            match (i.live, &i.live_note) {
+                (Some(true), Some(n)) => format!("in sync, and live: {n}"),
+                (None, Some(n)) => format!("in sync; liveness unknown: {n}"),
+                _ => "in sync".to_string(),
+            },
+        ),
         State::InSync => return None,
+        State::NotLive { reason, action } => (
+            st.yellow("!"),
+            format!("written, not live: {reason}; {action}"),
+        ),
         State::Missing => (st.green("+"), "missing: will be added".to_string()),
         State::Differs { replaced_on } => (
             st.yellow("~"),
@@ -213,6 +231,9 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
                             State::Unmanaged { delete: true } if i.removed.is_some() => {
                                 format!("{} will be deleted{}", i.key, removed_note(i))
                             }
+                            State::NotLive { reason, action } => {
+                                format!("{} is written, not live: {reason}; {action}", i.key)
+                            }
                             _ => continue,
                         };
                         let _ = writeln!(out, "    {} {note}", st.cyan("note:"));
@@ -280,11 +301,21 @@ pub(crate) fn summary_line(s: &Summary) -> String {
     if s.targets_failed > 0 {
         let _ = write!(line, ", {} unreachable", s.targets_failed);
     }
+    if s.targets_not_live > 0 {
+        let _ = write!(line, ", {} not live", s.targets_not_live);
+    }
     if s.sealed > 0 {
         let _ = write!(
             line,
             "; {} not comparable",
             plural(s.sealed, "sealed value", "sealed values")
+        );
+    }
+    if s.not_live > 0 {
+        let _ = write!(
+            line,
+            "; {} written, not live",
+            plural(s.not_live, "value", "values")
         );
     }
     line.push('.');
@@ -316,7 +347,13 @@ fn target_json(t: &TargetPlan) -> Value {
             let mut v = json!({
                 "name": t.target,
                 "description": t.description,
-                "status": if d.changes.is_empty() { "in_sync" } else { "changes" },
+                "status": if !d.changes.is_empty() {
+                    "changes"
+                } else if d.items.iter().any(|i| matches!(i.state, State::NotLive { .. })) {
+                    "not_live"
+                } else {
+                    "in_sync"
+                },
                 "items": d.items,
                 "file_diff": d.file_diff,
             });
@@ -339,7 +376,7 @@ pub fn plan_json(plan: &Plan, manifest: &str) -> Value {
         "manifest": manifest,
         "targets": plan.targets.iter().map(target_json).collect::<Vec<_>>(),
         "summary": plan.summary(),
-        "in_sync": !plan.has_changes() && !plan.has_errors(),
+        "in_sync": !plan.has_drift() && !plan.has_errors(),
     })
 }
 

@@ -381,6 +381,7 @@ pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetE
             snapshot: None,
             notes: Vec::new(),
             duplicated: BTreeSet::new(),
+            ..Default::default()
         });
     };
     let text = decode(location, bytes)?;
@@ -403,6 +404,7 @@ pub fn observe(location: &str, bytes: Option<&[u8]>) -> Result<Observed, TargetE
             .map(|n| format!("{location}: {n}"))
             .collect(),
         duplicated,
+        ..Default::default()
     })
 }
 

@@ -679,6 +679,7 @@ impl KeychainTarget {
             snapshot: None,
             notes: Vec::new(),
             duplicated: Default::default(),
+            ..Default::default()
         })
     }
 

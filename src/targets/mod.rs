@@ -59,6 +59,9 @@ pub struct Observed {
     /// Keys defined more than once (an env file): never in sync, so that
     /// apply leaves one definition.
     pub duplicated: BTreeSet<String>,
+    /// What runs from the target, read in the same pass (#28): empty when
+    /// the target declares nothing that runs (see [`crate::liveness`]).
+    pub live: crate::liveness::Liveness,
 }
 
 /// One change to make on a target, named as the key is named there.

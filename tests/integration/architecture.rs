@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services",
-        &["crypto", "envfile", "remote", "undecryptable"],
+        &["crypto", "envfile", "remote", "undecryptable", "liveness"],
     ),
     ("seam", &["targets"]),
     (

@@ -152,6 +152,7 @@ pub(super) fn observe(
         snapshot: None,
         notes,
         duplicated: BTreeSet::new(),
+        ..Default::default()
     }
 }
 
