@@ -13,7 +13,7 @@
 //! Pure: no I/O. Values read from a process are [`Secret`]s: compared here,
 //! never shown (a keyed fingerprint at most).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::crypto::Fingerprinter;
 use crate::secret::Secret;
@@ -46,6 +46,29 @@ pub struct Runner {
     /// app.service", "redeploy service api (secretsync apply --redeploy)".
     pub action: String,
     pub seen: Seen,
+    /// The keys that run through it; `None`: every key of the target (a
+    /// Railway service runs only the shared variables it references).
+    pub keys: Option<BTreeSet<String>>,
+    /// What the backend restarts it by (`apply --redeploy`); `None` when
+    /// secretsync does not restart it (a unit: `on_change` does).
+    pub handle: Option<String>,
+}
+
+impl Runner {
+    /// A runner of every key of the target, that secretsync does not restart.
+    pub fn new(who: impl Into<String>, action: impl Into<String>, seen: Seen) -> Runner {
+        Runner {
+            who: who.into(),
+            action: action.into(),
+            seen,
+            keys: None,
+            handle: None,
+        }
+    }
+
+    fn runs(&self, key: &str) -> bool {
+        self.keys.as_ref().is_none_or(|k| k.contains(key))
+    }
 }
 
 /// What was seen of a runner.
@@ -93,13 +116,13 @@ pub fn judge(
     fp: &Fingerprinter,
     replaced_on: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Verdict> {
-    if live.is_empty() {
+    if !live.runs.iter().any(|r| r.runs(key)) {
         return None;
     }
     let mut not_live: Vec<(String, String)> = Vec::new();
     let mut unknown = Vec::new();
     let mut live_notes = Vec::new();
-    for r in &live.runs {
+    for r in live.runs.iter().filter(|r| r.runs(key)) {
         match one(r, key, value, fp, replaced_on) {
             Verdict::Live(n) => live_notes.push(n),
             Verdict::NotLive { reason, action } => not_live.push((reason, action)),
@@ -175,6 +198,27 @@ fn one(
     }
 }
 
+/// The handles of the runners that must restart for `keys` (those found not
+/// live) to run: a runner down, or one that started before one of them was
+/// written. Each once, in order; runners without a handle are left out.
+pub fn stale_handles(live: &Liveness, keys: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in &live.runs {
+        let Some(h) = &r.handle else { continue };
+        let stale = keys.iter().filter(|k| r.runs(k)).any(|k| match &r.seen {
+            Seen::Down(_) => true,
+            Seen::Times {
+                started, written, ..
+            } => written.get(k).is_some_and(|w| w > started),
+            Seen::Environment(_) | Seen::Unknown(_) => false,
+        });
+        if stale && !out.contains(h) {
+            out.push(h.clone());
+        }
+    }
+    out
+}
+
 /// `2026-12-01 10:00:05 UTC`.
 pub fn shown(t: Millis) -> String {
     let secs = t.div_euclid(1000);
@@ -215,23 +259,23 @@ mod tests {
     }
 
     fn env(who: &str, pairs: &[(&str, &str)]) -> Runner {
-        Runner {
-            who: who.into(),
-            action: format!("restart {who}"),
-            seen: Seen::Environment(pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()),
-        }
+        Runner::new(
+            who,
+            format!("restart {who}"),
+            Seen::Environment(pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()),
+        )
     }
 
     fn times(started: Millis, written: Millis) -> Runner {
-        Runner {
-            who: "the running deployment of service api".into(),
-            action: "redeploy service api".into(),
-            seen: Seen::Times {
+        Runner::new(
+            "the running deployment of service api",
+            "redeploy service api",
+            Seen::Times {
                 started,
                 written: [("A".to_string(), written)].into_iter().collect(),
                 subject: "the variable".into(),
             },
-        }
+        )
     }
 
     #[test]
@@ -310,11 +354,11 @@ mod tests {
     #[test]
     fn several_runners_not_live_wins_then_unknown() {
         let fp = Fingerprinter::default();
-        let unknown = Runner {
-            who: "container app".into(),
-            action: "recreate container app".into(),
-            seen: Seen::Unknown("docker is not reachable".into()),
-        };
+        let unknown = Runner::new(
+            "container app",
+            "recreate container app",
+            Seen::Unknown("docker is not reachable".into()),
+        );
         let l = Liveness {
             runs: vec![env("u", &[("A", "1")]), unknown.clone()],
         };
@@ -329,6 +373,30 @@ mod tests {
             judge(&l, "A", &s("1"), &fp, &none),
             Some(Verdict::NotLive { .. })
         ));
+    }
+
+    #[test]
+    fn only_the_runners_of_a_key_judge_it_and_only_stale_ones_restart() {
+        let fp = Fingerprinter::default();
+        let mut a = times(2_000, 1_000);
+        a.keys = Some(["A".to_string()].into());
+        a.handle = Some("e/s1".into());
+        let mut b = times(1_000, 2_000);
+        b.handle = Some("e/s2".into());
+        b.keys = Some(["A".to_string()].into());
+        let l = Liveness {
+            runs: vec![a.clone()],
+        };
+        assert_eq!(judge(&l, "B", &s("x"), &fp, &none), None);
+        assert!(matches!(
+            judge(&l, "A", &s("x"), &fp, &none),
+            Some(Verdict::Live(_))
+        ));
+        let l = Liveness {
+            runs: vec![a, b.clone(), b],
+        };
+        assert_eq!(stale_handles(&l, &["A".into()]), ["e/s2"]);
+        assert!(stale_handles(&l, &["B".into()]).is_empty());
     }
 
     #[test]

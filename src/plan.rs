@@ -643,16 +643,16 @@ mod tests {
         }];
         let mut o = observed(&[("A", Some("new")), ("B", Some("new")), ("C", Some("x"))]);
         o.live = Liveness {
-            runs: vec![Runner {
-                who: "app.service (pid 812)".into(),
-                action: "restart app.service".into(),
-                seen: Seen::Environment(
+            runs: vec![Runner::new(
+                "app.service (pid 812)",
+                "restart app.service",
+                Seen::Environment(
                     [("A", "old"), ("B", "new"), ("C", "old")]
                         .iter()
                         .map(|(k, v)| (k.to_string(), s(v)))
                         .collect(),
                 ),
-            }],
+            )],
         };
         let (items, changes) = diff(&w, &o, Options::default(), &fp);
         assert_eq!(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::apply::{Outcome, Report};
+use crate::apply::{LiveAfter, Outcome, Report};
 use crate::plan::{Item, Plan, Provenance, State, Summary, TargetPlan};
 use crate::targets::TargetError;
 
@@ -495,6 +495,9 @@ pub fn report_text(report: &Report, st: &Style) -> String {
                 }
             }
         }
+        if let Some(l) = &t.live {
+            out.push_str(&live_text(l, &t.outcome, st));
+        }
     }
     let t = report.tally();
     let _ = writeln!(
@@ -508,6 +511,49 @@ pub fn report_text(report: &Report, st: &Style) -> String {
         ))
     );
     out
+}
+
+/// Liveness after apply (#28): "written, and live" or "written, not live
+/// yet", per key, and what `--redeploy` restarted.
+fn live_text(l: &LiveAfter, outcome: &Outcome, st: &Style) -> String {
+    let mut out = String::new();
+    for r in &l.redeployed {
+        let _ = writeln!(out, "    redeployed {r}");
+    }
+    if let Some(e) = &l.redeploy_error {
+        let _ = writeln!(out, "    {}", st.red("the redeploy failed:"));
+        out.push_str(&error_text(e, "    ", st));
+    }
+    let written = matches!(outcome, Outcome::Verified { .. });
+    if l.not_live.is_empty() {
+        let _ = writeln!(
+            out,
+            "    {}",
+            st.green(if written { "written, and live" } else { "live" })
+        );
+    }
+    for (key, reason, action) in &l.not_live {
+        let _ = writeln!(
+            out,
+            "    {} {key}: {reason}; {action}",
+            st.yellow(if written {
+                "written, not live yet:"
+            } else {
+                "not live:"
+            })
+        );
+    }
+    out
+}
+
+fn live_json(l: &LiveAfter) -> Value {
+    json!({
+        "live": l.not_live.is_empty() && l.redeploy_error.is_none(),
+        "live_keys": l.live,
+        "not_live": l.not_live.iter().map(|(k, r, a)| json!({"key": k, "reason": r, "action": a})).collect::<Vec<_>>(),
+        "redeployed": l.redeployed,
+        "redeploy_error": l.redeploy_error.as_ref().map(error_json),
+    })
 }
 
 /// The outcome of apply as JSON.
@@ -527,6 +573,9 @@ pub fn report_json(report: &Report, manifest: &str) -> Value {
                     }
                 }
                 Outcome::InSync => {}
+            }
+            if let Some(l) = &t.live {
+                v["liveness"] = live_json(l);
             }
             v
         })
@@ -562,12 +611,23 @@ pub fn report_markdown(report: &Report) -> String {
             ),
             _ => String::new(),
         };
+        let live = match &r.live {
+            Some(l) if l.not_live.is_empty() => "; live".to_string(),
+            Some(l) => format!(
+                "; not live yet: {}",
+                l.not_live
+                    .iter()
+                    .map(|(k, _, a)| format!("{} ({})", md_code(k), md_escape(a)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {}{} |",
+            "| {} | {}{detail}{live} |",
             md_code(&r.target),
             r.outcome.status(),
-            detail
         );
     }
     out

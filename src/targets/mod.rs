@@ -300,6 +300,17 @@ pub trait Target: Send + Sync + Any {
         write_each(group).await
     }
 
+    /// `apply --redeploy` (#28): restarts what `handles` name (the
+    /// [`crate::liveness::Runner::handle`]s of this target's reads, and of
+    /// the others of its batch), each once, with as few requests as the
+    /// backend allows. One result per handle. By default nothing can be.
+    async fn redeploy(&self, handles: &[String]) -> Vec<Result<(), TargetError>> {
+        handles
+            .iter()
+            .map(|_| Err(TargetError::failed("this target cannot be redeployed")))
+            .collect()
+    }
+
     /// `doctor`: are credentials present and accepted, is the target
     /// reachable, readable and writable. Never writes a value.
     async fn check(&self) -> Vec<Check>;

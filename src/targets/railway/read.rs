@@ -200,6 +200,7 @@ mod tests {
             .into_iter()
             .collect(),
             partial: false,
+            live: Default::default(),
         };
         let o = observe(
             vars,
