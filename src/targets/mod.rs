@@ -13,6 +13,7 @@ pub mod env_file;
 pub mod file;
 pub mod keychain;
 pub mod kind;
+pub mod live_unit;
 pub mod railway;
 pub mod registry;
 pub mod scripts;

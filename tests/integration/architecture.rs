@@ -45,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "targets::keychain",
             "targets::railway",
             "targets::scripts",
+            "targets::live_unit",
         ],
     ),
     ("registry", &["targets::registry"]),
@@ -83,6 +84,7 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("targets::ssh_env", "manifest"),
     ("targets::keychain", "manifest"),
     ("targets::railway", "manifest"),
+    ("targets::live_unit", "manifest"),
     // The seam's `Kind::parse` takes the manifest's `Fields` and returns
     // its `ManifestError`: both belong in the seam.
     ("targets", "manifest"),

@@ -225,3 +225,313 @@ fn railway_a_crashed_deployment_is_not_live_and_notify_counts_it() {
         "{body}"
     );
 }
+
+// ---- env files: a unit and a container ----------------------------------------
+
+/// A real process standing for a service: `sleep` with `API_TOKEN` in its
+/// environment; killed when dropped.
+struct Process(std::process::Child);
+
+impl Process {
+    fn start(value: &str) -> Process {
+        Process(
+            std::process::Command::new("sleep")
+                .arg("600")
+                .env_clear()
+                .env("API_TOKEN", value)
+                .env("OTHER", "x")
+                .spawn()
+                .expect("sleep starts"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A sandbox with `app.env` holding the manifest's value, a manifest whose
+/// env-file target names `extra` (unit:, container:), and the stand-ins in
+/// `bin/`.
+fn env_file_sandbox(extra: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write("app.env", &format!("API_TOKEN={NEW}\n"));
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  app:\n    type: env_file\n    path: app.env\n{extra}secrets:\n  API_TOKEN:\n    targets: [app]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted(NEW, 6),
+        ),
+    );
+    let support = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+    for tool in ["systemctl", "docker"] {
+        sb.write(
+            &format!("bin/{tool}"),
+            &std::fs::read_to_string(support.join(tool)).unwrap(),
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            sb.path(&format!("bin/{tool}")),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    sb
+}
+
+/// The unit runs `p`, started now (as systemd records it).
+fn unit_runs(sb: &Sandbox, unit: &str, p: &Process) {
+    sb.write(&format!("bin/systemd/{unit}.pid"), &p.pid().to_string());
+    sb.write(
+        &format!("bin/systemd/{unit}.started"),
+        &now_secs().to_string(),
+    );
+}
+
+fn stand_ins(sb: &Sandbox) -> Vec<(String, String)> {
+    vec![
+        (
+            "SECRETSYNC_SYSTEMCTL".into(),
+            sb.path("bin/systemctl").display().to_string(),
+        ),
+        (
+            "SECRETSYNC_DOCKER".into(),
+            sb.path("bin/docker").display().to_string(),
+        ),
+    ]
+}
+
+fn run_env(sb: &Sandbox, args: &[&str]) -> Out {
+    let env = stand_ins(sb);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = sb.run_with(args, &env);
+    checked(sb, args, out)
+}
+
+/// No value in the output, nor in the stand-ins' argv.
+fn checked(sb: &Sandbox, args: &[&str], out: Out) -> Out {
+    assert_no_canary(
+        &format!("secretsync {args:?}"),
+        out.all().as_bytes(),
+        &[NEW, OLD],
+    );
+    let argv = std::fs::read(sb.path("bin/argv.log")).unwrap_or_default();
+    assert_no_canary("the stand-ins' argv", &argv, &[NEW, OLD]);
+    out
+}
+
+#[test]
+fn a_unit_running_the_old_value_is_not_live_until_restarted() {
+    let sb = env_file_sandbox("    unit: app.service\n");
+    let old = Process::start(OLD);
+    unit_runs(&sb, "app.service", &old);
+
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    let line = format!(
+        "    ! API_TOKEN                    written, not live: app.service (pid {}) runs with another value (fp:",
+        old.pid()
+    );
+    assert!(plan.stdout.contains(&line), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("); restart app.service\n"),
+        "{}",
+        plan.stdout
+    );
+    let json = run_env(&sb, &["plan", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let item = &doc["targets"][0]["items"][0];
+    assert_eq!(item["live"], false, "{item}");
+    assert_eq!(item["action"], "restart app.service");
+    assert_eq!(doc["in_sync"], false);
+    let argv = std::fs::read_to_string(sb.path("bin/argv.log")).unwrap();
+    assert!(
+        argv.lines()
+            .all(|l| l == "show -p MainPID -p ExecMainStartTimestamp -p LoadState -- app.service"),
+        "{argv}"
+    );
+
+    // Restarted with the new value: live.
+    drop(old);
+    let new = Process::start(NEW);
+    unit_runs(&sb, "app.service", &new);
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "= API_TOKEN                    in sync, and live: app.service (pid {}) runs with this value",
+            new.pid()
+        )),
+        "{}",
+        plan.stdout
+    );
+
+    // Not running: unknown, not drift.
+    drop(new);
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("in sync; liveness unknown: app.service is not running"),
+        "{}",
+        plan.stdout
+    );
+}
+
+/// Runs secretsync as `nobody`, who may not read root's processes'
+/// environments: the sandbox is handed to nobody first.
+fn run_as_nobody(sb: &Sandbox, args: &[&str]) -> Out {
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(sb.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_secretsync"))
+        .args(args)
+        .arg("--identity")
+        .arg(&sb.identity)
+        .current_dir(sb.dir.path())
+        .env("HOME", sb.dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SECRETSYNC_") || k.starts_with("SOPS_") || k.starts_with("RAILWAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in stand_ins(sb) {
+        cmd.env(k, v);
+    }
+    let out = support::cli::run(cmd);
+    checked(sb, args, out)
+}
+
+#[test]
+fn without_the_environ_the_file_must_not_have_changed_since_the_start() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to run secretsync as another user");
+        return;
+    }
+    let sb = env_file_sandbox("    unit: app.service\n");
+    // Started before the file was last written.
+    let old = Process::start(OLD);
+    sb.write("bin/systemd/app.service.pid", &old.pid().to_string());
+    sb.write(
+        "bin/systemd/app.service.started",
+        &(now_secs() - 120).to_string(),
+    );
+    let plan = run_as_nobody(&sb, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("written, not live: the file changed on ")
+            && plan.stdout.contains(&format!(
+                ", after app.service (pid {}) started on ",
+                old.pid()
+            ))
+            && plan.stdout.contains("; restart app.service\n"),
+        "{}",
+        plan.stdout
+    );
+    // Restarted after the write (its environment still unreadable): live.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sb.write("bin/systemd/app.service.started", &now_secs().to_string());
+    let plan = run_as_nobody(&sb, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "in sync, and live: app.service (pid {}) started on ",
+            old.pid()
+        )) && plan.stdout.contains(", after the file last changed"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn a_container_made_before_the_change_is_not_live_until_recreated() {
+    let sb = env_file_sandbox("    container: app\n");
+    let old = Process::start(OLD);
+    sb.write("bin/containers/app.pid", &old.pid().to_string());
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("written, not live: container app runs with another value (fp:")
+            && plan.stdout.contains("); recreate container app\n"),
+        "{}",
+        plan.stdout
+    );
+    let argv = std::fs::read_to_string(sb.path("bin/argv.log")).unwrap();
+    assert!(
+        argv.lines()
+            .all(|l| l == "inspect --format {{json .Config.Env}} -- app"),
+        "{argv}"
+    );
+
+    drop(old);
+    let new = Process::start(NEW);
+    sb.write("bin/containers/app.pid", &new.pid().to_string());
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("in sync, and live: container app runs with this value"),
+        "{}",
+        plan.stdout
+    );
+
+    // docker unreachable: unknown, said, not drift; doctor says why.
+    sb.write("bin/daemon-down", "");
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("liveness unknown: docker cannot tell about container app:")
+            && plan.stdout.contains("Cannot connect to the Docker daemon"),
+        "{}",
+        plan.stdout
+    );
+    let doctor = run_env(&sb, &["doctor"]);
+    assert!(
+        doctor.all().contains("liveness of container app"),
+        "{doctor:?}"
+    );
+    assert!(
+        doctor.all().contains("Cannot connect to the Docker daemon"),
+        "{doctor:?}"
+    );
+}
+
+#[test]
+fn unit_and_container_are_operands_never_options() {
+    for (field, value) in [("unit", "--user"), ("container", "-f")] {
+        let sb = env_file_sandbox(&format!("    {field}: \"{value}\"\n"));
+        let out = run_env(&sb, &["plan"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains(&format!("`{field}` of target `app`")),
+            "{}",
+            out.stderr
+        );
+        assert!(!sb.path("bin/argv.log").exists(), "nothing was run");
+    }
+}
