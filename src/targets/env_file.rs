@@ -489,7 +489,7 @@ impl Target for LocalEnvFile {
                 outcome: dir,
             },
         ];
-        checks.extend(super::live_unit::local_checks(&self.live).await);
+        checks.extend(super::live_unit::local_checks(&self.live, &self.path).await);
         checks
     }
 }

@@ -285,6 +285,23 @@ async fn local_unit(unit: &str, file: &Path, keys: &[String]) -> Runner {
         Ok(out) => parse_show(&String::from_utf8_lossy(&out)),
         Err(why) => Err(why),
     };
+    let environ = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(Zeroizing::new)
+            .map_err(|e| e.to_string())
+    };
+    unit_runner(unit, state, environ, mtime(file), keys)
+}
+
+/// The runner of a unit from what systemd said, its main process's
+/// environment (read by `environ`, or why not) and the file's mtime.
+fn unit_runner(
+    unit: &str,
+    state: Result<UnitState, String>,
+    environ: impl FnOnce(u32) -> Result<Zeroizing<Vec<u8>>, String>,
+    written: Option<Millis>,
+    keys: &[String],
+) -> Runner {
     let state = match state {
         Ok(s) => s,
         Err(why) => return unit_unknown(unit, format!("cannot ask systemd about {unit}: {why}")),
@@ -296,10 +313,9 @@ async fn local_unit(unit: &str, file: &Path, keys: &[String]) -> Runner {
         return unit_unknown(unit, format!("{unit} is not running"));
     }
     let who = format!("{unit} (pid {})", state.pid);
-    let environ = std::fs::read(format!("/proc/{}/environ", state.pid)).map(Zeroizing::new);
-    let seen = match environ {
+    let seen = match environ(state.pid) {
         Ok(bytes) => Seen::Environment(parse_environ(&bytes, keys)),
-        Err(e) => match (state.started, mtime(file)) {
+        Err(e) => match (state.started, written) {
             (Some(started), Some(written)) => Seen::Times {
                 started,
                 written: keys.iter().map(|k| (k.clone(), written)).collect(),
@@ -328,79 +344,242 @@ pub fn mtime(file: &Path) -> Option<Millis> {
 }
 
 async fn local_container(name: &str, keys: &[String]) -> Runner {
+    let out = match program(DOCKER_ENV, "docker") {
+        Err(why) => Err(why),
+        Ok(docker) => run(&docker, &docker_args(name)).await,
+    };
+    container_runner(name, out, keys)
+}
+
+/// The runner of a container from `docker inspect`'s answer (or why none).
+fn container_runner(
+    name: &str,
+    out: Result<Zeroizing<Vec<u8>>, String>,
+    keys: &[String],
+) -> Runner {
     let who = format!("container {name}");
     let action = format!("recreate container {name}");
-    let seen = match program(DOCKER_ENV, "docker") {
-        Err(why) => Seen::Unknown(why),
-        Ok(docker) => match run(&docker, &docker_args(name)).await {
-            Ok(out) => match parse_docker_env(&out, keys) {
-                Ok(env) => Seen::Environment(env),
-                Err(why) => Seen::Unknown(why),
-            },
-            Err(why) => Seen::Unknown(format!("docker cannot tell about {who}: {why}")),
+    let seen = match out {
+        Ok(out) => match parse_docker_env(&out, keys) {
+            Ok(env) => Seen::Environment(env),
+            Err(why) => Seen::Unknown(why),
         },
+        Err(why) => Seen::Unknown(format!("docker cannot tell about {who}: {why}")),
     };
     Runner::new(who, action, seen)
 }
 
-/// `doctor`: whether liveness can be checked for the local env file, and why
-/// not: the unit found and its environment readable, docker reachable.
-pub async fn local_checks(spec: &LiveSpec) -> Vec<super::Check> {
-    let mut out = Vec::new();
-    if let Some(unit) = &spec.unit {
-        let outcome = async {
-            let program = program(SYSTEMCTL_ENV, "systemctl")?;
-            let out = run(&program, &systemctl_args(unit)).await?;
-            let s = parse_show(&String::from_utf8_lossy(&out))?;
-            if s.load == "not-found" {
-                return Err(format!("systemd has no unit {unit}"));
-            }
-            if s.pid == 0 {
-                return Err(format!("{unit} is not running"));
-            }
-            match std::fs::File::open(format!("/proc/{}/environ", s.pid)) {
-                Ok(_) => Ok(format!(
-                    "{unit} (pid {}): its environment is readable, values are compared exactly",
-                    s.pid
-                )),
-                Err(e) if s.started.is_some() => Ok(format!(
-                    "{unit} (pid {}): its environment cannot be read ({e}); the file's modification time is compared with its start",
-                    s.pid
-                )),
-                Err(e) => Err(format!(
-                    "the environment of {unit} (pid {}) cannot be read ({e}) and systemd does not say when it started",
-                    s.pid
-                )),
-            }
+/// The script run on an `ssh_env` target's host (src/targets/scripts/live.sh).
+pub const REMOTE_SCRIPT: &str = include_str!("scripts/live.sh");
+
+/// What runs from the env file `path` on the host of `runner` (an
+/// `ssh_env` target), read with one command, through `sudo -n` when
+/// `sudo`. Nothing is said when the spec names nothing.
+pub async fn remote(
+    runner: &crate::remote::Runner,
+    spec: &LiveSpec,
+    sudo: bool,
+    path: &str,
+    keys: &[String],
+) -> Liveness {
+    if spec.is_empty() {
+        return Liveness::default();
+    }
+    let programs = (
+        program(SYSTEMCTL_ENV, "systemctl"),
+        program(DOCKER_ENV, "docker"),
+    );
+    let (systemctl, docker) = match programs {
+        (Ok(s), Ok(d)) => (s, d),
+        (Err(why), _) | (_, Err(why)) => return unknown_all(spec, why),
+    };
+    let args = [
+        systemctl.as_str(),
+        docker.as_str(),
+        path,
+        spec.unit.as_deref().unwrap_or(""),
+        spec.container.as_deref().unwrap_or(""),
+    ];
+    let out = match runner.sh(REMOTE_SCRIPT, &args, b"", sudo).await {
+        Ok(out) if out.code == Some(0) => out,
+        Ok(out) => {
+            return unknown_all(
+                spec,
+                format!(
+                    "the liveness check on the host failed: {}",
+                    out.stderr_line()
+                ),
+            )
         }
-        .await;
-        out.push(super::Check {
-            what: format!("liveness of {unit}"),
-            outcome: outcome.map_err(|why| {
-                TargetError::failed(why).with_hint(
-                    "run as root (or as the unit's user) to compare values; check `unit:`",
-                )
-            }),
-        });
+        Err(e) => {
+            return unknown_all(
+                spec,
+                format!("the liveness check on the host failed: {}", e.message),
+            )
+        }
+    };
+    let parts = parse_remote(&out.stdout);
+    let mut runs = Vec::new();
+    if let Some(unit) = &spec.unit {
+        let state = match &parts.unit {
+            Some((0, text)) => parse_show(text),
+            Some((code, _)) => Err(format!("systemctl failed (exit {code})")),
+            None => Err("the host did not answer".into()),
+        };
+        let environ = parts.environ;
+        runs.push(unit_runner(
+            unit,
+            state,
+            move |_| environ.ok_or_else(|| "permission denied".to_string()),
+            parts.mtime,
+            keys,
+        ));
     }
     if let Some(name) = &spec.container {
-        let outcome = async {
-            let docker = program(DOCKER_ENV, "docker")?;
-            let out = run(&docker, &docker_args(name)).await?;
-            parse_docker_env(&out, &[])?;
-            Ok(format!("docker answers about container {name}"))
-        }
-        .await;
-        out.push(super::Check {
-            what: format!("liveness of container {name}"),
-            outcome: outcome.map_err(|why: String| {
-                TargetError::failed(why).with_hint(
-                    "check that docker runs and that this user may use it (the docker group), and `container:`",
-                )
-            }),
-        });
+        let out = parts
+            .container
+            .unwrap_or_else(|| Err("the host did not answer".into()));
+        runs.push(container_runner(name, out, keys));
     }
-    out
+    Liveness { runs }
+}
+
+/// Every runner of `spec` unknown, for `why`.
+fn unknown_all(spec: &LiveSpec, why: String) -> Liveness {
+    let mut runs = Vec::new();
+    if let Some(unit) = &spec.unit {
+        runs.push(unit_unknown(unit, why.clone()));
+    }
+    if let Some(name) = &spec.container {
+        runs.push(Runner::new(
+            format!("container {name}"),
+            format!("recreate container {name}"),
+            Seen::Unknown(why),
+        ));
+    }
+    Liveness { runs }
+}
+
+/// The parts of [`REMOTE_SCRIPT`]'s answer.
+#[derive(Default)]
+struct RemoteParts {
+    /// systemctl's exit code and output.
+    unit: Option<(i32, String)>,
+    /// The main process's environment, when readable.
+    environ: Option<Zeroizing<Vec<u8>>>,
+    mtime: Option<Millis>,
+    /// docker's answer, or its first line of error.
+    container: Option<Result<Zeroizing<Vec<u8>>, String>>,
+}
+
+fn parse_remote(stdout: &[u8]) -> RemoteParts {
+    use base64::Engine as _;
+    let decode = |b: &SecretBuf| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b.as_str().as_bytes())
+            .ok()
+            .map(Zeroizing::new)
+    };
+    let text = String::from_utf8_lossy(stdout);
+    let mut parts = RemoteParts::default();
+    #[derive(PartialEq)]
+    enum At {
+        None,
+        Unit,
+        Environ,
+        Container,
+        ContainerError,
+    }
+    let mut at = At::None;
+    let mut b64 = SecretBuf::default();
+    let mut show = String::new();
+    let mut error = String::new();
+    let flush = |at: &At, b64: &mut SecretBuf, parts: &mut RemoteParts| {
+        match at {
+            At::Environ => parts.environ = decode(b64),
+            At::Container => {
+                parts.container =
+                    Some(decode(b64).ok_or_else(|| "an answer that is not base64".into()))
+            }
+            _ => {}
+        }
+        *b64 = SecretBuf::default();
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('#') {
+            flush(&at, &mut b64, &mut parts);
+            if at == At::Unit {
+                if let Some((code, _)) = &parts.unit {
+                    parts.unit = Some((*code, std::mem::take(&mut show)));
+                }
+            }
+            if at == At::ContainerError {
+                parts.container = Some(Err(std::mem::take(&mut error)));
+            }
+            let (head, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+            at = match (head, arg) {
+                ("unit", code) => {
+                    parts.unit = Some((code.trim().parse().unwrap_or(-1), String::new()));
+                    At::Unit
+                }
+                ("environ", "ok") => At::Environ,
+                ("mtime", m) => {
+                    parts.mtime = m.trim().parse::<i64>().ok().map(|s| s * 1000);
+                    At::None
+                }
+                ("container", "ok") => At::Container,
+                ("container", _) => At::ContainerError,
+                _ => At::None,
+            };
+            continue;
+        }
+        match at {
+            At::Unit => {
+                show.push_str(line.trim_start());
+                show.push('\n');
+            }
+            At::Environ | At::Container => b64.push_str(line.trim()),
+            At::ContainerError if error.is_empty() => {
+                error = crate::neutral::text(line.trim())
+                    .chars()
+                    .take(200)
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    parts
+}
+
+/// `doctor`: per runner of `live` (read with no keys), whether liveness
+/// can be checked and how, or why not (unit not found or not running,
+/// environment unreadable and no start time, docker unreachable).
+pub fn doctor_of(live: &Liveness) -> Vec<super::Check> {
+    live.runs
+        .iter()
+        .map(|r| super::Check {
+            what: format!("liveness of {}", r.who),
+            outcome: match &r.seen {
+                Seen::Environment(_) => Ok(format!(
+                    "{}: its environment is readable, values are compared exactly",
+                    r.who
+                )),
+                Seen::Times { .. } => Ok(format!(
+                    "{}: its environment cannot be read; the file's modification time is compared with its start (root, or `sudo: true`, compares values)",
+                    r.who
+                )),
+                Seen::Down(why) | Seen::Unknown(why) => Err(TargetError::failed(why.clone())
+                    .with_hint(
+                        "check `unit:` / `container:`, that the unit runs, and that this user may read its environment (root or `sudo: true`) or use docker",
+                    )),
+            },
+        })
+        .collect()
+}
+
+/// `doctor` for a local env file: [`doctor_of`] what runs from it.
+pub async fn local_checks(spec: &LiveSpec, file: &Path) -> Vec<super::Check> {
+    doctor_of(&local(spec, file, &[]).await)
 }
 
 #[cfg(test)]
@@ -450,6 +629,30 @@ mod tests {
         let err = parse_docker_env(b"[\"A=CANARY", &keys(&["A"])).unwrap_err();
         assert!(!err.contains("CANARY"), "{err}");
         assert!(parse_docker_env(b"{}", &keys(&["A"])).is_err());
+    }
+
+    #[test]
+    fn the_remote_answer_is_split_into_its_parts() {
+        use base64::Engine as _;
+        let b = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+        let out = format!(
+            "#unit 0\nMainPID=812\nExecMainStartTimestamp=Wed 2026-12-02 10:00:05 UTC\nLoadState=loaded\n#environ ok\n{}\n#mtime 1796205600\n#container fail\nCannot connect to the Docker daemon\n#end\n",
+            b(b"A=1\0B=2\0")
+        );
+        let p = parse_remote(out.as_bytes());
+        assert_eq!(parse_show(&p.unit.as_ref().unwrap().1).unwrap().pid, 812);
+        assert_eq!(
+            parse_environ(p.environ.as_ref().unwrap(), &keys(&["B"]))["B"].expose(),
+            "2"
+        );
+        assert_eq!(p.mtime, Some(1_796_205_600_000));
+        assert_eq!(
+            p.container.unwrap().unwrap_err(),
+            "Cannot connect to the Docker daemon"
+        );
+        let p = parse_remote(b"#unit 0\nMainPID=9\n#environ denied\n#mtime none\n#container ok\nWyJBPTEiXQ==\n#end\n");
+        assert!(p.environ.is_none() && p.mtime.is_none());
+        assert_eq!(p.container.unwrap().unwrap().as_slice(), br#"["A=1"]"#);
     }
 
     #[test]

@@ -535,3 +535,194 @@ fn unit_and_container_are_operands_never_options() {
         assert!(!sb.path("bin/argv.log").exists(), "nothing was run");
     }
 }
+
+// ---- over SSH, against the real sshd ----------------------------------------
+
+/// A folder every test user can read: the env file, the stand-ins and their
+/// state, as a host's would be.
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let h = Host { dir };
+        let support = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+        for tool in ["systemctl", "docker"] {
+            h.write(
+                &format!("bin/{tool}"),
+                &std::fs::read_to_string(support.join(tool)).unwrap(),
+                0o755,
+            );
+        }
+        h.write("bin/argv.log", "", 0o666);
+        h.write("app.env", &format!("API_TOKEN={NEW}\n"), 0o644);
+        h
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path(rel);
+        let parent = p.parent().unwrap();
+        std::fs::create_dir_all(parent).unwrap();
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn runs(&self, unit: &str, p: &Process, started: u64) {
+        self.write(
+            &format!("bin/systemd/{unit}.pid"),
+            &p.pid().to_string(),
+            0o644,
+        );
+        self.write(
+            &format!("bin/systemd/{unit}.started"),
+            &started.to_string(),
+            0o644,
+        );
+    }
+}
+
+fn ssh_sandbox(sshd: &support::sshd::Sshd, user: &str, host: &Host, extra: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  vps:\n    type: ssh_env\n{}    path: {}\n{extra}secrets:\n  API_TOKEN:\n    targets: [vps]\n    encrypted: |\n{}",
+            sb.header(),
+            sshd.yaml(user, 4),
+            host.path("app.env").display(),
+            sb.encrypted(NEW, 6),
+        ),
+    );
+    sb
+}
+
+fn run_ssh(sb: &Sandbox, host: &Host, args: &[&str]) -> Out {
+    let systemctl = host.path("bin/systemctl").display().to_string();
+    let docker = host.path("bin/docker").display().to_string();
+    let out = sb.run_with(
+        args,
+        &[
+            ("SECRETSYNC_SYSTEMCTL", systemctl.as_str()),
+            ("SECRETSYNC_DOCKER", docker.as_str()),
+        ],
+    );
+    assert_no_canary(
+        &format!("secretsync {args:?}"),
+        out.all().as_bytes(),
+        &[NEW, OLD],
+    );
+    let argv = std::fs::read(host.path("bin/argv.log")).unwrap_or_default();
+    assert_no_canary("the stand-ins' argv", &argv, &[NEW, OLD]);
+    out
+}
+
+#[test]
+fn over_ssh_a_unit_and_a_container_are_not_live_until_restarted() {
+    if !support::sshd::is_root() {
+        eprintln!("skipped: needs root for the test users");
+        return;
+    }
+    support::sshd::ensure_user("ss-sudo", true);
+    let sshd = support::sshd::Sshd::start();
+    let host = Host::new();
+    let old = Process::start(OLD);
+    host.runs("app.service", &old, now_secs());
+    host.write("bin/containers/app.pid", &old.pid().to_string(), 0o644);
+    let sb = ssh_sandbox(
+        &sshd,
+        "ss-sudo",
+        &host,
+        "    sudo: true\n    unit: app.service\n    container: app\n",
+    );
+    let plan = run_ssh(&sb, &host, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "written, not live: app.service (pid {}) runs with another value (fp:",
+            old.pid()
+        )) && plan
+            .stdout
+            .contains("; container app runs with another value (fp:")
+            && plan
+                .stdout
+                .contains("; restart app.service, then recreate container app\n"),
+        "{}",
+        plan.stdout
+    );
+
+    drop(old);
+    let new = Process::start(NEW);
+    host.runs("app.service", &new, now_secs());
+    host.write("bin/containers/app.pid", &new.pid().to_string(), 0o644);
+    let plan = run_ssh(&sb, &host, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "in sync, and live: app.service (pid {}) runs with this value; container app runs with this value",
+            new.pid()
+        )),
+        "{}",
+        plan.stdout
+    );
+    let doctor = run_ssh(&sb, &host, &["doctor"]);
+    assert!(
+        doctor.all().contains(&format!(
+            "app.service (pid {}): its environment is readable, values are compared exactly",
+            new.pid()
+        )),
+        "{doctor:?}"
+    );
+}
+
+#[test]
+fn over_ssh_without_the_environ_the_modification_time_decides() {
+    if !support::sshd::is_root() {
+        eprintln!("skipped: needs root for the test users");
+        return;
+    }
+    support::sshd::ensure_user("ss-nosudo", false);
+    let sshd = support::sshd::Sshd::start();
+    let host = Host::new();
+    // A root process: ss-nosudo may not read its environment.
+    let old = Process::start(OLD);
+    host.runs("app.service", &old, now_secs() - 120);
+    let sb = ssh_sandbox(&sshd, "ss-nosudo", &host, "    unit: app.service\n");
+    let plan = run_ssh(&sb, &host, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("written, not live: the file changed on ")
+            && plan.stdout.contains(&format!(
+                ", after app.service (pid {}) started on ",
+                old.pid()
+            ))
+            && plan.stdout.contains("; restart app.service\n"),
+        "{}",
+        plan.stdout
+    );
+    let doctor = run_ssh(&sb, &host, &["doctor"]);
+    assert!(
+        doctor.all().contains("its environment cannot be read; the file's modification time is compared with its start"),
+        "{doctor:?}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    host.runs("app.service", &old, now_secs());
+    let plan = run_ssh(&sb, &host, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout.contains(", after the file last changed"),
+        "{}",
+        plan.stdout
+    );
+}
