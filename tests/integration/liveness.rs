@@ -726,3 +726,129 @@ fn over_ssh_without_the_environ_the_modification_time_decides() {
         plan.stdout
     );
 }
+
+/// The host's script (src/targets/scripts/live.sh) under dash, `bash
+/// --posix` and busybox sh: each part framed, the environment whole.
+#[test]
+fn the_host_script_frames_its_answer_under_every_shell() {
+    use base64::Engine as _;
+    let host = Host::new();
+    let p = Process::start(OLD);
+    host.runs("app.service", &p, now_secs());
+    host.write("bin/containers/app.pid", &p.pid().to_string(), 0o644);
+    for shell in [
+        vec!["/usr/bin/dash"],
+        vec!["/usr/bin/bash", "--posix"],
+        vec!["/usr/bin/busybox", "sh"],
+    ] {
+        let out = std::process::Command::new(shell[0])
+            .args(&shell[1..])
+            .arg("-c")
+            .arg(secretsync::targets::live_unit::REMOTE_SCRIPT)
+            .arg("sh")
+            .arg(host.path("bin/systemctl"))
+            .arg(host.path("bin/docker"))
+            .arg(host.path("app.env"))
+            .args(["app.service", "app"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let heads: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(heads.len(), 5, "{shell:?}: {text}");
+        assert_eq!(heads[0], "#unit 0", "{shell:?}");
+        assert_eq!(heads[1], "#environ ok", "{shell:?}");
+        assert!(
+            heads[2]
+                .strip_prefix("#mtime ")
+                .unwrap()
+                .parse::<u64>()
+                .is_ok(),
+            "{shell:?}: {text}"
+        );
+        assert_eq!(heads[3..], ["#container ok", "#end"], "{shell:?}");
+        assert!(text.contains(&format!("\nMainPID={}\n", p.pid())), "{text}");
+        let b64: String = text
+            .lines()
+            .skip_while(|l| *l != "#environ ok")
+            .skip(1)
+            .take_while(|l| !l.starts_with('#'))
+            .collect();
+        let environ = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(environ, format!("API_TOKEN={OLD}\0OTHER=x\0").as_bytes());
+    }
+}
+
+// ---- apply: written, and live / written, not live yet ---------------------------
+
+#[test]
+fn apply_says_written_not_live_yet_without_a_restart() {
+    let sb = env_file_sandbox("    unit: app.service\n");
+    sb.write("app.env", &format!("API_TOKEN={OLD}\n"));
+    let old = Process::start(OLD);
+    unit_runs(&sb, "app.service", &old);
+    let apply = run_env(&sb, &["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply.stdout.contains(&format!(
+            "app (env file app.env): applied (1 change, read back and verified)\n    written, not live yet: API_TOKEN: app.service (pid {}) runs with another value (fp:",
+            old.pid()
+        )),
+        "{}",
+        apply.stdout
+    );
+    let json = run_env(&sb, &["apply", "--auto-approve", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["targets"][0]["liveness"]["live"], false, "{doc}");
+    assert_eq!(
+        doc["targets"][0]["liveness"]["not_live"][0]["action"],
+        "restart app.service"
+    );
+}
+
+#[test]
+fn over_ssh_on_change_restarts_and_apply_says_written_and_live() {
+    if !support::sshd::is_root() {
+        eprintln!("skipped: needs root for the test users");
+        return;
+    }
+    support::sshd::ensure_user("ss-sudo", true);
+    let sshd = support::sshd::Sshd::start();
+    let host = Host::new();
+    host.write("app.env", &format!("API_TOKEN={OLD}\n"), 0o644);
+    host.write(
+        "bin/restart",
+        "#!/bin/sh\n# on_change: restarts the unit's process with the file's values, as systemd would.\nd=$(dirname \"$0\")\nkill \"$(cat \"$d/systemd/app.service.pid\")\" 2>/dev/null\nset -a; . \"$d/../app.env\"; set +a\nsetsid sleep 600 </dev/null >/dev/null 2>&1 &\necho $! > \"$d/systemd/app.service.pid\"\ndate +%s > \"$d/systemd/app.service.started\"\n",
+        0o755,
+    );
+    let old = Process::start(OLD);
+    host.runs("app.service", &old, now_secs());
+    let sb = ssh_sandbox(
+        &sshd,
+        "ss-sudo",
+        &host,
+        &format!(
+            "    sudo: true\n    unit: app.service\n    on_change: {}\n",
+            host.path("bin/restart").display()
+        ),
+    );
+    let apply = run_ssh(&sb, &host, &["apply", "--auto-approve"]);
+    let restarted: i32 = std::fs::read_to_string(host.path("bin/systemd/app.service.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(restarted),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply
+            .stdout
+            .contains("read back and verified)\n    written, and live\n"),
+        "{}",
+        apply.stdout
+    );
+}

@@ -32,7 +32,7 @@ if [ -n "$container" ]; then
     printf '%s' "$env" | base64
   else
     echo "#container fail"
-    LC_ALL=C "$docker" inspect --format '{{json .Config.Env}}' -- "$container" 2>&1 > /dev/null | head -n 1 | sed 's/^#/ #/'
+    LC_ALL=C "$docker" inspect --format '{{json .Config.Env}}' -- "$container" 2>&1 > /dev/null | sed -n 1p | sed 's/^#/ #/'
   fi
 fi
 echo "#end"
