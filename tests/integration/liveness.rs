@@ -852,3 +852,34 @@ fn over_ssh_on_change_restarts_and_apply_says_written_and_live() {
         apply.stdout
     );
 }
+
+/// Review mode: a `unit:` the change adds is a target defined differently
+/// from the base, so not contacted: no systemctl runs; the base's own
+/// definition (without a unit) is what is read.
+#[test]
+fn review_mode_reads_liveness_only_as_the_base_defines_it() {
+    let sb = env_file_sandbox("");
+    let base = tempfile::tempdir().unwrap();
+    std::fs::copy(sb.path("secrets.yaml"), base.path().join("base.yaml")).unwrap();
+    let head = sb.read("secrets.yaml").replace(
+        "    path: app.env\n",
+        "    path: app.env\n    unit: app.service\n",
+    );
+    sb.write("secrets.yaml", &head);
+    let p = Process::start(OLD);
+    unit_runs(&sb, "app.service", &p);
+    let base_arg = format!("file:{}", base.path().join("base.yaml").display());
+    let plan = run_env(&sb, &["plan", "--base", &base_arg]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        !sb.path("bin/argv.log").exists(),
+        "systemctl ran in review mode: {plan:?}"
+    );
+    assert!(!plan.stdout.contains("not live"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("app (env_file): definition changed in this change: not contacted in review"),
+        "{}",
+        plan.stdout
+    );
+}
