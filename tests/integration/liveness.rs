@@ -883,3 +883,83 @@ fn review_mode_reads_liveness_only_as_the_base_defines_it() {
         plan.stdout
     );
 }
+
+#[test]
+fn railway_shared_variables_are_judged_against_the_services_referencing_them() {
+    let server = railway();
+    // api and worker use the shared variable; web does not.
+    server.set_var(
+        PROJECT,
+        PROD,
+        Some(API),
+        "API_TOKEN",
+        "${{shared.SHARED_TOKEN}}",
+    );
+    server.set_var(
+        PROJECT,
+        PROD,
+        Some(WORKER),
+        "API_TOKEN",
+        "${{ shared.SHARED_TOKEN }}",
+    );
+    server.set_var(PROJECT, PROD, None, "SHARED_TOKEN", NEW);
+    for svc in [API, WORKER, WEB] {
+        server.deploy_service(PROJECT, PROD, svc);
+    }
+    let sb = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "{}targets:\n  shared:\n    type: railway\n    project: {PROJECT}\n    environment: production\n    skip_deploys: true\nsecrets:\n  SHARED_TOKEN:\n    targets: [shared]\n    encrypted: |\n{}",
+            sb.header(),
+            sb.encrypted(NEW, 6),
+        ),
+    );
+    let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode", "-v"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("in sync, and live: service api started on ")
+            && plan.stdout.contains("; service worker started on "),
+        "{}",
+        plan.stdout
+    );
+    // Set again without a deploy (as with skip_deploys): not live in both.
+    server.set_var(PROJECT, PROD, None, "SHARED_TOKEN", NEW);
+    let plan = sb.run_with(
+        &["plan", "--detailed-exitcode"],
+        &[
+            ("SECRETSYNC_RAILWAY_ENDPOINT", &server.url()),
+            ("RAILWAY_API_TOKEN", TOKEN),
+            ("GITHUB_ACTIONS", "true"),
+        ],
+    );
+    assert_no_canary("plan", plan.all().as_bytes(), &[TOKEN, NEW, OLD]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains("after service api started on ")
+            && plan.stdout.contains("after service worker started on ")
+            && plan
+                .stdout
+                .contains("; redeploy service api (secretsync apply --redeploy), then redeploy service worker"),
+        "{}",
+        plan.stdout
+    );
+    // Annotated under GitHub Actions.
+    assert!(
+        plan.stderr
+            .contains("::warning title=secretsync not live%3A shared::shared (railway shared variables in production (project p-live-1)): SHARED_TOKEN is written, not live: "),
+        "{}",
+        plan.stderr
+    );
+    run_railway(&sb, &server, &["apply", "--auto-approve", "--redeploy"]);
+    assert_eq!(server.redeploys(PROJECT, PROD, API), 1);
+    assert_eq!(server.redeploys(PROJECT, PROD, WORKER), 1);
+    assert_eq!(
+        server.redeploys(PROJECT, PROD, WEB),
+        0,
+        "web does not use it"
+    );
+    let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+}
