@@ -185,10 +185,16 @@ struct State {
     updated: HashMap<(ScopeKey, String), i64>,
     /// Deployments of deployed services, oldest first: (project, environment,
     /// service) to (id, createdAt, status).
-    deployments: HashMap<(String, String, String), Vec<(String, i64, String)>>,
+    deployments: HashMap<ServiceKey, Vec<Deployment>>,
     /// `serviceInstanceRedeploy` calls that deployed, per service.
-    redeploys: HashMap<(String, String, String), usize>,
+    redeploys: HashMap<ServiceKey, usize>,
 }
+
+/// (project, environment, service).
+type ServiceKey = (String, String, String);
+
+/// A deployment: id, `createdAt` (the clock) and status.
+type Deployment = (String, i64, String);
 
 /// 2026-12-01T10:00:00.000Z, where the server's clock starts.
 const CLOCK_START: i64 = 1_796_119_200_000;
@@ -223,7 +229,8 @@ impl State {
                 .contains_key(&(project.clone(), env.clone(), svc.to_string()))
         };
         match service {
-            Some(svc) => deployed(svc).then(|| vec![svc.clone()]).unwrap_or_default(),
+            Some(svc) if deployed(svc) => vec![svc.clone()],
+            Some(_) => Vec::new(),
             None => {
                 let mut out: Vec<String> = self
                     .vars
