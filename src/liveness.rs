@@ -80,11 +80,13 @@ pub enum Seen {
     /// When it started, and when each key's value was last written (an env
     /// file's mtime for every key; a Railway variable's `updatedAt`). A key
     /// without a time cannot be told. `subject` names what was written ("the
-    /// file", "the variable").
+    /// file", "the variable"), `since` how it began ("started", "was
+    /// deployed").
     Times {
         started: Millis,
         written: BTreeMap<String, Millis>,
         subject: String,
+        since: String,
     },
     /// Nothing runs the target's values: the latest deployment failed.
     Down(String),
@@ -176,19 +178,20 @@ fn one(
             started,
             written,
             subject,
+            since,
         } => match written.get(key) {
             None => Verdict::Unknown(format!(
                 "when {key} was written is not known, so whether {} runs with it cannot be told",
                 r.who
             )),
             Some(w) if w > started => not_live(format!(
-                "{subject} changed on {}, after {} started on {}",
+                "{subject} changed on {}, after {} {since} on {}",
                 shown(*w),
                 r.who,
                 shown(*started)
             )),
             Some(_) => Verdict::Live(format!(
-                "{} started on {}, after {subject} last changed",
+                "{} {since} on {}, after {subject} last changed",
                 r.who,
                 shown(*started)
             )),
@@ -274,6 +277,7 @@ mod tests {
                 started,
                 written: [("A".to_string(), written)].into_iter().collect(),
                 subject: "the variable".into(),
+                since: "was deployed".into(),
             },
         )
     }
@@ -334,7 +338,7 @@ mod tests {
         assert_eq!(
             judge(&l, "A", &s("x"), &fp, &none),
             Some(Verdict::NotLive {
-                reason: "the variable changed on 2026-12-01 10:00:00 UTC, after the running deployment of service api started on 2026-12-01 10:00:00 UTC".into(),
+                reason: "the variable changed on 2026-12-01 10:00:00 UTC, after the running deployment of service api was deployed on 2026-12-01 10:00:00 UTC".into(),
                 action: "redeploy service api".into()
             })
         );

@@ -320,6 +320,7 @@ fn unit_runner(
                 started,
                 written: keys.iter().map(|k| (k.clone(), written)).collect(),
                 subject: "the file".into(),
+                since: "started".into(),
             },
             _ => Seen::Unknown(format!(
                 "the environment of {who} cannot be read ({e}), and systemd did not say when it started"
@@ -560,14 +561,12 @@ pub fn doctor_of(live: &Liveness) -> Vec<super::Check> {
         .map(|r| super::Check {
             what: format!("liveness of {}", r.who),
             outcome: match &r.seen {
-                Seen::Environment(_) => Ok(format!(
-                    "{}: its environment is readable, values are compared exactly",
-                    r.who
-                )),
-                Seen::Times { .. } => Ok(format!(
-                    "{}: its environment cannot be read; the file's modification time is compared with its start (root, or `sudo: true`, compares values)",
-                    r.who
-                )),
+                Seen::Environment(_) => {
+                    Ok("its environment is readable, values are compared exactly".into())
+                }
+                Seen::Times { .. } => Ok(
+                    "its environment cannot be read; the file's modification time is compared with its start (root, or `sudo: true`, compares values)".into(),
+                ),
                 Seen::Down(why) | Seen::Unknown(why) => Err(TargetError::failed(why.clone())
                     .with_hint(
                         "check `unit:` / `container:`, that the unit runs, and that this user may read its environment (root or `sudo: true`) or use docker",

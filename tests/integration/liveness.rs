@@ -130,7 +130,7 @@ fn railway_skip_deploys_is_not_live_until_apply_redeploy() {
     );
     assert!(
         plan.stdout
-            .contains("after service api started on 2026-12-01 10:00:"),
+            .contains("after service api was deployed on 2026-12-01 10:00:"),
         "{}",
         plan.stdout
     );
@@ -184,7 +184,7 @@ fn railway_skip_deploys_is_not_live_until_apply_redeploy() {
     let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode", "-v"]);
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
-        plan.stdout.contains("= API_TOKEN                    in sync, and live: service api started on 2026-12-01 10:00:"),
+        plan.stdout.contains("= API_TOKEN                    in sync, and live: service api was deployed on 2026-12-01 10:00:"),
         "{}",
         plan.stdout
     );
@@ -677,7 +677,7 @@ fn over_ssh_a_unit_and_a_container_are_not_live_until_restarted() {
     let doctor = run_ssh(&sb, &host, &["doctor"]);
     assert!(
         doctor.all().contains(&format!(
-            "app.service (pid {}): its environment is readable, values are compared exactly",
+            "liveness of app.service (pid {}): its environment is readable, values are compared exactly",
             new.pid()
         )),
         "{doctor:?}"
@@ -919,8 +919,8 @@ fn railway_shared_variables_are_judged_against_the_services_referencing_them() {
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(
         plan.stdout
-            .contains("in sync, and live: service api started on ")
-            && plan.stdout.contains("; service worker started on "),
+            .contains("in sync, and live: service api was deployed on ")
+            && plan.stdout.contains("; service worker was deployed on "),
         "{}",
         plan.stdout
     );
@@ -937,8 +937,8 @@ fn railway_shared_variables_are_judged_against_the_services_referencing_them() {
     assert_no_canary("plan", plan.all().as_bytes(), &[TOKEN, NEW, OLD]);
     assert_eq!(plan.code, 2, "{plan:?}");
     assert!(
-        plan.stdout.contains("after service api started on ")
-            && plan.stdout.contains("after service worker started on ")
+        plan.stdout.contains("after service api was deployed on ")
+            && plan.stdout.contains("after service worker was deployed on ")
             && plan
                 .stdout
                 .contains("; redeploy service api (secretsync apply --redeploy), then redeploy service worker"),

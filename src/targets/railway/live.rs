@@ -151,6 +151,7 @@ pub(in crate::targets::railway) fn liveness(
                 started: dep.created,
                 written,
                 subject: "the variable".into(),
+                since: "was deployed".into(),
             },
             "FAILED" | "CRASHED" => Seen::Down(format!(
                 "the latest deployment of service {label} is {}: it does not run",
