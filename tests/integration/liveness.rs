@@ -189,6 +189,15 @@ fn railway_skip_deploys_is_not_live_until_apply_redeploy() {
         plan.stdout
     );
 
+    let doctor = run_railway(&sb, &server, &["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("ok   liveness: service api was deployed on 2026-12-01 10:00:"),
+        "{}",
+        doctor.stdout
+    );
+
     // Again: nothing is stale, nothing is redeployed.
     run_railway(&sb, &server, &["apply", "--auto-approve", "--redeploy"]);
     assert_eq!(server.redeploys(PROJECT, PROD, API), 1);

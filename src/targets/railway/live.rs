@@ -231,6 +231,41 @@ pub(in crate::targets::railway) async fn redeploy(
     }
 }
 
+/// `doctor`: whether liveness can be checked for a scope, from what its
+/// read said (`None`: Railway did not answer about the environment).
+pub(in crate::targets::railway) fn doctor(
+    live: Option<&Liveness>,
+    service: bool,
+) -> Result<String, TargetError> {
+    let Some(live) = live else {
+        return Err(TargetError::failed(
+            "Railway did not answer about the environment: deployments and variables' updatedAt cannot be read",
+        )
+        .with_hint("check the token's access to the environment; plan says nothing about liveness meanwhile"));
+    };
+    if live.is_empty() {
+        return Ok(if service {
+            "the service has no deployment: nothing runs its variables yet".into()
+        } else {
+            "no deployed service references these shared variables".into()
+        });
+    }
+    Ok(live
+        .runs
+        .iter()
+        .map(|r| match &r.seen {
+            Seen::Times { started, .. } => format!(
+                "{} was deployed on {}: variables changed since are not live",
+                r.who,
+                crate::liveness::shown(*started)
+            ),
+            Seen::Down(why) | Seen::Unknown(why) => why.clone(),
+            Seen::Environment(_) => r.who.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
