@@ -972,3 +972,37 @@ fn railway_shared_variables_are_judged_against_the_services_referencing_them() {
     let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{plan:?}");
 }
+
+#[test]
+fn railway_apply_redeploy_writes_then_redeploys_once_in_the_same_run() {
+    let server = railway();
+    let sb = railway_manifest();
+    server.clear_requests();
+    let apply = run_railway(&sb, &server, &["apply", "--auto-approve", "--redeploy"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    // The 5 of an apply, then one redeploy mutation and one read of what
+    // was redeployed.
+    assert_eq!(server.requests().len(), 7, "{:#?}", server.requests());
+    assert_eq!(server.count("serviceInstanceRedeploy"), 1);
+    for (svc, n) in [(API, 1), (WORKER, 1), (WEB, 0)] {
+        assert_eq!(server.redeploys(PROJECT, PROD, svc), n, "{svc}");
+    }
+    assert_eq!(
+        server.total_deploys(),
+        0,
+        "the writes skipped their deploys"
+    );
+    assert!(
+        apply.stdout.contains(
+            "api (railway service api in production (project p-live-1)): applied (1 change, read back and verified)\n    redeployed service api\n    written, and live\n"
+        ),
+        "{}",
+        apply.stdout
+    );
+    let json = run_railway(&sb, &server, &["plan", "--format", "json"]);
+    assert!(
+        items(&json).iter().all(|i| i["live"] == true),
+        "{}",
+        json.stdout
+    );
+}
