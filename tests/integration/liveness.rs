@@ -814,6 +814,13 @@ fn apply_says_written_not_live_yet_without_a_restart() {
         doc["targets"][0]["liveness"]["not_live"][0]["action"],
         "restart app.service"
     );
+    let md = run_env(&sb, &["apply", "--auto-approve", "--format", "markdown"]);
+    assert!(
+        md.stdout
+            .contains("| `app` | in_sync; not live yet: `API_TOKEN` (restart app.service) |"),
+        "{}",
+        md.stdout
+    );
 }
 
 #[test]
