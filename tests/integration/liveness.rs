@@ -1013,3 +1013,30 @@ fn railway_apply_redeploy_writes_then_redeploys_once_in_the_same_run() {
         json.stdout
     );
 }
+
+/// The issue's own case: the service still runs the value a rotation
+/// replaced, recognised by its keyed fingerprint under `previous:`.
+#[test]
+fn a_unit_running_a_replaced_value_is_named_with_the_day_it_was_replaced() {
+    use secretsync::crypto::Fingerprinter;
+    use secretsync::secret::Secret;
+    let sb = env_file_sandbox("    unit: app.service\n");
+    let fp = Fingerprinter::new(Some(&Secret::new(sb.fingerprint_key.clone())))
+        .fingerprint(&Secret::new(OLD.into()))
+        .unwrap();
+    let manifest = sb.read("secrets.yaml")
+        + &format!("    previous:\n      - fingerprint: {fp}\n        replaced: \"2026-11-20\"\n");
+    sb.write("secrets.yaml", &manifest);
+    let old = Process::start(OLD);
+    unit_runs(&sb, "app.service", &old);
+    let plan = run_env(&sb, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "written, not live: app.service (pid {}) runs with the value replaced on 2026-11-20; restart app.service\n",
+            old.pid()
+        )),
+        "{}",
+        plan.stdout
+    );
+}
