@@ -63,6 +63,9 @@ pub struct LiveAfter {
     pub live: Vec<String>,
     /// Keys in place but not live: (key, reason, action).
     pub not_live: Vec<(String, String, String)>,
+    /// Keys whose liveness cannot be told yet: (key, why). A Railway
+    /// deployment still building, a unit not running.
+    pub unknown: Vec<(String, String)>,
     /// What `--redeploy` restarted (as named in output: "service api").
     pub redeployed: Vec<String>,
     /// Why `--redeploy` could not restart what it had to.
@@ -80,10 +83,14 @@ impl LiveAfter {
                         .push((i.key.clone(), reason.clone(), action.clone()))
                 }
                 _ if i.live == Some(true) => l.live.push(i.key.clone()),
-                _ => {}
+                _ => {
+                    if let (None, Some(why)) = (i.live, &i.live_note) {
+                        l.unknown.push((i.key.clone(), why.clone()));
+                    }
+                }
             }
         }
-        (!l.live.is_empty() || !l.not_live.is_empty()).then_some(l)
+        (!l.live.is_empty() || !l.not_live.is_empty() || !l.unknown.is_empty()).then_some(l)
     }
 }
 

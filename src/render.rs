@@ -525,7 +525,10 @@ fn live_text(l: &LiveAfter, outcome: &Outcome, st: &Style) -> String {
         out.push_str(&error_text(e, "    ", st));
     }
     let written = matches!(outcome, Outcome::Verified { .. });
-    if l.not_live.is_empty() {
+    for (key, why) in &l.unknown {
+        let _ = writeln!(out, "    liveness unknown: {key}: {why}");
+    }
+    if l.not_live.is_empty() && l.unknown.is_empty() {
         let _ = writeln!(
             out,
             "    {}",
@@ -548,8 +551,15 @@ fn live_text(l: &LiveAfter, outcome: &Outcome, st: &Style) -> String {
 
 fn live_json(l: &LiveAfter) -> Value {
     json!({
-        "live": l.not_live.is_empty() && l.redeploy_error.is_none(),
+        "live": if !l.not_live.is_empty() || l.redeploy_error.is_some() {
+            json!(false)
+        } else if !l.unknown.is_empty() {
+            Value::Null
+        } else {
+            json!(true)
+        },
         "live_keys": l.live,
+        "unknown": l.unknown.iter().map(|(k, w)| json!({"key": k, "why": w})).collect::<Vec<_>>(),
         "not_live": l.not_live.iter().map(|(k, r, a)| json!({"key": k, "reason": r, "action": a})).collect::<Vec<_>>(),
         "redeployed": l.redeployed,
         "redeploy_error": l.redeploy_error.as_ref().map(error_json),
@@ -612,7 +622,8 @@ pub fn report_markdown(report: &Report) -> String {
             _ => String::new(),
         };
         let live = match &r.live {
-            Some(l) if l.not_live.is_empty() => "; live".to_string(),
+            Some(l) if l.not_live.is_empty() && l.unknown.is_empty() => "; live".to_string(),
+            Some(l) if l.not_live.is_empty() => "; liveness unknown".to_string(),
             Some(l) => format!(
                 "; not live yet: {}",
                 l.not_live

@@ -1040,3 +1040,28 @@ fn a_unit_running_a_replaced_value_is_named_with_the_day_it_was_replaced() {
         plan.stdout
     );
 }
+
+#[test]
+fn railway_a_deployment_still_building_is_unknown_not_drift() {
+    let server = railway();
+    let sb = railway_manifest();
+    let text = sb
+        .read("secrets.yaml")
+        .replace("    skip_deploys: true\n", "");
+    sb.write("secrets.yaml", &text);
+    server.new_deployments_status("BUILDING");
+    let apply = run_railway(&sb, &server, &["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(
+        server.deployments(PROJECT, PROD, API),
+        2,
+        "the write deployed"
+    );
+    assert!(
+        apply.stdout.contains("applied (1 change, read back and verified)\n    liveness unknown: API_TOKEN: the latest deployment of service api is BUILDING: whether it runs the value cannot be told yet\n"),
+        "{}",
+        apply.stdout
+    );
+    let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "unknown is not drift: {plan:?}");
+}

@@ -188,6 +188,9 @@ struct State {
     deployments: HashMap<ServiceKey, Vec<Deployment>>,
     /// `serviceInstanceRedeploy` calls that deployed, per service.
     redeploys: HashMap<ServiceKey, usize>,
+    /// The status new deployments get (`SUCCESS` when unset): `BUILDING`
+    /// stands for Railway's deployments that take a while.
+    new_status: Option<String>,
 }
 
 /// (project, environment, service).
@@ -217,7 +220,8 @@ impl State {
             .entry((project.into(), env.into(), service.into()))
             .or_default();
         let id = format!("dep-{service}-{}", list.len() + 1);
-        list.push((id, at, "SUCCESS".into()));
+        let status = self.new_status.clone().unwrap_or_else(|| "SUCCESS".into());
+        list.push((id, at, status));
     }
 
     /// The deployed services a change of `keys` in scope `key` deploys: the
@@ -392,6 +396,12 @@ impl RailwayServer {
             .get_mut(&(project.into(), env.into(), service.into()))
             .expect("deploy the service first");
         list.last_mut().expect("a deployment").2 = status.into();
+    }
+
+    /// Deployments made from now on get `status` (`BUILDING`: still under
+    /// way when the next request reads them).
+    pub fn new_deployments_status(&self, status: &str) {
+        self.state().new_status = Some(status.into());
     }
 
     /// Deployments of a service so far (its first included).
