@@ -500,14 +500,27 @@ pub fn report_text(report: &Report, st: &Style) -> String {
         }
     }
     let t = report.tally();
+    let redeploys = report
+        .targets
+        .iter()
+        .filter(|t| t.live.as_ref().is_some_and(|l| l.redeploy_error.is_some()))
+        .count();
     let _ = writeln!(
         out,
         "{}",
         st.bold(&format!(
-            "Apply: {} applied and verified, {} in sync, {} failed.",
+            "Apply: {} applied and verified, {} in sync, {} failed{}.",
             plural(t.applied, "target", "targets"),
             t.in_sync,
-            t.failed
+            t.failed,
+            if redeploys > 0 {
+                format!(
+                    "; {}",
+                    plural(redeploys, "redeploy failed", "redeploys failed")
+                )
+            } else {
+                String::new()
+            }
         ))
     );
     out

@@ -1065,3 +1065,31 @@ fn railway_a_deployment_still_building_is_unknown_not_drift() {
     let plan = run_railway(&sb, &server, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "unknown is not drift: {plan:?}");
 }
+
+#[test]
+fn railway_a_refused_redeploy_fails_apply_and_says_so() {
+    let server = railway();
+    let sb = railway_manifest();
+    run_railway(&sb, &server, &["apply", "--auto-approve"]);
+    server.refuse_field("serviceInstanceRedeploy");
+    let apply = run_railway(&sb, &server, &["apply", "--auto-approve", "--redeploy"]);
+    assert_eq!(apply.code, 1, "{apply:?}");
+    assert!(
+        apply
+            .stdout
+            .contains("    the redeploy failed:\n    error: Railway refused")
+            && apply.stdout.contains(
+                "Apply: 0 targets applied and verified, 3 in sync, 0 failed; 2 redeploys failed."
+            ),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply
+            .stdout
+            .contains("    not live: API_TOKEN: the variable changed on "),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(server.redeploys(PROJECT, PROD, API), 0);
+}
