@@ -220,6 +220,11 @@ pub(crate) struct ApplyArgs {
     /// Apply without asking (for CI).
     #[arg(long, alias = "yes")]
     pub(crate) auto_approve: bool,
+    /// Redeploy the Railway services whose running deployment predates
+    /// their variables (one deploy per service, and only those), so that
+    /// the values written are live.
+    #[arg(long)]
+    pub(crate) redeploy: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
     /// The most bytes `--format markdown` prints (so also characters):

@@ -650,6 +650,55 @@ impl Engine {
             .collect()
     }
 
+    /// `apply --redeploy` (#28): restarts, per slot, the runners its
+    /// `handles` name. Targets of one batch (the services of one Railway
+    /// project) share one [`Target::redeploy`], each handle once, groups
+    /// one after another. One result per entry: the handles restarted.
+    pub async fn redeploy_slots(
+        &self,
+        asks: &[(usize, Vec<String>)],
+    ) -> Vec<Result<Vec<String>, TargetError>> {
+        let slot_of: Vec<usize> = asks.iter().map(|a| a.0).collect();
+        let mut out: Vec<Option<Result<Vec<String>, TargetError>>> = vec![None; asks.len()];
+        for members in self.groups(&slot_of) {
+            let mut unique: Vec<String> = Vec::new();
+            for &m in &members {
+                for h in &asks[m].1 {
+                    if !unique.contains(h) {
+                        unique.push(h.clone());
+                    }
+                }
+            }
+            let target = match &self.slots[asks[members[0]].0].target {
+                Ok(t) => t,
+                Err(e) => {
+                    for &m in &members {
+                        out[m] = Some(Err(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            let results = target.redeploy(&unique).await;
+            for &m in &members {
+                let first_error = asks[m].1.iter().find_map(|h| {
+                    let i = unique.iter().position(|u| u == h)?;
+                    match results.get(i) {
+                        Some(Ok(())) => None,
+                        Some(Err(e)) => Some(e.clone()),
+                        None => Some(TargetError::failed("the redeploy was not answered")),
+                    }
+                });
+                out[m] = Some(match first_error {
+                    Some(e) => Err(e),
+                    None => Ok(asks[m].1.clone()),
+                });
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TargetError::failed("not redeployed"))))
+            .collect()
+    }
+
     /// One group's read: alone, or batched through its first member.
     async fn read_group(&self, members: &[usize]) -> Vec<Result<Observed, TargetError>> {
         let slots: Vec<&Slot> = members.iter().map(|&i| &self.slots[i]).collect();

@@ -26,6 +26,7 @@ pub mod generate;
 pub mod gitignore;
 pub mod holdable;
 pub mod lifecycle;
+pub mod liveness;
 pub mod lock;
 pub mod manifest;
 pub mod markdown;

@@ -58,6 +58,8 @@ impl Word {
     pub const IN_SYNC: Word = Word::new("in sync", "");
     /// The target could not be read.
     pub const ERROR: Word = Word::new("error", "❌ ");
+    /// Written, but what runs from the target does not use it (#28).
+    pub const NOT_LIVE: Word = Word::new("not live", "⏳ ");
 
     const fn new(text: &'static str, marker: &'static str) -> Word {
         Word { text, marker }
@@ -87,6 +89,7 @@ impl Word {
             State::Sealed { overwrite: false } => Word::SEALED,
             State::Unmanaged { delete: true, .. } => Word::DELETE,
             State::Unmanaged { delete: false, .. } => Word::UNMANAGED,
+            State::NotLive { .. } => Word::NOT_LIVE,
         }
     }
 
@@ -102,7 +105,9 @@ impl Word {
 /// Whether a key needs a reviewer's eyes: a change, a value that cannot be
 /// compared, or a value a removed secret left behind.
 fn noteworthy(i: &Item) -> bool {
-    i.is_change() || matches!(i.state, State::Sealed { .. }) || i.removed.is_some()
+    i.is_change()
+        || matches!(i.state, State::Sealed { .. } | State::NotLive { .. })
+        || i.removed.is_some()
 }
 
 /// Whether a target is listed (changes, something noteworthy, or an error)
@@ -159,6 +164,11 @@ fn state_cell(i: &Item) -> String {
         State::Sealed { overwrite: false } => ": not comparable, left alone".into(),
         State::Unmanaged { delete: true } => ": unmanaged, will be deleted".into(),
         State::Unmanaged { delete: false } => ": left alone".into(),
+        State::NotLive { reason, action } => format!(
+            ": written, not live: {}; {}",
+            md_escape(reason),
+            md_escape(action)
+        ),
     };
     let removed = i
         .removed
@@ -570,6 +580,8 @@ mod tests {
                     target_fingerprint: Some("fp:11111111".into()),
                     removed: None,
                     provenance: None,
+                    live: None,
+                    live_note: None,
                 })
                 .collect();
             let changes = items
@@ -611,6 +623,8 @@ mod tests {
                 target_fingerprint: None,
                 removed: None,
                 provenance: None,
+                live: None,
+                live_note: None,
             });
             d.file_diff = None;
         }
@@ -723,6 +737,10 @@ mod tests {
             State::Sealed { overwrite: false },
             State::Unmanaged { delete: true },
             State::Unmanaged { delete: false },
+            State::NotLive {
+                reason: "r".into(),
+                action: "a".into(),
+            },
         ] {
             let w = Word::of(&s);
             assert!(!w.text().is_empty());

@@ -30,7 +30,7 @@ pub fn message_within(
     lifecycle: &[Finding],
     limit: usize,
 ) -> Option<serde_json::Value> {
-    let drift = plan.has_changes() || plan.has_errors();
+    let drift = plan.has_drift() || plan.has_errors();
     if !drift && lifecycle.is_empty() {
         return None;
     }
@@ -38,8 +38,9 @@ pub fn message_within(
     let head = cut(
         &if drift {
             format!(
-            "*secretsync*: drift in {}: {} to add, {} to change, {} to delete; {} target(s) unreachable",
-            code(manifest), s.add, s.change, s.delete, s.targets_failed
+            "*secretsync*: drift in {}: {} to add, {} to change, {} to delete; {} target(s) unreachable{}",
+            code(manifest), s.add, s.change, s.delete, s.targets_failed,
+            if s.not_live > 0 { format!("; {} value(s) written, not live", s.not_live) } else { String::new() }
         )
         } else {
             format!(
@@ -104,7 +105,24 @@ pub fn message_within(
                 keyed.push(line);
                 counted.push(format!("• {name}: {} change(s)", d.changes.len()));
             }
-            Ok(_) => {}
+            Ok(d) => {
+                // Nothing to write, but values not live (#28).
+                let keys: Vec<String> = d
+                    .items
+                    .iter()
+                    .filter(|i| matches!(i.state, State::NotLive { .. }))
+                    .map(|i| slack_escape(&i.key))
+                    .collect();
+                if !keys.is_empty() {
+                    let name = code(&t.target);
+                    let line = cut(
+                        &format!("• {name}: written, not live: {}", keys.join(", ")),
+                        LINE_LIMIT,
+                    );
+                    keyed.push(line);
+                    counted.push(format!("• {name}: {} not live", keys.len()));
+                }
+            }
         }
     }
     let life: Vec<String> = lifecycle
@@ -243,6 +261,8 @@ mod tests {
                             target_fingerprint: None,
                             removed: None,
                             provenance: None,
+                            live: None,
+                            live_note: None,
                         })
                         .collect(),
                     changes: keys

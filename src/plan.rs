@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::crypto::Fingerprinter;
+use crate::liveness::{self, Verdict};
 use crate::manifest::Previous;
 use crate::secret::Secret;
 use crate::targets::{Change, Observation, Observed, Op, TargetError};
@@ -43,6 +44,10 @@ pub enum State {
     Sealed { overwrite: bool },
     /// On the target only. Deleted when the target prunes.
     Unmanaged { delete: bool },
+    /// Holds the manifest's value, but what runs from the target does not
+    /// use it yet (#28): `reason` says how that is known, `action` what to
+    /// do. Nothing to write; drift all the same.
+    NotLive { reason: String, action: String },
 }
 
 /// One key of a target plan.
@@ -67,6 +72,16 @@ pub struct Item {
     /// Where a differing value came from, when fingerprints can tell.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Whether what runs from the target uses the value (#28): `false` with
+    /// [`State::NotLive`], `true` when known live; absent when the target
+    /// declares nothing that runs, when it cannot be told, or for a value
+    /// about to be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<bool>,
+    /// How liveness is known ("app.service (pid 812) runs with this
+    /// value"), or why it cannot be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_note: Option<String>,
 }
 
 /// Where a value that differs from the manifest's came from.
@@ -113,6 +128,7 @@ impl Item {
     pub fn is_change(&self) -> bool {
         match &self.state {
             State::InSync
+            | State::NotLive { .. }
             | State::Unmanaged { delete: false }
             | State::Sealed { overwrite: false } => false,
             State::Missing
@@ -232,6 +248,28 @@ pub fn diff_summarised(
             (State::Differs { replaced_on: None }, Some(_)) => Some(Provenance::Outside),
             _ => None,
         };
+        // Liveness is judged for values in sync only: the others are about
+        // to be written, and apply judges them again afterwards.
+        let verdict = match (&state, w) {
+            (State::InSync, Some(w)) => {
+                let replaced_on = |f: &str| {
+                    w.previous
+                        .iter()
+                        .find(|p| p.fingerprint == f)
+                        .map(|p| p.replaced.clone())
+                };
+                liveness::judge(&observed.live, key, &w.value, fp, &replaced_on)
+            }
+            _ => None,
+        };
+        let (state, live, live_note) = match verdict {
+            None => (state, None, None),
+            Some(Verdict::Live(note)) => (state, Some(true), Some(note)),
+            Some(Verdict::Unknown(why)) => (state, None, Some(why)),
+            Some(Verdict::NotLive { reason, action }) => {
+                (State::NotLive { reason, action }, Some(false), None)
+            }
+        };
         items.push(Item {
             key: key.clone(),
             secret: w.map(|w| w.secret.clone()),
@@ -240,6 +278,8 @@ pub fn diff_summarised(
             manifest_fingerprint: w.and_then(|w| fp.fingerprint(&w.value)),
             target_fingerprint,
             removed: None,
+            live,
+            live_note,
         });
     }
     (items, changes, hidden)
@@ -295,6 +335,16 @@ pub struct Summary {
     pub targets_in_sync: usize,
     pub targets_with_changes: usize,
     pub targets_failed: usize,
+    /// Keys whose value is in place but not live (#28); shown when any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_live: usize,
+    /// Targets with nothing to write but a value not live; shown when any.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub targets_not_live: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Plan {
@@ -317,10 +367,18 @@ impl Plan {
                 .iter()
                 .filter(|i| matches!(i.state, State::Sealed { overwrite: false }))
                 .count();
-            if d.changes.is_empty() {
-                s.targets_in_sync += 1;
-            } else {
+            let not_live = d
+                .items
+                .iter()
+                .filter(|i| matches!(i.state, State::NotLive { .. }))
+                .count();
+            s.not_live += not_live;
+            if !d.changes.is_empty() {
                 s.targets_with_changes += 1;
+            } else if not_live > 0 {
+                s.targets_not_live += 1;
+            } else {
+                s.targets_in_sync += 1;
             }
         }
         s
@@ -328,6 +386,23 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         self.targets.iter().any(|t| !t.changes().is_empty())
+    }
+
+    /// Whether a key is written but not live on some target (#28).
+    pub fn has_not_live(&self) -> bool {
+        self.targets.iter().any(|t| {
+            t.outcome.as_ref().is_ok_and(|d| {
+                d.items
+                    .iter()
+                    .any(|i| matches!(i.state, State::NotLive { .. }))
+            })
+        })
+    }
+
+    /// Drift for `--detailed-exitcode` and `--notify`: changes pending, or a
+    /// value in place that what runs does not use.
+    pub fn has_drift(&self) -> bool {
+        self.has_changes() || self.has_not_live()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -544,6 +619,71 @@ mod tests {
                 items[0].target_fingerprint.as_ref()
             ),
             (None, None)
+        );
+    }
+
+    #[test]
+    fn a_value_in_place_that_does_not_run_is_not_live_and_drift() {
+        use crate::liveness::{Liveness, Runner, Seen};
+        let fp = Fingerprinter::new(Some(&s("fingerprint key")));
+        let mut w = wanted(&[("A", "new"), ("B", "new"), ("C", "new")]);
+        w.get_mut("A").unwrap().previous = vec![Previous {
+            fingerprint: fp.fingerprint(&s("old")).unwrap(),
+            replaced: "2026-11-20".into(),
+        }];
+        let mut o = observed(&[("A", Some("new")), ("B", Some("new")), ("C", Some("x"))]);
+        o.live = Liveness {
+            runs: vec![Runner::new(
+                "app.service (pid 812)",
+                "restart app.service",
+                Seen::Environment(
+                    [("A", "old"), ("B", "new"), ("C", "old")]
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), s(v)))
+                        .collect(),
+                ),
+            )],
+        };
+        let (items, changes) = diff(&w, &o, Options::default(), &fp);
+        assert_eq!(
+            items[0].state,
+            State::NotLive {
+                reason: "app.service (pid 812) runs with the value replaced on 2026-11-20".into(),
+                action: "restart app.service".into()
+            }
+        );
+        assert_eq!(items[0].live, Some(false));
+        assert!(!items[0].is_change());
+        assert_eq!(
+            (items[1].state.clone(), items[1].live),
+            (State::InSync, Some(true))
+        );
+        // A value about to be written is not judged: apply judges it after.
+        assert_eq!((items[2].live, items[2].live_note.as_ref()), (None, None));
+        assert_eq!(changes.len(), 1);
+        let json = serde_json::to_value(&items[0]).unwrap();
+        assert_eq!(json["state"], "not_live");
+        assert_eq!(json["live"], false);
+        assert_eq!(json["action"], "restart app.service");
+        let plan = Plan {
+            targets: vec![TargetPlan {
+                slot: 0,
+                target: "t".into(),
+                description: String::new(),
+                outcome: Ok(TargetDiff {
+                    items: items[..2].to_vec(),
+                    changes: vec![],
+                    file_diff: None,
+                    observed: Observed::default(),
+                    unmanaged_hidden: 0,
+                }),
+            }],
+        };
+        assert!(!plan.has_changes() && plan.has_drift());
+        let sum = plan.summary();
+        assert_eq!(
+            (sum.not_live, sum.targets_not_live, sum.targets_in_sync),
+            (1, 1, 0)
         );
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::apply::{Outcome, Report};
+use crate::apply::{LiveAfter, Outcome, Report};
 use crate::plan::{Item, Plan, Provenance, State, Summary, TargetPlan};
 use crate::targets::TargetError;
 
@@ -52,9 +52,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// "2 to add, 1 to change", or "in sync".
 pub(crate) fn counts(items: &[Item]) -> String {
-    let (mut add, mut change, mut delete, mut sealed) = (0, 0, 0, 0);
+    let (mut add, mut change, mut delete, mut sealed, mut not_live) = (0, 0, 0, 0, 0);
     for i in items {
         match i.state {
+            State::NotLive { .. } => not_live += 1,
             State::Missing => add += 1,
             State::Differs { .. } | State::Sealed { overwrite: true } => change += 1,
             State::Unmanaged { delete: true } => delete += 1,
@@ -76,6 +77,12 @@ pub(crate) fn counts(items: &[Item]) -> String {
         parts.push(format!(
             "{} not comparable",
             plural(sealed, "sealed value", "sealed values")
+        ));
+    }
+    if not_live > 0 {
+        parts.push(format!(
+            "{} written, not live",
+            plural(not_live, "value", "values")
         ));
     }
     if parts.is_empty() {
@@ -130,8 +137,19 @@ fn fp_pair(i: &Item) -> String {
 
 fn key_line(i: &Item, st: &Style) -> Option<String> {
     let (mark, text) = match &i.state {
-        State::InSync if st.verbose => (st.green("="), "in sync".to_string()),
+        State::InSync if st.verbose => (
+            st.green("="),
+            match (i.live, &i.live_note) {
+                (Some(true), Some(n)) => format!("in sync, and live: {n}"),
+                (None, Some(n)) => format!("in sync; liveness unknown: {n}"),
+                _ => "in sync".to_string(),
+            },
+        ),
         State::InSync => return None,
+        State::NotLive { reason, action } => (
+            st.yellow("!"),
+            format!("written, not live: {reason}; {action}"),
+        ),
         State::Missing => (st.green("+"), "missing: will be added".to_string()),
         State::Differs { replaced_on } => (
             st.yellow("~"),
@@ -213,6 +231,9 @@ fn target_text(t: &TargetPlan, st: &Style) -> String {
                             State::Unmanaged { delete: true } if i.removed.is_some() => {
                                 format!("{} will be deleted{}", i.key, removed_note(i))
                             }
+                            State::NotLive { reason, action } => {
+                                format!("{} is written, not live: {reason}; {action}", i.key)
+                            }
                             _ => continue,
                         };
                         let _ = writeln!(out, "    {} {note}", st.cyan("note:"));
@@ -280,11 +301,21 @@ pub(crate) fn summary_line(s: &Summary) -> String {
     if s.targets_failed > 0 {
         let _ = write!(line, ", {} unreachable", s.targets_failed);
     }
+    if s.targets_not_live > 0 {
+        let _ = write!(line, ", {} not live", s.targets_not_live);
+    }
     if s.sealed > 0 {
         let _ = write!(
             line,
             "; {} not comparable",
             plural(s.sealed, "sealed value", "sealed values")
+        );
+    }
+    if s.not_live > 0 {
+        let _ = write!(
+            line,
+            "; {} written, not live",
+            plural(s.not_live, "value", "values")
         );
     }
     line.push('.');
@@ -316,7 +347,13 @@ fn target_json(t: &TargetPlan) -> Value {
             let mut v = json!({
                 "name": t.target,
                 "description": t.description,
-                "status": if d.changes.is_empty() { "in_sync" } else { "changes" },
+                "status": if !d.changes.is_empty() {
+                    "changes"
+                } else if d.items.iter().any(|i| matches!(i.state, State::NotLive { .. })) {
+                    "not_live"
+                } else {
+                    "in_sync"
+                },
                 "items": d.items,
                 "file_diff": d.file_diff,
             });
@@ -339,7 +376,7 @@ pub fn plan_json(plan: &Plan, manifest: &str) -> Value {
         "manifest": manifest,
         "targets": plan.targets.iter().map(target_json).collect::<Vec<_>>(),
         "summary": plan.summary(),
-        "in_sync": !plan.has_changes() && !plan.has_errors(),
+        "in_sync": !plan.has_drift() && !plan.has_errors(),
     })
 }
 
@@ -458,19 +495,88 @@ pub fn report_text(report: &Report, st: &Style) -> String {
                 }
             }
         }
+        if let Some(l) = &t.live {
+            out.push_str(&live_text(l, &t.outcome, st));
+        }
     }
     let t = report.tally();
+    let redeploys = report
+        .targets
+        .iter()
+        .filter(|t| t.live.as_ref().is_some_and(|l| l.redeploy_error.is_some()))
+        .count();
     let _ = writeln!(
         out,
         "{}",
         st.bold(&format!(
-            "Apply: {} applied and verified, {} in sync, {} failed.",
+            "Apply: {} applied and verified, {} in sync, {} failed{}.",
             plural(t.applied, "target", "targets"),
             t.in_sync,
-            t.failed
+            t.failed,
+            if redeploys > 0 {
+                format!(
+                    "; {}",
+                    plural(redeploys, "redeploy failed", "redeploys failed")
+                )
+            } else {
+                String::new()
+            }
         ))
     );
     out
+}
+
+/// Liveness after apply (#28): "written, and live" or "written, not live
+/// yet", per key, and what `--redeploy` restarted.
+fn live_text(l: &LiveAfter, outcome: &Outcome, st: &Style) -> String {
+    let mut out = String::new();
+    for r in &l.redeployed {
+        let _ = writeln!(out, "    redeployed {r}");
+    }
+    if let Some(e) = &l.redeploy_error {
+        let _ = writeln!(out, "    {}", st.red("the redeploy failed:"));
+        out.push_str(&error_text(e, "    ", st));
+    }
+    let written = matches!(outcome, Outcome::Verified { .. });
+    for (key, why) in &l.unknown {
+        let _ = writeln!(out, "    liveness unknown: {key}: {why}");
+    }
+    if l.not_live.is_empty() && l.unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "    {}",
+            st.green(if written { "written, and live" } else { "live" })
+        );
+    }
+    for (key, reason, action) in &l.not_live {
+        let _ = writeln!(
+            out,
+            "    {} {key}: {reason}; {action}",
+            st.yellow(if written {
+                "written, not live yet:"
+            } else {
+                "not live:"
+            })
+        );
+    }
+    out
+}
+
+fn live_json(l: &LiveAfter) -> Value {
+    json!({
+        "live": if !l.not_live.is_empty() || l.redeploy_error.is_some() {
+            json!(false)
+        } else if !l.unknown.is_empty() {
+            Value::Null
+        } else {
+            json!(true)
+        },
+        "live_keys": l.live,
+        "unknown": l.unknown.iter().map(|(k, w)| json!({"key": k, "why": w})).collect::<Vec<_>>(),
+        "not_live": l.not_live.iter().map(|(k, r, a)| json!({"key": k, "reason": r, "action": a})).collect::<Vec<_>>(),
+        "redeployed": l.redeployed,
+        "redeploy_error": l.redeploy_error.as_ref().map(error_json),
+    })
 }
 
 /// The outcome of apply as JSON.
@@ -490,6 +596,9 @@ pub fn report_json(report: &Report, manifest: &str) -> Value {
                     }
                 }
                 Outcome::InSync => {}
+            }
+            if let Some(l) = &t.live {
+                v["liveness"] = live_json(l);
             }
             v
         })
@@ -525,12 +634,24 @@ pub fn report_markdown(report: &Report) -> String {
             ),
             _ => String::new(),
         };
+        let live = match &r.live {
+            Some(l) if l.not_live.is_empty() && l.unknown.is_empty() => "; live".to_string(),
+            Some(l) if l.not_live.is_empty() => "; liveness unknown".to_string(),
+            Some(l) => format!(
+                "; not live yet: {}",
+                l.not_live
+                    .iter()
+                    .map(|(k, _, a)| format!("{} ({})", md_code(k), md_escape(a)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {}{} |",
+            "| {} | {}{detail}{live} |",
             md_code(&r.target),
             r.outcome.status(),
-            detail
         );
     }
     out

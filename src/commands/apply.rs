@@ -146,7 +146,8 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
     github_summary(&plan, report_room(&plan));
 
     // A saved plan was reviewed when it was saved: it is applied without asking.
-    if plan.has_changes() && !a.auto_approve && saved_plan.is_none() {
+    let redeploys = a.redeploy && plan.has_not_live();
+    if (plan.has_changes() || redeploys) && !a.auto_approve && saved_plan.is_none() {
         confirm()?;
     }
     let plan_json = (a.format == Format::Json).then(|| {
@@ -160,7 +161,14 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         doc
     });
     let report_room = report_room(&plan);
-    let report = apply::apply(&engine, plan).await;
+    let report = apply::apply_with(
+        &engine,
+        plan,
+        apply::Options {
+            redeploy: a.redeploy,
+        },
+    )
+    .await;
     match a.format {
         Format::Text => emit(g, &format!("\n{}", render::report_text(&report, &st))),
         Format::Markdown => emit(

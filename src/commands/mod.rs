@@ -224,7 +224,21 @@ fn github_plan(plan: &Plan, reserve: usize) {
                         .join(", ")
                 ),
             )),
-            Ok(_) => {}
+            Ok(d) => {
+                // Written, not live (#28): drift a reviewer must see.
+                for i in &d.items {
+                    if let secretsync::plan::State::NotLive { reason, action } = &i.state {
+                        lines.push(ci::annotation(
+                            "warning",
+                            &format!("secretsync not live: {}", t.target),
+                            &format!(
+                                "{} ({}): {} is written, not live: {reason}; {action}",
+                                t.target, t.description, i.key
+                            ),
+                        ));
+                    }
+                }
+            }
         }
     }
     annotate(&lines);

@@ -180,7 +180,7 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
     } else if skipped {
         Exit::Skipped
     } else if a.detailed_exitcode
-        && (plan.has_changes() || review.as_ref().is_some_and(|r| r.pending()))
+        && (plan.has_drift() || review.as_ref().is_some_and(|r| r.pending()))
     {
         Exit::Changes
     } else {

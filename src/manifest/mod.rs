@@ -387,6 +387,7 @@ mod tests {
                 prune: false,
                 create: true,
                 format: EnvFormat::Dotenv,
+                live: Default::default(),
             })
         );
         let s = &m.secrets["LOG_LEVEL"];

@@ -7,6 +7,8 @@
 //!     path: ./.env      # relative to the manifest's folder; `~/` is $HOME
 //!     create: true      # create it (mode 0600) when missing; the default
 //!     prune: false      # delete keys the manifest does not list
+//!     unit: app.service # optional: the systemd unit that reads it (#28)
+//!     container: app    # optional: the docker container made from it
 //! ```
 //!
 //! A read keeps the whole text as the [`Observed::snapshot`]; a write re-reads
@@ -48,7 +50,7 @@ impl Kind for EnvFileKind {
     }
 
     fn fields(&self) -> &'static [&'static str] {
-        &["path", "prune", "create", "format"]
+        &["path", "prune", "create", "format", "unit", "container"]
     }
 
     fn parse(&self, f: &Fields<'_>) -> Result<TargetSpec, ManifestError> {
@@ -58,6 +60,7 @@ impl Kind for EnvFileKind {
             path,
             prune: f.flag("prune", false)?,
             create: f.flag("create", true)?,
+            live: super::live_unit::LiveSpec::parse(f)?,
         }))
     }
 }
@@ -72,6 +75,8 @@ pub struct EnvFileSpec {
     pub create: bool,
     /// Who reads the file (`format:`), which decides how values are written.
     pub format: Format,
+    /// What runs from the file (`unit:`, `container:`, #28).
+    pub live: super::live_unit::LiveSpec,
 }
 
 impl Spec for EnvFileSpec {
@@ -131,6 +136,7 @@ pub struct LocalEnvFile {
     create: bool,
     /// Who reads the file: how values are written.
     format: Format,
+    live: super::live_unit::LiveSpec,
 }
 
 impl LocalEnvFile {
@@ -160,6 +166,7 @@ impl LocalEnvFile {
             path,
             create: spec.create,
             format: spec.format,
+            live: spec.live.clone(),
         })
     }
 
@@ -448,9 +455,13 @@ impl Target for LocalEnvFile {
         envfile_target::dropped_exports(observed, changes, self.format)
     }
 
-    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
+    async fn read(&self, keys: &[String]) -> Result<Observed, TargetError> {
         let path = self.path.clone();
-        blocking(move || read_sync(&path)).await
+        let mut observed = blocking(move || read_sync(&path)).await?;
+        if observed.exists && !self.live.is_empty() {
+            observed.live = super::live_unit::local(&self.live, &self.path, keys).await;
+        }
+        Ok(observed)
     }
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
@@ -469,7 +480,7 @@ impl Target for LocalEnvFile {
         let (file, dir) = blocking(move || Ok((check_file(&path, create), check_directory(&path))))
             .await
             .unwrap_or_else(|e| (Err(e.clone()), Err(e)));
-        vec![
+        let mut checks = vec![
             Check {
                 what: "file readable".into(),
                 outcome: file,
@@ -478,7 +489,9 @@ impl Target for LocalEnvFile {
                 what: "directory writable".into(),
                 outcome: dir,
             },
-        ]
+        ];
+        checks.extend(super::live_unit::local_checks(&self.live, &self.path).await);
+        checks
     }
 }
 

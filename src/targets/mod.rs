@@ -22,6 +22,7 @@ pub mod fields;
 pub mod file;
 pub mod keychain;
 pub mod kind;
+pub mod live_unit;
 pub mod railway;
 pub mod registry;
 pub mod scripts;
@@ -70,6 +71,9 @@ pub struct Observed {
     /// What only an env file that exists keeps (its text as read, the keys
     /// it defines twice); `None` for every other target.
     pub file: Option<FileRead>,
+    /// What runs from the target, read in the same pass (#28): empty when
+    /// the target declares nothing that runs (see [`crate::liveness`]).
+    pub live: crate::liveness::Liveness,
 }
 
 impl Observed {
@@ -363,6 +367,17 @@ pub trait Target: Send + Sync + Any {
     /// order. By default, each on its own.
     async fn write_batch(&self, group: &[Write<'_>]) -> Vec<Result<(), TargetError>> {
         write_each(group).await
+    }
+
+    /// `apply --redeploy` (#28): restarts what `handles` name (the
+    /// [`crate::liveness::Runner::handle`]s of this target's reads, and of
+    /// the others of its batch), each once, with as few requests as the
+    /// backend allows. One result per handle. By default nothing can be.
+    async fn redeploy(&self, handles: &[String]) -> Vec<Result<(), TargetError>> {
+        handles
+            .iter()
+            .map(|_| Err(TargetError::failed("this target cannot be redeployed")))
+            .collect()
     }
 
     /// `doctor`: are credentials present and accepted, is the target

@@ -13,6 +13,8 @@
 //!     sudo: false                    # true: read and write through `sudo -n`
 //!     on_change: systemctl restart app   # optional: run once after the file changed
 //!     create: true                   # a missing file is created 0600
+//!     unit: app.service              # optional: the systemd unit that reads it (#28)
+//!     container: app                 # optional: the docker container made from it
 //! ```
 //!
 //! Round trips: every target on one host shares that host's SSH master
@@ -71,6 +73,8 @@ impl Kind for SshEnvKind {
             "create",
             "prune",
             "format",
+            "unit",
+            "container",
         ]
     }
 
@@ -86,6 +90,7 @@ impl Kind for SshEnvKind {
             on_change: f.text("on_change"),
             create: f.flag("create", true)?,
             prune: f.flag("prune", false)?,
+            live: super::live_unit::LiveSpec::parse(f)?,
         }))
     }
 }
@@ -102,6 +107,8 @@ pub struct SshEnvSpec {
     pub create: bool,
     pub prune: bool,
     pub format: EnvFormat,
+    /// What runs from the file (`unit:`, `container:`, #28).
+    pub live: super::live_unit::LiveSpec,
 }
 
 impl Spec for SshEnvSpec {
@@ -483,8 +490,9 @@ impl Target for SshEnvFile {
         envfile_target::dropped_exports(observed, changes, self.spec.format)
     }
 
-    async fn read(&self, _keys: &[String]) -> Result<Observed, TargetError> {
-        self.observe(read_one(self).await?)
+    async fn read(&self, keys: &[String]) -> Result<Observed, TargetError> {
+        let observed = self.observe(read_one(self).await?)?;
+        Ok(self.with_live(observed, keys).await)
     }
 
     /// Every env file of one host.
@@ -497,15 +505,27 @@ impl Target for SshEnvFile {
         let Some(files) = super::members::<SshEnvFile>(group) else {
             return super::read_each(group).await;
         };
+        let keys: Vec<&[String]> = files.iter().map(|(_, k)| *k).collect();
         let files: Vec<&SshEnvFile> = files.into_iter().map(|(f, _)| f).collect();
-        match read_files(&self.host, &files).await {
-            Ok(states) => files
-                .iter()
-                .zip(states)
-                .map(|(f, s)| f.observe(s))
-                .collect(),
-            Err(e) => vec![Err(e); files.len()],
-        }
+        let observed: Vec<Result<Observed, TargetError>> =
+            match read_files(&self.host, &files).await {
+                Ok(states) => files
+                    .iter()
+                    .zip(states)
+                    .map(|(f, s)| f.observe(s))
+                    .collect(),
+                Err(e) => vec![Err(e); files.len()],
+            };
+        // What runs from each file that names a unit or container (#28).
+        futures_util::future::join_all(files.iter().zip(keys).zip(observed).map(
+            |((f, keys), o)| async move {
+                match o {
+                    Ok(o) => Ok(f.with_live(o, keys).await),
+                    Err(e) => Err(e),
+                }
+            },
+        ))
+        .await
     }
 
     async fn write(&self, observed: &Observed, changes: &[Change]) -> Result<(), TargetError> {
@@ -657,7 +677,38 @@ impl Target for SshEnvFile {
             what: "directory writable".into(),
             outcome: dir,
         });
+        checks.extend(self.live_checks().await);
         checks
+    }
+}
+
+impl SshEnvFile {
+    /// `observed` with what runs from the file (#28), for its `keys`.
+    async fn with_live(&self, mut observed: Observed, keys: &[String]) -> Observed {
+        if observed.exists && !self.spec.live.is_empty() {
+            observed.live = super::live_unit::remote(
+                &self.runner(),
+                &self.spec.live,
+                self.spec.sudo,
+                &self.spec.path,
+                keys,
+            )
+            .await;
+        }
+        observed
+    }
+
+    /// `doctor`: whether liveness can be checked on the host, and why not.
+    async fn live_checks(&self) -> Vec<Check> {
+        let l = super::live_unit::remote(
+            &self.runner(),
+            &self.spec.live,
+            self.spec.sudo,
+            &self.spec.path,
+            &[],
+        )
+        .await;
+        super::live_unit::doctor_of(&l)
     }
 }
 

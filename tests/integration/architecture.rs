@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "services",
-        &["crypto", "envfile", "remote", "undecryptable"],
+        &["crypto", "envfile", "remote", "undecryptable", "liveness"],
     ),
     ("seam", &["targets"]),
     (
@@ -45,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "targets::keychain",
             "targets::railway",
             "targets::scripts",
+            "targets::live_unit",
         ],
     ),
     ("registry", &["targets::registry"]),

@@ -397,7 +397,7 @@ fn manifest_errors_name_file_line_column_and_a_fix() {
         ),
         (
             "version: 1\ntargets:\n  t: { type: env_file, path: t.env, project: p }\n".into(),
-            "error: `project` does not apply to env_file targets\n  --> secrets.yaml:3:37\n  |\n3 |   t: { type: env_file, path: t.env, project: p }\n  |                                     ^^^^^^^\n  hint: env_file targets take: type, path, prune, create, format\n".into(),
+            "error: `project` does not apply to env_file targets\n  --> secrets.yaml:3:37\n  |\n3 |   t: { type: env_file, path: t.env, project: p }\n  |                                     ^^^^^^^\n  hint: env_file targets take: type, path, prune, create, format, unit, container\n".into(),
         ),
     ];
     for (yaml, expected) in cases {

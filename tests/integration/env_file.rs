@@ -48,6 +48,7 @@ impl LocalFixture {
             // The conformance cases write every tricky value: shell holds
             // them all (tests/readers.rs covers each format and its readers).
             format: Format::Shell,
+            live: Default::default(),
         };
         LocalEnvFile::new("local", &spec, &Context::new(self.dir.path().to_path_buf())).unwrap()
     }
@@ -496,6 +497,7 @@ async fn dotenvy_reads_back_every_value_written() {
         prune: false,
         create: true,
         format: Format::Dotenv,
+        live: Default::default(),
     };
     let t = LocalEnvFile::new("d", &spec, &Context::new(f.dir.path().to_path_buf())).unwrap();
     let obs = read(&t, &[]).await;
@@ -578,6 +580,7 @@ async fn systemd_reads_back_every_value_written() {
         prune: false,
         create: true,
         format: Format::Systemd,
+        live: Default::default(),
     };
     let t = LocalEnvFile::new("sd", &spec, &Context::new(f.dir.path().to_path_buf())).unwrap();
     let values: Vec<&str> = c::TRICKY_VALUES

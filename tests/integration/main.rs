@@ -29,6 +29,7 @@ mod install;
 mod keychain;
 mod leaks;
 mod lifecycle;
+mod liveness;
 mod railway;
 mod railway_live;
 mod readers;

@@ -28,6 +28,11 @@ const DELETE: &str =
 const DELETE_TWO: &str = "mutation deleteTwo($a: VariableDeleteInput!, $b: VariableDeleteInput!) { a: variableDelete(input: $a) b: variableDelete(input: $b) }";
 const DEPLOYMENTS: &str = "query deployments($input: DeploymentListInput!) { deployments(input: $input, first: 50) { edges { node { id status createdAt } } } }";
 
+/// Liveness (#28): what secretsync reads to tell whether a service runs its
+/// variables, and how `apply --redeploy` redeploys one.
+const LIVENESS: &str = "query liveness($id: String!, $projectId: String) { environment(id: $id, projectId: $projectId) { variables { edges { node { name serviceId updatedAt references } } } serviceInstances { edges { node { serviceId latestDeployment { id createdAt status } } } } } }";
+const REDEPLOY: &str = "mutation redeploy($e: String!, $s: String!) { r0: serviceInstanceRedeploy(environmentId: $e, serviceId: $s) }";
+
 const ALL: &[&str] = &[
     ME,
     PROJECT_TOKEN,
@@ -38,6 +43,8 @@ const ALL: &[&str] = &[
     DELETE,
     DELETE_TWO,
     DEPLOYMENTS,
+    LIVENESS,
+    REDEPLOY,
 ];
 
 #[test]
@@ -489,6 +496,52 @@ async fn railway_live_smoke() {
         })
         .await;
     live.note("deploys: upsert with skipDeploys", r);
+
+    // Liveness (#28): after an upsert with skipDeploys, the variable's
+    // updatedAt is after the service's latest deployment; after
+    // serviceInstanceRedeploy, a newer deployment exists.
+    let service = live.service.clone();
+    let probe = |a: &Answer| -> (Option<String>, Option<(String, String)>) {
+        let d = a.data();
+        let updated = d.and_then(|d| {
+            d["environment"]["variables"]["edges"]
+                .as_array()?
+                .iter()
+                .find(|e| e["node"]["name"] == "SMOKE_D2")
+                .and_then(|e| e["node"]["updatedAt"].as_str().map(str::to_string))
+        });
+        let latest = d.and_then(|d| {
+            d["environment"]["serviceInstances"]["edges"]
+                .as_array()?
+                .iter()
+                .find(|e| e["node"]["serviceId"] == json!(service))
+                .map(|e| {
+                    let l = &e["node"]["latestDeployment"];
+                    (l["createdAt"].to_string(), l["status"].to_string())
+                })
+        });
+        (updated, latest)
+    };
+    let vars = json!({ "id": live.environment, "projectId": live.project });
+    let a = live.post(live.account(), LIVENESS, vars.clone()).await;
+    let (updated, latest) = probe(&a);
+    live.note(
+        "liveness: SMOKE_D2 updatedAt vs the latest deployment (createdAt, status)",
+        format!("{}; {updated:?} vs {latest:?}", a.outcome(&t)),
+    );
+    let a = live
+        .post(
+            live.account(),
+            REDEPLOY,
+            json!({ "e": live.environment, "s": live.service }),
+        )
+        .await;
+    tokio::time::sleep(wait).await;
+    let b = live.post(live.account(), LIVENESS, vars).await;
+    live.note(
+        "liveness: serviceInstanceRedeploy, then the latest deployment (createdAt, status)",
+        format!("{}; {:?}", a.outcome(&t), probe(&b).1),
+    );
     let r = live
         .deploys_of(wait, async { live.delete("SMOKE_D1").await.outcome(&t) })
         .await;

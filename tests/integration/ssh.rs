@@ -30,6 +30,7 @@ fn spec(sshd: &Sshd, user: &str, path: &Path) -> SshEnvSpec {
         prune: false,
         // Shell holds every tricky value the conformance cases write.
         format: secretsync::envfile::Format::Shell,
+        live: Default::default(),
     }
 }
 

@@ -21,6 +21,16 @@
 //! latency added, and every request is logged (and the most in flight at
 //! once kept) so tests can count them.
 //!
+//! Deployments (#28), as far as the schema shows them: a service marked
+//! deployed ([`RailwayServer::deploy_service`]) has a latest deployment
+//! (`ServiceInstance.latestDeployment { id createdAt status }`, listed by
+//! `Environment.serviceInstances`); every variable has `createdAt` and
+//! `updatedAt` on a clock that moves one second per change; an upsert
+//! without `skipDeploys` (and every delete) deploys the scope's deployed
+//! services, those of a shared variable being the services whose variables
+//! reference it; `serviceInstanceRedeploy` deploys one service again (each
+//! deployment succeeds at once).
+//!
 //! Self-contained: a benchmark includes it with
 //! `#[path = "../tests/support/railway_server.rs"] mod railway_server;`.
 
@@ -169,6 +179,106 @@ struct State {
     /// Requests being answered now, and the most at once.
     in_flight: usize,
     max_in_flight: usize,
+    /// The clock of `createdAt`/`updatedAt`, in milliseconds since the epoch.
+    clock: i64,
+    /// When each variable was last set: (scope, name) to the clock.
+    updated: HashMap<(ScopeKey, String), i64>,
+    /// Deployments of deployed services, oldest first: (project, environment,
+    /// service) to (id, createdAt, status).
+    deployments: HashMap<ServiceKey, Vec<Deployment>>,
+    /// `serviceInstanceRedeploy` calls that deployed, per service.
+    redeploys: HashMap<ServiceKey, usize>,
+    /// The status new deployments get (`SUCCESS` when unset): `BUILDING`
+    /// stands for Railway's deployments that take a while.
+    new_status: Option<String>,
+}
+
+/// (project, environment, service).
+type ServiceKey = (String, String, String);
+
+/// A deployment: id, `createdAt` (the clock) and status.
+type Deployment = (String, i64, String);
+
+/// 2026-12-01T10:00:00.000Z, where the server's clock starts.
+const CLOCK_START: i64 = 1_796_119_200_000;
+
+impl State {
+    /// The clock, one second on.
+    fn tick(&mut self) -> i64 {
+        if self.clock == 0 {
+            self.clock = CLOCK_START;
+        }
+        self.clock += 1000;
+        self.clock
+    }
+
+    /// A new successful deployment of a service, now.
+    fn deploy(&mut self, project: &str, env: &str, service: &str) {
+        let at = self.tick();
+        let list = self
+            .deployments
+            .entry((project.into(), env.into(), service.into()))
+            .or_default();
+        let id = format!("dep-{service}-{}", list.len() + 1);
+        let status = self.new_status.clone().unwrap_or_else(|| "SUCCESS".into());
+        list.push((id, at, status));
+    }
+
+    /// The deployed services a change of `keys` in scope `key` deploys: the
+    /// scope's service, or for shared variables those referencing one.
+    fn deployed_by(&self, key: &ScopeKey, keys: &[String]) -> Vec<String> {
+        let (project, env, service) = key;
+        let deployed = |svc: &str| {
+            self.deployments
+                .contains_key(&(project.clone(), env.clone(), svc.to_string()))
+        };
+        match service {
+            Some(svc) if deployed(svc) => vec![svc.clone()],
+            Some(_) => Vec::new(),
+            None => {
+                let mut out: Vec<String> = self
+                    .vars
+                    .iter()
+                    .filter_map(|((p, e, svc), vars)| {
+                        let svc = svc.as_ref()?;
+                        (p == project && e == env && deployed(svc)).then_some(())?;
+                        vars.values()
+                            .flatten()
+                            .flat_map(|v| references_in(v))
+                            .any(|r| keys.iter().any(|k| r == format!("shared.{k}")))
+                            .then(|| svc.clone())
+                    })
+                    .collect();
+                out.sort();
+                out.dedup();
+                out
+            }
+        }
+    }
+}
+
+/// RFC 3339 with milliseconds, as Railway writes `DateTime`.
+fn datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil_from_days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
 }
 
 /// A running server; stops when dropped.
@@ -258,13 +368,57 @@ impl RailwayServer {
             .push((id.into(), name.into()));
     }
 
-    /// Sets a variable (`service: None`: the environment's shared variables).
+    /// Sets a variable (`service: None`: the environment's shared
+    /// variables), without deploying.
     pub fn set_var(&self, project: &str, env: &str, service: Option<&str>, key: &str, value: &str) {
-        self.state()
-            .vars
+        let mut s = self.state();
+        let at = s.tick();
+        s.updated
+            .insert((scope(project, env, service), key.into()), at);
+        s.vars
             .entry(scope(project, env, service))
             .or_default()
             .insert(key.into(), Some(value.into()));
+    }
+
+    /// The service runs: a successful deployment of it now, which later
+    /// changes of its variables (without `skipDeploys`) deploy again.
+    pub fn deploy_service(&self, project: &str, env: &str, service: &str) {
+        self.state().deploy(project, env, service);
+    }
+
+    /// The latest deployment of a service fails (`FAILED`, `CRASHED`…) or
+    /// is under way (`BUILDING`…).
+    pub fn set_deployment_status(&self, project: &str, env: &str, service: &str, status: &str) {
+        let mut s = self.state();
+        let list = s
+            .deployments
+            .get_mut(&(project.into(), env.into(), service.into()))
+            .expect("deploy the service first");
+        list.last_mut().expect("a deployment").2 = status.into();
+    }
+
+    /// Deployments made from now on get `status` (`BUILDING`: still under
+    /// way when the next request reads them).
+    pub fn new_deployments_status(&self, status: &str) {
+        self.state().new_status = Some(status.into());
+    }
+
+    /// Deployments of a service so far (its first included).
+    pub fn deployments(&self, project: &str, env: &str, service: &str) -> usize {
+        self.state()
+            .deployments
+            .get(&(project.into(), env.into(), service.into()))
+            .map_or(0, Vec::len)
+    }
+
+    /// `serviceInstanceRedeploy` calls that deployed the service.
+    pub fn redeploys(&self, project: &str, env: &str, service: &str) -> usize {
+        self.state()
+            .redeploys
+            .get(&(project.into(), env.into(), service.into()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A sealed variable: listed, its value never returned.
@@ -986,11 +1140,39 @@ fn environment(s: &State, project: &str, env: &str) -> Value {
             }
             for (k, v) in vars {
                 let refs: Vec<String> = v.as_deref().map(references_in).unwrap_or_default();
+                let at = s
+                    .updated
+                    .get(&((pid.clone(), eid.clone(), service.clone()), k.clone()))
+                    .copied()
+                    .unwrap_or(CLOCK_START);
                 variables.push(json!({"cursor": k, "node": {
                     "id": format!("var-{k}"), "name": k, "isSealed": v.is_none(),
                     "serviceId": service, "environmentId": env, "references": refs,
+                    "createdAt": datetime(at), "updatedAt": datetime(at),
                 }}));
             }
+        }
+    }
+    let mut instances = Vec::new();
+    if !restricted {
+        for (sid, sname) in &p.services {
+            let Some(list) =
+                s.deployments
+                    .get(&(project.to_string(), env.to_string(), sid.clone()))
+            else {
+                continue;
+            };
+            let latest = list.last().map(|(id, at, status)| {
+                json!({
+                    "id": id, "createdAt": datetime(*at), "updatedAt": datetime(*at),
+                    "status": status, "serviceId": sid, "environmentId": env, "projectId": project,
+                    "canRedeploy": true, "canRollback": true, "deploymentStopped": false,
+                })
+            });
+            instances.push(json!({"node": {
+                "id": format!("si-{sid}-{env}"), "serviceId": sid, "serviceName": sname,
+                "environmentId": env, "latestDeployment": latest,
+            }}));
         }
     }
     json!({
@@ -1002,6 +1184,10 @@ fn environment(s: &State, project: &str, env: &str) -> Value {
         "unmergedChangesCount": p.staged.get(env).copied().unwrap_or(0),
         "variables": {
             "edges": variables,
+            "pageInfo": {"hasNextPage": false, "hasPreviousPage": false, "startCursor": null, "endCursor": null},
+        },
+        "serviceInstances": {
+            "edges": instances,
             "pageInfo": {"hasNextPage": false, "hasPreviousPage": false, "startCursor": null, "endCursor": null},
         },
     })
@@ -1127,6 +1313,10 @@ fn field(
                         target.clear();
                         s.replaces += 1;
                     }
+                    let at = s.tick();
+                    for (k, _) in &new {
+                        s.updated.insert((key.clone(), k.clone()), at);
+                    }
                     let target = s.vars.entry(key.clone()).or_default();
                     for (k, v) in new {
                         target.insert(k, Some(v));
@@ -1135,7 +1325,9 @@ fn field(
                 "variableUpsert" => {
                     let k = str_arg(&input, "name").unwrap_or_default().to_string();
                     let v = str_arg(&input, "value").unwrap_or_default().to_string();
-                    target.insert(k, Some(v));
+                    target.insert(k.clone(), Some(v));
+                    let at = s.tick();
+                    s.updated.insert((key.clone(), k), at);
                 }
                 _ => {
                     let k = str_arg(&input, "name").unwrap_or_default();
@@ -1149,8 +1341,41 @@ fn field(
                 }
             }
             if !skip {
+                let changed: Vec<String> = match name {
+                    "variableCollectionUpsert" => input
+                        .get("variables")
+                        .and_then(Value::as_object)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default(),
+                    _ => vec![str_arg(&input, "name").unwrap_or_default().to_string()],
+                };
+                for svc in s.deployed_by(&key, &changed) {
+                    s.deploy(&key.0, &key.1, &svc);
+                }
                 *s.deploys.entry(key).or_default() += 1;
             }
+            Ok(json!(true))
+        }
+        "serviceInstanceRedeploy" => {
+            let env = str_arg(args, "environmentId")
+                .unwrap_or_default()
+                .to_string();
+            let svc = str_arg(args, "serviceId").unwrap_or_default().to_string();
+            let project = s
+                .projects
+                .iter()
+                .find(|(_, p)| p.environments.iter().any(|(e, _)| *e == env))
+                .map(|(pid, _)| pid.clone())
+                .ok_or("Environment not found")?;
+            if !allowed(access, &project, Some(&env)) {
+                return Err("Not Authorized".into());
+            }
+            let k = (project.clone(), env.clone(), svc.clone());
+            if !s.deployments.contains_key(&k) {
+                return Err("No deployment found for service instance".into());
+            }
+            s.deploy(&project, &env, &svc);
+            *s.redeploys.entry(k).or_default() += 1;
             Ok(json!(true))
         }
         other => Err(format!("the test server does not implement `{other}`")),

@@ -165,9 +165,15 @@ impl RailwayTarget {
         let Ok(ids) = ids else {
             return checks;
         };
+        let read = self.read_one(&ids).await;
+        // Whether liveness can be checked (#28): from the same answer.
+        let live = read.as_ref().ok().map(|(_, env)| {
+            env.as_ref()
+                .map(|e| super::live::liveness(&e.live, &ids, &|id| self.service_name(id)))
+        });
         checks.push(Check {
             what: "variables readable".into(),
-            outcome: self.read_one(&ids).await.map(|(vars, env)| {
+            outcome: read.map(|(vars, env)| {
                 let all: Vec<String> = vars.keys().cloned().collect();
                 let o = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &all);
                 let sealed = o
@@ -185,6 +191,12 @@ impl RailwayTarget {
                 out
             }),
         });
+        if let Some(live) = live {
+            checks.push(Check {
+                what: "liveness".into(),
+                outcome: super::live::doctor(live.as_ref(), ids.service.is_some()),
+            });
+        }
         checks
     }
 }

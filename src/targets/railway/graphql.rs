@@ -146,9 +146,11 @@ pub(super) fn variables_field(alias: Option<&str>, n: &str, ids: &Ids) -> (Strin
     )
 }
 
-/// What is asked of each environment read: its staged changes and which
-/// variables are sealed (`isSealed`, rather than guessing from a null).
-const ENVIRONMENT_SELECTION: &str = "{ unmergedChangesCount variables { edges { node { name serviceId isSealed } } pageInfo { hasNextPage } } }";
+/// What is asked of each environment read: its staged changes, which
+/// variables are sealed (`isSealed`, rather than guessing from a null), when
+/// each was last set and which it references, and each service's latest
+/// deployment (whether what runs uses the values, #28: see `live`).
+const ENVIRONMENT_SELECTION: &str = "{ unmergedChangesCount variables { edges { node { name serviceId isSealed updatedAt references } } pageInfo { hasNextPage } } serviceInstances { edges { node { serviceId latestDeployment { id createdAt status } } } } }";
 
 /// The answer key of environment `environment` in [`batch_query`].
 pub(super) fn environment_key(scopes: &[Ids], environment: &str) -> Option<String> {
@@ -293,6 +295,8 @@ pub(super) struct EnvState {
     /// Railway listed the variables in pages and more remain: `sealed` may
     /// miss some.
     pub(super) partial: bool,
+    /// What tells whether the values run (#28), when Railway answered it.
+    pub(super) live: super::live::EnvLive,
 }
 
 /// The `environment` field of [`batch_query`]'s answer; `None` if absent
@@ -327,6 +331,7 @@ pub(super) fn parse_env(v: Option<&Value>) -> Option<EnvState> {
         #[serde(rename = "isSealed")]
         sealed: bool,
     }
+    let live = v.map(super::live::parse).unwrap_or_default();
     let env = Env::deserialize(v?).ok()?;
     Some(EnvState {
         staged: env.staged.unwrap_or(0),
@@ -338,6 +343,7 @@ pub(super) fn parse_env(v: Option<&Value>) -> Option<EnvState> {
             .map(|e| (e.node.service, e.node.name))
             .collect(),
         partial: env.variables.page.is_some_and(|p| p.more),
+        live,
     })
 }
 
@@ -439,7 +445,7 @@ mod tests {
         );
         // The environment once, under its first scope's variable.
         assert_eq!(q.matches(": environment(").count(), 1, "{q}");
-        assert!(q.contains("env0: environment(id: $e0, projectId: $projectId) { unmergedChangesCount variables { edges { node { name serviceId isSealed } } pageInfo { hasNextPage } } }"), "{q}");
+        assert!(q.contains("env0: environment(id: $e0, projectId: $projectId) { unmergedChangesCount variables { edges { node { name serviceId isSealed updatedAt references } } pageInfo { hasNextPage } } serviceInstances { edges { node { serviceId latestDeployment { id createdAt status } } } } }"), "{q}");
         let (q, _) = batch_query(
             "p1",
             &[Ids {

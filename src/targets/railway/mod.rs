@@ -42,6 +42,7 @@
 mod api;
 mod doctor;
 mod graphql;
+mod live;
 mod read;
 mod write;
 
@@ -473,7 +474,20 @@ impl RailwayTarget {
     /// references are managed (the others are left out, see `read`).
     fn observe(&self, read: ScopeRead, keys: &[String]) -> Observed {
         let (ids, vars, env) = read;
-        read::observe(vars, env.as_ref(), &ids, &self.scope.environment, keys)
+        let mut observed = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, keys);
+        if let Some(env) = &env {
+            observed.live = live::liveness(&env.live, &ids, &|id| self.service_name(id));
+        }
+        observed
+    }
+
+    /// A service's name by id, as the project names it (its id if unknown).
+    fn service_name(&self, id: &str) -> String {
+        self.project_info
+            .get()
+            .and_then(|i| i.as_ref().ok())
+            .and_then(|i| i.services.iter().find(|(s, _)| s == id))
+            .map_or_else(|| id.to_string(), |(_, n)| n.clone())
     }
 
     /// This target's variables now, in a request of its own.
@@ -702,6 +716,18 @@ impl Target for RailwayTarget {
             Some(members) => self.write_members(&members).await,
             None => super::write_each(group).await,
         }
+    }
+
+    /// One mutation for every service of the project to redeploy (#28).
+    async fn redeploy(&self, handles: &[String]) -> Vec<Result<(), TargetError>> {
+        if let Err(e) = self.api.token() {
+            return handles.iter().map(|_| Err(e.clone())).collect();
+        }
+        let about = About {
+            project: self.project.clone(),
+            environment: None,
+        };
+        live::redeploy(&self.api, &about, handles).await
     }
 
     async fn check(&self) -> Vec<Check> {

@@ -190,6 +190,7 @@ mod tests {
             .into_iter()
             .collect(),
             partial: false,
+            live: Default::default(),
         };
         let o = observe(
             vars,
