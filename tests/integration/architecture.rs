@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "signals",
             "writelock",
             "redact",
+            "credential",
         ],
     ),
     (
@@ -72,9 +73,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("lock", "error"),
     // The env-file format knows the target vocabulary (Change, Observed…).
     ("envfile", "targets"),
-    // `generate` recognises a JWT with lifecycle's reader: the JWT/X.509
-    // readers belong in a leaf of their own.
-    ("generate", "lifecycle"),
     // remote parses manifest fields and returns TargetError.
     ("remote", "manifest"),
     ("remote", "targets"),
