@@ -329,7 +329,7 @@ impl Engine {
                     }
                     Err(Error::Crypto(e)) => Err(Failure::Crypto(e)),
                     Err(e) => Err(Failure::Other {
-                        message: e.to_string(),
+                        message: e.message(),
                         hint: e.hint(),
                     }),
                 }
