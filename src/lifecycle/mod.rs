@@ -38,7 +38,7 @@ pub const DEFAULT_WARN_DAYS: i64 = 14;
 pub fn now() -> Result<Time, Error> {
     clock().map_err(|why| {
         Error::usage(
-            why,
+            why.to_string(),
             format!("{NOW_VAR} fixes the current time for tests; unset it to use the clock"),
         )
     })
@@ -73,7 +73,9 @@ pub fn parse_window(text: &str) -> Result<i64, String> {
             Err("out of range: 0 to 36500 days".into())
         };
     }
-    parse_period(text)?.ok_or_else(|| "`never` is not a window".into())
+    parse_period(text)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "`never` is not a window".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
