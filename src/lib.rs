@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod check;
 pub mod ci;
+pub mod credential;
 pub mod crypto;
 pub mod edit;
 pub mod engine;

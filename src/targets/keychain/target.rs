@@ -304,15 +304,18 @@ impl Target for KeychainTarget {
             .map(String::as_str)
             .collect();
         if !moved.is_empty() {
-            return Err(TargetError::conflict(format!(
-                "{whose}: {} changed since the plan read {}; nothing was written",
-                moved
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if moved.len() == 1 { "it" } else { "them" }
-            ))
+            return Err(TargetError::changed_since_read(
+                format!(
+                    "{whose}: {} changed since the plan read {}; nothing was written",
+                    moved
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if moved.len() == 1 { "it" } else { "them" }
+                ),
+                moved.iter().map(|k| k.to_string()).collect(),
+            )
             .with_hint("run plan again"));
         }
 

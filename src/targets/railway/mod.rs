@@ -497,10 +497,13 @@ impl RailwayTarget {
 
     /// The refusal of a write whose target moved since it was read.
     fn conflict(&self) -> TargetError {
-        TargetError::conflict(format!(
-            "the variables of {} changed since they were read; nothing was written",
-            self.describe()
-        ))
+        TargetError::changed_since_read(
+            format!(
+                "the variables of {} changed since they were read; nothing was written",
+                self.describe()
+            ),
+            Vec::new(),
+        )
         .with_hint("run plan again (Railway has no compare-and-swap: secretsync re-reads just before writing)")
     }
 
