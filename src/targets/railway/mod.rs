@@ -42,6 +42,7 @@
 mod api;
 mod doctor;
 mod graphql;
+mod ids;
 mod live;
 mod read;
 mod write;
@@ -60,9 +61,10 @@ pub use api::{
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    parse_project, unconfirmed, write_mutation, EnvState, Ids, Mutation, ProjectInfo, Vars,
+    parse_project, unconfirmed, write_mutation, EnvState, Mutation, ProjectInfo, Vars,
     PROJECT_QUERY,
 };
+use ids::Ids;
 
 use super::kind::{is_env_key, same_as, Kind, Spec, TargetSpec};
 use super::{
