@@ -101,14 +101,17 @@ pub struct Identities {
     pub origin: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why an identity cannot be found or a value cannot be decrypted or
+/// encrypted. `Clone`, so that a run that decrypts once can fail each of
+/// its callers with the same typed error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CryptoError {
     #[error("no age identity found to decrypt the manifest (tried: {tried})")]
     NoIdentity { tried: String },
     #[error("cannot read the identity {}: {source}", path.display())]
     ReadIdentity {
         path: PathBuf,
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     #[error("the identity file {} can be read or changed by other users (mode {mode:04o})", path.display())]
     OpenIdentity { path: PathBuf, mode: u32 },
@@ -406,7 +409,7 @@ pub fn find_identities(explicit: Option<&Path>) -> Result<Identities, CryptoErro
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
             CryptoError::ReadIdentity {
                 path: path.to_path_buf(),
-                source,
+                source: source.into(),
             }
         })?);
         let keys = parse_identities(&text, &origin)?;

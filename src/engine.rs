@@ -92,11 +92,25 @@ use crate::undecryptable::Decrypted;
 /// decrypted, and what to do about them.
 type Blocked = IndexMap<String, (Vec<String>, Option<String>)>;
 
-/// A decryption failure as shown to the user (an [`Error`] is not `Clone`).
+/// A decryption failure, kept for every caller (an [`Error`] is not `Clone`).
 #[derive(Clone)]
-struct Failure {
-    message: String,
-    hint: Option<String>,
+enum Failure {
+    /// A value (or the identity) that cannot be decrypted: a crypto error.
+    Crypto(crypto::CryptoError),
+    /// Anything else, as it was said.
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Crypto(e) => Error::Crypto(e),
+            Failure::Other { message, hint } => Error::Other { message, hint },
+        }
+    }
 }
 
 impl Engine {
@@ -359,13 +373,7 @@ impl Engine {
     /// Waits for the values to be decrypted. `Err` when one cannot be (an
     /// identity that is not a recipient of it), for every caller.
     pub async fn ready(&self) -> Result<(), Error> {
-        self.desired_map()
-            .await
-            .map(|_| ())
-            .map_err(|f| Error::Other {
-                message: f.message,
-                hint: f.hint,
-            })
+        self.desired_map().await.map(|_| ()).map_err(Error::from)
     }
 
     async fn desired_map(&self) -> Result<&IndexMap<String, Desired>, Failure> {
@@ -388,18 +396,18 @@ impl Engine {
                         // No target can be planned: the run fails as a whole,
                         // with the first value's error.
                         match unreadable.values().next() {
-                            Some(first) if blocked.len() == self.keys.len() => Err(Failure {
-                                message: first.message.clone(),
-                                hint: first.hint.clone(),
-                            }),
+                            Some(first) if blocked.len() == self.keys.len() => {
+                                Err(Failure::Crypto(first.error.clone()))
+                            }
                             _ => {
                                 let _ = self.blocked.set(blocked);
                                 Ok(self.wanted(clear))
                             }
                         }
                     }
-                    Err(e) => Err(Failure {
-                        message: e.to_string(),
+                    Err(Error::Crypto(e)) => Err(Failure::Crypto(e)),
+                    Err(e) => Err(Failure::Other {
+                        message: e.message(),
                         hint: e.hint(),
                     }),
                 }
@@ -732,7 +740,7 @@ impl Engine {
         let desired = self
             .desired_map()
             .await
-            .map_err(|f| TargetError::failed(f.message))?;
+            .map_err(|f| TargetError::failed(Error::from(f).to_string()))?;
         if let Some((why, hint)) = self.blocked.get().and_then(|b| b.get(&slot.name)) {
             return Err(
                 TargetError::failed(format!("not planned: {}", why.join("; "))).with_hint(format!(

@@ -7,9 +7,11 @@ use crate::crypto::CryptoError;
 use crate::lock::LockError;
 use crate::manifest::ManifestError;
 
+/// `Display` is [`Error::message`]: the hint is never in it (text output
+/// prints it on a line of its own, JSON in `hint`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", .0.message())]
     Manifest(#[from] ManifestError),
     #[error("{0}")]
     Crypto(#[from] CryptoError),
@@ -77,12 +79,9 @@ impl Error {
         }
     }
 
-    /// What went wrong, without the hint.
+    /// What went wrong, without the hint (the same as `Display`).
     pub fn message(&self) -> String {
-        match self {
-            Error::Manifest(e) => e.message(),
-            other => other.to_string(),
-        }
+        self.to_string()
     }
 
     /// The error's kind as JSON documents name it (docs/json-output.md).
@@ -94,5 +93,28 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Other { .. } => "failed",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hint_is_never_in_the_message() {
+        let missing = ManifestError::Read {
+            path: "secrets.yaml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        let e = Error::from(missing);
+        let hint = e.hint().expect("a missing manifest says what to do");
+        assert_eq!(e.to_string(), e.message());
+        assert!(!e.message().contains(&hint), "{}", e.message());
+        assert_eq!(e.kind(), "manifest");
+        let e = Error::usage("no terminal", "pass --yes");
+        assert_eq!(
+            (e.to_string(), e.hint(), e.kind()),
+            ("no terminal".into(), Some("pass --yes".into()), "usage")
+        );
     }
 }

@@ -253,8 +253,8 @@ pub fn not_random(value: &str) -> Option<&'static str> {
     if v.starts_with("-----BEGIN") || v.contains("\n-----BEGIN") {
         return Some("it holds a PEM block (a certificate or key)");
     }
-    if crate::lifecycle::validity(&Secret::new(v.to_string())).issued
-        == Some(crate::lifecycle::Source::Jwt)
+    if crate::credential::validity(&Secret::new(v.to_string())).issued
+        == Some(crate::credential::Source::Jwt)
     {
         return Some("it is a JWT, issued by someone else");
     }

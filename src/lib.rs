@@ -14,6 +14,7 @@ pub mod apply;
 pub mod check;
 pub mod ci;
 pub mod compare;
+pub mod credential;
 pub mod crypto;
 pub mod edit;
 pub mod engine;

@@ -657,10 +657,77 @@ pub fn report_markdown(report: &Report) -> String {
     out
 }
 
+/// How one `doctor` check came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoctorStatus {
+    /// Passed: what was found.
+    Ok(String),
+    /// Passed, but needs attention soon (a secret expiring within the
+    /// window, due for rotation): what, and what to do about it.
+    Warn { detail: String, fix: String },
+    /// Failed: the problem, its fix in `hint`. Counts as a problem.
+    Fail(TargetError),
+}
+
+impl DoctorStatus {
+    /// `ok`, `warn` or `fail`: the JSON `status`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DoctorStatus::Ok(_) => "ok",
+            DoctorStatus::Warn { .. } => "warn",
+            DoctorStatus::Fail(_) => "fail",
+        }
+    }
+
+    pub fn is_fail(&self) -> bool {
+        matches!(self, DoctorStatus::Fail(_))
+    }
+}
+
+/// One line of `doctor`'s report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorCheck {
+    /// What was checked ("token accepted", "secret API_TOKEN").
+    pub what: String,
+    pub status: DoctorStatus,
+}
+
+/// A target's check (passed or failed) as a line of the report.
+impl From<crate::targets::Check> for DoctorCheck {
+    fn from(c: crate::targets::Check) -> DoctorCheck {
+        DoctorCheck {
+            what: c.what,
+            status: match c.outcome {
+                Ok(detail) => DoctorStatus::Ok(detail),
+                Err(e) => DoctorStatus::Fail(e),
+            },
+        }
+    }
+}
+
 /// One part of `doctor`'s report: the manifest, the identity, a target.
 pub struct Section {
     pub scope: String,
-    pub checks: Vec<crate::targets::Check>,
+    pub checks: Vec<DoctorCheck>,
+}
+
+impl Section {
+    /// A section of targets' checks.
+    pub fn of(scope: impl Into<String>, checks: Vec<crate::targets::Check>) -> Section {
+        Section {
+            scope: scope.into(),
+            checks: checks.into_iter().map(DoctorCheck::from).collect(),
+        }
+    }
+}
+
+/// The failed checks of a report: its problems.
+pub fn doctor_problems(sections: &[Section]) -> usize {
+    sections
+        .iter()
+        .flat_map(|s| &s.checks)
+        .filter(|c| c.status.is_fail())
+        .count()
 }
 
 /// `doctor`'s report as text (or markdown).
@@ -677,12 +744,10 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
             s.scope.clone() + if markdown { "**" } else { "" }
         );
         for c in &s.checks {
-            match &c.outcome {
+            match &c.status {
                 // A check that passed with a warning (a secret expiring
                 // soon) is marked as one, its fix on a line of its own.
-                Ok(detail) if detail.starts_with("warning: ") => {
-                    let rest = &detail["warning: ".len()..];
-                    let (what, fix) = rest.split_once("; fix: ").unwrap_or((rest, ""));
+                DoctorStatus::Warn { detail, fix } => {
                     let mark = if markdown {
                         "- ⚠️".to_string()
                     } else if st.color {
@@ -690,12 +755,12 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
                     } else {
                         "warn".into()
                     };
-                    let _ = writeln!(out, "  {mark} {}: {what}", c.what);
+                    let _ = writeln!(out, "  {mark} {}: {detail}", c.what);
                     if !fix.is_empty() {
                         let _ = writeln!(out, "      fix: {fix}");
                     }
                 }
-                Ok(detail) => {
+                DoctorStatus::Ok(detail) => {
                     let _ = writeln!(
                         out,
                         "  {} {}: {detail}",
@@ -703,7 +768,7 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
                         c.what
                     );
                 }
-                Err(e) => {
+                DoctorStatus::Fail(e) => {
                     let mark = if markdown {
                         "- ❌".to_string()
                     } else if st.color {
@@ -736,15 +801,23 @@ pub fn doctor_text(sections: &[Section], problems: usize, markdown: bool, st: &S
     out
 }
 
-/// `doctor`'s report as JSON.
+/// `doctor`'s report as JSON. `ok` is false for a failed check only; a
+/// warning is a passed check whose `detail` starts with `warning: ` (as
+/// before `status` was added), and `status` says `ok`, `warn` or `fail`.
 pub fn doctor_json(sections: &[Section], problems: usize) -> Value {
     let checks: Vec<Value> = sections
         .iter()
         .flat_map(|s| {
-            s.checks.iter().map(move |c| match &c.outcome {
-                Ok(d) => json!({ "scope": s.scope, "check": c.what, "ok": true, "detail": d }),
-                Err(e) => json!({ "scope": s.scope, "check": c.what, "ok": false,
-                                  "error": { "kind": e.kind, "message": e.message, "hint": e.hint } }),
+            s.checks.iter().map(move |c| {
+                let status = c.status.name();
+                match &c.status {
+                    DoctorStatus::Ok(d) => json!({ "scope": s.scope, "check": c.what, "ok": true,
+                                                   "status": status, "detail": d }),
+                    DoctorStatus::Warn { detail, fix } => json!({ "scope": s.scope, "check": c.what,
+                        "ok": true, "status": status, "detail": format!("warning: {detail}; fix: {fix}") }),
+                    DoctorStatus::Fail(e) => json!({ "scope": s.scope, "check": c.what, "ok": false,
+                        "status": status, "error": { "kind": e.kind, "message": e.message, "hint": e.hint } }),
+                }
             })
         })
         .collect();

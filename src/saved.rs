@@ -51,20 +51,33 @@ impl SavedPlan {
     }
 }
 
+/// Why a saved plan cannot be trusted (checked before its targets are read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error("the plan file has format_version {0}, this secretsync reads {SAVED_FORMAT_VERSION}")]
+    Version(u32),
+    #[error("the plan file carries no MAC, so it cannot be told from an edited one")]
+    NoMac,
+    #[error("checking the plan file needs the manifest's fingerprint_key")]
+    NoKey,
+    #[error("the plan file was altered after it was saved (its MAC does not match), or saved for another manifest")]
+    Altered,
+    /// `apply` would take a plan of no target for "all".
+    #[error("the plan file names no target")]
+    NoTarget,
+}
+
 /// Why a saved plan cannot be trusted, if it cannot: a missing or wrong MAC,
 /// or a plan that names no target (which `apply` would take for "all").
-pub fn verify(saved: &SavedPlan, fp: &Fingerprinter) -> Result<(), String> {
+pub fn verify(saved: &SavedPlan, fp: &Fingerprinter) -> Result<(), Untrusted> {
     if saved.format_version != SAVED_FORMAT_VERSION {
-        return Err(format!(
-            "the plan file has format_version {}, this secretsync reads {SAVED_FORMAT_VERSION}",
-            saved.format_version
-        ));
+        return Err(Untrusted::Version(saved.format_version));
     }
     let Some(mac) = &saved.mac else {
-        return Err("the plan file carries no MAC, so it cannot be told from an edited one".into());
+        return Err(Untrusted::NoMac);
     };
     let Some(expected) = saved.compute_mac(fp) else {
-        return Err("checking the plan file needs the manifest's fingerprint_key".into());
+        return Err(Untrusted::NoKey);
     };
     // Both are hex of equal length; compare without an early exit.
     let same = mac.len() == expected.len()
@@ -74,13 +87,10 @@ pub fn verify(saved: &SavedPlan, fp: &Fingerprinter) -> Result<(), String> {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
     if !same {
-        return Err(
-            "the plan file was altered after it was saved (its MAC does not match), or saved for another manifest"
-                .into(),
-        );
+        return Err(Untrusted::Altered);
     }
     if saved.targets.is_empty() {
-        return Err("the plan file names no target".into());
+        return Err(Untrusted::NoTarget);
     }
     Ok(())
 }
@@ -229,10 +239,7 @@ pub fn already_applied(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) 
 pub fn staleness(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> Vec<String> {
     let mut why = Vec::new();
     if saved.format_version != SAVED_FORMAT_VERSION {
-        why.push(format!(
-            "the plan file has format_version {}, this secretsync reads {SAVED_FORMAT_VERSION}",
-            saved.format_version
-        ));
+        why.push(Untrusted::Version(saved.format_version).to_string());
         return why;
     }
     if saved.manifest_sha256 != manifest_sha256(manifest_text) {

@@ -69,9 +69,24 @@ pub fn rfc3339(t: Time) -> String {
     )
 }
 
+/// A date, period or clock that cannot be read; the text quoted is what was
+/// written (a manifest's field, `--warn-within`, [`NOW_VAR`]), never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("`{0}` is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")]
+    NotADate(String),
+    #[error("`{0}` is not a period: write days or weeks, such as 90d or 12w (or `never`)")]
+    NotAPeriod(String),
+    #[error("`{0}` is out of range: between 1d and 36500d")]
+    OutOfRange(String),
+    /// [`NOW_VAR`] is set to something that is not a date.
+    #[error("{NOW_VAR}: {0}")]
+    Now(Box<TimeError>),
+}
+
 /// Reads `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_time(text: &str) -> Result<Time, String> {
-    let bad = || format!("`{text}` is not a date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+pub fn parse_time(text: &str) -> Result<Time, TimeError> {
+    let bad = || TimeError::NotADate(text.to_string());
     let t = text.trim();
     let (day, clock) = match t.split_once(['T', ' ']) {
         Some((d, c)) => (d, Some(c)),
@@ -129,9 +144,9 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 
 /// Now: the clock, or [`NOW_VAR`] when set; `Err` says what is wrong with
 /// the variable.
-pub fn clock() -> Result<Time, String> {
+pub fn clock() -> Result<Time, TimeError> {
     match std::env::var(NOW_VAR) {
-        Ok(v) if !v.is_empty() => parse_time(&v).map_err(|why| format!("{NOW_VAR}: {why}")),
+        Ok(v) if !v.is_empty() => parse_time(&v).map_err(|why| TimeError::Now(Box::new(why))),
         _ => Ok(system_now()),
     }
 }
@@ -148,14 +163,12 @@ pub fn today() -> String {
 }
 
 /// A rotation period: `90d`, `12w`, or `never` (`None`).
-pub fn parse_period(text: &str) -> Result<Option<i64>, String> {
+pub fn parse_period(text: &str) -> Result<Option<i64>, TimeError> {
     let t = text.trim();
     if t == "never" {
         return Ok(None);
     }
-    let bad = || {
-        format!("`{text}` is not a period: write days or weeks, such as 90d or 12w (or `never`)")
-    };
+    let bad = || TimeError::NotAPeriod(text.to_string());
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: i64 = num.parse().map_err(|_| bad())?;
     let days = match unit {
@@ -164,7 +177,7 @@ pub fn parse_period(text: &str) -> Result<Option<i64>, String> {
         _ => return Err(bad()),
     };
     if !(1..=36_500).contains(&days) {
-        return Err(format!("`{text}` is out of range: between 1d and 36500d"));
+        return Err(TimeError::OutOfRange(text.to_string()));
     }
     Ok(Some(days))
 }

@@ -27,6 +27,9 @@ pub struct Unreadable {
     pub hint: Option<String>,
     /// The recipients it is encrypted to ([`encrypted_to`]).
     pub recipients: String,
+    /// The error itself (`message` and `hint` are its words), so that a run
+    /// that fails on it fails with a crypto error.
+    pub error: crypto::CryptoError,
 }
 
 /// Decrypts `items` (secret name, armored value), spread over the cores as
@@ -51,6 +54,7 @@ pub fn decrypt_each(
                         message: e.to_string(),
                         hint: e.hint().map(str::to_string),
                         recipients: encrypted_to(armored, recipients),
+                        error: e,
                     },
                 );
             }

@@ -9,14 +9,14 @@ use secretsync::crypto;
 use secretsync::engine::Engine;
 use secretsync::error::Error;
 use secretsync::manifest::{self, Manifest, ValueSource};
-use secretsync::render::{self, Section};
+use secretsync::render::{self, DoctorStatus, Section};
 use secretsync::targets::{Check, TargetError};
 
 pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     let m = manifest::load(&g.manifest)?;
-    let mut sections = vec![Section {
-        scope: "manifest".into(),
-        checks: vec![
+    let mut sections = vec![Section::of(
+        "manifest",
+        vec![
             Check {
                 what: format!("{} loads", g.manifest.display()),
                 outcome: Ok(format!(
@@ -27,7 +27,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             },
             manifest_orphans(&g.manifest),
         ],
-    }];
+    )];
 
     // With environments, one check per environment (`--env`, or all):
     // an environment no identity can read is skipped, not failed, unless
@@ -109,10 +109,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         identity_checks.push(Check { what, outcome });
     }
     if !identity_checks.is_empty() {
-        sections.push(Section {
-            scope: "identity".into(),
-            checks: identity_checks,
-        });
+        sections.push(Section::of("identity", identity_checks));
     }
 
     // The targets through the engine, as a plan reaches them (it checks
@@ -149,15 +146,11 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             Ok(t) => format!("target {} ({})", slot.name, t.describe()),
             Err(_) => format!("target {}", slot.name),
         };
-        sections.push(Section { scope, checks });
+        sections.push(Section::of(scope, checks));
     }
     engine.close().await;
 
-    let problems = sections
-        .iter()
-        .flat_map(|s| &s.checks)
-        .filter(|c| c.outcome.is_err())
-        .count();
+    let problems = render::doctor_problems(&sections);
     match a.format {
         Format::Json => emit(
             g,
@@ -172,7 +165,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
     if super::errors_on_stderr(g, a.format) {
         for s in &sections {
             for c in &s.checks {
-                if let Err(e) = &c.outcome {
+                if let DoctorStatus::Fail(e) = &c.status {
                     eprintln!("error: {}: {}: {}", s.scope, c.what, e.message);
                     if let Some(h) = &e.hint {
                         eprintln!("  hint: {h}");

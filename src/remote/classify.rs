@@ -1,7 +1,8 @@
 //! What ssh's complaints mean: each turned into an error that says what
 //! happened and what to do.
 
-use super::host::{secs, CONNECT_TIMEOUT};
+use std::time::Duration;
+
 use super::{RemoteError, SshOptions};
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
@@ -75,4 +76,16 @@ pub(super) fn connect_error(label: &str, opts: &SshOptions, e: &openssh::Error) 
     }
     RemoteError::unreachable(format!("cannot connect to {label}: {detail}"))
         .with_hint("try `ssh` to the host by hand to see why")
+}
+
+/// The default `connect_timeout`.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `2s`, `1.5s`.
+pub(super) fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }

@@ -8,9 +8,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 use zeroize::Zeroizing;
 
-use super::classify::{connect_error, error_chain};
-use super::masters::{answers, end_stuck_handshake, mark_master};
-use super::pool::Persist;
+use super::classify::{connect_error, error_chain, secs, CONNECT_TIMEOUT};
+use super::masters::{answers, end_stuck_handshake, mark_master, Persist};
 use super::runner::feed;
 use super::{expand_home, options_key, KnownHosts, Output, RemoteError, SshOptions};
 
@@ -27,9 +26,6 @@ const ORPHAN_IDLE: std::num::NonZeroUsize = std::num::NonZeroUsize::new(3600).un
 /// How the error of a connection lost while a command ran ends: a write
 /// that meets it may have landed (`ssh_env` says so).
 pub const LOST_DURING: &str = "was lost during the command";
-
-/// The default `connect_timeout`.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One SSH host with its master connection, opened on first use.
 pub struct Host {
@@ -190,14 +186,5 @@ impl Host {
             self.label
         ))
         .with_hint("run plan again: an env file write is atomic, so the file is either old or new")
-    }
-}
-
-/// `2s`, `1.5s`.
-pub(super) fn secs(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::SshOptions;
+use super::{options_key, SshOptions};
 
 /// Whether a master listens on this control socket (a connect is enough:
 /// the socket file outlives a master that was killed).
@@ -151,4 +151,81 @@ pub fn killed_masters(dir: &Path) -> Vec<PathBuf> {
                 .is_ok_and(|p| p != std::process::id() as i32 && !crate::signals::pid_alive(p))
         })
         .collect()
+}
+
+/// Masters kept between runs: one folder per user, one link per set of
+/// connection options pointing at the master's control folder.
+#[derive(Clone)]
+pub(super) struct Persist {
+    pub(super) dir: PathBuf,
+    pub(super) idle: std::num::NonZeroUsize,
+}
+
+impl Persist {
+    /// `$XDG_RUNTIME_DIR/secretsync-ssh`, else `secretsync-ssh-UID` in the
+    /// temp folder: created 0700, and refused unless it is a real folder of
+    /// this user that nobody else may enter (a socket there lets its user run
+    /// commands on the host). Masters that ended leave their folder behind:
+    /// removed here.
+    pub(super) fn open(idle: Duration) -> Result<Persist, String> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = nix::unistd::geteuid().as_raw();
+        let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+            Some(d) if d.is_absolute() => d.join("secretsync-ssh"),
+            _ => std::env::temp_dir().join(format!("secretsync-ssh-{uid}")),
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} must be a folder of this user with mode 0700",
+                dir.display()
+            ));
+        }
+        sweep(&dir);
+        let secs = usize::try_from(idle.as_secs().max(1)).unwrap_or(usize::MAX);
+        Ok(Persist {
+            dir,
+            idle: std::num::NonZeroUsize::new(secs).unwrap_or(std::num::NonZeroUsize::MIN),
+        })
+    }
+
+    /// The link for one set of options: a hash, so that the socket path
+    /// stays short and names no host.
+    fn link(&self, opts: &SshOptions) -> PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(options_key(opts).as_bytes());
+        self.dir.join(hex::encode(&digest[..8]))
+    }
+
+    /// A live master kept by an earlier run with the same options.
+    pub(super) fn resume(&self, opts: &SshOptions) -> Option<openssh::Session> {
+        let link = self.link(opts);
+        let ctl = link.join("master");
+        if answers(&ctl) {
+            let log = link.join("log");
+            return Some(openssh::Session::resume_mux(ctl.into(), Some(log.into())));
+        }
+        let _ = std::fs::remove_file(&link);
+        None
+    }
+
+    /// Points the options' link at a new master's folder (replacing the
+    /// link of a master that ended, atomically).
+    pub(super) fn remember(&self, opts: &SshOptions, session: &openssh::Session) {
+        let Some(folder) = session.control_socket().parent().and_then(Path::file_name) else {
+            return;
+        };
+        let link = self.link(opts);
+        let tmp = link.with_extension(format!("{:08x}", rand::random::<u32>()));
+        if std::os::unix::fs::symlink(folder, &tmp).is_ok() && std::fs::rename(&tmp, &link).is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }

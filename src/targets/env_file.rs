@@ -226,10 +226,13 @@ fn write_destination(path: &Path) -> Result<PathBuf, TargetError> {
 }
 
 fn conflict(path: &Path) -> TargetError {
-    TargetError::conflict(format!(
-        "{} changed since it was read; nothing was written",
-        path.display()
-    ))
+    TargetError::changed_since_read(
+        format!(
+            "{} changed since it was read; nothing was written",
+            path.display()
+        ),
+        Vec::new(),
+    )
     .with_hint("run plan again")
 }
 

@@ -226,6 +226,9 @@ pub enum ErrorKind {
     Auth,
     /// The target changed between the read and the write: nothing was written.
     Conflict,
+    /// A secret's value is past its expiry (`doctor`'s lifecycle checks):
+    /// not a target's failure, and not a refused credential.
+    Expired,
     /// A key or value that this target cannot hold.
     Invalid,
     /// The target refused or failed the operation (permissions, no space,
@@ -240,6 +243,18 @@ pub struct TargetError {
     pub kind: ErrorKind,
     pub message: String,
     pub hint: Option<String>,
+    /// Set when the target was changed by someone else since it was read
+    /// (`kind` is then [`ErrorKind::Conflict`]): see [`Conflict`].
+    pub conflict: Option<Conflict>,
+}
+
+/// A write refused because the target changed since it was read: nothing
+/// was written, and a new plan is the way on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Conflict {
+    /// The keys that moved, as named on the target, when the backend compared
+    /// key by key; empty when it compared the whole (a file's bytes).
+    pub keys: Vec<String>,
 }
 
 impl TargetError {
@@ -248,7 +263,17 @@ impl TargetError {
             kind,
             message: message.into(),
             hint: None,
+            conflict: None,
         }
+    }
+
+    /// The target changed since it was read (`keys`: those that moved, if
+    /// known): a [`Conflict`], said in `message`, with "run plan again" or
+    /// a more precise `hint`.
+    pub fn changed_since_read(message: impl Into<String>, keys: Vec<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Conflict, message);
+        e.conflict = Some(Conflict { keys });
+        e
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

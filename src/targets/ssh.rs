@@ -17,6 +17,7 @@ impl From<RemoteError> for TargetError {
             },
             message: e.message,
             hint: e.hint,
+            conflict: None,
         }
     }
 }

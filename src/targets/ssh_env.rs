@@ -388,9 +388,10 @@ fn in_doubt(location: &str, e: &TargetError) -> TargetError {
 /// The error for a failed write script, by its exit code.
 fn write_error(location: &str, host: &str, code: Option<i32>, said: &str) -> TargetError {
     match code {
-        Some(75) => TargetError::conflict(format!(
-            "{location} changed since it was read; nothing was written"
-        ))
+        Some(75) => TargetError::changed_since_read(
+            format!("{location} changed since it was read; nothing was written"),
+            Vec::new(),
+        )
         .with_hint("run plan again"),
         Some(86) => TargetError::conflict(format!(
             "{location} is being written by another secretsync (its writers' lock stayed taken); nothing was written"

@@ -1,10 +1,9 @@
 //! The layers of docs/architecture.md, held against the code: every module
 //! path a library file names (`use crate::…`, `crate::…` inline, `super::…`)
 //! must point down the declared order or stay in its own layer, and no two
-//! components may depend on each other in a circle. Imports that point up
-//! today are listed in [`KNOWN_UPWARD`], each to be removed by the layering
-//! work of issue #26; the list may only shrink (an entry the code no longer
-//! needs fails the test, so that it is struck).
+//! components may depend on each other in a circle. There is no list of
+//! exceptions: issue #26 removed the last import that pointed up, so any new
+//! one fails with its file and line.
 //!
 //! Paths are read as text, comments and string literals left out; that is
 //! all `rustc` itself would resolve here, since the library has no macros
@@ -30,6 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "signals",
             "writelock",
             "redact",
+            "credential",
         ],
     ),
     (
@@ -66,14 +66,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "compare",
         ],
     ),
-];
-
-/// Imports that point up today: (from component, to component). Issue #26
-/// moves each type down or passes it in; strike the line when it is gone.
-const KNOWN_UPWARD: &[(&str, &str)] = &[
-    // `generate` recognises a JWT with lifecycle's reader: the JWT/X.509
-    // readers belong in a leaf of their own.
-    ("generate", "lifecycle"),
 ];
 
 fn layer_of(component: &str) -> usize {
@@ -409,28 +401,15 @@ fn library_edges() -> Vec<Edge> {
 fn imports_point_down_the_layers() {
     let edges = library_edges();
     let mut wrong = Vec::new();
-    let mut used_known = BTreeSet::new();
     for e in &edges {
         if layer_of(e.to) > layer_of(e.from) {
-            if KNOWN_UPWARD.contains(&(e.from, e.to)) {
-                used_known.insert((e.from, e.to));
-            } else {
-                wrong.push(format!(
-                    "{}: {} ({}) imports {} ({}), a higher layer",
-                    e.at,
-                    e.from,
-                    LAYERS[layer_of(e.from)].0,
-                    e.to,
-                    LAYERS[layer_of(e.to)].0
-                ));
-            }
-        }
-    }
-    for known in KNOWN_UPWARD {
-        if !used_known.contains(known) {
             wrong.push(format!(
-                "{} no longer imports {}: strike it from KNOWN_UPWARD",
-                known.0, known.1
+                "{}: {} ({}) imports {} ({}), a higher layer",
+                e.at,
+                e.from,
+                LAYERS[layer_of(e.from)].0,
+                e.to,
+                LAYERS[layer_of(e.to)].0
             ));
         }
     }
@@ -449,9 +428,6 @@ fn no_components_depend_on_each_other_in_a_circle() {
     let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut first_at: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for e in library_edges() {
-        if KNOWN_UPWARD.contains(&(e.from, e.to)) {
-            continue;
-        }
         graph.entry(e.from).or_default().insert(e.to);
         first_at.entry((e.from, e.to)).or_insert(e.at);
     }

@@ -320,6 +320,54 @@ fn an_identity_that_is_not_a_recipient_is_named() {
     );
 }
 
+/// A value no identity can decrypt keeps its type on the way out: the JSON
+/// error is a `crypto` one (not `failed`), its hint in `hint` alone, and
+/// the text on stderr is as before.
+#[test]
+fn a_value_no_identity_decrypts_is_a_crypto_error_in_json() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    sb.write(
+        "secrets.yaml",
+        &format!(
+            "version: 1\ntargets:\n  t: {{ type: env_file, path: t.env }}\nsecrets:\n  S:\n    targets: [t]\n    encrypted: |\n{}",
+            other.encrypted("x", 6)
+        ),
+    );
+    for command in ["plan", "apply"] {
+        let mut args = vec![command, "--format", "json"];
+        if command == "apply" {
+            args.push("--auto-approve");
+        }
+        let out = sb.run(&args);
+        assert_eq!(out.code, 1, "{command}: {out:?}");
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(doc["kind"], "error", "{command}: {doc}");
+        assert_eq!(doc["command"], command);
+        assert_eq!(doc["error"]["kind"], "crypto", "{command}: {doc}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("secret `S` is not encrypted to the identity from --identity"),
+            "{message}"
+        );
+        let hint = doc["error"]["hint"].as_str().unwrap();
+        assert!(
+            hint.starts_with("use an identity whose public key"),
+            "{hint}"
+        );
+        assert!(!message.contains(hint), "{message}");
+        assert!(
+            out.stderr
+                .starts_with("error: secret `S` is not encrypted to the identity from --identity"),
+            "{}",
+            out.stderr
+        );
+        assert!(out
+            .stderr
+            .contains("\n  hint: use an identity whose public key"));
+    }
+}
+
 #[test]
 fn without_an_identity_the_error_lists_what_was_tried() {
     let sb = Sandbox::new();

@@ -393,6 +393,20 @@ fn doctor_fails_on_an_expired_secret_and_warns_in_the_window() {
         out.stdout
     );
     assert!(out.stdout.contains("1 problem(s) found."), "{}", out.stdout);
+    // In JSON the expired secret is a failed check of its own kind: a value
+    // past its expiry, not a refused credential.
+    let out = at_now(&sb, &["doctor", "--format", "json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let expired = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "secret EXPIRED_JWT")
+        .unwrap();
+    assert_eq!(expired["ok"], false);
+    assert_eq!(expired["status"], "fail");
+    assert_eq!(expired["error"]["kind"], "expired", "{expired}");
 
     // Without the expired one: warnings only, exit 0.
     scenario_with(&sb, &["SOON_JWT", "YEAR_JWT", "NOEXP_JWT"]);

@@ -26,6 +26,7 @@ mod everyday;
 mod faults;
 mod hostile;
 mod install;
+mod json_docs;
 mod keychain;
 mod leaks;
 mod lifecycle;

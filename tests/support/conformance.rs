@@ -270,6 +270,12 @@ pub async fn conflict_after_tamper(f: &dyn Fixture) {
         .expect_err("a write after an out-of-band change must be refused");
     assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
     assert!(!err.message.contains("overwrite") && !err.message.contains(TAMPERED));
+    // Typed, not only said: the keys that moved, when the backend names them.
+    let conflict = err.conflict.as_ref().expect("a conflict is a typed one");
+    assert!(
+        conflict.keys.is_empty() || conflict.keys == ["CF_CON_A"],
+        "{conflict:?}"
+    );
     let after = read(&*t, &["CF_CON_A", "CF_CON_B", "CF_CON_C"]).await;
     assert_eq!(
         pick(&after, &["CF_CON_A", "CF_CON_B", "CF_CON_C"]),
@@ -289,6 +295,7 @@ pub async fn stale_read_refused(f: &dyn Fixture) {
         .await
         .expect_err("a write based on a stale read must be refused");
     assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+    assert!(err.conflict.is_some(), "{err:?}");
     let after = read(&*t, &keys).await;
     assert_eq!(value_of(&after, "CF_STALE_A").as_deref(), Some("two"));
 }

@@ -1,7 +1,7 @@
 //! What `security` says when it fails (exit codes, `NAME: returned STATUS`
 //! lines) turned into errors that say what to do.
 
-use super::target::{SECURITY, SECURITY_ENV};
+use super::program::{SECURITY, SECURITY_ENV};
 use super::KeychainTarget;
 use crate::remote::Output;
 use crate::targets::TargetError;

@@ -48,19 +48,22 @@
 //! script's protocol, split per item), `password.rs` (what `-g` prints),
 //! `line.rs` (`security -i` lines: quoting and what they cannot carry),
 //! `errors.rs` (exit codes and `returned` lines turned into errors with
-//! hints) and `target.rs` (the [`KeychainTarget`]).
+//! hints), `program.rs` (which `security` runs) and `target.rs` (the
+//! [`KeychainTarget`]).
 
 mod errors;
 mod fields;
 mod line;
 mod password;
+mod program;
 mod read;
 mod target;
 
 pub use fields::{KeychainKind, KeychainSpec, KIND};
 pub use line::{quote, MAX_LINE};
 pub use password::decode_password;
-pub use target::{KeychainTarget, SECURITY, SECURITY_ENV};
+pub use program::{SECURITY, SECURITY_ENV};
+pub use target::KeychainTarget;
 
 /// The longest account a manifest allows (`TargetSpec::check_key`).
 pub(super) const MAX_ACCOUNT: usize = 255;

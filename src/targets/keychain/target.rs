@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::errors::is_returned_line;
 use super::line::{command_line, quoted_len, unsafe_bytes, MAX_LINE};
+use super::program::security_program;
 use super::read::{read_items, HostRead, Item, Lookup};
 use super::{KeychainSpec, MAX_ACCOUNT};
 use crate::remote::Runner;
@@ -32,24 +33,6 @@ pub(super) struct LineHints {
     home: Option<String>,
     /// The longest quoted account this target was asked to read.
     account: Option<usize>,
-}
-
-/// Where `security` is on every Mac.
-pub const SECURITY: &str = "/usr/bin/security";
-/// Another `security` program (tests, a wrapper), chosen by whoever runs
-/// secretsync, never by the manifest: the same path on every host.
-pub const SECURITY_ENV: &str = "SECRETSYNC_SECURITY";
-
-/// The `security` program to run: [`SECURITY`], or [`SECURITY_ENV`].
-fn security_program() -> Result<String, TargetError> {
-    match crate::environ::var(SECURITY_ENV).filter(|v| !v.is_empty()) {
-        None => Ok(SECURITY.to_string()),
-        Some(p) if p.starts_with('/') && !p.chars().any(char::is_control) => Ok(p),
-        Some(_) => Err(TargetError::invalid(format!(
-            "{SECURITY_ENV} must be an absolute path without control characters"
-        ))
-        .with_hint(format!("unset it to run {SECURITY}"))),
-    }
 }
 
 pub struct KeychainTarget {
@@ -304,15 +287,18 @@ impl Target for KeychainTarget {
             .map(String::as_str)
             .collect();
         if !moved.is_empty() {
-            return Err(TargetError::conflict(format!(
-                "{whose}: {} changed since the plan read {}; nothing was written",
-                moved
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if moved.len() == 1 { "it" } else { "them" }
-            ))
+            return Err(TargetError::changed_since_read(
+                format!(
+                    "{whose}: {} changed since the plan read {}; nothing was written",
+                    moved
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if moved.len() == 1 { "it" } else { "them" }
+                ),
+                moved.iter().map(|k| k.to_string()).collect(),
+            )
             .with_hint("run plan again"));
         }
 

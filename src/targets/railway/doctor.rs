@@ -6,7 +6,8 @@
 use serde_json::json;
 
 use super::api::{About, Api};
-use super::graphql::{token_scope, Ids, ME_QUERY, PROJECT_CHECK_QUERY, PROJECT_TOKEN_QUERY};
+use super::graphql::{token_scope, ME_QUERY, PROJECT_CHECK_QUERY, PROJECT_TOKEN_QUERY};
+use super::ids::Ids;
 use super::RailwayTarget;
 use super::TokenKind;
 use super::{read, resolve};

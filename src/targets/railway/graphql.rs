@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::About;
+use super::ids::Ids;
 use crate::secret::Secret;
 use crate::targets::{Change, Op, TargetError};
 
@@ -98,13 +99,6 @@ struct Node {
     can_access: Option<bool>,
     #[serde(rename = "deletedAt", default)]
     deleted_at: Option<String>,
-}
-
-/// A scope resolved to ids.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Ids {
-    pub(super) environment: String,
-    pub(super) service: Option<String>,
 }
 
 /// Variables as read: name to value, `None` for a sealed one.

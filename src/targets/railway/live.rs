@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::api::{About, Api};
-use super::graphql::Ids;
+use super::ids::Ids;
 use crate::liveness::{parse_rfc3339, Liveness, Millis, Runner, Seen};
 use crate::targets::TargetError;
 

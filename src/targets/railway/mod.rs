@@ -42,6 +42,7 @@
 mod api;
 mod doctor;
 mod graphql;
+mod ids;
 mod live;
 mod read;
 mod write;
@@ -60,9 +61,10 @@ pub use api::{
 
 use api::{cause, endpoint, find_token, shown_url, About, Api};
 use graphql::{
-    parse_project, unconfirmed, write_mutation, EnvState, Ids, Mutation, ProjectInfo, Vars,
+    parse_project, unconfirmed, write_mutation, EnvState, Mutation, ProjectInfo, Vars,
     PROJECT_QUERY,
 };
+use ids::Ids;
 
 use super::kind::{is_env_key, same_as, Kind, Spec, TargetSpec};
 use super::{
@@ -497,10 +499,13 @@ impl RailwayTarget {
 
     /// The refusal of a write whose target moved since it was read.
     fn conflict(&self) -> TargetError {
-        TargetError::conflict(format!(
-            "the variables of {} changed since they were read; nothing was written",
-            self.describe()
-        ))
+        TargetError::changed_since_read(
+            format!(
+                "the variables of {} changed since they were read; nothing was written",
+                self.describe()
+            ),
+            Vec::new(),
+        )
         .with_hint("run plan again (Railway has no compare-and-swap: secretsync re-reads just before writing)")
     }
 

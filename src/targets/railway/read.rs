@@ -7,8 +7,9 @@
 
 use super::api::{About, Api};
 use super::graphql::{
-    batch_query, environment_key, parse_env, parse_vars, EnvState, Ids, ProjectInfo, Unusable, Vars,
+    batch_query, environment_key, parse_env, parse_vars, EnvState, ProjectInfo, Unusable, Vars,
 };
+use super::ids::Ids;
 use crate::targets::{ErrorKind, Observation, Observed, TargetError};
 
 /// Reads `scopes` of `project` in one request; `Err` if the request failed

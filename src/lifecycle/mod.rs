@@ -2,21 +2,21 @@
 //! rotation, found offline.
 //!
 //! Expiry is read from the decrypted value itself where it says (a JWT's
-//! `exp` and `nbf`, the `notAfter` of an X.509 certificate in PEM), else from
+//! `exp` and `nbf`, the `notAfter` of an X.509 certificate in PEM: the leaf
+//! [`crate::credential`] reads them), else from
 //! the manifest (`expires:`, what the issuer said). Rotation is a policy
 //! (`rotate_every:` on a secret, or its top-level default) applied to the
 //! date the current value was set (`set_on:`, recorded by `set`, `rotate`
 //! and `import`; for older manifests, the date of the newest `previous`).
 //!
 //! Nothing here prints or returns a value: only dates, where they came from
-//! and the secrets' names.
+//! and the secrets' names. The judging is here; `render` shows it in every
+//! format and `doctor` turns it into `doctor`'s checks.
 
-use std::fmt::Write as _;
-
-use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+pub use crate::credential::{validity, Source, Validity};
 use crate::error::Error;
 use crate::manifest::{Manifest, SecretDef, ValueSource};
 use crate::secret::Secret;
@@ -25,6 +25,12 @@ pub use crate::time::{
     LAST_SECOND, NOW_VAR,
 };
 
+mod doctor;
+mod render;
+pub use doctor::doctor_checks;
+use render::counts;
+pub use render::{annotations, findings_json, json, markdown, notify_lines, status_json, text};
+
 /// The warning window when none is given (`--warn-within`).
 pub const DEFAULT_WARN_DAYS: i64 = 14;
 
@@ -32,122 +38,10 @@ pub const DEFAULT_WARN_DAYS: i64 = 14;
 pub fn now() -> Result<Time, Error> {
     clock().map_err(|why| {
         Error::usage(
-            why,
+            why.to_string(),
             format!("{NOW_VAR} fixes the current time for tests; unset it to use the clock"),
         )
     })
-}
-
-// ---- expiry from the value -------------------------------------------------------
-
-/// Where an expiry date came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The value is a JWT: its `exp` claim.
-    Jwt,
-    /// The value holds a PEM certificate: its `notAfter`.
-    Certificate,
-    /// `expires:` in the manifest.
-    Manifest,
-}
-
-impl Source {
-    fn describe(self) -> &'static str {
-        match self {
-            Source::Jwt => "the value's JWT `exp`",
-            Source::Certificate => "the value's certificate notAfter",
-            Source::Manifest => "`expires:` in the manifest",
-        }
-    }
-}
-
-/// What the value says about its validity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Validity {
-    /// The value is a JWT or holds a certificate: issued by someone else.
-    pub issued: Option<Source>,
-    pub not_after: Option<Time>,
-    pub not_before: Option<Time>,
-}
-
-/// Reads the validity a value carries: a JWT's `exp`/`nbf`, or the
-/// earliest `notAfter` (and latest `notBefore`) of the PEM certificates in it.
-pub fn validity(value: &Secret) -> Validity {
-    let v = value.expose();
-    if let Some(found) = jwt(v.trim()) {
-        return found;
-    }
-    certificates(v).unwrap_or_default()
-}
-
-/// A JWS in compact form: three base64url parts whose first two are JSON
-/// objects (the header naming an `alg`).
-fn jwt(v: &str) -> Option<Validity> {
-    let mut parts = v.split('.');
-    let (Some(h), Some(p), Some(_sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let decode = |s: &str| -> Option<serde_json::Map<String, Value>> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .ok()?;
-        let bytes = zeroize::Zeroizing::new(bytes);
-        match serde_json::from_slice::<Value>(&bytes).ok()? {
-            Value::Object(o) => Some(o),
-            _ => None,
-        }
-    };
-    let header = decode(h)?;
-    if !header.contains_key("alg") {
-        return None;
-    }
-    let claims = decode(p)?;
-    // NumericDate: seconds, possibly with a fraction; a date outside years
-    // 1970 to 9999 is no date (and keeps every sum below from overflowing).
-    let time = |k: &str| {
-        claims
-            .get(k)
-            .and_then(Value::as_f64)
-            .filter(|f| (0.0..=LAST_SECOND).contains(f))
-            .map(|f| f as Time)
-    };
-    Some(Validity {
-        issued: Some(Source::Jwt),
-        not_after: time("exp"),
-        not_before: time("nbf"),
-    })
-}
-
-fn certificates(v: &str) -> Option<Validity> {
-    use x509_cert::der::DecodePem;
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut found: Option<Validity> = None;
-    let mut rest = v;
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        let block = &rest[start..start + len + END.len()];
-        rest = &rest[start + len + END.len()..];
-        let Ok(cert) = x509_cert::Certificate::from_pem(block.as_bytes()) else {
-            continue;
-        };
-        let validity = &cert.tbs_certificate.validity;
-        let after = validity.not_after.to_unix_duration().as_secs() as Time;
-        let before = validity.not_before.to_unix_duration().as_secs() as Time;
-        let f = found.get_or_insert(Validity {
-            issued: Some(Source::Certificate),
-            not_after: Some(after),
-            not_before: Some(before),
-        });
-        f.not_after = f.not_after.map(|a| a.min(after));
-        f.not_before = f.not_before.map(|b| b.max(before));
-    }
-    found
 }
 
 // ---- one secret's standing -------------------------------------------------------
@@ -179,7 +73,9 @@ pub fn parse_window(text: &str) -> Result<i64, String> {
             Err("out of range: 0 to 36500 days".into())
         };
     }
-    parse_period(text)?.ok_or_else(|| "`never` is not a window".into())
+    parse_period(text)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "`never` is not a window".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -471,155 +367,6 @@ pub fn findings(statuses: &[Status], p: &Policy) -> Vec<Finding> {
     all
 }
 
-// ---- output -----------------------------------------------------------------------
-
-fn counts(findings: &[Finding], p: &Policy) -> String {
-    let n = |k| findings.iter().filter(|f| f.kind == k).count();
-    let mut parts = Vec::new();
-    if n(Kind::Expired) > 0 {
-        parts.push(format!("{} expired", n(Kind::Expired)));
-    }
-    if n(Kind::Expiring) > 0 {
-        parts.push(format!(
-            "{} expiring within {}",
-            n(Kind::Expiring),
-            span(p.warn_within.max(DAY))
-        ));
-    }
-    if n(Kind::NotYetValid) > 0 {
-        parts.push(format!("{} not valid yet", n(Kind::NotYetValid)));
-    }
-    if n(Kind::RotationDue) > 0 {
-        parts.push(format!("{} due for rotation", n(Kind::RotationDue)));
-    }
-    parts.join(", ")
-}
-
-/// The findings as text under a plan; empty when there are none.
-pub fn text(findings: &[Finding], p: &Policy, color: bool) -> String {
-    if findings.is_empty() {
-        return String::new();
-    }
-    let paint = |code: &str, t: &str| {
-        if color {
-            format!("\x1b[{code}m{t}\x1b[0m")
-        } else {
-            t.to_string()
-        }
-    };
-    let mut out = String::from("Secrets:\n");
-    for f in findings {
-        let mark = match f.level {
-            Level::Error => paint("31", "!"),
-            Level::Warning => paint("33", "~"),
-        };
-        let _ = writeln!(out, "    {mark} {:<28} {}", f.secret, f.what);
-        let _ = writeln!(out, "      {} {}", paint("36", "fix:"), f.hint);
-    }
-    let _ = writeln!(out, "Lifecycle: {}.", counts(findings, p));
-    out
-}
-
-/// The findings as a markdown section; empty when there are none.
-pub fn markdown(findings: &[Finding], p: &Policy) -> String {
-    use crate::render::{md_code, md_escape};
-    if findings.is_empty() {
-        return String::new();
-    }
-    let mut out = format!(
-        "\n#### Secret lifecycle\n\n{}.\n\n| secret | |\n|---|---|\n",
-        counts(findings, p)
-    );
-    for f in findings {
-        let mark = match f.level {
-            Level::Error => "❌",
-            Level::Warning => "⚠️",
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {mark} {} |",
-            md_code(&f.secret),
-            md_escape(&f.what)
-        );
-    }
-    out
-}
-
-/// GitHub Actions annotations: `::error` for what expired, `::warning` else.
-pub fn annotations(findings: &[Finding]) -> Vec<String> {
-    findings
-        .iter()
-        .map(|f| {
-            crate::ci::annotation(
-                match f.level {
-                    Level::Error => "error",
-                    Level::Warning => "warning",
-                },
-                &format!("secretsync lifecycle: {}", f.secret),
-                &format!("{} {}; fix: {}", f.secret, f.what, f.hint),
-            )
-        })
-        .collect()
-}
-
-/// Lines for the `--notify` message (the secret's name is escaped by the caller).
-pub fn notify_lines(findings: &[Finding]) -> Vec<(String, String)> {
-    findings
-        .iter()
-        .map(|f| (f.secret.clone(), f.what.clone()))
-        .collect()
-}
-
-/// One secret as JSON (plan's `secrets`, `list --format json`).
-pub fn status_json(s: &Status, p: &Policy) -> Value {
-    let mut v = json!({
-        "name": s.secret,
-        "targets": s.targets,
-        "kind": if s.encrypted { "encrypted" } else { "plain" },
-        "set_on": s.set_on,
-        "expiry": s.state,
-    });
-    if let Some(e) = &s.expiry {
-        v["expires"] = json!({
-            "at": rfc3339(e.at),
-            "source": e.source,
-            "days_left": (e.at - p.now).div_euclid(DAY),
-        });
-    }
-    if let Some(nb) = s.not_before {
-        v["not_before"] = json!(rfc3339(nb));
-    }
-    if let Some(r) = &s.rotation {
-        v["rotation"] = json!({
-            "every_days": r.every_days,
-            "due_on": r.due_on.map(date),
-            "overdue": r.overdue,
-        });
-    }
-    v["issued_elsewhere"] = json!(s.issued);
-    v
-}
-
-/// The findings as JSON.
-pub fn findings_json(findings: &[Finding]) -> Value {
-    json!(findings
-        .iter()
-        .map(|f| json!({
-            "level": f.level, "kind": f.kind, "secret": f.secret,
-            "message": format!("{} {}", f.secret, f.what), "hint": f.hint,
-        }))
-        .collect::<Vec<_>>())
-}
-
-/// Plan's and list's JSON members: every secret, the findings, the window.
-pub fn json(statuses: &[Status], p: &Policy) -> Value {
-    json!({
-        "warn_within_days": p.warn_within / DAY,
-        "secrets": statuses.iter().map(|s| status_json(s, p)).collect::<Vec<_>>(),
-        "findings": findings_json(&findings(statuses, p)),
-    })
-}
-
 /// The lifecycle of a run's secrets, judged once, shown in every format.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -679,53 +426,6 @@ impl Report {
     }
 }
 
-/// `doctor`'s checks of the secrets `only` keeps: one failed check per
-/// expired secret, a passed check with a warning per secret that expires
-/// within the window (or is not valid yet, or is due for rotation), and one
-/// passed check when nothing needs attention. Values that cannot be
-/// decrypted are judged by the manifest alone (the identity check says why).
-pub fn doctor_checks(
-    m: &Manifest,
-    identity: Option<&std::path::Path>,
-    warn_days: i64,
-    only: impl Fn(&SecretDef) -> bool,
-) -> Result<Vec<crate::targets::Check>, Error> {
-    use crate::targets::{Check, TargetError};
-    let policy = Policy::new(warn_days)?;
-    let values = decrypt(m, identity, &only).unwrap_or_default();
-    let report = Report::new(m, &values, policy, &only);
-    drop(values);
-    let mut checks: Vec<Check> =
-        report
-            .findings
-            .iter()
-            .map(|f| Check {
-                what: format!("secret {}", f.secret),
-                outcome: match f.level {
-                    Level::Error => Err(TargetError::auth(format!("{} {}", f.secret, f.what))
-                        .with_hint(f.hint.clone())),
-                    Level::Warning => Ok(format!("warning: {}; fix: {}", f.what, f.hint)),
-                },
-            })
-            .collect();
-    if checks.is_empty() {
-        let known = report
-            .statuses
-            .iter()
-            .filter(|s| s.expiry.is_some())
-            .count();
-        checks.push(Check {
-            what: "expiry and rotation".into(),
-            outcome: Ok(format!(
-                "no secret expired, expiring within {} or due for rotation ({known} of {} with a known expiry)",
-                span(report.policy.warn_within.max(DAY)),
-                report.statuses.len()
-            )),
-        });
-    }
-    Ok(checks)
-}
-
 /// One line about a new value's expiry, for `set` and `rotate`.
 pub fn about_new_value(value: &Secret, p: &Policy) -> Option<String> {
     let v = validity(value);
@@ -751,6 +451,8 @@ pub fn about_new_value(value: &Secret, p: &Policy) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use serde_json::json;
 
     /// A JWT with the given claims and a fake signature.
     pub(crate) fn jwt_with(claims: &Value) -> String {
@@ -889,7 +591,7 @@ mod tests {
         assert_eq!(f[0].kind, Kind::NotYetValid);
     }
 
-    const CERT: &str = include_str!("../tests/fixtures/lifecycle/test-cert.pem");
+    const CERT: &str = include_str!("../../tests/fixtures/lifecycle/test-cert.pem");
 
     #[test]
     fn a_pem_certificate_near_not_after() {
