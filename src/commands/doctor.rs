@@ -106,10 +106,23 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
                 }
             }
         };
-        identity_checks.push(Check { what, outcome });
+        let mut check = render::DoctorCheck::from(Check { what, outcome });
+        // A skipped environment needs attention, and is not a failure.
+        if let (Some(e), DoctorStatus::Ok(detail)) = (env, &check.status) {
+            if skipped.contains(e) {
+                check.status = DoctorStatus::Warn {
+                    detail: detail.clone(),
+                    fix: format!("run with an identity among {e}'s recipients, or choose the environments with --env"),
+                };
+            }
+        }
+        identity_checks.push(check);
     }
     if !identity_checks.is_empty() {
-        sections.push(Section::of("identity", identity_checks));
+        sections.push(Section {
+            scope: "identity".into(),
+            checks: identity_checks,
+        });
     }
 
     // The targets through the engine, as a plan reaches them (it checks
