@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::edit::check_key;
 use super::parser::{ParseError, Parser};
+use super::segment::{check_key, Entry, Segment};
 use crate::secret::Secret;
 
 /// The UTF-8 byte order mark some editors put first.
@@ -16,31 +16,6 @@ pub struct EnvFile {
     /// The file started with a byte order mark (kept on render).
     pub(super) bom: bool,
     pub(super) segments: Vec<Segment>,
-}
-
-/// One piece of the file: its raw text (without the line end that closes
-/// it) and that line end, so unedited segments render exactly as read.
-pub(super) struct Segment {
-    /// The text as read, or as rewritten by an edit. Held as a [`Secret`]
-    /// because an entry's raw text contains its value.
-    pub(super) raw: Secret,
-    /// `"\n"`, `"\r\n"`, or `""` for a last line without a line end.
-    pub(super) eol: &'static str,
-    /// `None` for comments, blank lines and other text kept as is.
-    pub(super) entry: Option<Entry>,
-}
-
-pub(super) struct Entry {
-    /// 1-based line the entry starts on, as read (0 for an added entry).
-    pub(super) line: usize,
-    pub(super) key: String,
-    pub(super) value: Secret,
-    /// Whitespace before the key (or before `export`), kept on rewrite.
-    pub(super) indent: String,
-    pub(super) export: bool,
-    /// An inline comment after the value (with the whitespace before it),
-    /// kept on rewrite; empty when there is none.
-    pub(super) comment: String,
 }
 
 /// What [`EnvFile::managed`] finds.

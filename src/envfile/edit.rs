@@ -3,9 +3,10 @@
 
 use zeroize::Zeroizing;
 
-use super::document::{Entry, EnvFile, Segment};
+use super::document::EnvFile;
 use super::format::Format;
 use super::parser::is_blank;
+use super::segment::{check_key, Entry, Segment};
 use crate::secret::Secret;
 
 /// One edit of a file: set `key` to `value`, or remove it (`None`). The
@@ -148,21 +149,6 @@ pub fn check_value(format: Format, value: &Secret) -> Result<(), String> {
         );
     }
     format.encode(v).map(drop).map_err(|r| r.to_string())
-}
-
-/// Whether a key can be written: `^[A-Za-z_][A-Za-z0-9_]*$`, the names all
-/// dialects (and shells) accept.
-pub fn check_key(key: &str) -> Result<(), String> {
-    let mut chars = key.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{key}` is not a valid env file key (letters, digits and `_`, not starting with a digit)"
-        ))
-    }
 }
 
 /// Appends `KEY=value` in `format`'s form (the value was checked).

@@ -33,8 +33,9 @@
 //! were; a CR anywhere else in a value (a CRLF file with a multi-line quoted
 //! value, a stray CR) is a parse error rather than a value silently changed.
 //!
-//! The jobs, one file each: `document.rs` (the file as segments: what it
-//! defines, render), `parser.rs` (the tolerant dialect reader), `edit.rs`
+//! The jobs, one file each: `segment.rs` (the pieces a file is read into,
+//! and which keys an entry may have), `document.rs` (the file as segments:
+//! what it defines, render), `parser.rs` (the tolerant dialect reader), `edit.rs`
 //! (edits in place, what may be written) and `format.rs` (the per-reader
 //! forms of a value).
 
@@ -42,11 +43,13 @@ mod document;
 mod edit;
 mod format;
 mod parser;
+mod segment;
 
 pub use document::{EnvFile, Managed};
-pub use edit::{check_key, check_value, Edit};
+pub use edit::{check_value, Edit};
 pub use format::{Format, Refusal};
 pub use parser::ParseError;
+pub use segment::check_key;
 
 #[cfg(test)]
 mod tests;

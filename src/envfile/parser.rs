@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::document::{Entry, Segment};
+use super::segment::{Entry, Segment};
 use crate::secret::Secret;
 
 /// A line that cannot be parsed. The message never contains a value.

@@ -423,8 +423,6 @@ fn imports_point_down_the_layers() {
 
 #[test]
 fn no_components_depend_on_each_other_in_a_circle() {
-    // The graph without the known upward imports: those are the cycles
-    // issue #26 is breaking; anything else circular is new.
     let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut first_at: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for e in library_edges() {
@@ -453,6 +451,77 @@ fn no_components_depend_on_each_other_in_a_circle() {
     assert!(
         circular.is_empty(),
         "components in a circle:\n{}",
+        circular.join("\n")
+    );
+}
+
+/// Files, not only components, form no circle: inside a folder such as
+/// `remote/` or `targets/keychain/`, one file may use another, and never
+/// the other way round too. A folder's `mod.rs` is its face (it declares its
+/// files and hands their names on), so a file reaching its own folder's
+/// `mod.rs`, or `mod.rs` reaching its files, is not an edge here.
+#[test]
+fn no_files_depend_on_each_other_in_a_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let modules: BTreeMap<Vec<String>, PathBuf> = files
+        .iter()
+        .map(|f| (module_of(&src, f), f.clone()))
+        .collect();
+    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut first_at: BTreeMap<(Vec<String>, Vec<String>), String> = BTreeMap::new();
+    for (module, file) in &modules {
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        for (line, path) in paths_named(module, without_tests(&code)) {
+            // The file the path lands in: the longest module that prefixes it.
+            let Some(to) = (1..=path.len())
+                .rev()
+                .map(|n| path[..n].to_vec())
+                .find(|m| modules.contains_key(m))
+            else {
+                continue;
+            };
+            let face = to.len() <= module.len() && module.starts_with(&to);
+            let child = module.len() < to.len() && to.starts_with(module);
+            if to == *module || face || child {
+                continue;
+            }
+            let rel = file.strip_prefix(src.parent().unwrap()).unwrap();
+            graph.entry(module.clone()).or_default().insert(to.clone());
+            first_at
+                .entry((module.clone(), to))
+                .or_insert(format!("{}:{line}", rel.display()));
+        }
+    }
+    let reaches = |from: &Vec<String>, to: &Vec<String>| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.clone()];
+        while let Some(n) = todo.pop() {
+            if n == *to {
+                return true;
+            }
+            if seen.insert(n.clone()) {
+                todo.extend(graph.get(&n).into_iter().flatten().cloned());
+            }
+        }
+        false
+    };
+    let circular: Vec<String> = first_at
+        .iter()
+        .filter(|((a, b), _)| reaches(b, a))
+        .map(|((a, b), at)| {
+            format!(
+                "{at}: {} uses {}, which leads back to it",
+                a.join("::"),
+                b.join("::")
+            )
+        })
+        .collect();
+    assert!(
+        circular.is_empty(),
+        "files in a circle:\n{}",
         circular.join("\n")
     );
 }
