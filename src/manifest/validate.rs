@@ -8,14 +8,15 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawGenerate, RawManifest, RawSecret, RawTarget};
+use super::environments::{instance_name, Environment};
+use super::raw::{Key, RawEnvironment, RawGenerate, RawManifest, RawSecret, RawTarget};
 use super::*;
 use crate::targets::fields::{Field, Fields, Locator};
 use crate::targets::registry;
 
 /// The environments and which target is in which, for the secrets' checks.
 pub(super) struct Layout<'a> {
-    envs: &'a IndexMap<String, super::environments::Draft>,
+    envs: &'a IndexMap<String, Draft>,
     /// Target → the environments it is instantiated in (empty without environments).
     member: &'a IndexMap<String, Vec<String>>,
 }
@@ -337,7 +338,7 @@ impl<'a> Checker<'a> {
         // defaults to the environment's name.
         if let Some(env) = env {
             if kind.fields().contains(&"environment") && !fields.contains_key("environment") {
-                let (key, value) = super::environments::synthetic("environment", env, loc);
+                let (key, value) = synthetic("environment", env, loc);
                 fields.insert(key.0.value.clone(), Field { key: key.0, value });
             }
         }
@@ -648,4 +649,302 @@ impl<'a> Checker<'a> {
             set_on: self.date(s.set_on.as_ref(), "set_on")?,
         })
     }
+}
+
+// ---- environments (#27): the model is src/manifest/environments.rs ----
+
+/// An environment while the manifest is checked: its overrides still raw.
+pub(super) struct Draft {
+    pub(super) env: Environment,
+    pub(super) overrides: IndexMap<Key, Spanned<RawTarget>>,
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_.-]*$`: what an environment may be called (it is
+/// a flag's value, half of `TARGET@ENV`, and Railway's default environment).
+fn env_name_ok(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Checker<'_> {
+    /// The environments, their recipients parsed; overrides kept for the targets.
+    pub(super) fn environments(
+        &self,
+        raw: Option<IndexMap<Key, Spanned<RawEnvironment>>>,
+        top: &[Recipient],
+    ) -> Result<IndexMap<String, Draft>, ManifestError> {
+        let mut out = IndexMap::new();
+        for (name, env) in raw.unwrap_or_default() {
+            if !env_name_ok(&name.0.value) {
+                return Err(self.at_key(
+                    &name.0,
+                    format!(
+                        "environment `{}` is not a usable name",
+                        crate::neutral::text(&name.0.value)
+                    ),
+                    Some("an environment's name is letters, digits, `_`, `.` and `-`, starting with a letter or digit".into()),
+                ));
+            }
+            let env = env.value;
+            let (recipients, own) = match &env.recipients {
+                None => (top.to_vec(), false),
+                Some(list) => {
+                    let mut rs = Vec::new();
+                    for r in list {
+                        rs.push(crate::crypto::parse_recipient(&r.value).map_err(|why| {
+                            self.at(
+                                r,
+                                format!(
+                                    "recipient `{}` of environment `{}` does not parse: {why}",
+                                    r.value.trim(),
+                                    name.0.value
+                                ),
+                                Some("a recipient is an age public key (age1…) or an ssh-ed25519 public key line".into()),
+                            )
+                        })?);
+                    }
+                    if rs.is_empty() {
+                        return Err(self.at_key(
+                            &name.0,
+                            format!("environment `{}` lists no recipients", name.0.value),
+                            Some("list who can decrypt its values, or remove `recipients:` to use the top-level ones".into()),
+                        ));
+                    }
+                    (rs, true)
+                }
+            };
+            let overrides: IndexMap<Key, Spanned<RawTarget>> = env.targets.unwrap_or_default();
+            let shown = overrides
+                .iter()
+                .map(|(k, t)| {
+                    (
+                        k.0.value.clone(),
+                        t.value
+                            .fields
+                            .iter()
+                            .map(|(f, v)| (f.0.value.clone(), v.value.clone()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            out.insert(
+                name.0.value.clone(),
+                Draft {
+                    env: Environment {
+                        name: name.0.value.clone(),
+                        recipients,
+                        own_recipients: own,
+                        overrides: shown,
+                    },
+                    overrides,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The environments `list` (as written on a target or secret) names,
+    /// each checked; `None` (not written): every environment.
+    pub(super) fn env_list(
+        &self,
+        list: Option<(&Spanned<String>, &[Spanned<String>])>,
+        envs: &IndexMap<String, Draft>,
+        owner: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let Some((key, list)) = list else {
+            return Ok(envs.keys().cloned().collect());
+        };
+        if envs.is_empty() {
+            return Err(self.at_key(
+                key,
+                format!("{owner} lists `environments`, but the manifest defines none"),
+                Some("define them at the top: `environments: {staging: {}, production: {}}` (docs/environments.md)".into()),
+            ));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for e in list {
+            if !envs.contains_key(&e.value) {
+                return Err(self.at(
+                    e,
+                    format!(
+                        "{owner} names environment `{}`, which is not defined",
+                        crate::neutral::text(&e.value)
+                    ),
+                    Some(format!(
+                        "defined environments: {}",
+                        envs.keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ));
+            }
+            if out.contains(&e.value) {
+                return Err(self.at(
+                    e,
+                    format!("{owner} lists environment `{}` twice", e.value),
+                    Some("list each environment once".into()),
+                ));
+            }
+            out.push(e.value.clone());
+        }
+        if out.is_empty() {
+            return Err(self.at_key(
+                key,
+                format!("{owner} lists no environment"),
+                Some("name at least one, or remove `environments:` for every one".into()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Target `name` instantiated in each of its environments: the base
+    /// fields, the environment's overrides in their place, and a kind's
+    /// `environment` field defaulting to the environment's name. Each
+    /// instance is read by its kind as any target is (operands and all).
+    pub(super) fn instances(
+        &self,
+        name: &Spanned<String>,
+        t: Spanned<RawTarget>,
+        envs: &IndexMap<String, Draft>,
+    ) -> Result<Vec<(String, String, TargetSpec)>, ManifestError> {
+        if name.value.contains('@') {
+            return Err(self.at_key(
+                name,
+                format!(
+                    "target `{}`: `@` separates a target from its environment",
+                    name.value
+                ),
+                Some("rename the target without `@`".into()),
+            ));
+        }
+        let loc = t.referenced;
+        let list = t
+            .value
+            .environments
+            .as_ref()
+            .map(|(k, l)| (k, l.as_slice()));
+        let member_of = self.env_list(list, envs, &format!("target `{}`", name.value))?;
+        let mut out = Vec::new();
+        for env in member_of {
+            let draft = &envs[&env];
+            let mut entries: Vec<(Key, Spanned<Option<String>>)> = t
+                .value
+                .fields
+                .iter()
+                .map(|(k, v)| (Key(clone_spanned(&k.0)), clone_spanned(v)))
+                .collect();
+            if let Some((_, o)) = draft
+                .overrides
+                .iter()
+                .find(|(k, _)| k.0.value == name.value)
+            {
+                if let Some((k, _)) = &o.value.environments {
+                    return Err(self.at_key(
+                        k,
+                        "an environment's override cannot list `environments`",
+                        Some("list a target's environments on the target itself".into()),
+                    ));
+                }
+                for (k, v) in &o.value.fields {
+                    if k.0.value == "type" {
+                        return Err(self.at_key(
+                            &k.0,
+                            format!(
+                                "environment `{env}` cannot change the type of target `{}`",
+                                name.value
+                            ),
+                            Some("define a target of its own, restricted to that environment with `environments: [..]`".into()),
+                        ));
+                    }
+                    let k = Key(clone_spanned(&k.0));
+                    match entries.iter_mut().find(|(e, _)| *e == k) {
+                        Some(slot) => *slot = (k, clone_spanned(v)),
+                        None => entries.push((k, clone_spanned(v))),
+                    }
+                }
+            }
+            let instance = instance_name(&name.value, &env);
+            let spec = self.target_spec(&instance, loc, entries, Some(&env))?;
+            out.push((instance, env, spec));
+        }
+        Ok(out)
+    }
+
+    /// Every override names a target defined in that environment; two
+    /// instances of different environments are never the same place.
+    pub(super) fn check_instances(
+        &self,
+        envs: &IndexMap<String, Draft>,
+        instances: &IndexMap<String, super::environments::Instance>,
+        targets: &IndexMap<String, TargetSpec>,
+        bases: &IndexMap<String, Location>,
+    ) -> Result<(), ManifestError> {
+        for (env, d) in envs {
+            for k in d.overrides.keys() {
+                if !bases.contains_key(&k.0.value) {
+                    return Err(self.at_key(
+                        &k.0,
+                        format!(
+                            "environment `{env}` overrides target `{}`, which is not defined",
+                            k.0.value
+                        ),
+                        Some(format!(
+                            "defined targets: {}",
+                            bases
+                                .keys()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    ));
+                }
+                if !targets.contains_key(&instance_name(&k.0.value, env)) {
+                    return Err(self.at_key(
+                        &k.0,
+                        format!(
+                            "environment `{env}` overrides target `{}`, which is not in that environment",
+                            k.0.value
+                        ),
+                        Some("add the environment to the target's `environments: [..]`, or remove the override".into()),
+                    ));
+                }
+            }
+        }
+        let names: Vec<&String> = instances.keys().collect();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                let (ia, ib) = (&instances[*a], &instances[*b]);
+                if ia.env != ib.env && targets[*a] == targets[*b] {
+                    let at = bases.get(&ib.target).copied();
+                    return Err(self.error(
+                        at,
+                        1,
+                        format!(
+                            "targets `{a}` and `{b}` are the same place: one environment's values would overwrite the other's"
+                        ),
+                        Some(format!(
+                            "give `{}` a field of its own in one environment (`environments: {{{}: {{targets: {{{}: {{…}}}}}}}}`), or keep it to one environment with `environments: [..]`",
+                            ib.target, ib.env, ib.target
+                        )),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clone_spanned<T: Clone>(s: &Spanned<T>) -> Spanned<T> {
+    Spanned::new(s.value.clone(), s.referenced, s.defined)
+}
+
+/// A field the expansion adds (Railway's `environment:` defaulting to the
+/// environment's name), placed at the target.
+pub(super) fn synthetic(field: &str, value: &str, at: Location) -> (Key, Spanned<Option<String>>) {
+    (
+        Key(Spanned::new(field.to_string(), at, at)),
+        Spanned::new(Some(value.to_string()), at, at),
+    )
 }
