@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
+use crate::selection::{Selection, Wording};
 use crate::targets::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
@@ -107,12 +108,11 @@ impl Engine {
     /// [`Engine::open`] on a manifest already loaded (review mode plans one
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        let selected = |name: &str| selected(opts, name);
+        let selection = check_selection(opts, &manifest)?;
         let needed: Vec<_> = manifest
             .secrets
             .values()
-            .filter(|s| s.targets.iter().any(|t| selected(t)))
+            .filter(|s| s.targets.iter().any(|t| selection.contains(t)))
             .collect();
         let needs_key = needed
             .iter()
@@ -151,7 +151,7 @@ impl Engine {
             .collect();
         let (done, decrypting) = oneshot::channel();
         let recipients = manifest.recipients.clone();
-        let mut engine = Self::build(opts, manifest, Some(decrypting));
+        let mut engine = Self::build(opts, &selection, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
@@ -192,13 +192,14 @@ impl Engine {
     /// that check or read targets but compare nothing (`doctor`, `import`):
     /// the same selection, backends and connections as a plan, no identity.
     pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        Ok(Self::build(opts, manifest, None))
+        let selection = check_selection(opts, &manifest)?;
+        Ok(Self::build(opts, &selection, manifest, None))
     }
 
     /// Builds the selected targets' backends and starts their connections.
     fn build(
         opts: &Options,
+        selection: &Selection,
         manifest: Manifest,
         decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
     ) -> Engine {
@@ -209,7 +210,7 @@ impl Engine {
         let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();
         for (name, spec) in &manifest.targets {
-            if !selected(opts, name) {
+            if !selection.contains(name) {
                 continue;
             }
             keys.insert(name.clone(), Vec::new());
@@ -220,7 +221,7 @@ impl Engine {
             });
         }
         for s in manifest.secrets.values() {
-            for t in s.targets.iter().filter(|t| selected(opts, t)) {
+            for t in s.targets.iter().filter(|t| selection.contains(t)) {
                 keys[t.as_str()].push(s.key_on(t).to_string());
             }
         }
@@ -691,26 +692,14 @@ impl Engine {
     }
 }
 
-/// Whether the run includes target `name` (all when none is named).
-fn selected(opts: &Options, name: &str) -> bool {
-    opts.targets.is_empty() || opts.targets.iter().any(|t| t == name)
-}
-
 /// Every `--target` must name a target of the manifest.
-fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
-    for t in &opts.targets {
-        if !manifest.targets.contains_key(t) {
-            let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!(
-                    "--target {t}: no such target in {}",
-                    opts.manifest.display()
-                ),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
-    Ok(())
+fn check_selection(opts: &Options, manifest: &Manifest) -> Result<Selection, Error> {
+    Selection::checked(
+        &opts.targets,
+        |t| manifest.targets.contains_key(t),
+        manifest.targets.keys().map(String::as_str),
+        Wording::InFile(&opts.manifest),
+    )
 }
 
 /// Decrypts many values, spread over the machine's cores (age's X25519 work

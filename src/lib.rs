@@ -37,6 +37,7 @@ pub mod render;
 pub mod review;
 pub mod saved;
 pub mod secret;
+pub mod selection;
 pub mod signals;
 pub mod targets;
 pub mod time;

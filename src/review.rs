@@ -306,19 +306,14 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
     } = load_base(&source, &opts.manifest)?;
     let checkout = checkout_of(&opts.manifest);
 
-    for t in &opts.targets {
-        if !head.targets.contains_key(t) && !base_manifest.targets.contains_key(t) {
-            let names: Vec<&str> = head.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!(
-                    "--target {t}: no such target in {}",
-                    opts.manifest.display()
-                ),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
-    let selected = |name: &str| opts.targets.is_empty() || opts.targets.iter().any(|t| t == name);
+    // A target removed by the change is still one to review.
+    let selection = crate::selection::Selection::checked(
+        &opts.targets,
+        |t| head.targets.contains_key(t) || base_manifest.targets.contains_key(t),
+        head.targets.keys().map(String::as_str),
+        crate::selection::Wording::InFile(&opts.manifest),
+    )?;
+    let selected = |name: &str| selection.contains(name);
 
     let head_fields = raw_fields(&head.source);
     let base_fields = raw_fields(&base_manifest.source);

@@ -14,6 +14,7 @@ use secretsync::error::Error;
 use secretsync::lifecycle::{self, Policy, Report, Status};
 use secretsync::plan::State;
 use secretsync::render::{md_code, md_escape, JSON_FORMAT_VERSION};
+use secretsync::selection::{Selection, Wording};
 
 /// What `--check` found for one secret.
 #[derive(Default)]
@@ -27,21 +28,14 @@ struct Held {
 pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
     let policy = Policy::new(a.warn_within)?;
     let m = secretsync::manifest::load(&g.manifest)?;
-    for t in &a.selection.targets {
-        if !m.targets.contains_key(t) {
-            return Err(Error::usage(
-                format!("--target {t}: no such target"),
-                format!(
-                    "targets: {}",
-                    m.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-    }
-    let selected = |t: &String| a.selection.targets.is_empty() || a.selection.targets.contains(t);
-    let only = |d: &secretsync::manifest::SecretDef| {
-        a.selection.targets.is_empty() || d.targets.iter().any(selected)
-    };
+    let selection = Selection::checked(
+        &a.selection.targets,
+        |t| m.targets.contains_key(t),
+        m.targets.keys().map(String::as_str),
+        Wording::Plain,
+    )?;
+    let selected = |t: &String| selection.contains(t);
+    let only = |d: &secretsync::manifest::SecretDef| selection.any(&d.targets);
     // Without an identity the list still shows what the manifest says.
     let values = match lifecycle::decrypt(&m, g.identity.as_deref(), only) {
         Ok(v) => v,

@@ -49,7 +49,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("registry", &["targets::registry"]),
     ("manifest", &["manifest", "error", "generate"]),
-    ("plan", &["plan"]),
+    ("plan", &["plan", "selection"]),
     ("run", &["engine", "apply", "saved", "edit", "holdable"]),
     (
         "views",
