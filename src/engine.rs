@@ -108,6 +108,27 @@ impl Engine {
     /// [`Engine::open`] on a manifest already loaded (review mode plans one
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
+        Self::start(opts, manifest, None)
+    }
+
+    /// [`Engine::with_manifest`] with the values already decrypted (by
+    /// [`crate::lifecycle::decrypt`] for the same selection): a command
+    /// that judged their lifecycle first (`list --check`) hands them over
+    /// instead of decrypting every value a second time. `values` must hold
+    /// every encrypted value of the secrets on the selected targets.
+    pub fn with_values(
+        opts: &Options,
+        manifest: Manifest,
+        values: IndexMap<String, Secret>,
+    ) -> Result<Engine, Error> {
+        Self::start(opts, manifest, Some(values))
+    }
+
+    fn start(
+        opts: &Options,
+        manifest: Manifest,
+        given: Option<IndexMap<String, Secret>>,
+    ) -> Result<Engine, Error> {
         let selection = check_selection(opts, &manifest)?;
         let needed: Vec<_> = manifest
             .secrets
@@ -154,6 +175,25 @@ impl Engine {
         let mut engine = Self::build(opts, &selection, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
+            Some(_) if !encrypted.is_empty() && given.is_some() => {
+                // Checked as the decryption thread checks them, and told
+                // at the same moment (when the plan waits for the values).
+                let mut given = given.unwrap_or_default();
+                let checked =
+                    encrypted
+                        .iter()
+                        .try_fold(Decrypted::default(), |mut got, (name, _)| {
+                            let value = given.shift_remove(name).ok_or_else(|| {
+                                Error::other(format!("secret `{name}` was not decrypted"))
+                            })?;
+                            if let Some(key) = &key {
+                                refuse_key_copy(name, &value, key)?;
+                            }
+                            got.clear.insert(name.clone(), value);
+                            Ok(got)
+                        });
+                let _ = done.send(checked);
+            }
             Some(ids) if !encrypted.is_empty() => {
                 std::thread::spawn(move || {
                     let items: Vec<(&str, &str)> = encrypted
@@ -741,4 +781,72 @@ pub fn decrypt_all(
         out.insert(name.to_string(), got?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    /// A manifest with one env file target and one secret encrypted to a
+    /// fresh identity whose value is `real`.
+    fn setup(real: &str) -> (tempfile::TempDir, Options) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let key = dir.path().join("id.txt");
+        std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ct = crypto::encrypt(
+            &[crypto::Recipient::X25519(id.to_public())],
+            real.as_bytes(),
+        )
+        .unwrap();
+        let indented: String = ct.lines().map(|l| format!("      {l}\n")).collect();
+        let manifest = dir.path().join("secrets.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "version: 1\nrecipients:\n  - {}\ntargets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  TOKEN:\n    targets: [app]\n    encrypted: |\n{indented}",
+                id.to_public()
+            ),
+        )
+        .unwrap();
+        let opts = Options {
+            manifest,
+            identity: Some(key),
+            targets: Vec::new(),
+            parallelism: 1,
+            ssh_persist: None,
+            list_unmanaged: false,
+        };
+        (dir, opts)
+    }
+
+    #[tokio::test]
+    async fn values_handed_over_are_not_decrypted_again() {
+        let (_dir, opts) = setup("real-value");
+        // Decrypted by the engine itself: the ciphertext's value.
+        let engine = Engine::open(&opts).unwrap();
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
+        engine.close().await;
+
+        // Handed over: the engine plans with these, and decrypts nothing
+        // (a value it decrypted would be `real-value`).
+        let given = IndexMap::from([("TOKEN".to_string(), Secret::new("given".into()))]);
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, given).unwrap();
+        assert_eq!(engine.values().await.unwrap()["TOKEN"].expose(), "given");
+        engine.close().await;
+
+        // A value missing from those handed over is an error, not a guess.
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, IndexMap::new()).unwrap();
+        let e = engine.values().await.unwrap_err();
+        assert_eq!(e.to_string(), "secret `TOKEN` was not decrypted");
+        engine.close().await;
+    }
 }
