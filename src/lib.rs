@@ -18,6 +18,7 @@ pub mod edit;
 pub mod engine;
 pub mod envfile;
 pub mod environ;
+pub mod envkey;
 pub mod error;
 pub mod fsutil;
 pub mod generate;

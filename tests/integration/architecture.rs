@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "secret",
             "environ",
+            "envkey",
             "fsutil",
             "notice",
             "ci",
