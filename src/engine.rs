@@ -111,11 +111,11 @@ impl Engine {
         Self::start(opts, manifest, None)
     }
 
-    /// [`Engine::with_manifest`] with the values already decrypted (by
-    /// [`crate::lifecycle::decrypt`] for the same selection): a command
-    /// that judged their lifecycle first (`list --check`) hands them over
-    /// instead of decrypting every value a second time. `values` must hold
-    /// every encrypted value of the secrets on the selected targets.
+    /// [`Engine::with_manifest`] with values already decrypted (secret name
+    /// → value of its `encrypted:`): a command that decrypted them for
+    /// another purpose (`list --check` for the lifecycle, review for the
+    /// changed values) hands them over instead of decrypting them a second
+    /// time; the engine decrypts only the others.
     pub fn with_values(
         opts: &Options,
         manifest: Manifest,
@@ -175,35 +175,38 @@ impl Engine {
         let mut engine = Self::build(opts, &selection, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
-            Some(_) if !encrypted.is_empty() && given.is_some() => {
-                // Checked as the decryption thread checks them, and told
-                // at the same moment (when the plan waits for the values).
-                let mut given = given.unwrap_or_default();
-                let checked =
-                    encrypted
-                        .iter()
-                        .try_fold(Decrypted::default(), |mut got, (name, _)| {
-                            let value = given.shift_remove(name).ok_or_else(|| {
-                                Error::other(format!("secret `{name}` was not decrypted"))
-                            })?;
-                            if let Some(key) = &key {
-                                refuse_key_copy(name, &value, key)?;
-                            }
-                            got.clear.insert(name.clone(), value);
-                            Ok(got)
-                        });
-                let _ = done.send(checked);
-            }
             Some(ids) if !encrypted.is_empty() => {
+                // Values handed over by the caller are not decrypted again.
+                let mut given = given.unwrap_or_default();
+                let mut handed: IndexMap<String, Secret> = encrypted
+                    .iter()
+                    .filter_map(|(n, _)| given.shift_remove(n).map(|v| (n.clone(), v)))
+                    .collect();
+                drop(given);
                 std::thread::spawn(move || {
                     let items: Vec<(&str, &str)> = encrypted
                         .iter()
+                        .filter(|(n, _)| !handed.contains_key(n))
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
                     // One by one: a value this identity cannot decrypt fails
                     // only the targets that need it. A value equal to the
                     // fingerprint key fails the run (#23).
-                    let got = crate::undecryptable::decrypt_each(&ids, &items, &recipients);
+                    let mut got = if items.is_empty() {
+                        Decrypted::default()
+                    } else {
+                        crate::undecryptable::decrypt_each(&ids, &items, &recipients)
+                    };
+                    // In the manifest's order, as if all were decrypted here.
+                    let mut clear = IndexMap::new();
+                    for (n, _) in &encrypted {
+                        if let Some(v) =
+                            handed.shift_remove(n).or_else(|| got.clear.shift_remove(n))
+                        {
+                            clear.insert(n.clone(), v);
+                        }
+                    }
+                    got.clear = clear;
                     let checked = match &key {
                         Some(key) => got
                             .clear
@@ -842,11 +845,13 @@ mod tests {
         assert_eq!(engine.values().await.unwrap()["TOKEN"].expose(), "given");
         engine.close().await;
 
-        // A value missing from those handed over is an error, not a guess.
+        // A value not handed over is decrypted by the engine.
         let m = manifest::load(&opts.manifest).unwrap();
         let engine = Engine::with_values(&opts, m, IndexMap::new()).unwrap();
-        let e = engine.values().await.unwrap_err();
-        assert_eq!(e.to_string(), "secret `TOKEN` was not decrypted");
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
         engine.close().await;
     }
 }

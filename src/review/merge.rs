@@ -90,7 +90,7 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
 
     let identities = crypto::find_identities(opts.identity.as_deref()).ok();
     let fingerprints_hidden = fingerprint_key_change(&base_manifest, &head, identities.as_ref());
-    let secrets = value_changes(&base_manifest, &head, identities.as_ref())?;
+    let (secrets, head_clear) = value_changes(&base_manifest, &head, identities.as_ref())?;
     // The values this change chose: no fingerprint of theirs under the
     // base's key may be shown (it would test the author's guesses).
     let chosen: BTreeSet<String> = secrets
@@ -136,7 +136,8 @@ pub fn open(opts: &Options, base: &str) -> Result<(Engine, Review), Error> {
         targets: Vec::new(),
         ..opts.clone()
     };
-    let mut engine = Engine::with_manifest(&engine_opts, planned)?;
+    // Each value decrypted once: those compared above are handed over.
+    let mut engine = Engine::with_values(&engine_opts, planned, head_clear)?;
     engine.hide_fingerprints_of(chosen.clone());
     Ok((
         engine,

@@ -48,11 +48,12 @@ pub(super) fn cipher_text(armored: &str) -> String {
 /// decrypted (spread over the cores) and compared in memory. A changed or
 /// added value that is a copy of another base secret's ciphertext says so
 /// (its provenance); one that holds the base's `fingerprint_key` is refused.
+/// Also returns the head's values it decrypted, for the engine.
 pub(super) fn value_changes(
     base: &Manifest,
     head: &Manifest,
     ids: Option<&Identities>,
-) -> Result<Vec<SecretChange>, Error> {
+) -> Result<(Vec<SecretChange>, IndexMap<String, Secret>), Error> {
     // (name, which side, armored) of every value that must be decrypted.
     let mut work: Vec<(String, &'static str, &str)> = Vec::new();
     for (name, h) in &head.secrets {
@@ -181,7 +182,16 @@ pub(super) fn value_changes(
             });
         }
     }
-    Ok(out)
+    // The head's values decrypted here: the engine plans with them rather
+    // than decrypting them again.
+    let head_clear = clear
+        .iter()
+        .filter_map(|((name, side), got)| match (side.as_str(), got) {
+            ("head", Ok(v)) => Some((name.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok((out, head_clear))
 }
 
 pub(super) fn key_copy(name: &str) -> Error {
