@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
+use crate::selection::{Selection, Wording};
 use crate::targets::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
@@ -121,12 +122,32 @@ impl Engine {
     /// [`Engine::open`] on a manifest already loaded (review mode plans one
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        let selected = |name: &str| selected(opts, name);
+        Self::start(opts, manifest, None)
+    }
+
+    /// [`Engine::with_manifest`] with values already decrypted (secret name
+    /// → value of its `encrypted:`): a command that decrypted them for
+    /// another purpose (`list --check` for the lifecycle, review for the
+    /// changed values) hands them over instead of decrypting them a second
+    /// time; the engine decrypts only the others.
+    pub fn with_values(
+        opts: &Options,
+        manifest: Manifest,
+        values: IndexMap<String, Secret>,
+    ) -> Result<Engine, Error> {
+        Self::start(opts, manifest, Some(values))
+    }
+
+    fn start(
+        opts: &Options,
+        manifest: Manifest,
+        given: Option<IndexMap<String, Secret>>,
+    ) -> Result<Engine, Error> {
+        let selection = check_selection(opts, &manifest)?;
         let needed: Vec<_> = manifest
             .secrets
             .values()
-            .filter(|s| s.targets.iter().any(|t| selected(t)))
+            .filter(|s| s.targets.iter().any(|t| selection.contains(t)))
             .collect();
         let needs_key = needed
             .iter()
@@ -165,19 +186,41 @@ impl Engine {
             .collect();
         let (done, decrypting) = oneshot::channel();
         let recipients = manifest.recipients.clone();
-        let mut engine = Self::build(opts, manifest, Some(decrypting));
+        let mut engine = Self::build(opts, &selection, manifest, Some(decrypting));
         engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
+                // Values handed over by the caller are not decrypted again.
+                let mut given = given.unwrap_or_default();
+                let mut handed: IndexMap<String, Secret> = encrypted
+                    .iter()
+                    .filter_map(|(n, _)| given.shift_remove(n).map(|v| (n.clone(), v)))
+                    .collect();
+                drop(given);
                 std::thread::spawn(move || {
                     let items: Vec<(&str, &str)> = encrypted
                         .iter()
+                        .filter(|(n, _)| !handed.contains_key(n))
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
                     // One by one: a value this identity cannot decrypt fails
                     // only the targets that need it. A value equal to the
                     // fingerprint key fails the run (#23).
-                    let got = crate::undecryptable::decrypt_each(&ids, &items, &recipients);
+                    let mut got = if items.is_empty() {
+                        Decrypted::default()
+                    } else {
+                        crate::undecryptable::decrypt_each(&ids, &items, &recipients)
+                    };
+                    // In the manifest's order, as if all were decrypted here.
+                    let mut clear = IndexMap::new();
+                    for (n, _) in &encrypted {
+                        if let Some(v) =
+                            handed.shift_remove(n).or_else(|| got.clear.shift_remove(n))
+                        {
+                            clear.insert(n.clone(), v);
+                        }
+                    }
+                    got.clear = clear;
                     let checked = match &key {
                         Some(key) => got
                             .clear
@@ -206,13 +249,14 @@ impl Engine {
     /// that check or read targets but compare nothing (`doctor`, `import`):
     /// the same selection, backends and connections as a plan, no identity.
     pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        Ok(Self::build(opts, manifest, None))
+        let selection = check_selection(opts, &manifest)?;
+        Ok(Self::build(opts, &selection, manifest, None))
     }
 
     /// Builds the selected targets' backends and starts their connections.
     fn build(
         opts: &Options,
+        selection: &Selection,
         manifest: Manifest,
         decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
     ) -> Engine {
@@ -223,7 +267,7 @@ impl Engine {
         let mut keys: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut slots = Vec::new();
         for (name, spec) in &manifest.targets {
-            if !selected(opts, name) {
+            if !selection.contains(name) {
                 continue;
             }
             keys.insert(name.clone(), Vec::new());
@@ -234,7 +278,7 @@ impl Engine {
             });
         }
         for s in manifest.secrets.values() {
-            for t in s.targets.iter().filter(|t| selected(opts, t)) {
+            for t in s.targets.iter().filter(|t| selection.contains(t)) {
                 keys[t.as_str()].push(s.key_on(t).to_string());
             }
         }
@@ -748,26 +792,14 @@ impl Engine {
     }
 }
 
-/// Whether the run includes target `name` (all when none is named).
-fn selected(opts: &Options, name: &str) -> bool {
-    opts.targets.is_empty() || opts.targets.iter().any(|t| t == name)
-}
-
 /// Every `--target` must name a target of the manifest.
-fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
-    for t in &opts.targets {
-        if !manifest.targets.contains_key(t) {
-            let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!(
-                    "--target {t}: no such target in {}",
-                    opts.manifest.display()
-                ),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
-    Ok(())
+fn check_selection(opts: &Options, manifest: &Manifest) -> Result<Selection, Error> {
+    Selection::checked(
+        &opts.targets,
+        |t| manifest.targets.contains_key(t),
+        manifest.targets.keys().map(String::as_str),
+        Wording::InFile(&opts.manifest),
+    )
 }
 
 /// Decrypts many values, spread over the machine's cores (age's X25519 work
@@ -809,4 +841,74 @@ pub fn decrypt_all(
         out.insert(name.to_string(), got?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    /// A manifest with one env file target and one secret encrypted to a
+    /// fresh identity whose value is `real`.
+    fn setup(real: &str) -> (tempfile::TempDir, Options) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let key = dir.path().join("id.txt");
+        std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ct = crypto::encrypt(
+            &[crypto::Recipient::X25519(id.to_public())],
+            real.as_bytes(),
+        )
+        .unwrap();
+        let indented: String = ct.lines().map(|l| format!("      {l}\n")).collect();
+        let manifest = dir.path().join("secrets.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "version: 1\nrecipients:\n  - {}\ntargets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  TOKEN:\n    targets: [app]\n    encrypted: |\n{indented}",
+                id.to_public()
+            ),
+        )
+        .unwrap();
+        let opts = Options {
+            manifest,
+            identity: Some(key),
+            targets: Vec::new(),
+            parallelism: 1,
+            ssh_persist: None,
+            list_unmanaged: false,
+        };
+        (dir, opts)
+    }
+
+    #[tokio::test]
+    async fn values_handed_over_are_not_decrypted_again() {
+        let (_dir, opts) = setup("real-value");
+        // Decrypted by the engine itself: the ciphertext's value.
+        let engine = Engine::open(&opts).unwrap();
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
+        engine.close().await;
+
+        // Handed over: the engine plans with these, and decrypts nothing
+        // (a value it decrypted would be `real-value`).
+        let given = IndexMap::from([("TOKEN".to_string(), Secret::new("given".into()))]);
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, given).unwrap();
+        assert_eq!(engine.values().await.unwrap()["TOKEN"].expose(), "given");
+        engine.close().await;
+
+        // A value not handed over is decrypted by the engine.
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, IndexMap::new()).unwrap();
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
+        engine.close().await;
+    }
 }

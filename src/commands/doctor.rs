@@ -5,11 +5,13 @@
 use super::{emit, style, Exit};
 use crate::cli::Format;
 use crate::cli::{DoctorArgs, Global};
+use indexmap::IndexMap;
 use secretsync::crypto;
 use secretsync::engine::Engine;
 use secretsync::error::Error;
-use secretsync::manifest::{self, ValueSource};
+use secretsync::manifest::{self, SecretDef, ValueSource};
 use secretsync::render::{self, DoctorStatus, Section};
+use secretsync::secret::Secret;
 use secretsync::targets::{Check, TargetError};
 
 pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
@@ -38,19 +40,19 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         })
         .chain(m.fingerprint_key.as_deref().map(|k| ("fingerprint_key", k)))
         .collect();
+    // Every encrypted value decrypted once: the identity check counts the
+    // failures, the lifecycle checks below read the values.
+    let mut decrypted: Vec<Result<Secret, crypto::CryptoError>> = Vec::new();
     if !encrypted.is_empty() {
         let outcome = match crypto::find_identities(g.identity.as_deref()) {
             Err(e) => {
                 Err(TargetError::auth(e.to_string()).with_hint(e.hint().unwrap_or("").to_string()))
             }
             Ok(ids) => {
-                let failed: Vec<String> = encrypted
+                decrypted = crypto::decrypt_many_as(&ids, &encrypted, &str::to_string);
+                let failed: Vec<String> = decrypted
                     .iter()
-                    .filter_map(|(name, armored)| {
-                        crypto::decrypt(&ids, armored, name)
-                            .err()
-                            .map(|e| e.to_string())
-                    })
+                    .filter_map(|got| got.as_ref().err().map(|e| e.to_string()))
                     .collect();
                 if failed.is_empty() {
                     Ok(format!(
@@ -75,17 +77,42 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
 
     // The targets through the engine, as a plan reaches them (it checks
     // the selection, and starts connecting while the values are checked).
+    let secrets_decrypted = encrypted.len() - usize::from(m.fingerprint_key.is_some());
+    let mut clear: IndexMap<String, Result<Secret, crypto::CryptoError>> = encrypted
+        .iter()
+        .take(secrets_decrypted)
+        .map(|(name, _)| name.to_string())
+        .zip(decrypted)
+        .collect();
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
+    // The values of the selected secrets, as `lifecycle::decrypt` gives
+    // them: all, or none when one of them cannot be decrypted.
+    let only = |s: &SecretDef| s.targets.iter().any(|t| engine.slot(t).is_some());
+    let mut values = IndexMap::new();
+    for s in engine.manifest.secrets.values().filter(|s| only(s)) {
+        if matches!(s.value, ValueSource::Encrypted(_)) {
+            match clear.shift_remove(&s.name) {
+                Some(Ok(v)) => {
+                    values.insert(s.name.clone(), v);
+                }
+                _ => {
+                    values.clear();
+                    break;
+                }
+            }
+        }
+    }
+    drop(clear);
 
     // Expired secrets fail; those expiring within the window warn.
     sections.push(Section {
         scope: "secrets".into(),
         checks: secretsync::lifecycle::doctor_checks(
             &engine.manifest,
-            g.identity.as_deref(),
+            &values,
             a.warn_within,
             // The engine holds the selected targets: no second selection rule.
-            |s| s.targets.iter().any(|t| engine.slot(t).is_some()),
+            only,
         )?,
     });
 
