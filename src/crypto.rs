@@ -610,6 +610,15 @@ pub fn getrandom(buf: &mut [u8]) {
 /// stops at the first failure; `undecryptable::decrypt_each` sets each
 /// failure aside.
 pub fn decrypt_many(ids: &Identities, items: &[(&str, &str)]) -> Vec<Result<Secret, CryptoError>> {
+    decrypt_many_as(ids, items, &|name| format!("secret `{name}`"))
+}
+
+/// [`decrypt_many`], each item's errors naming it `what(name)`.
+pub fn decrypt_many_as(
+    ids: &Identities,
+    items: &[(&str, &str)],
+    what: &(dyn Fn(&str) -> String + Sync),
+) -> Vec<Result<Secret, CryptoError>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -620,7 +629,7 @@ pub fn decrypt_many(ids: &Identities, items: &[(&str, &str)]) -> Vec<Result<Secr
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(name, armored)| decrypt(ids, armored, &format!("secret `{name}`")))
+                        .map(|(name, armored)| decrypt(ids, armored, &what(name)))
                         .collect::<Vec<_>>()
                 })
             })

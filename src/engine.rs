@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::manifest::{self, Manifest, TargetSpec, ValueSource};
 use crate::plan::{self, Desired, Plan, TargetDiff, TargetPlan, Wanted};
 use crate::secret::Secret;
+use crate::selection::{Selection, Wording};
 use crate::targets::{Change, Check, Context, Observed, Read, Target, TargetError, Write};
 
 /// Told as each target's read starts and ends (spinners on a terminal).
@@ -126,8 +127,29 @@ impl Engine {
     /// [`Engine::open`] on a manifest already loaded (review mode plans one
     /// made of a base and a head).
     pub fn with_manifest(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        let all = |name: &str| selected(opts, &manifest, &[], name);
+        Self::start(opts, manifest, None)
+    }
+
+    /// [`Engine::with_manifest`] with values already decrypted (secret name
+    /// → value of its `encrypted:`): a command that decrypted them for
+    /// another purpose (`list --check` for the lifecycle, review for the
+    /// changed values) hands them over instead of decrypting them a second
+    /// time; the engine decrypts only the others.
+    pub fn with_values(
+        opts: &Options,
+        manifest: Manifest,
+        values: IndexMap<String, Secret>,
+    ) -> Result<Engine, Error> {
+        Self::start(opts, manifest, Some(values))
+    }
+
+    fn start(
+        opts: &Options,
+        manifest: Manifest,
+        given: Option<IndexMap<String, Secret>>,
+    ) -> Result<Engine, Error> {
+        let selection = check_selection(opts, &manifest)?;
+        let all = |name: &str| in_run(&selection, opts, &manifest, &[], name);
         let needs_key = manifest.secrets.values().any(|s| {
             s.targets
                 .iter()
@@ -147,7 +169,7 @@ impl Engine {
             Some(ids) if opts.envs.is_empty() => manifest.unreadable_envs(&ids.publics(), &all),
             _ => Vec::new(),
         };
-        let selected = |name: &str| selected(opts, &manifest, &skipped, name);
+        let selected = |name: &str| in_run(&selection, opts, &manifest, &skipped, name);
         let needed: Vec<_> = manifest
             .secrets
             .values()
@@ -197,20 +219,42 @@ impl Engine {
         let encrypted: Vec<(String, String)> = encrypted.into_iter().collect();
         let (done, decrypting) = oneshot::channel();
         let recipients = manifest.recipients_for(None);
-        let mut engine = Self::build(opts, manifest, Some(decrypting), skipped);
+        let mut engine = Self::build(opts, &selection, manifest, Some(decrypting), skipped);
         engine.check_places()?;
         engine.fingerprints = fingerprints;
         match identities {
             Some(ids) if !encrypted.is_empty() => {
+                // Values handed over by the caller are not decrypted again.
+                let mut given = given.unwrap_or_default();
+                let mut handed: IndexMap<String, Secret> = encrypted
+                    .iter()
+                    .filter_map(|(n, _)| given.shift_remove(n).map(|v| (n.clone(), v)))
+                    .collect();
+                drop(given);
                 std::thread::spawn(move || {
                     let items: Vec<(&str, &str)> = encrypted
                         .iter()
+                        .filter(|(n, _)| !handed.contains_key(n))
                         .map(|(n, a)| (n.as_str(), a.as_str()))
                         .collect();
                     // One by one: a value this identity cannot decrypt fails
                     // only the targets that need it. A value equal to the
                     // fingerprint key fails the run (#23).
-                    let got = crate::undecryptable::decrypt_each(&ids, &items, &recipients);
+                    let mut got = if items.is_empty() {
+                        Decrypted::default()
+                    } else {
+                        crate::undecryptable::decrypt_each(&ids, &items, &recipients)
+                    };
+                    // In the manifest's order, as if all were decrypted here.
+                    let mut clear = IndexMap::new();
+                    for (n, _) in &encrypted {
+                        if let Some(v) =
+                            handed.shift_remove(n).or_else(|| got.clear.shift_remove(n))
+                        {
+                            clear.insert(n.clone(), v);
+                        }
+                    }
+                    got.clear = clear;
                     let checked = match &key {
                         Some(key) => got
                             .clear
@@ -239,8 +283,8 @@ impl Engine {
     /// that check or read targets but compare nothing (`doctor`, `import`):
     /// the same selection, backends and connections as a plan, no identity.
     pub fn targets_only(opts: &Options, manifest: Manifest) -> Result<Engine, Error> {
-        check_selection(opts, &manifest)?;
-        let engine = Self::build(opts, manifest, None, Vec::new());
+        let selection = check_selection(opts, &manifest)?;
+        let engine = Self::build(opts, &selection, manifest, None, Vec::new());
         engine.check_places()?;
         Ok(engine)
     }
@@ -288,11 +332,12 @@ impl Engine {
     /// Builds the selected targets' backends and starts their connections.
     fn build(
         opts: &Options,
+        selection: &Selection,
         manifest: Manifest,
         decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
         skipped: Vec<String>,
     ) -> Engine {
-        let selected = |name: &str| selected(opts, &manifest, &skipped, name);
+        let selected = |name: &str| in_run(selection, opts, &manifest, &skipped, name);
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
             ctx.ssh = Arc::new(crate::remote::SshPool::persistent(idle));
@@ -874,16 +919,18 @@ impl Engine {
     }
 }
 
-/// Whether the run includes target `name` (all when none is named): by
-/// `--target` (a target's name also chooses its every instance), by
-/// `--env`, and not in an environment `skipped`.
-fn selected(opts: &Options, manifest: &Manifest, skipped: &[String], name: &str) -> bool {
+/// Whether the run includes target `name`: chosen by `--target` (a
+/// target's name stands for its every instance: [`check_selection`]), in an
+/// `--env` named, and not in an environment `skipped`.
+fn in_run(
+    selection: &Selection,
+    opts: &Options,
+    manifest: &Manifest,
+    skipped: &[String],
+    name: &str,
+) -> bool {
     let env = manifest.env_of(name);
-    (opts.targets.is_empty()
-        || opts
-            .targets
-            .iter()
-            .any(|t| manifest.target_matches(name, t)))
+    selection.contains(name)
         && (opts.envs.is_empty() || env.is_some_and(|e| opts.envs.iter().any(|x| x == e)))
         && !env.is_some_and(|e| skipped.iter().any(|x| x == e))
 }
@@ -898,27 +945,38 @@ fn value_key(s: &manifest::SecretDef, t: &str) -> String {
 }
 
 /// Every `--target` must name a target of the manifest, every `--env` one
-/// of its environments.
-fn check_selection(opts: &Options, manifest: &Manifest) -> Result<(), Error> {
+/// of its environments. With environments, a target's name stands for its
+/// every instance (`TARGET@ENV` names one).
+fn check_selection(opts: &Options, manifest: &Manifest) -> Result<Selection, Error> {
     manifest.check_envs(&opts.envs).map_err(|why| {
         Error::usage(
             why,
             "environments are defined under `environments:` (docs/environments.md)",
         )
     })?;
-    for t in &opts.targets {
-        if !manifest.knows_target(t) {
-            let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!(
-                    "--target {t}: no such target in {}",
-                    opts.manifest.display()
-                ),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
-    Ok(())
+    let names: Vec<String> = opts
+        .targets
+        .iter()
+        .flat_map(|t| {
+            let instances: Vec<String> = manifest
+                .instances
+                .iter()
+                .filter(|(_, i)| i.target == *t)
+                .map(|(n, _)| n.clone())
+                .collect();
+            if instances.is_empty() {
+                vec![t.clone()]
+            } else {
+                instances
+            }
+        })
+        .collect();
+    Selection::checked(
+        &names,
+        |t| manifest.targets.contains_key(t),
+        manifest.targets.keys().map(String::as_str),
+        Wording::InFile(&opts.manifest),
+    )
 }
 
 /// Decrypts many values, spread over the machine's cores (age's X25519 work
@@ -960,4 +1018,75 @@ pub fn decrypt_all(
         out.insert(name.to_string(), got?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    /// A manifest with one env file target and one secret encrypted to a
+    /// fresh identity whose value is `real`.
+    fn setup(real: &str) -> (tempfile::TempDir, Options) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = age::x25519::Identity::generate();
+        let key = dir.path().join("id.txt");
+        std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ct = crypto::encrypt(
+            &[crypto::Recipient::X25519(id.to_public())],
+            real.as_bytes(),
+        )
+        .unwrap();
+        let indented: String = ct.lines().map(|l| format!("      {l}\n")).collect();
+        let manifest = dir.path().join("secrets.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "version: 1\nrecipients:\n  - {}\ntargets:\n  app:\n    type: env_file\n    path: app.env\nsecrets:\n  TOKEN:\n    targets: [app]\n    encrypted: |\n{indented}",
+                id.to_public()
+            ),
+        )
+        .unwrap();
+        let opts = Options {
+            manifest,
+            identity: Some(key),
+            targets: Vec::new(),
+            envs: Vec::new(),
+            parallelism: 1,
+            ssh_persist: None,
+            list_unmanaged: false,
+        };
+        (dir, opts)
+    }
+
+    #[tokio::test]
+    async fn values_handed_over_are_not_decrypted_again() {
+        let (_dir, opts) = setup("real-value");
+        // Decrypted by the engine itself: the ciphertext's value.
+        let engine = Engine::open(&opts).unwrap();
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
+        engine.close().await;
+
+        // Handed over: the engine plans with these, and decrypts nothing
+        // (a value it decrypted would be `real-value`).
+        let given = IndexMap::from([("TOKEN".to_string(), Secret::new("given".into()))]);
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, given).unwrap();
+        assert_eq!(engine.values().await.unwrap()["TOKEN"].expose(), "given");
+        engine.close().await;
+
+        // A value not handed over is decrypted by the engine.
+        let m = manifest::load(&opts.manifest).unwrap();
+        let engine = Engine::with_values(&opts, m, IndexMap::new()).unwrap();
+        assert_eq!(
+            engine.values().await.unwrap()["TOKEN"].expose(),
+            "real-value"
+        );
+        engine.close().await;
+    }
 }

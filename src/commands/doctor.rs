@@ -5,11 +5,13 @@
 use super::{emit, style, Exit};
 use crate::cli::Format;
 use crate::cli::{DoctorArgs, Global};
+use indexmap::IndexMap;
 use secretsync::crypto;
 use secretsync::engine::Engine;
 use secretsync::error::Error;
-use secretsync::manifest::{self, Manifest, ValueSource};
+use secretsync::manifest::{self, Manifest, SecretDef, ValueSource};
 use secretsync::render::{self, DoctorStatus, Section};
+use secretsync::secret::Secret;
 use secretsync::targets::{Check, TargetError};
 
 pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
@@ -29,130 +31,95 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         ],
     )];
 
-    // With environments, one check per environment (`--env`, or all):
-    // an environment no identity can read is skipped, not failed, unless
-    // it was asked for by name.
-    m.check_envs(&a.selection.envs).map_err(|why| {
-        Error::usage(
-            why,
-            "environments are defined under `environments:` (docs/environments.md)",
-        )
-    })?;
-    let envs: Vec<Option<String>> = if !m.has_environments() {
-        vec![None]
-    } else if a.selection.envs.is_empty() {
-        m.environments.keys().cloned().map(Some).collect()
-    } else {
-        a.selection.envs.iter().cloned().map(Some).collect()
-    };
-    let mut skipped: Vec<String> = Vec::new();
-    let mut identity_checks = Vec::new();
-    let ids = crypto::find_identities(g.identity.as_deref());
-    for env in &envs {
-        let view = match env {
-            Some(e) => m.in_env(e),
-            None => m.in_env_all(),
-        };
-        let encrypted: Vec<(String, &str)> = view_items(&view);
-        let encrypted: Vec<(String, String)> = encrypted
-            .into_iter()
-            .map(|(n, a)| (n, a.to_string()))
-            .chain(
-                m.fingerprint_key
-                    .clone()
-                    .map(|k| ("fingerprint_key".to_string(), k)),
-            )
-            .collect();
-        if encrypted.is_empty() {
-            continue;
-        }
-        let what = match env {
-            Some(e) => format!("the manifest decrypts (environment {e})"),
-            None => "the manifest decrypts".into(),
-        };
-        let outcome = match &ids {
+    // With environments (#27): a check per environment, each judged on its
+    // own values (src/commands/doctor.rs `per_env`).
+    if m.has_environments() || !a.selection.envs.is_empty() {
+        return per_env(g, a, m, sections).await;
+    }
+    let encrypted: Vec<(&str, &str)> = m
+        .secrets
+        .values()
+        .filter_map(|s| match &s.value {
+            ValueSource::Encrypted(a) => Some((s.name.as_str(), a.as_str())),
+            ValueSource::Plain(_) => None,
+        })
+        .chain(m.fingerprint_key.as_deref().map(|k| ("fingerprint_key", k)))
+        .collect();
+    // Every encrypted value decrypted once: the identity check counts the
+    // failures, the lifecycle checks below read the values.
+    let mut decrypted: Vec<Result<Secret, crypto::CryptoError>> = Vec::new();
+    if !encrypted.is_empty() {
+        let outcome = match crypto::find_identities(g.identity.as_deref()) {
             Err(e) => {
                 Err(TargetError::auth(e.to_string()).with_hint(e.hint().unwrap_or("").to_string()))
             }
             Ok(ids) => {
-                let readable = env.as_ref().is_none_or(|e| {
-                    ids.publics()
-                        .iter()
-                        .any(|p| crypto::is_recipient(p, &m.environments[e].recipients))
-                });
-                if !readable && a.selection.envs.is_empty() {
-                    let e = env.clone().unwrap_or_default();
-                    skipped.push(e.clone());
-                    Ok(secretsync::environments::skipped_line(&e))
+                decrypted = crypto::decrypt_many_as(&ids, &encrypted, &str::to_string);
+                let failed: Vec<String> = decrypted
+                    .iter()
+                    .filter_map(|got| got.as_ref().err().map(|e| e.to_string()))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(format!(
+                        "the identity from {} decrypts all {} encrypted values",
+                        ids.origin,
+                        encrypted.len()
+                    ))
                 } else {
-                    let failed: Vec<String> = encrypted
-                        .iter()
-                        .filter_map(|(name, armored)| {
-                            crypto::decrypt(ids, armored, name)
-                                .err()
-                                .map(|e| e.to_string())
-                        })
-                        .collect();
-                    if failed.is_empty() {
-                        Ok(format!(
-                            "the identity from {} decrypts all {} encrypted values",
-                            ids.origin,
-                            encrypted.len()
-                        ))
-                    } else {
-                        Err(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
-                            .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
-                    }
+                    Err(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
+                        .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
                 }
             }
         };
-        let mut check = render::DoctorCheck::from(Check { what, outcome });
-        // A skipped environment needs attention, and is not a failure.
-        if let (Some(e), DoctorStatus::Ok(detail)) = (env, &check.status) {
-            if skipped.contains(e) {
-                check.status = DoctorStatus::Warn {
-                    detail: detail.clone(),
-                    fix: format!("run with an identity among {e}'s recipients, or choose the environments with --env"),
-                };
-            }
-        }
-        identity_checks.push(check);
-    }
-    if !identity_checks.is_empty() {
-        sections.push(Section {
-            scope: "identity".into(),
-            checks: identity_checks,
-        });
+        sections.push(Section::of(
+            "identity",
+            vec![Check {
+                what: "the manifest decrypts".into(),
+                outcome,
+            }],
+        ));
     }
 
     // The targets through the engine, as a plan reaches them (it checks
     // the selection, and starts connecting while the values are checked).
+    let secrets_decrypted = encrypted.len() - usize::from(m.fingerprint_key.is_some());
+    let mut clear: IndexMap<String, Result<Secret, crypto::CryptoError>> = encrypted
+        .iter()
+        .take(secrets_decrypted)
+        .map(|(name, _)| name.to_string())
+        .zip(decrypted)
+        .collect();
     let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
-
-    // Expired secrets fail; those expiring within the window warn: per
-    // environment, each judged on its own values.
-    for env in &envs {
-        if env.as_ref().is_some_and(|e| skipped.contains(e)) {
-            continue;
+    // The values of the selected secrets, as `lifecycle::decrypt` gives
+    // them: all, or none when one of them cannot be decrypted.
+    let only = |s: &SecretDef| s.targets.iter().any(|t| engine.slot(t).is_some());
+    let mut values = IndexMap::new();
+    for s in engine.manifest.secrets.values().filter(|s| only(s)) {
+        if matches!(s.value, ValueSource::Encrypted(_)) {
+            match clear.shift_remove(&s.name) {
+                Some(Ok(v)) => {
+                    values.insert(s.name.clone(), v);
+                }
+                _ => {
+                    values.clear();
+                    break;
+                }
+            }
         }
-        let view = match env {
-            Some(e) => engine.manifest.in_env(e),
-            None => engine.manifest.in_env_all(),
-        };
-        sections.push(Section {
-            scope: match env {
-                Some(e) => format!("secrets ({e})"),
-                None => "secrets".into(),
-            },
-            checks: secretsync::lifecycle::doctor_checks(
-                &view,
-                g.identity.as_deref(),
-                a.warn_within,
-                // The engine holds the selected targets: no second selection rule.
-                |s| s.targets.iter().any(|t| engine.slot(t).is_some()),
-            )?,
-        });
     }
+    drop(clear);
+
+    // Expired secrets fail; those expiring within the window warn.
+    sections.push(Section {
+        scope: "secrets".into(),
+        checks: secretsync::lifecycle::doctor_checks(
+            &engine.manifest,
+            &values,
+            a.warn_within,
+            // The engine holds the selected targets: no second selection rule.
+            only,
+        )?,
+    });
 
     for (slot, checks) in engine.check().await {
         let scope = match &slot.target {
@@ -187,9 +154,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             }
         }
     }
-    Ok(if problems == 0 && !skipped.is_empty() {
-        Exit::Skipped
-    } else if problems == 0 {
+    Ok(if problems == 0 {
         Exit::Ok
     } else {
         Exit::Failed
@@ -213,6 +178,148 @@ fn manifest_orphans(manifest: &std::path::Path) -> Check {
             )
         },
     }
+}
+
+/// `doctor` of a manifest with environments: the identity checked per
+/// environment (one no identity can read is skipped with a warning unless
+/// named with `--env`), the lifecycle per environment, then the targets.
+async fn per_env(
+    g: &Global,
+    a: DoctorArgs,
+    m: Manifest,
+    mut sections: Vec<Section>,
+) -> Result<Exit, Error> {
+    m.check_envs(&a.selection.envs).map_err(|why| {
+        Error::usage(
+            why,
+            "environments are defined under `environments:` (docs/environments.md)",
+        )
+    })?;
+    let envs: Vec<String> = if a.selection.envs.is_empty() {
+        m.environments.keys().cloned().collect()
+    } else {
+        a.selection.envs.clone()
+    };
+    let mut skipped: Vec<String> = Vec::new();
+    let mut identity_checks = Vec::new();
+    let ids = crypto::find_identities(g.identity.as_deref());
+    for env in &envs {
+        let view = m.in_env(env);
+        let encrypted: Vec<(String, String)> = view_items(&view)
+            .into_iter()
+            .map(|(n, a)| (n, a.to_string()))
+            .chain(
+                m.fingerprint_key
+                    .clone()
+                    .map(|k| ("fingerprint_key".to_string(), k)),
+            )
+            .collect();
+        if encrypted.is_empty() {
+            continue;
+        }
+        let what = format!("the manifest decrypts (environment {env})");
+        let status = match &ids {
+            Err(e) => DoctorStatus::Fail(
+                TargetError::auth(e.to_string()).with_hint(e.hint().unwrap_or("").to_string()),
+            ),
+            Ok(ids) => {
+                let readable = ids
+                    .publics()
+                    .iter()
+                    .any(|p| crypto::is_recipient(p, &m.environments[env].recipients));
+                if !readable && a.selection.envs.is_empty() {
+                    skipped.push(env.clone());
+                    DoctorStatus::Warn {
+                        detail: secretsync::environments::skipped_line(env),
+                        fix: format!("run with an identity among {env}'s recipients, or choose the environments with --env"),
+                    }
+                } else {
+                    let failed: Vec<String> = encrypted
+                        .iter()
+                        .filter_map(|(name, armored)| {
+                            crypto::decrypt(ids, armored, name)
+                                .err()
+                                .map(|e| e.to_string())
+                        })
+                        .collect();
+                    if failed.is_empty() {
+                        DoctorStatus::Ok(format!(
+                            "the identity from {} decrypts all {} encrypted values",
+                            ids.origin,
+                            encrypted.len()
+                        ))
+                    } else {
+                        DoctorStatus::Fail(TargetError::auth(format!("{} of {} values do not decrypt: {}", failed.len(), encrypted.len(), failed.join("; ")))
+                            .with_hint("use an identity listed under `recipients`, or have a holder of one run `secretsync recipients add YOUR_PUBLIC_KEY` (`secretsync whoami` prints it)"))
+                    }
+                }
+            }
+        };
+        identity_checks.push(render::DoctorCheck { what, status });
+    }
+    if !identity_checks.is_empty() {
+        sections.push(Section {
+            scope: "identity".into(),
+            checks: identity_checks,
+        });
+    }
+
+    let engine = Engine::targets_only(&super::options(g, &a.selection), m)?;
+    // Expired secrets fail; those expiring within the window warn: per
+    // environment, each judged on its own values.
+    for env in &envs {
+        if skipped.contains(env) {
+            continue;
+        }
+        let view = engine.manifest.in_env(env);
+        let only = |s: &SecretDef| s.targets.iter().any(|t| engine.slot(t).is_some());
+        let values =
+            secretsync::lifecycle::decrypt(&view, g.identity.as_deref(), only).unwrap_or_default();
+        sections.push(Section {
+            scope: format!("secrets ({env})"),
+            checks: secretsync::lifecycle::doctor_checks(&view, &values, a.warn_within, only)?,
+        });
+    }
+
+    for (slot, checks) in engine.check().await {
+        let scope = match &slot.target {
+            Ok(t) => format!("target {} ({})", slot.name, t.describe()),
+            Err(_) => format!("target {}", slot.name),
+        };
+        sections.push(Section::of(scope, checks));
+    }
+    engine.close().await;
+
+    let problems = render::doctor_problems(&sections);
+    match a.format {
+        Format::Json => emit(
+            g,
+            &format!("{:#}", render::doctor_json(&sections, problems)),
+        ),
+        Format::Text | Format::Markdown => emit(
+            g,
+            &render::doctor_text(&sections, problems, a.format == Format::Markdown, &style(g)),
+        ),
+    }
+    if super::errors_on_stderr(g, a.format) {
+        for s in &sections {
+            for c in &s.checks {
+                if let DoctorStatus::Fail(e) = &c.status {
+                    eprintln!("error: {}: {}: {}", s.scope, c.what, e.message);
+                    if let Some(h) = &e.hint {
+                        eprintln!("  hint: {h}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(if problems == 0 && !skipped.is_empty() {
+        Exit::Skipped
+    } else if problems == 0 {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 /// The encrypted values of a one-environment view (`Manifest::in_env`).

@@ -14,6 +14,7 @@ use secretsync::error::Error;
 use secretsync::lifecycle::{self, Policy, Report, Status};
 use secretsync::plan::State;
 use secretsync::render::{md_code, md_escape, JSON_FORMAT_VERSION};
+use secretsync::selection::{Selection, Wording};
 
 /// What `--check` found for one secret.
 #[derive(Default)]
@@ -43,38 +44,42 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
         };
         return per_env(g, &a, &m, &envs, policy).await;
     }
-    for t in &a.selection.targets {
-        if !m.targets.contains_key(t) {
-            return Err(Error::usage(
-                format!("--target {t}: no such target"),
-                format!(
-                    "targets: {}",
-                    m.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-    }
-    let selected = |t: &String| a.selection.targets.is_empty() || a.selection.targets.contains(t);
-    let only = |d: &secretsync::manifest::SecretDef| {
-        a.selection.targets.is_empty() || d.targets.iter().any(selected)
-    };
+    let selection = Selection::checked(
+        &a.selection.targets,
+        |t| m.targets.contains_key(t),
+        m.targets.keys().map(String::as_str),
+        Wording::Plain,
+    )?;
+    let only = |d: &secretsync::manifest::SecretDef| selection.any(&d.targets);
     // Without an identity the list still shows what the manifest says.
     let values = match lifecycle::decrypt(&m, g.identity.as_deref(), only) {
-        Ok(v) => v,
+        Ok(v) => Some(v),
         Err(e) => {
             eprintln!("warning: the values were not decrypted ({e}): expiry is read from the manifest only");
-            Default::default()
+            None
         }
     };
-    let report = Report::new(&m, &values, policy, only);
-    drop(values);
+    let report = Report::new(
+        &m,
+        values.as_ref().unwrap_or(&Default::default()),
+        policy,
+        only,
+    );
 
     let mut held: Option<BTreeMap<String, Held>> = None;
     let mut failed = false;
-    if a.check {
-        let engine = Engine::open(&options(g, &a.selection))?;
+    if !a.check {
+        drop(values);
+    } else {
+        // The values decrypted above serve the plan too: each is decrypted
+        // once. When they could not be, the engine tries (and says why).
+        let opts = options(g, &a.selection);
+        let engine = match values {
+            Some(values) => Engine::with_values(&opts, m, values)?,
+            None => Engine::open(&opts)?,
+        };
+        let m = &engine.manifest;
         let plan = engine.plan_with_progress(super::progress(g)).await?;
-        engine.close().await;
         let mut map: BTreeMap<String, Held> = BTreeMap::new();
         for t in &plan.targets {
             match &t.outcome {
@@ -107,6 +112,7 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
             }
         }
         held = Some(map);
+        engine.close().await;
     }
 
     match a.format {

@@ -407,15 +407,12 @@ pub(super) fn check_targets(
     key: &str,
     targets: &[String],
 ) -> Result<(), Error> {
-    for t in targets {
-        if !m.knows_target(t) {
-            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!("--target {t}: no such target"),
-                format!("targets: {}", names.join(", ")),
-            ));
-        }
-    }
+    secretsync::selection::Selection::checked(
+        targets,
+        |t| m.knows_target(t),
+        m.targets.keys().map(String::as_str),
+        secretsync::selection::Wording::Plain,
+    )?;
     match m.secrets.get(key) {
         Some(s) if !targets.is_empty() => {
             let mut want = targets.to_vec();

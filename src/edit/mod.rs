@@ -135,20 +135,13 @@ fn suggest(name: &str) -> String {
 
 /// Refuses target names the manifest does not define.
 fn check_targets_exist(m: &Manifest, targets: &[String]) -> Result<(), Error> {
-    for t in targets {
-        if !m.knows_target(t) {
-            let names: Vec<&str> = m.targets.keys().map(String::as_str).collect();
-            return Err(Error::usage(
-                format!("--target {t}: no such target"),
-                if names.is_empty() {
-                    "the manifest defines no target yet: add one with `secretsync target add NAME --type …`".to_string()
-                } else {
-                    format!("targets: {}", names.join(", "))
-                },
-            ));
-        }
-    }
-    Ok(())
+    crate::selection::Selection::checked(
+        targets,
+        |t| m.knows_target(t),
+        m.targets.keys().map(String::as_str),
+        crate::selection::Wording::Editing,
+    )
+    .map(drop)
 }
 
 /// A manifest opened for editing: its text, and the keys to re-encrypt.

@@ -31,10 +31,7 @@ pub(super) struct Entry {
 /// Whether a key can be written: `^[A-Za-z_][A-Za-z0-9_]*$`, the names all
 /// dialects (and shells) accept.
 pub fn check_key(key: &str) -> Result<(), String> {
-    let mut chars = key.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
+    if crate::envkey::is_env_key(key) {
         Ok(())
     } else {
         Err(format!(

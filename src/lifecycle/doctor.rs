@@ -1,6 +1,6 @@
 //! `doctor`'s checks of the secrets' lifecycle.
 
-use super::{decrypt, Level, Policy, Report};
+use super::{Level, Policy, Report};
 use crate::error::Error;
 use crate::manifest::{Manifest, SecretDef};
 use crate::render::{DoctorCheck, DoctorStatus};
@@ -10,18 +10,17 @@ use crate::time::{span, DAY};
 /// `doctor`'s checks of the secrets `only` keeps: one failed check per
 /// expired secret, a warning per secret that expires
 /// within the window (or is not valid yet, or is due for rotation), and one
-/// passed check when nothing needs attention. Values that cannot be
-/// decrypted are judged by the manifest alone (the identity check says why).
+/// passed check when nothing needs attention. `values` are those of the
+/// kept secrets, decrypted once by the caller; none when they cannot be
+/// decrypted, and then the manifest alone judges (the identity check says why).
 pub fn doctor_checks(
     m: &Manifest,
-    identity: Option<&std::path::Path>,
+    values: &indexmap::IndexMap<String, crate::secret::Secret>,
     warn_days: i64,
     only: impl Fn(&SecretDef) -> bool,
 ) -> Result<Vec<DoctorCheck>, Error> {
     let policy = Policy::new(warn_days)?;
-    let values = decrypt(m, identity, &only).unwrap_or_default();
-    let report = Report::new(m, &values, policy, &only);
-    drop(values);
+    let report = Report::new(m, values, policy, &only);
     let mut checks: Vec<DoctorCheck> = report
         .findings
         .iter()

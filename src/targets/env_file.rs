@@ -11,9 +11,10 @@
 //!     container: app    # optional: the docker container made from it
 //! ```
 //!
-//! A read keeps the whole text as the [`Observed::snapshot`]; a write re-reads
-//! the file and refuses with [`ErrorKind::Conflict`](super::ErrorKind) when it
-//! is no longer that text, then edits it with [`EnvFile`] (untouched lines stay
+//! A read keeps the whole text as the [`Observed::snapshot`]; a write edits
+//! that text, then reads the file once under the writers' lock, just before
+//! the rename, and refuses with [`ErrorKind::Conflict`](super::ErrorKind) when
+//! it is no longer that text. The edit is made with [`EnvFile`] (untouched lines stay
 //! byte for byte) and replaces it atomically: a temp file in the same
 //! directory, written and fsynced, given the old file's mode and owner (a new
 //! file gets 0600), renamed over the file, and the directory fsynced. The temp
@@ -180,6 +181,8 @@ impl LocalEnvFile {
 /// counts as missing). Held zeroized: the text contains the values. Only a
 /// regular file of at most 16 MiB is read (see [`super::file`]).
 fn read_bytes(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, TargetError> {
+    #[cfg(test)]
+    tests::count_read(path);
     super::file::read_regular(path).map_err(|r| refused(path, r))
 }
 
@@ -237,6 +240,14 @@ fn conflict(path: &Path) -> TargetError {
 }
 
 /// The blocking half of [`Target::write`].
+///
+/// The new text is made from the text the plan read (the snapshot); the
+/// file is read once, under the writers' lock, and must still be that text
+/// or nothing is written. On the write path that read is the last step
+/// before the rename (the temp file is staged first), so no other writer's
+/// change slips between check and rename; on every path that returns
+/// without writing, the same read tells a conflict first, as it would have
+/// told before any other error.
 fn write_sync(
     path: &Path,
     create: bool,
@@ -247,70 +258,88 @@ fn write_sync(
 ) -> Result<(), TargetError> {
     // One writer at a time, from this check to the rename (src/writelock.rs).
     let _lock = lock_for(path)?;
-    let current = read_bytes(path)?;
-    let unchanged = match (&current, observed_exists, &snapshot) {
-        (None, false, _) => true,
-        (Some(bytes), true, Some(snap)) => bytes.as_slice() == snap.expose().as_bytes(),
-        _ => false,
+    let still_as_read = || -> Result<(), TargetError> {
+        let now = read_bytes(path)?;
+        let unchanged = match (&now, observed_exists, &snapshot) {
+            (None, false, _) => true,
+            (Some(bytes), true, Some(snap)) => bytes.as_slice() == snap.expose().as_bytes(),
+            _ => false,
+        };
+        if unchanged {
+            Ok(())
+        } else {
+            Err(conflict(path))
+        }
     };
-    if !unchanged {
-        return Err(conflict(path));
-    }
+    // Any other refusal is told only once the file is known as read.
+    let refuse = |e: TargetError| -> Result<(), TargetError> {
+        still_as_read()?;
+        Err(e)
+    };
+    // The text as read (`None`: the file was missing).
+    let current: Option<&[u8]> = match (&snapshot, observed_exists) {
+        (Some(text), true) => Some(text.expose().as_bytes()),
+        (None, true) => return refuse(conflict(path)),
+        (_, false) => None,
+    };
     if changes.is_empty() {
-        return Ok(());
+        return still_as_read();
     }
     if current.is_none() && !create {
-        return Err(TargetError::failed(format!(
-            "{} does not exist and the target has `create: false`",
-            path.display()
-        ))
-        .with_hint("create the file, or set `create: true` on the target"));
+        return refuse(
+            TargetError::failed(format!(
+                "{} does not exist and the target has `create: false`",
+                path.display()
+            ))
+            .with_hint("create the file, or set `create: true` on the target"),
+        );
     }
 
-    let new_text = envfile_target::edited(
-        &path.display().to_string(),
-        current.as_ref().map(|b| b.as_slice()),
-        changes,
-        format,
-    )?;
+    let new_text =
+        match envfile_target::edited(&path.display().to_string(), current, changes, format) {
+            Ok(t) => t,
+            Err(e) => return refuse(e),
+        };
     // Changes that change nothing (deleting an absent key) leave the file,
     // its inode and its mtime alone, and do not create a missing file.
-    let same = match &current {
-        Some(bytes) => bytes.as_slice() == new_text.as_bytes(),
+    let same = match current {
+        Some(bytes) => bytes == new_text.as_bytes(),
         None => new_text.is_empty(),
     };
     if same {
-        return Ok(());
+        return still_as_read();
     }
 
-    let dest = write_destination(path)?;
-    let dir = directory_of(&dest);
-    let attrs = match &current {
-        Some(_) => {
-            let meta = fs::metadata(&dest).map_err(|e| io_error("cannot stat", &dest, &e))?;
-            Attributes::of(&meta)
+    let staged = (|| {
+        let dest = write_destination(path)?;
+        let dir = directory_of(&dest);
+        let attrs = match current {
+            Some(_) => {
+                let meta = fs::metadata(&dest).map_err(|e| io_error("cannot stat", &dest, &e))?;
+                Attributes::of(&meta)
+            }
+            None => Attributes::new_file(NEW_FILE_MODE),
+        };
+
+        // A new file may need its folder: created private, as the file will be.
+        if current.is_none() && !dir.as_os_str().is_empty() && !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| io_error("cannot create the folder", dir, &e))?;
         }
-        None => Attributes::new_file(NEW_FILE_MODE),
+
+        // Dropping `staged` (every early return below) deletes the temp file.
+        Staged::new(&dest, new_text.as_bytes(), attrs, Owner::Required).map_err(write_error)
+    })();
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(e) => return refuse(e),
     };
-
-    // A new file may need its folder: created private, as the file will be.
-    if current.is_none() && !dir.as_os_str().is_empty() && !dir.exists() {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| io_error("cannot create the folder", dir, &e))?;
-    }
-
-    // Dropping `staged` (every early return below) deletes the temp file.
-    let staged =
-        Staged::new(&dest, new_text.as_bytes(), attrs, Owner::Required).map_err(write_error)?;
-    // Narrow the window for a concurrent writer: check again just before
-    // the rename.
-    if read_bytes(path)?.as_ref().map(|b| b.as_slice()) != current.as_ref().map(|b| b.as_slice()) {
-        return Err(conflict(path));
-    }
+    // The one read of the write, just before the rename.
+    still_as_read()?;
     staged.commit().map_err(write_error)
 }
 
@@ -547,4 +576,93 @@ pub(super) fn file_diff(
             .missing_newline_hint(false)
             .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets::Op;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Path → how many times its bytes were read (tests run in parallel:
+    /// each counts its own file).
+    static READS: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
+
+    pub(super) fn count_read(path: &Path) {
+        let mut reads = READS.lock().unwrap();
+        *reads
+            .get_or_insert_with(HashMap::new)
+            .entry(path.to_path_buf())
+            .or_default() += 1;
+    }
+
+    fn reads(path: &Path) -> usize {
+        READS
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|r| r.get(path).copied())
+            .unwrap_or(0)
+    }
+
+    fn update(key: &str, value: &str) -> Vec<Change> {
+        vec![Change {
+            key: key.into(),
+            op: Op::Update(Secret::new(value.into())),
+        }]
+    }
+
+    /// An apply of one changed file: the plan's read, the write's one
+    /// (under the lock, just before the rename), the verify read. Before
+    /// #26 the write read the file twice, four reads in all.
+    #[test]
+    fn an_apply_reads_the_file_three_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        fs::write(&path, "A=\"1\"\nB=\"2\"\n").unwrap();
+        let plan = read_sync(&path).unwrap();
+        write_sync(
+            &path,
+            true,
+            plan.exists,
+            plan.snapshot().cloned(),
+            &update("A", "9"),
+            Format::default(),
+        )
+        .unwrap();
+        let verify = read_sync(&path).unwrap();
+        assert_eq!(reads(&path), 3);
+        assert_eq!(verify.snapshot().unwrap().expose(), "A=9\nB=\"2\"\n");
+    }
+
+    /// The one read still refuses a file changed since the plan read it,
+    /// on the write path and on the paths that write nothing.
+    #[test]
+    fn the_one_read_refuses_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.env");
+        fs::write(&path, "A=\"1\"\n").unwrap();
+        let plan = read_sync(&path).unwrap();
+        fs::write(&path, "A=\"2\"\n").unwrap();
+        for changes in [update("A", "9"), update("A", "1"), Vec::new()] {
+            let e = write_sync(
+                &path,
+                true,
+                plan.exists,
+                plan.snapshot().cloned(),
+                &changes,
+                Format::default(),
+            )
+            .unwrap_err();
+            assert!(
+                e.message.contains("changed since it was read"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "A=\"2\"\n");
+        // No temp file left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }

@@ -90,13 +90,8 @@ pub fn same_as<T: PartialEq + 'static>(this: &T, other: &dyn Spec) -> bool {
     (other as &dyn Any).downcast_ref::<T>() == Some(this)
 }
 
-/// Whether `key` is a portable environment variable name
-/// (`^[A-Za-z_][A-Za-z0-9_]*$`).
-pub fn is_env_key(key: &str) -> bool {
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// The env-key rule has one home: src/envkey.rs.
+pub use crate::envkey::is_env_key;
 
 /// The rule env files, shells and Railway share.
 pub fn env_key_rule(key: &str) -> Result<(), String> {

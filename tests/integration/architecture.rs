@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "secret",
             "environ",
+            "envkey",
             "fsutil",
             "notice",
             "ci",
@@ -50,7 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("registry", &["targets::registry"]),
     ("manifest", &["manifest", "error", "generate"]),
-    ("plan", &["plan"]),
+    ("plan", &["plan", "selection"]),
     ("run", &["engine", "apply", "saved", "edit", "holdable"]),
     (
         "views",
