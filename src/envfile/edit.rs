@@ -36,26 +36,36 @@ impl EnvFile {
     /// changed. An update of an absent key adds it; a delete of an absent key
     /// does nothing.
     pub fn apply<E: Edit>(&mut self, changes: &[E], format: Format) -> Result<(), String> {
+        // Each value is put in the format's form once: that is its check (the
+        // same one plan asks through `check_value`), and the form written.
+        let mut edits = Vec::with_capacity(changes.len());
         for change in changes {
-            if let Some(value) = change.value() {
-                check_key(change.key())?;
-                check_value(format, value).map_err(|why| format!("{}: {why}", change.key()))?;
-            }
+            let set = match change.value() {
+                Some(value) => {
+                    check_key(change.key())?;
+                    let form =
+                        encoded(format, value).map_err(|why| format!("{}: {why}", change.key()))?;
+                    Some((value, form))
+                }
+                None => None,
+            };
+            edits.push((change.key(), set));
         }
-        for change in changes {
-            match change.value() {
-                Some(value) => self.set(change.key(), value, format),
+        for (key, set) in edits {
+            match set {
+                Some((value, form)) => self.set(key, value, &form, format),
                 None => self
                     .segments
-                    .retain(|s| s.entry.as_ref().is_none_or(|e| e.key != change.key())),
+                    .retain(|s| s.entry.as_ref().is_none_or(|e| e.key != key)),
             }
         }
         Ok(())
     }
 
     /// Rewrites the last definition of `key` in `format` (other definitions
-    /// go), or appends one when there is none. `value` was checked.
-    fn set(&mut self, key: &str, value: &Secret, format: Format) {
+    /// go), or appends one when there is none; `form` is `value` in
+    /// `format`'s form.
+    fn set(&mut self, key: &str, value: &Secret, form: &str, format: Format) {
         let defs: Vec<usize> = self
             .segments
             .iter()
@@ -79,7 +89,7 @@ impl EnvFile {
             if entry.export {
                 raw.push_str("export ");
             }
-            push_assignment(&mut raw, key, value, format);
+            push_assignment(&mut raw, key, form);
             raw.push_str(&entry.comment);
             seg.raw = Secret::new(raw);
             let eol = seg.eol;
@@ -110,7 +120,7 @@ impl EnvFile {
             }
         }
         let mut raw = String::with_capacity(key.len() + value.len() + 8);
-        push_assignment(&mut raw, key, value, format);
+        push_assignment(&mut raw, key, form);
         self.segments.push(Segment {
             raw: Secret::new(raw),
             eol,
@@ -139,6 +149,11 @@ impl EnvFile {
 /// Whether a value can be written in `format`: NUL and CR never can; others
 /// when the format has a form its reader reads back exactly.
 pub fn check_value(format: Format, value: &Secret) -> Result<(), String> {
+    encoded(format, value).map(drop)
+}
+
+/// `value` in `format`'s form, or why it has none.
+fn encoded(format: Format, value: &Secret) -> Result<Zeroizing<String>, String> {
     let v = value.expose();
     if v.contains('\0') {
         return Err("an env file cannot hold a NUL character".to_string());
@@ -148,17 +163,15 @@ pub fn check_value(format: Format, value: &Secret) -> Result<(), String> {
             "an env file cannot hold a carriage return (CR): readers drop or mangle it".to_string(),
         );
     }
-    format.encode(v).map(drop).map_err(|r| r.to_string())
+    format
+        .encode(v)
+        .map(Zeroizing::new)
+        .map_err(|r| r.to_string())
 }
 
-/// Appends `KEY=value` in `format`'s form (the value was checked).
-fn push_assignment(out: &mut String, key: &str, value: &Secret, format: Format) {
+/// Appends `KEY=FORM`.
+fn push_assignment(out: &mut String, key: &str, form: &str) {
     out.push_str(key);
     out.push('=');
-    let form = Zeroizing::new(
-        format
-            .encode(value.expose())
-            .expect("values are checked before they are written"),
-    );
-    out.push_str(&form);
+    out.push_str(form);
 }
