@@ -302,11 +302,13 @@ impl TargetError {
     }
 }
 
-/// The message alone: the hint is its own field, rendered once by the
-/// views (text and JSON) beside the message.
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
     }
 }
 
@@ -433,9 +435,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn target_error_keeps_its_hint_out_of_display() {
+    fn target_error_shows_hint_on_its_own_line() {
         let e = TargetError::auth("token refused").with_hint("run `secretsync doctor`");
-        assert_eq!(e.to_string(), "token refused");
-        assert_eq!(e.hint.as_deref(), Some("run `secretsync doctor`"));
+        assert_eq!(
+            e.to_string(),
+            "token refused\n  hint: run `secretsync doctor`"
+        );
     }
 }
