@@ -121,6 +121,18 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
         )?,
     });
 
+    let problems = finish(g, &a, engine, sections).await;
+    Ok(if problems == 0 {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// What every doctor run ends with: the targets' checks through the engine,
+/// the report in the asked format, the failed checks on stderr when the
+/// report is quiet or a document, and the number of problems.
+async fn finish(g: &Global, a: &DoctorArgs, engine: Engine, mut sections: Vec<Section>) -> usize {
     for (slot, checks) in engine.check().await {
         let scope = match &slot.target {
             Ok(t) => format!("target {} ({})", slot.name, t.describe()),
@@ -154,11 +166,7 @@ pub(super) async fn run(g: &Global, a: DoctorArgs) -> Result<Exit, Error> {
             }
         }
     }
-    Ok(if problems == 0 {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    })
+    problems
 }
 
 /// Temp files of an editor killed while rewriting the manifest (`set`,
@@ -281,38 +289,7 @@ async fn per_env(
         });
     }
 
-    for (slot, checks) in engine.check().await {
-        let scope = match &slot.target {
-            Ok(t) => format!("target {} ({})", slot.name, t.describe()),
-            Err(_) => format!("target {}", slot.name),
-        };
-        sections.push(Section::of(scope, checks));
-    }
-    engine.close().await;
-
-    let problems = render::doctor_problems(&sections);
-    match a.format {
-        Format::Json => emit(
-            g,
-            &format!("{:#}", render::doctor_json(&sections, problems)),
-        ),
-        Format::Text | Format::Markdown => emit(
-            g,
-            &render::doctor_text(&sections, problems, a.format == Format::Markdown, &style(g)),
-        ),
-    }
-    if super::errors_on_stderr(g, a.format) {
-        for s in &sections {
-            for c in &s.checks {
-                if let DoctorStatus::Fail(e) = &c.status {
-                    eprintln!("error: {}: {}: {}", s.scope, c.what, e.message);
-                    if let Some(h) = &e.hint {
-                        eprintln!("  hint: {h}");
-                    }
-                }
-            }
-        }
-    }
+    let problems = finish(g, &a, engine, sections).await;
     Ok(if problems == 0 && !skipped.is_empty() {
         Exit::Skipped
     } else if problems == 0 {
