@@ -4,10 +4,10 @@
 //! as they are (a secret that had one value for all keeps it in each of
 //! them, re-encrypted to each one's recipients).
 
-use super::{check_secret_name, check_targets_exist, Editor, Stored, PREVIOUS_KEPT};
+use super::{check_secret_name, check_targets_exist, Editor, Stored};
 use crate::crypto;
 use crate::error::Error;
-use crate::manifest::{Previous, ValueSource};
+use crate::manifest::ValueSource;
 use crate::secret::Secret;
 
 impl Editor {
@@ -116,22 +116,7 @@ impl Editor {
             self.refresh(name)?;
             return Ok(Stored::Added);
         };
-        let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
-        let mut previous = vec![Previous {
-            fingerprint: old_fp.clone(),
-            replaced: crate::time::today(),
-        }];
-        previous.extend(
-            self.manifest.secrets[name]
-                .previous
-                .iter()
-                .filter(|p| p.fingerprint != old_fp)
-                .cloned(),
-        );
-        previous.truncate(PREVIOUS_KEPT);
-        self.text
-            .set_previous(name, &previous)
-            .map_err(|e| Error::other(e.0))?;
+        self.keep_previous(name, &old, &fp)?;
         self.record_set_on(name)?;
         self.refresh(name)?;
         Ok(Stored::Replaced)

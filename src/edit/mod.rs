@@ -308,7 +308,20 @@ impl Editor {
             // Only the storage changed (plain <-> encrypted): no new value.
             return Ok(Stored::Converted { plain });
         }
-        let old_fp = fp.fingerprint(&old).expect("the fingerprinter is keyed");
+        self.keep_previous(name, &old, &fp)?;
+        self.record_set_on(name)?;
+        Ok(Stored::Replaced)
+    }
+
+    /// Puts the fingerprint of `old`, the value `name` had, first under its
+    /// `previous:` (dated today), keeping at most [`PREVIOUS_KEPT`].
+    fn keep_previous(
+        &mut self,
+        name: &str,
+        old: &Secret,
+        fp: &crate::crypto::Fingerprinter,
+    ) -> Result<(), Error> {
+        let old_fp = fp.fingerprint(old).expect("the fingerprinter is keyed");
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
             replaced: crate::time::today(),
@@ -323,9 +336,7 @@ impl Editor {
         previous.truncate(PREVIOUS_KEPT);
         self.text
             .set_previous(name, &previous)
-            .map_err(|e| Error::other(e.0))?;
-        self.record_set_on(name)?;
-        Ok(Stored::Replaced)
+            .map_err(|e| Error::other(e.0))
     }
 
     /// Records today as the date the current value of `name` was set, from
