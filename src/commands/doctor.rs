@@ -197,17 +197,7 @@ async fn per_env(
     m: Manifest,
     mut sections: Vec<Section>,
 ) -> Result<Exit, Error> {
-    m.check_envs(&a.selection.envs).map_err(|why| {
-        Error::usage(
-            why,
-            "environments are defined under `environments:` (docs/environments.md)",
-        )
-    })?;
-    let envs: Vec<String> = if a.selection.envs.is_empty() {
-        m.environments.keys().cloned().collect()
-    } else {
-        a.selection.envs.clone()
-    };
+    let envs = super::chosen_envs(&m, &a.selection.envs)?;
     let mut skipped: Vec<String> = Vec::new();
     let mut identity_checks = Vec::new();
     let ids = crypto::find_identities(g.identity.as_deref());

@@ -31,17 +31,7 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
     // With environments (#27): one list per environment (`--env`, or all),
     // each secret with that environment's value.
     if m.has_environments() || !a.selection.envs.is_empty() {
-        m.check_envs(&a.selection.envs).map_err(|why| {
-            Error::usage(
-                why,
-                "environments are defined under `environments:` (docs/environments.md)",
-            )
-        })?;
-        let envs: Vec<String> = if a.selection.envs.is_empty() {
-            m.environments.keys().cloned().collect()
-        } else {
-            a.selection.envs.clone()
-        };
+        let envs = super::chosen_envs(&m, &a.selection.envs)?;
         return per_env(g, &a, &m, &envs, policy).await;
     }
     let selection = Selection::checked(

@@ -596,3 +596,22 @@ pub(super) fn values_on(
         })
         .collect())
 }
+
+/// The environments a run covers (#27): those `--env` names, each checked
+/// against the manifest, or every environment it defines.
+pub(crate) fn chosen_envs(
+    m: &secretsync::manifest::Manifest,
+    envs: &[String],
+) -> Result<Vec<String>, Error> {
+    m.check_envs(envs).map_err(|why| {
+        Error::usage(
+            why,
+            "environments are defined under `environments:` (docs/environments.md)",
+        )
+    })?;
+    Ok(if envs.is_empty() {
+        m.environments.keys().cloned().collect()
+    } else {
+        envs.to_vec()
+    })
+}
