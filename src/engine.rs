@@ -521,7 +521,7 @@ impl Engine {
                     Wanted {
                         secret: s.name.clone(),
                         value: value.clone(),
-                        previous: s.previous.clone(),
+                        previous: s.previous_in(self.manifest.env_of(t)),
                     },
                 );
             }

@@ -581,6 +581,7 @@ mod tests {
             w.get_mut(k).unwrap().previous = vec![Previous {
                 fingerprint: old_fp.clone(),
                 replaced: "2026-11-20".into(),
+                env: None,
             }];
         }
         let o = observed(&[("A", Some("old")), ("B", Some("unknown"))]);
@@ -605,6 +606,7 @@ mod tests {
         w.get_mut("A").unwrap().previous = vec![Previous {
             fingerprint: "fp:00000000".into(),
             replaced: "x".into(),
+            env: None,
         }];
         let (items, _) = diff(
             &w,
@@ -630,6 +632,7 @@ mod tests {
         w.get_mut("A").unwrap().previous = vec![Previous {
             fingerprint: fp.fingerprint(&s("old")).unwrap(),
             replaced: "2026-11-20".into(),
+            env: None,
         }];
         let mut o = observed(&[("A", Some("new")), ("B", Some("new")), ("C", Some("x"))]);
         o.live = Liveness {

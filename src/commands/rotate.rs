@@ -270,43 +270,46 @@ pub(super) fn due(g: &Global, dry_run: bool) -> Result<Exit, Error> {
     let policy = Policy::new(lifecycle::DEFAULT_WARN_DAYS)?;
     let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
     let m = &editor.manifest;
-    let due: Vec<(String, Option<Spec>)> = m
-        .secrets
-        .values()
-        .filter(|d| {
-            lifecycle::assess(m, d, None, &policy)
+    // Each value is judged on its own: a value per environment falls due on
+    // that environment's dates and period (#27).
+    let mut due: Vec<(String, Option<String>, Option<Spec>)> = Vec::new();
+    for d in m.secrets.values() {
+        let envs: Vec<Option<String>> = if d.per_environment() {
+            d.values.keys().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for env in envs {
+            let view = m.lifecycle_view(d, env.as_deref());
+            if lifecycle::assess(m, &view, None, &policy)
                 .rotation
                 .is_some_and(|r| r.overdue)
-        })
-        .map(|d| (d.name.clone(), d.generate))
-        .collect();
+            {
+                due.push((d.name.clone(), env, d.generate));
+            }
+        }
+    }
     let mut rotated = Vec::new();
     let mut left = Vec::new();
-    for (name, spec) in &due {
+    for (name, env, spec) in &due {
+        let (shown, env_flag) = match env {
+            Some(e) => (format!("{name} ({e})"), format!(" --env {e}")),
+            None => (name.clone(), String::new()),
+        };
         match spec {
             Some(spec) => {
                 if !dry_run {
-                    let envs: Vec<String> = editor.manifest.secrets[name.as_str()]
-                        .values
-                        .keys()
-                        .cloned()
-                        .collect();
-                    if envs.is_empty() {
-                        let value = spec.make();
-                        let stored = editor.store(name, &value, &[])?;
-                        say(g, &stored, name, &g.manifest);
-                    }
-                    // A value per environment: a new one for each (#27).
-                    for env in &envs {
-                        let value = spec.make();
-                        let stored = editor.store_in_env(name, env, &value, &[])?;
-                        say(g, &stored, name, &g.manifest);
-                    }
+                    let value = spec.make();
+                    let stored = match env {
+                        None => editor.store(name, &value, &[])?,
+                        Some(e) => editor.store_in_env(name, e, &value, &[])?,
+                    };
+                    say(g, &stored, name, &g.manifest);
                 }
-                rotated.push(format!("{name} ({})", spec.describe()));
+                rotated.push(format!("{shown} ({})", spec.describe()));
             }
             None => left.push(format!(
-                "{name}: issued elsewhere: rotate it at its source, then `secretsync set {name}` (or `secretsync rotate {name} --from-command 'CMD'`)"
+                "{shown}: issued elsewhere: rotate it at its source, then `secretsync set {name}{env_flag}` (or `secretsync rotate {name}{env_flag} --from-command 'CMD'`)"
             )),
         }
     }

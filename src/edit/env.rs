@@ -111,13 +111,14 @@ impl Editor {
         self.text
             .set_encrypted_map(name, &entries, targets)
             .map_err(|e| Error::other(e.0))?;
+        let envs: Vec<String> = entries.iter().map(|(e, _)| e.clone()).collect();
         let Some(old) = old else {
-            self.record_set_on(name)?;
+            self.record_set_on_in(name, env, &envs)?;
             self.refresh(name)?;
             return Ok(Stored::Added);
         };
-        self.keep_previous(name, &old, &fp)?;
-        self.record_set_on(name)?;
+        self.keep_previous(name, Some(env), &old, &fp)?;
+        self.record_set_on_in(name, env, &envs)?;
         self.refresh(name)?;
         Ok(Stored::Replaced)
     }

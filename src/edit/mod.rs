@@ -9,6 +9,7 @@ mod text;
 
 pub use text::{yaml_quote, EditError, Text};
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::{self, Fingerprinter, Identities};
@@ -308,32 +309,41 @@ impl Editor {
             // Only the storage changed (plain <-> encrypted): no new value.
             return Ok(Stored::Converted { plain });
         }
-        self.keep_previous(name, &old, &fp)?;
+        self.keep_previous(name, None, &old, &fp)?;
         self.record_set_on(name)?;
         Ok(Stored::Replaced)
     }
 
-    /// Puts the fingerprint of `old`, the value `name` had, first under its
-    /// `previous:` (dated today), keeping at most [`PREVIOUS_KEPT`].
+    /// Puts the fingerprint of `old`, the value `name` had (in `env`, for a
+    /// value per environment), first under its `previous:` (dated today),
+    /// keeping at most [`PREVIOUS_KEPT`] per value.
     fn keep_previous(
         &mut self,
         name: &str,
+        env: Option<&str>,
         old: &Secret,
         fp: &crate::crypto::Fingerprinter,
     ) -> Result<(), Error> {
         let old_fp = fp.fingerprint(old).expect("the fingerprinter is keyed");
+        let env = env.map(str::to_string);
         let mut previous = vec![Previous {
             fingerprint: old_fp.clone(),
             replaced: crate::time::today(),
+            env: env.clone(),
         }];
         previous.extend(
             self.manifest.secrets[name]
                 .previous
                 .iter()
-                .filter(|p| p.fingerprint != old_fp)
+                .filter(|p| p.fingerprint != old_fp || p.env != env)
                 .cloned(),
         );
-        previous.truncate(PREVIOUS_KEPT);
+        let mut kept: BTreeMap<Option<String>, usize> = BTreeMap::new();
+        previous.retain(|p| {
+            let n = kept.entry(p.env.clone()).or_default();
+            *n += 1;
+            *n <= PREVIOUS_KEPT
+        });
         self.text
             .set_previous(name, &previous)
             .map_err(|e| Error::other(e.0))
@@ -344,6 +354,32 @@ impl Editor {
     fn record_set_on(&mut self, name: &str) -> Result<(), Error> {
         self.text
             .set_secret_field(name, "set_on", &format!("\"{}\"", crate::time::today()))
+            .map_err(|e| Error::other(e.0))
+    }
+
+    /// Records today as the date `env`'s value of `name` was set, keeping
+    /// the other environments' dates (#27): `set_on` becomes a map over
+    /// `envs`, the environments it has a value in.
+    fn record_set_on_in(&mut self, name: &str, env: &str, envs: &[String]) -> Result<(), Error> {
+        let old = self.manifest.secrets.get(name);
+        let mut dates = Vec::new();
+        for e in envs {
+            let date = if e == env {
+                Some(crate::time::today())
+            } else {
+                old.and_then(|d| {
+                    d.lifecycle_in
+                        .get(e)
+                        .and_then(|l| l.set_on.clone())
+                        .or_else(|| d.set_on.clone())
+                })
+            };
+            if let Some(date) = date {
+                dates.push(format!("{e}: \"{date}\""));
+            }
+        }
+        self.text
+            .set_secret_field(name, "set_on", &format!("{{{}}}", dates.join(", ")))
             .map_err(|e| Error::other(e.0))
     }
 

@@ -474,6 +474,9 @@ impl Text {
         for p in previous {
             new.push(format!("{pad}  - fingerprint: {}\n", p.fingerprint));
             new.push(format!("{pad}    replaced: \"{}\"\n", p.replaced));
+            if let Some(env) = &p.env {
+                new.push(format!("{pad}    environment: {env}\n"));
+            }
         }
         let field = self.child(s, "previous");
         self.put_child(s, field, new);
@@ -620,6 +623,7 @@ mod tests {
         let p = |f: &str| Previous {
             fingerprint: f.into(),
             replaced: "2026-11-20".into(),
+            env: None,
         };
         t.set_previous("AUTH", &[p("fp:11111111")]).unwrap();
         let once = t.render();

@@ -30,6 +30,9 @@ pub struct Environment {
     pub own_recipients: bool,
     /// Target → field → the text this environment gives it instead.
     pub overrides: IndexMap<String, IndexMap<String, Option<String>>>,
+    /// `rotate_every:`, the default period (days) of its encrypted values
+    /// (`Some(None)`: `never`); `None`: the top-level default.
+    pub rotate_every: Option<Option<i64>>,
 }
 
 /// A target as instantiated in one environment (`TARGET@ENV`).
@@ -176,13 +179,14 @@ impl Manifest {
             .filter_map(|(name, s)| {
                 let value = s.value_in(env)?.clone();
                 let targets: Vec<String> = s.targets.iter().filter(|t| keep(t)).cloned().collect();
+                let own = s.per_environment().then_some(env);
                 Some((
                     name.clone(),
                     SecretDef {
                         targets,
                         value,
                         values: IndexMap::new(),
-                        ..s.clone()
+                        ..self.lifecycle_view(s, own)
                     },
                 ))
             })
@@ -260,7 +264,7 @@ impl Manifest {
         let mut secrets = IndexMap::new();
         for (name, s) in &self.secrets {
             if !s.per_environment() {
-                secrets.insert(name.clone(), s.clone());
+                secrets.insert(name.clone(), self.lifecycle_view(s, None));
                 continue;
             }
             for (env, v) in &s.values {
@@ -278,7 +282,7 @@ impl Manifest {
                         targets,
                         value: v.clone(),
                         values: IndexMap::new(),
-                        ..s.clone()
+                        ..self.lifecycle_view(s, Some(env))
                     },
                 );
             }
@@ -298,7 +302,64 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// `def` with the lifecycle of one of its values as its own: `env`'s
+    /// (`set_on`, `expires`, `rotate_every` written for it, its `previous`,
+    /// the environment's default period), or, with `None`, of its one value
+    /// for every environment, which is due on the strictest schedule of the
+    /// environments it is in (the same value is production's). What the
+    /// lifecycle views judge, one value at a time (#27).
+    pub fn lifecycle_view(&self, def: &SecretDef, env: Option<&str>) -> SecretDef {
+        let mut d = def.clone();
+        d.lifecycle_in = IndexMap::new();
+        if !self.has_environments() {
+            return d;
+        }
+        d.previous = def.previous_in(env);
+        match env {
+            Some(e) => {
+                if let Some(own) = def.lifecycle_in.get(e) {
+                    d.set_on = own.set_on.clone().or(d.set_on);
+                    d.expires = own.expires.clone().or(d.expires);
+                    d.rotate_every = own.rotate_every.or(d.rotate_every);
+                }
+                if d.rotate_every.is_none() {
+                    d.rotate_every = self.environments.get(e).and_then(|x| x.rotate_every);
+                }
+            }
+            None if d.rotate_every.is_none() => {
+                let in_it = self
+                    .environments
+                    .values()
+                    .filter(|e| def.value_in(&e.name).is_some());
+                let periods: Vec<Option<Option<i64>>> = in_it.map(|e| e.rotate_every).collect();
+                if periods.iter().any(Option::is_some) {
+                    d.rotate_every = Some(
+                        periods
+                            .into_iter()
+                            .filter_map(|p| p.unwrap_or(self.rotate_every))
+                            .min(),
+                    );
+                }
+            }
+            None => {}
+        }
+        d
+    }
+}
+
 impl SecretDef {
+    /// The fingerprints of the values this secret held in `env`, newest
+    /// first: those recorded for it, and those of its one value for all
+    /// (`None`: those only).
+    pub fn previous_in(&self, env: Option<&str>) -> Vec<super::Previous> {
+        self.previous
+            .iter()
+            .filter(|p| p.env.is_none() || p.env.as_deref() == env)
+            .cloned()
+            .collect()
+    }
+
     /// Where the value for target (instance) `target` comes from: the
     /// value of that target's environment.
     pub fn source_on(&self, target: &str) -> &ValueSource {
@@ -480,5 +541,121 @@ mod tests {
         let flat = "version: 1\ntargets:\n  app: {type: env_file, path: a.env, environments: [x]}\nsecrets: {}\n";
         let e = load(flat).unwrap_err();
         assert!(e.starts_with("target `app` lists `environments`, but the manifest defines none\n  --> secrets.yaml:3:38"), "{e}");
+    }
+
+    /// Lifecycle per value per environment: each environment's `set_on`,
+    /// `expires`, `rotate_every` and `previous` are its value's, an
+    /// environment's default period applies to its values, and a value for
+    /// every environment falls due on the strictest of theirs.
+    #[test]
+    fn lifecycle_is_per_value_per_environment() {
+        let text = manifest()
+            .replacen("  staging:\n", "  staging:\n    rotate_every: 90d\n", 1)
+            .replacen(
+                "  HALF:\n",
+                "    set_on: {staging: \"2026-01-01\", production: \"2026-11-01\"}\n    rotate_every: {production: 30d}\n    expires: {production: \"2027-01-01\"}\n    previous:\n      - fingerprint: fp:aaaaaaaa\n        replaced: \"2026-11-01\"\n        environment: production\n      - fingerprint: fp:bbbbbbbb\n        replaced: \"2025-12-01\"\n  HALF:\n",
+                1,
+            )
+            .replacen(
+                "  ALL:\n",
+                &format!("  SHARED:\n    targets: [app]\n    set_on: \"2026-10-01\"\n    encrypted: |\n      {ARMOR}\n      x\n  ALL:\n"),
+                1,
+            );
+        let m = load(&text).unwrap();
+        let db = &m.secrets["DB"];
+        let staging = m.lifecycle_view(db, Some("staging"));
+        assert_eq!(staging.set_on.as_deref(), Some("2026-01-01"));
+        assert_eq!(staging.rotate_every, Some(Some(90)));
+        assert_eq!(staging.expires, None);
+        assert_eq!(
+            staging
+                .previous
+                .iter()
+                .map(|p| p.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+            ["fp:bbbbbbbb"]
+        );
+        let production = m.lifecycle_view(db, Some("production"));
+        assert_eq!(production.set_on.as_deref(), Some("2026-11-01"));
+        assert_eq!(production.rotate_every, Some(Some(30)));
+        assert_eq!(production.expires.as_deref(), Some("2027-01-01"));
+        assert_eq!(production.previous.len(), 2);
+        assert!(production.lifecycle_in.is_empty());
+        // The views judge each value with its own dates.
+        let split = m.values_split();
+        assert_eq!(
+            split.secrets["DB@staging"].set_on.as_deref(),
+            Some("2026-01-01")
+        );
+        assert_eq!(split.secrets["DB@production"].rotate_every, Some(Some(30)));
+        assert_eq!(
+            m.in_env("production").secrets["DB"].set_on.as_deref(),
+            Some("2026-11-01")
+        );
+        // One value in staging (90d) and production (no default): 90 days.
+        assert_eq!(split.secrets["SHARED"].rotate_every, Some(Some(90)));
+        assert_eq!(
+            m.in_env("production").secrets["SHARED"].rotate_every,
+            Some(Some(90))
+        );
+        assert_eq!(
+            split.secrets["SHARED"].set_on.as_deref(),
+            Some("2026-10-01")
+        );
+        // A secret's own period wins over its environments' defaults.
+        let own = load(&text.replacen(
+            "    set_on: \"2026-10-01\"\n",
+            "    set_on: \"2026-10-01\"\n    rotate_every: never\n",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(
+            own.values_split().secrets["SHARED"].rotate_every,
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn lifecycle_maps_are_checked_where_they_stand() {
+        let base = manifest();
+        for (from, to, want) in [
+            (
+                "  ALL:\n    targets: [app, only]\n",
+                "  ALL:\n    targets: [app, only]\n    set_on: {staging: \"2026-01-01\"}\n",
+                "secret `ALL` has one value for every environment: `set_on` is one for it\n  --> secrets.yaml:29:13",
+            ),
+            (
+                "  HALF:\n    targets: [app]\n",
+                "  HALF:\n    targets: [app]\n    rotate_every: {staging: 30d}\n",
+                "secret `HALF`: `rotate_every` names environment `staging`, where it has no value\n  --> secrets.yaml:23:20",
+            ),
+            (
+                "  HALF:\n    targets: [app]\n",
+                "  HALF:\n    targets: [app]\n    expires: {qa: \"2027-01-01\"}\n",
+                "secret `HALF`: `expires` names environment `qa`, which is not defined",
+            ),
+            (
+                "  HALF:\n    targets: [app]\n",
+                "  HALF:\n    targets: [app]\n    set_on: {production: soon}\n",
+                "set_on: ",
+            ),
+            (
+                "  HALF:\n    targets: [app]\n",
+                "  HALF:\n    targets: [app]\n    previous:\n      - {fingerprint: fp:aaaaaaaa, replaced: \"2026-01-01\", environment: staging}\n",
+                "secret `HALF`: `previous` names environment `staging`, where it has no value",
+            ),
+            (
+                "  production: {}\n",
+                "  production: {rotate_every: sometimes}\n",
+                "rotate_every: ",
+            ),
+        ] {
+            assert!(base.contains(from), "{from}");
+            let e = load(&base.replacen(from, to, 1)).unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let flat = "version: 1\ntargets:\n  app: {type: env_file, path: a.env}\nsecrets:\n  A:\n    targets: [app]\n    value: x\n    set_on: {production: \"2026-01-01\"}\n";
+        let e = load(flat).unwrap_err();
+        assert!(e.starts_with("secret `A`: `set_on` is one per environment, but the manifest defines none\n  --> secrets.yaml:8:13"), "{e}");
     }
 }

@@ -112,6 +112,19 @@ pub struct SecretDef {
     pub rotate_every: Option<Option<i64>>,
     /// `set_on:`, the date the current value was set (a validated date).
     pub set_on: Option<String>,
+    /// Environment → the lifecycle of its value where the manifest says
+    /// it apart (`set_on: {production: …}`; a value per environment only).
+    /// Read through [`Manifest::lifecycle_view`].
+    pub lifecycle_in: IndexMap<String, EnvLifecycle>,
+}
+
+/// One environment's `expires`, `rotate_every` and `set_on` of a secret
+/// with a value per environment (#27); `None`: the secret's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvLifecycle {
+    pub expires: Option<String>,
+    pub rotate_every: Option<Option<i64>>,
+    pub set_on: Option<String>,
 }
 
 impl SecretDef {
@@ -135,6 +148,8 @@ pub enum ValueSource {
 pub struct Previous {
     pub fingerprint: String,
     pub replaced: String,
+    /// The environment whose value it was (`None`: one value for all).
+    pub env: Option<String>,
 }
 
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: what env files, shells and Railway accept.

@@ -63,6 +63,8 @@ pub(super) struct RawEnvironment {
     /// Target name → the fields this environment gives it instead.
     #[serde(default)]
     pub(super) targets: Option<IndexMap<Key, Spanned<RawTarget>>>,
+    /// The default rotation period of this environment's encrypted values.
+    pub(super) rotate_every: S<String>,
     /// Free text for people; not used.
     #[allow(dead_code)]
     pub(super) description: Option<String>,
@@ -123,40 +125,81 @@ impl<'de> Deserialize<'de> for RawTarget {
     }
 }
 
-/// `encrypted:` as written: one armored value for every environment, or a
-/// map of environment → armored value.
-pub(super) enum RawEncrypted {
+/// A field written once for every environment, or as a map of environment
+/// → its own: `encrypted:` (armored age files) and the lifecycle fields
+/// `set_on:`, `expires:`, `rotate_every:` (#27).
+pub(super) enum OneOrPerEnv {
     One(String),
     PerEnv(IndexMap<Key, Spanned<String>>),
 }
 
-impl<'de> Deserialize<'de> for RawEncrypted {
+/// A [`OneOrPerEnv`] read from YAML; `W` words serde's "expected …".
+pub(super) struct Read<W>(pub(super) OneOrPerEnv, std::marker::PhantomData<W>);
+
+/// What a [`Read`] holds, for serde's "expected …" message.
+pub(super) trait Expecting {
+    const WHAT: &'static str;
+}
+
+/// `encrypted:`.
+pub(super) struct Armored;
+impl Expecting for Armored {
+    const WHAT: &'static str =
+        "an armored age file, or a mapping of environment to armored age file";
+}
+
+/// `set_on:`, `expires:`, `rotate_every:`.
+pub(super) struct Scalar;
+impl Expecting for Scalar {
+    const WHAT: &'static str = "a value, or a mapping of environment to value";
+}
+
+pub(super) type RawEncrypted = Read<Armored>;
+pub(super) type RawPerEnv = Read<Scalar>;
+
+impl<'de, W: Expecting> Deserialize<'de> for Read<W> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawEncrypted;
+        struct V<W>(std::marker::PhantomData<W>);
+        impl<'de, W: Expecting> serde::de::Visitor<'de> for V<W> {
+            type Value = Read<W>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an armored age file, or a mapping of environment to armored age file")
+                f.write_str(W::WHAT)
             }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawEncrypted, E> {
-                Ok(RawEncrypted::One(v.to_string()))
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Read(
+                    OneOrPerEnv::One(v.to_string()),
+                    std::marker::PhantomData,
+                ))
             }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawEncrypted, E> {
-                Ok(RawEncrypted::One(v))
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Read(OneOrPerEnv::One(v), std::marker::PhantomData))
+            }
+            // `rotate_every: 90` is read as a number when the field may be a map.
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Read(
+                    OneOrPerEnv::One(v.to_string()),
+                    std::marker::PhantomData,
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Read(
+                    OneOrPerEnv::One(v.to_string()),
+                    std::marker::PhantomData,
+                ))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<RawEncrypted, A::Error> {
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = IndexMap::new();
                 while let Some(key) = map.next_key::<Spanned<String>>()? {
                     let value: Spanned<String> = map.next_value()?;
                     out.insert(Key(key), value);
                 }
-                Ok(RawEncrypted::PerEnv(out))
+                Ok(Read(OneOrPerEnv::PerEnv(out), std::marker::PhantomData))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -180,9 +223,10 @@ pub(super) struct RawSecret {
     pub(super) previous: Vec<Spanned<RawPrevious>>,
     // Lifecycle (src/lifecycle.rs): what the issuer said, the policy, and
     // when the current value was set.
-    pub(super) expires: S<String>,
-    pub(super) rotate_every: S<String>,
-    pub(super) set_on: S<String>,
+    // Each one value, or a map of environment → its value's (#27).
+    pub(super) expires: S<RawPerEnv>,
+    pub(super) rotate_every: S<RawPerEnv>,
+    pub(super) set_on: S<RawPerEnv>,
     /// How secretsync makes the value (src/generate.rs).
     pub(super) generate: S<RawGenerate>,
     /// Free text for people; not used.
@@ -206,6 +250,8 @@ pub(super) struct RawGenerate {
 pub(super) struct RawPrevious {
     pub(super) fingerprint: String,
     pub(super) replaced: String,
+    /// The environment whose value it was (a value per environment, #27).
+    pub(super) environment: S<String>,
 }
 
 /// A field that is given: null (`~`, `null`, nothing) is an error at its

@@ -420,12 +420,12 @@ impl<'a> Checker<'a> {
         let mut values: IndexMap<String, ValueSource> = IndexMap::new();
         let value = match (s.value, s.encrypted) {
             (Some(v), None) => ValueSource::Plain(v.value),
-            (None, Some(e)) => match e.value {
+            (None, Some(e)) => match e.value.0 {
                 // (`e.value` moves out; its place stays for errors.)
-                super::raw::RawEncrypted::One(text) => {
+                super::raw::OneOrPerEnv::One(text) => {
                     ValueSource::Encrypted(armored(&Spanned::new(text, e.referenced, e.defined))?)
                 }
-                super::raw::RawEncrypted::PerEnv(map) => {
+                super::raw::OneOrPerEnv::PerEnv(map) => {
                     let e = Spanned::new((), e.referenced, e.defined);
                     if layout.envs.is_empty() {
                         return Err(self.at(
@@ -602,14 +602,57 @@ impl<'a> Checker<'a> {
         }
         let target_names: Vec<String> = target_names.into_iter().map(|(i, _)| i).collect();
 
-        let previous = s
-            .previous
-            .into_iter()
-            .map(|p| Previous {
+        let mut previous = Vec::new();
+        for p in s.previous {
+            let env = match &p.value.environment {
+                None => None,
+                Some(e) => {
+                    self.own_env(e, &name.value, "previous", &values, layout)?;
+                    Some(e.value.clone())
+                }
+            };
+            previous.push(Previous {
                 fingerprint: p.value.fingerprint,
                 replaced: p.value.replaced,
-            })
-            .collect();
+                env,
+            });
+        }
+        // Each lifecycle field is one for the secret, or one per environment
+        // where it has a value per environment (#27).
+        let mut lifecycle_in: IndexMap<String, super::EnvLifecycle> = IndexMap::new();
+        let (expires, per) = self.per_env(
+            s.expires.as_ref(),
+            "expires",
+            &name.value,
+            &values,
+            layout,
+            |v| self.date(Some(v), "expires").map(Option::unwrap),
+        )?;
+        for (e, v) in per {
+            lifecycle_in.entry(e).or_default().expires = Some(v);
+        }
+        let (rotate_every, per) = self.per_env(
+            s.rotate_every.as_ref(),
+            "rotate_every",
+            &name.value,
+            &values,
+            layout,
+            |v| self.period(Some(v)).map(Option::unwrap),
+        )?;
+        for (e, v) in per {
+            lifecycle_in.entry(e).or_default().rotate_every = Some(v);
+        }
+        let (set_on, per) = self.per_env(
+            s.set_on.as_ref(),
+            "set_on",
+            &name.value,
+            &values,
+            layout,
+            |v| self.date(Some(v), "set_on").map(Option::unwrap),
+        )?;
+        for (e, v) in per {
+            lifecycle_in.entry(e).or_default().set_on = Some(v);
+        }
 
         let generate = match &s.generate {
             None => None,
@@ -644,12 +687,92 @@ impl<'a> Checker<'a> {
             rename,
             previous,
             generate,
-            expires: self.date(s.expires.as_ref(), "expires")?,
-            rotate_every: self.period(s.rotate_every.as_ref())?,
-            set_on: self.date(s.set_on.as_ref(), "set_on")?,
+            expires,
+            rotate_every,
+            set_on,
+            lifecycle_in,
         })
     }
+
+    /// A lifecycle field of secret `secret`: one value (read by `read` where
+    /// it stands), or a map of environment → value, for a secret with a
+    /// value per environment, each environment one it has a value in.
+    fn per_env<T>(
+        &self,
+        field: Option<&Spanned<super::raw::RawPerEnv>>,
+        name: &str,
+        secret: &str,
+        values: &IndexMap<String, ValueSource>,
+        layout: &Layout<'_>,
+        read: impl Fn(&Spanned<String>) -> Result<T, ManifestError>,
+    ) -> Result<OneAndPerEnv<T>, ManifestError> {
+        let Some(f) = field else {
+            return Ok((None, Vec::new()));
+        };
+        match &f.value.0 {
+            super::raw::OneOrPerEnv::One(text) => Ok((
+                Some(read(&Spanned::new(text.clone(), f.referenced, f.defined))?),
+                Vec::new(),
+            )),
+            super::raw::OneOrPerEnv::PerEnv(map) => {
+                if values.is_empty() {
+                    return Err(self.at(
+                        f,
+                        if layout.envs.is_empty() {
+                            format!("secret `{secret}`: `{name}` is one per environment, but the manifest defines none")
+                        } else {
+                            format!("secret `{secret}` has one value for every environment: `{name}` is one for it")
+                        },
+                        Some(format!("write one `{name}:`; a map of environments is for a secret whose `encrypted:` holds a value per environment")),
+                    ));
+                }
+                let mut out = Vec::new();
+                for (env, v) in map {
+                    self.own_env(&env.0, secret, name, values, layout)?;
+                    out.push((env.0.value.clone(), read(v)?));
+                }
+                Ok((None, out))
+            }
+        }
+    }
+
+    /// Refuses environment `env`, named by field `field` of secret
+    /// `secret`, unless the secret has a value for it.
+    fn own_env(
+        &self,
+        env: &Spanned<String>,
+        secret: &str,
+        field: &str,
+        values: &IndexMap<String, ValueSource>,
+        layout: &Layout<'_>,
+    ) -> Result<(), ManifestError> {
+        if values.contains_key(&env.value) {
+            return Ok(());
+        }
+        let shown = crate::neutral::text(&env.value);
+        Err(self.at(
+            env,
+            if values.is_empty() {
+                format!("secret `{secret}`: `{field}` names environment `{shown}`, but the secret has one value for every environment")
+            } else if layout.envs.contains_key(&env.value) {
+                format!("secret `{secret}`: `{field}` names environment `{shown}`, where it has no value")
+            } else {
+                format!("secret `{secret}`: `{field}` names environment `{shown}`, which is not defined")
+            },
+            Some(if values.is_empty() {
+                format!("remove the environment from `{field}`: it applies to the one value")
+            } else {
+                format!(
+                    "its values: {}",
+                    values.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                )
+            }),
+        ))
+    }
 }
+
+/// A lifecycle field read: its one value, and each environment's own.
+type OneAndPerEnv<T> = (Option<T>, Vec<(String, T)>);
 
 // ---- environments (#27): the model is src/manifest/environments.rs ----
 
@@ -736,6 +859,7 @@ impl Checker<'_> {
                         recipients,
                         own_recipients: own,
                         overrides: shown,
+                        rotate_every: self.period(env.rotate_every.as_ref())?,
                     },
                     overrides,
                 },

@@ -490,7 +490,16 @@ fn compare_and_promote() {
     let after = secretsync::manifest::load(&w.sb.path("secrets.yaml")).unwrap();
     let def = &after.secrets["DATABASE_URL"];
     assert_eq!(def.previous.len(), 1, "{def:?}");
-    assert!(def.set_on.is_some(), "{def:?}");
+    assert_eq!(
+        def.previous[0].env.as_deref(),
+        Some("production"),
+        "{def:?}"
+    );
+    // The date is production's value's: staging's was not set.
+    let today = secretsync::lifecycle::today();
+    let on = |env| after.lifecycle_view(def, Some(env)).set_on;
+    assert_eq!(on("production"), Some(today), "{def:?}");
+    assert_eq!(on("staging"), None, "{def:?}");
     // Staging's value is untouched.
     let s = armored_in(&w, "DATABASE_URL", "staging");
     assert_eq!(
@@ -960,6 +969,132 @@ fn lifecycle_per_environment() {
     assert!(
         !findings.iter().any(|f| f["secret"] == "TOKEN@production"),
         "{findings:?}"
+    );
+}
+
+/// Rotation is per value per environment: each environment's `set_on`, its
+/// own period (`rotate_every` per environment, or the environment's
+/// default), and `rotate --due` renews only the values that are due,
+/// recording that environment's date and its old value under `previous`.
+#[test]
+fn rotation_per_value_per_environment() {
+    let w = World::new();
+    let p = w.production();
+    let mut m = w.manifest().replacen(
+        &format!("  production:\n    recipients: [{p}]\n"),
+        &format!("  production:\n    recipients: [{p}]\n    rotate_every: 30d\n"),
+        1,
+    );
+    assert!(m.contains("rotate_every: 30d"));
+    let (old_staging, old_prod) = (
+        "CANARY-session-staging-0f0f0f0f0f0f",
+        "CANARY-session-production-1e1e1e1e",
+    );
+    m.push_str("  SESSION_KEY:\n    targets: [app]\n    generate: {bytes: 32, encoding: hex}\n    set_on: {staging: \"2026-11-25\", production: \"2026-10-01\"}\n    rotate_every: {staging: 90d}\n    encrypted:\n      staging: |\n");
+    m.push_str(&armored(&[w.staging()], old_staging, 8));
+    m.push_str("      production: |\n");
+    m.push_str(&armored(&[w.production()], old_prod, 8));
+    w.sb.write("secrets.yaml", &m);
+    let canaries = [old_staging, old_prod, DB_STAGING, DB_PROD, API_KEY];
+    let at = |args: &[&str]| {
+        let mut cmd = secretsync_cmd(w.sb.dir.path());
+        cmd.args(args)
+            .arg("--identity")
+            .arg(&w.both_id)
+            .env("SECRETSYNC_NOW", "2026-12-02T12:00:00Z");
+        let out = run(cmd);
+        assert_no_canary(&args.join(" "), out.all().as_bytes(), &canaries);
+        out
+    };
+
+    // production: set on 2026-10-01, every 30 days: due since 2026-10-31;
+    // staging: set on 2026-11-25, every 90 days: not due.
+    let out = at(&["list", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let row = |env: &str| {
+        doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "SESSION_KEY" && s["environment"] == env)
+            .cloned()
+            .unwrap_or_else(|| panic!("{env}: {doc:#}"))
+    };
+    assert_eq!(row("staging")["set_on"], "2026-11-25", "{doc:#}");
+    assert_eq!(row("production")["set_on"], "2026-10-01", "{doc:#}");
+    let plan = at(&["plan", "--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", plan.all()));
+    let due: Vec<&str> = doc["lifecycle"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "rotation_due")
+        .filter_map(|f| f["secret"].as_str())
+        .collect();
+    assert_eq!(due, ["SESSION_KEY@production"], "{doc:#}");
+
+    let out = at(&["rotate", "--due"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("rotated 1 secret(s) due for rotation: SESSION_KEY (production)"),
+        "{}",
+        out.stderr
+    );
+    let after = std::fs::read_to_string(w.sb.path("secrets.yaml")).unwrap();
+    assert!(
+        after.contains("    set_on: {staging: \"2026-11-25\", production: \"2026-12-02\"}\n"),
+        "{after}"
+    );
+    // Staging's value is untouched; production's is new, and its old one
+    // is remembered for production only.
+    let staging = armored_in(&w, "SESSION_KEY", "staging");
+    assert_eq!(
+        age_decrypt(&w, &w.staging_id, &staging).as_deref(),
+        Some(old_staging)
+    );
+    let prod = armored_in(&w, "SESSION_KEY", "production");
+    let new = age_decrypt(&w, &w.production_id, &prod).unwrap();
+    assert_ne!(new, old_prod);
+    assert_eq!(new.len(), 64, "32 bytes in hex");
+    assert!(
+        after.contains("        replaced: \"2026-12-02\"\n        environment: production\n"),
+        "{after}"
+    );
+
+    // Nothing is due now; the staging value's clock was not reset.
+    let out = at(&["rotate", "--due", "--dry-run"]);
+    assert!(
+        out.stderr.contains("no secret is due for rotation"),
+        "{}",
+        out.all()
+    );
+    let out = at(&["list", "--env", "staging", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let s = doc["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "SESSION_KEY")
+        .cloned()
+        .unwrap();
+    assert_eq!(s["set_on"], "2026-11-25", "{doc:#}");
+
+    // Ninety-one days on, staging is due by its own period, production
+    // (30 days from 2026-12-02) too: both are named apart.
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args(["rotate", "--due", "--dry-run", "--identity"])
+        .arg(&w.both_id)
+        .env("SECRETSYNC_NOW", "2027-02-24T00:00:00Z");
+    let out = run(cmd);
+    assert!(
+        out.stderr
+            .contains("would rotate 2 secret(s) due for rotation: SESSION_KEY (staging)")
+            && out.stderr.contains("SESSION_KEY (production)"),
+        "{}",
+        out.all()
     );
 }
 
