@@ -206,6 +206,10 @@ pub(crate) struct CheckArgs {
     /// Exit 0 when clean, 2 when there are warnings (a plain value that looks like a secret), 1 on errors.
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
+    /// Check only the values and targets of this environment (repeatable;
+    /// all when none is given). The whole manifest must still load.
+    #[arg(long = "env", value_name = "ENV")]
+    pub(crate) envs: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
 }
@@ -400,6 +404,10 @@ pub(crate) struct ImportArgs {
     /// Replace secrets that are already in the manifest.
     #[arg(long)]
     pub(crate) overwrite: bool,
+    /// The environment whose instance of the target is read (`--from
+    /// TARGET --env ENV` is `--from TARGET@ENV`).
+    #[arg(long, value_name = "ENV")]
+    pub(crate) env: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

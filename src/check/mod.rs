@@ -86,18 +86,39 @@ impl Report {
 pub const ALLOW_MARK: &str = "secretsync: not-secret";
 
 /// Checks the manifest at `path`. Never decrypts, never contacts anything.
-pub fn check(path: &Path) -> Report {
-    match manifest::load(path) {
+/// With `envs` (`check --env`, #27), the part of it those environments
+/// hold: their values, the values for every environment that reach them,
+/// their targets' files; the whole manifest is loaded and its mistakes
+/// reported all the same. `Err`: an `--env` it does not define.
+pub fn check(path: &Path, envs: &[String]) -> Result<Report, crate::error::Error> {
+    Ok(match manifest::load(path) {
         Ok(m) => {
-            let mut r = check_manifest(&m);
-            r.findings.extend(unignored(&m));
+            m.check_envs(envs).map_err(|why| {
+                crate::error::Error::usage(
+                    why,
+                    "environments are defined under `environments:` (docs/environments.md)",
+                )
+            })?;
+            let mut r = check_manifest_in(&m, envs);
+            r.findings.extend(
+                unignored(&m)
+                    .into_iter()
+                    .filter(|(target, _)| in_envs(m.env_of(target), envs))
+                    .map(|(_, f)| f),
+            );
             r
         }
         Err(e) => Report {
             findings: vec![load_error(&e)],
             ..Report::default()
         },
-    }
+    })
+}
+
+/// Whether a part of environment `env` (`None`: of every one) is among
+/// `envs` (none: all).
+fn in_envs(env: Option<&str>, envs: &[String]) -> bool {
+    envs.is_empty() || env.is_none_or(|e| envs.iter().any(|x| x == e))
 }
 
 fn load_error(e: &ManifestError) -> Finding {
@@ -125,10 +146,10 @@ fn load_error(e: &ManifestError) -> Finding {
 
 /// A warning per local env file (values in clear) inside a git work tree
 /// that git does not ignore: one `git add .` from a commit.
-fn unignored(m: &Manifest) -> Vec<Finding> {
+fn unignored(m: &Manifest) -> Vec<(String, Finding)> {
     crate::gitignore::unignored_env_files(m)
         .into_iter()
-        .map(|(target, path)| Finding {
+        .map(|(target, path)| (target.clone(), Finding {
             level: Level::Warning,
             line: 0,
             column: 0,
@@ -141,7 +162,7 @@ fn unignored(m: &Manifest) -> Vec<Finding> {
                 path.trim_start_matches("./")
             )),
             detail: None,
-        })
+        }))
         .collect()
 }
 
@@ -170,6 +191,12 @@ fn place<T>(s: &Option<Spanned<T>>) -> Place {
 
 /// Checks a manifest that loaded.
 pub fn check_manifest(m: &Manifest) -> Report {
+    check_manifest_in(m, &[])
+}
+
+/// Checks the values of a manifest that loaded that environments `envs`
+/// hold (none: all).
+fn check_manifest_in(m: &Manifest, envs: &[String]) -> Report {
     let places: Option<Places> = serde_saphyr::from_str(&m.source).ok();
     let lines: Vec<&str> = m.source.lines().collect();
     // One value for all is encrypted to everyone (with environments, the
@@ -181,8 +208,12 @@ pub fn check_manifest(m: &Manifest) -> Report {
         .iter()
         .map(|(n, e)| (n.as_str(), Expected::new(&e.recipients)))
         .collect();
+    // With `--env`: the secrets in those environments, and of a secret
+    // with a value per environment, their values only.
+    let in_chosen =
+        |s: &manifest::SecretDef| envs.is_empty() || envs.iter().any(|e| s.value_in(e).is_some());
     let mut report = Report {
-        secrets: m.secrets.len(),
+        secrets: m.secrets.values().filter(|s| in_chosen(s)).count(),
         recipients: everyone.len(),
         ..Report::default()
     };
@@ -204,13 +235,16 @@ pub fn check_manifest(m: &Manifest) -> Report {
         }
     }
 
-    for (name, s) in &m.secrets {
+    for (name, s) in m.secrets.iter().filter(|(_, s)| in_chosen(s)) {
         let sp = places.as_ref().and_then(|p| p.secrets.get(name));
         if s.per_environment() {
             for (env, v) in &s.values {
                 let ValueSource::Encrypted(armored) = v else {
                     continue;
                 };
+                if !in_envs(Some(env), envs) {
+                    continue;
+                }
                 report.encrypted += 1;
                 let Some(exp) = per_env.get(env.as_str()) else {
                     continue;

@@ -8,7 +8,7 @@ use secretsync::error::Error;
 
 pub(super) fn run(g: &Global, a: CheckArgs) -> Result<Exit, Error> {
     let path = g.manifest.display().to_string();
-    let report = check::check(&g.manifest);
+    let report = check::check(&g.manifest, &a.envs)?;
     if let Some(note) = check::unverified_note(&report) {
         secretsync::notice::notice(&note);
     }

@@ -7,15 +7,40 @@ use secretsync::engine::{Engine, Options};
 use secretsync::error::Error;
 use secretsync::targets::Observation;
 
-pub(super) async fn run(g: &Global, a: ImportArgs) -> Result<Exit, Error> {
+pub(super) async fn run(g: &Global, mut a: ImportArgs) -> Result<Exit, Error> {
     // The target is read before the edit lock is taken: a slow target does
     // not hold up other edits.
     let manifest = secretsync::manifest::load(&g.manifest)?;
+    // `--from TARGET --env ENV` is `--from TARGET@ENV` (#27).
+    if let Some(env) = a.env.take() {
+        super::chosen_envs(&manifest, std::slice::from_ref(&env))?;
+        a.from = secretsync::manifest::environments::instance_name(&a.from, &env);
+    }
+    // A target in one environment only has one instance: it is meant.
+    let instances: Vec<String> = manifest
+        .instances
+        .iter()
+        .filter(|(_, i)| i.target == a.from)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if let [only] = instances.as_slice() {
+        a.from = only.clone();
+    }
     let Some(spec) = manifest.targets.get(&a.from).cloned() else {
         let names: Vec<&str> = manifest.targets.keys().map(String::as_str).collect();
+        let hint = if instances.len() > 1 {
+            format!(
+                "`{}` is in several environments: name one with --env ENV (or --from {}@ENV): {}",
+                a.from,
+                a.from,
+                instances.join(", ")
+            )
+        } else {
+            format!("targets: {}", names.join(", "))
+        };
         return Err(Error::usage(
             format!("--from {}: no such target", a.from),
-            format!("targets: {}", names.join(", ")),
+            hint,
         ));
     };
     let opts = Options {

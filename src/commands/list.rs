@@ -68,39 +68,9 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
             Some(values) => Engine::with_values(&opts, m, values)?,
             None => Engine::open(&opts)?,
         };
-        let m = &engine.manifest;
         let plan = engine.plan_with_progress(super::progress(g)).await?;
-        let mut map: BTreeMap<String, Held> = BTreeMap::new();
-        for t in &plan.targets {
-            match &t.outcome {
-                Ok(d) => {
-                    for i in &d.items {
-                        if let (
-                            Some(secret),
-                            State::Differs {
-                                replaced_on: Some(_),
-                            },
-                        ) = (&i.secret, &i.state)
-                        {
-                            map.entry(secret.clone())
-                                .or_default()
-                                .previous
-                                .push(t.target.clone());
-                        }
-                    }
-                }
-                Err(e) => {
-                    failed = true;
-                    super::say_target_error(&t.target, &t.description, e);
-                    for s in m.secrets.values().filter(|s| s.targets.contains(&t.target)) {
-                        map.entry(s.name.clone())
-                            .or_default()
-                            .unread
-                            .push(t.target.clone());
-                    }
-                }
-            }
-        }
+        let (map, unread) = held_on(&plan, &engine.manifest, None);
+        failed = unread;
         held = Some(map);
         engine.close().await;
     }
@@ -112,14 +82,7 @@ pub(super) async fn run(g: &Global, a: ListArgs) -> Result<Exit, Error> {
             doc["kind"] = "list".into();
             doc["manifest"] = g.manifest.display().to_string().into();
             if let (Some(held), Some(secrets)) = (&held, doc["secrets"].as_array_mut()) {
-                for s in secrets {
-                    let name = s["name"].as_str().unwrap_or_default().to_string();
-                    let h = held.get(&name);
-                    s["previous_value_on"] =
-                        serde_json::json!(h.map(|h| h.previous.clone()).unwrap_or_default());
-                    s["not_read"] =
-                        serde_json::json!(h.map(|h| h.unread.clone()).unwrap_or_default());
-                }
+                held_json(secrets, held);
             }
             emit(g, &format!("{doc:#}"));
         }
@@ -257,6 +220,65 @@ fn markdown(report: &Report, held: Option<&BTreeMap<String, Held>>) -> String {
 }
 
 /// `list` of a manifest with environments: a section per environment.
+/// What `--check` found per secret on the targets of `plan` (of
+/// environment `env` only, when given), and whether a target was not read
+/// (each said on stderr).
+fn held_on(
+    plan: &secretsync::plan::Plan,
+    m: &secretsync::manifest::Manifest,
+    env: Option<&str>,
+) -> (BTreeMap<String, Held>, bool) {
+    let mut map: BTreeMap<String, Held> = BTreeMap::new();
+    let mut failed = false;
+    for t in plan
+        .targets
+        .iter()
+        .filter(|t| env.is_none() || m.env_of(&t.target) == env)
+    {
+        match &t.outcome {
+            Ok(d) => {
+                for i in &d.items {
+                    if let (
+                        Some(secret),
+                        State::Differs {
+                            replaced_on: Some(_),
+                        },
+                    ) = (&i.secret, &i.state)
+                    {
+                        map.entry(secret.clone())
+                            .or_default()
+                            .previous
+                            .push(t.target.clone());
+                    }
+                }
+            }
+            Err(e) => {
+                failed = true;
+                super::say_target_error(&t.target, &t.description, e);
+                for s in m.secrets.values().filter(|s| s.targets.contains(&t.target)) {
+                    map.entry(s.name.clone())
+                        .or_default()
+                        .unread
+                        .push(t.target.clone());
+                }
+            }
+        }
+    }
+    (map, failed)
+}
+
+/// `previous_value_on` and `not_read` of `--check` on each secret of a
+/// JSON listing.
+fn held_json(secrets: &mut [serde_json::Value], held: &BTreeMap<String, Held>) {
+    for s in secrets {
+        let name = s["name"].as_str().unwrap_or_default().to_string();
+        let h = held.get(&name);
+        s["previous_value_on"] =
+            serde_json::json!(h.map(|h| h.previous.clone()).unwrap_or_default());
+        s["not_read"] = serde_json::json!(h.map(|h| h.unread.clone()).unwrap_or_default());
+    }
+}
+
 async fn per_env(
     g: &Global,
     a: &ListArgs,
@@ -264,12 +286,6 @@ async fn per_env(
     envs: &[String],
     policy: Policy,
 ) -> Result<Exit, Error> {
-    if a.check {
-        return Err(Error::usage(
-            "list --check does not read targets per environment yet",
-            "`secretsync plan --env ENV` shows which targets hold a value the manifest replaced",
-        ));
-    }
     for t in &a.selection.targets {
         if !m.knows_target(t) {
             return Err(Error::usage(
@@ -281,9 +297,31 @@ async fn per_env(
             ));
         }
     }
+    // `--check`: one plan of the chosen environments' instances, its
+    // findings then told per environment.
+    let mut failed = false;
+    let mut skipped: Vec<String> = Vec::new();
+    let mut checked: Option<BTreeMap<String, BTreeMap<String, Held>>> = None;
+    if a.check {
+        let engine = Engine::open(&options(g, &a.selection))?;
+        let plan = engine.plan_with_progress(super::progress(g)).await?;
+        skipped = engine.skipped_envs().to_vec();
+        let mut per = BTreeMap::new();
+        for env in envs.iter().filter(|e| !skipped.contains(e)) {
+            let (map, unread) = held_on(&plan, &engine.manifest, Some(env));
+            failed |= unread;
+            per.insert(env.clone(), map);
+        }
+        engine.close().await;
+        checked = Some(per);
+    }
     let mut text_out = String::new();
     let mut json_secrets = Vec::new();
     for env in envs {
+        let held = checked.as_ref().and_then(|c| c.get(env));
+        if skipped.contains(env) && !g.quiet {
+            eprintln!("note: {}", secretsync::environments::skipped_line(env));
+        }
         let view = m.in_env(env);
         let selected = |t: &String| {
             a.selection.targets.is_empty()
@@ -303,7 +341,10 @@ async fn per_env(
         drop(values);
         match a.format {
             Format::Json => {
-                if let Some(secrets) = report.json()["secrets"].as_array() {
+                if let Some(secrets) = report.json()["secrets"].as_array_mut() {
+                    if let Some(held) = held {
+                        held_json(secrets, held);
+                    }
                     for s in secrets {
                         let mut s = s.clone();
                         s["environment"] = env.clone().into();
@@ -313,12 +354,12 @@ async fn per_env(
             }
             Format::Text => {
                 let _ = writeln!(text_out, "== environment {env} ==");
-                text_out.push_str(&text(&report, None, style(g).color));
+                text_out.push_str(&text(&report, held, style(g).color));
                 text_out.push('\n');
             }
             Format::Markdown => {
                 let _ = writeln!(text_out, "### Environment {}\n", md_escape(env));
-                text_out.push_str(&markdown(&report, None));
+                text_out.push_str(&markdown(&report, held));
                 text_out.push('\n');
             }
         }
@@ -335,5 +376,11 @@ async fn per_env(
     } else {
         emit(g, &text_out);
     }
-    Ok(Exit::Ok)
+    Ok(if failed {
+        Exit::Failed
+    } else if !skipped.is_empty() {
+        Exit::Skipped
+    } else {
+        Exit::Ok
+    })
 }

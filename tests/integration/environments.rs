@@ -751,6 +751,142 @@ fn import_and_rotate_per_environment() {
     );
 }
 
+/// `check --env`, `list --check` and `import --env` work per environment:
+/// check judges that environment's values only, `list --check` reads each
+/// environment's instances and says which still hold a value the manifest
+/// replaced there, `import --from TARGET --env ENV` is `--from TARGET@ENV`.
+#[test]
+fn check_list_check_and_import_per_environment() {
+    let w = World::new();
+    let m = w.manifest();
+    // Production's value encrypted to both keys: wrong for production only.
+    let wrong = armored(&[w.production(), w.staging()], DB_PROD, 8);
+    w.sb.write("secrets.yaml", &m.replacen(&prod_block(&m), &wrong, 1));
+    let check = |args: &[&str]| {
+        let mut cmd = secretsync_cmd(w.sb.dir.path());
+        cmd.arg("check").args(args);
+        run(cmd)
+    };
+    let all = check(&[]);
+    assert_eq!(all.code, 1, "{}", all.all());
+    let staging = check(&["--env", "staging"]);
+    assert_eq!(staging.code, 0, "{}", staging.all());
+    assert!(
+        !staging.stdout.contains("environment `production`"),
+        "{}",
+        staging.stdout
+    );
+    let production = check(&["--env", "production", "--format", "json"]);
+    assert_eq!(production.code, 1, "{}", production.all());
+    let doc: serde_json::Value = serde_json::from_str(&production.stdout).unwrap();
+    let messages: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            "secret `DATABASE_URL`, environment `production`: it is encrypted to 2 recipients"
+        )),
+        "{messages:?}"
+    );
+    let unknown = check(&["--env", "qa"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all());
+    assert!(
+        unknown.stderr.contains("--env qa: no such environment"),
+        "{}",
+        unknown.stderr
+    );
+
+    // list --check: after apply, a new staging value leaves the old one on
+    // staging's instances, and production's are untouched.
+    w.sb.write("secrets.yaml", &m);
+    let out = w.run(&w.both_id, &["apply", "--auto-approve"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = w.run(
+        &w.both_id,
+        &[
+            "rotate",
+            "DATABASE_URL",
+            "--env",
+            "staging",
+            "--generate",
+            "chars=40,alphabet=alnum",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = w.run(&w.both_id, &["list", "--check", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let row = |env: &str| {
+        doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "DATABASE_URL" && s["environment"] == env)
+            .cloned()
+            .unwrap_or_else(|| panic!("{env}: {doc:#}"))
+    };
+    assert_eq!(
+        row("staging")["previous_value_on"],
+        serde_json::json!(["api@staging", "app@staging"]),
+        "{doc:#}"
+    );
+    assert_eq!(
+        row("production")["previous_value_on"],
+        serde_json::json!([]),
+        "{doc:#}"
+    );
+    assert_eq!(
+        row("production")["not_read"],
+        serde_json::json!([]),
+        "{doc:#}"
+    );
+    let text = w.run(&w.both_id, &["list", "--check", "--env", "staging"]);
+    assert_eq!(text.code, 0, "{}", text.all());
+    assert!(
+        text.stdout.contains("api@staging") && !text.stdout.contains("production"),
+        "{}",
+        text.stdout
+    );
+    // With staging's identity only, production is skipped and said so (exit 3).
+    let out = w.run(&w.staging_id, &["list", "--check"]);
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains("production: skipped, no identity can decrypt its values"),
+        "{}",
+        out.stderr
+    );
+
+    // import --env.
+    let live = "CANARY-live-staging-value-3c3c";
+    w.sb.write("app-staging.env", &format!("FROM_STAGING={live}\n"));
+    let out = w.run(&w.both_id, &["import", "--from", "app", "FROM_STAGING"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr.contains("`app` is in several environments: name one with --env ENV (or --from app@ENV): app@staging, app@production"),
+        "{}",
+        out.stderr
+    );
+    let out = w.run(
+        &w.both_id,
+        &[
+            "import",
+            "--from",
+            "app",
+            "--env",
+            "staging",
+            "FROM_STAGING",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let a = armored_in(&w, "FROM_STAGING", "staging");
+    assert_eq!(age_decrypt(&w, &w.staging_id, &a).as_deref(), Some(live));
+    assert_eq!(age_decrypt(&w, &w.production_id, &a), None);
+}
+
 /// Review mode: environment definitions come from the base as target
 /// definitions do; a change of an environment's recipients is shown; a value
 /// moved from one environment to another is flagged.
