@@ -472,6 +472,44 @@ pub fn check_stanzas(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+impl Identities {
+    /// The x25519 keys of these identities whose public key `recipients`
+    /// do not list (an SSH key's public half is not in its private key: not
+    /// among them).
+    pub fn outside(&self, recipients: &[Recipient]) -> Identities {
+        Identities {
+            keys: self
+                .keys
+                .iter()
+                .filter(|k| match k {
+                    Identity::X25519(i) => !is_recipient(&i.to_public().to_string(), recipients),
+                    Identity::Ssh(_) => false,
+                })
+                .cloned()
+                .collect(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// Whether one of `ids` opens `armored`: its header's file key unwraps and
+/// the header's MAC holds. Nothing of the payload is read.
+pub fn opens(ids: &Identities, armored: &str) -> bool {
+    if ids.keys.is_empty() {
+        return false;
+    }
+    let mut file = Vec::with_capacity(armored.len());
+    if age::armor::ArmoredReader::new(armored.trim().as_bytes())
+        .read_to_end(&mut file)
+        .is_err()
+        || check_stanzas(&file).is_err()
+    {
+        return false;
+    }
+    age::Decryptor::new_buffered(&file[..])
+        .is_ok_and(|d| d.decrypt(ids.keys.iter().map(Identity::as_dyn)).is_ok())
+}
+
 /// Decrypts one armored age file. `what` names it in errors ("secret `X`").
 pub fn decrypt(ids: &Identities, armored: &str, what: &str) -> Result<Secret, CryptoError> {
     let corrupt = |why: String| CryptoError::Corrupt {
@@ -674,6 +712,28 @@ mod tests {
             decrypt(&ids, &ct, "secret `X`").unwrap().expose(),
             "s3cr\"et\n"
         );
+    }
+
+    /// The keys held outside a set of recipients, and whether they open a
+    /// value: how doctor finds a value encrypted to another environment's key.
+    #[test]
+    fn keys_outside_the_recipients_and_what_they_open() {
+        let (a, ra) = pair();
+        let (b, rb) = pair();
+        let both = Identities {
+            keys: a.keys.iter().chain(&b.keys).cloned().collect(),
+            origin: "test".into(),
+        };
+        let outside = both.outside(std::slice::from_ref(&ra));
+        assert_eq!(outside.keys.len(), 1);
+        assert_eq!(outside.publics(), b.publics());
+        let to_a = encrypt(std::slice::from_ref(&ra), b"v").unwrap();
+        let to_b = encrypt(&[rb], b"v").unwrap();
+        assert!(!opens(&outside, &to_a));
+        assert!(opens(&outside, &to_b));
+        assert!(opens(&a, &to_a));
+        assert!(!opens(&both, "not an age file"));
+        assert!(both.outside(&[]).keys.len() == 2);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub secrets: usize,
     pub encrypted: usize,
+    /// Of those, the values of one environment (#27).
+    pub per_environment: usize,
     pub recipients: usize,
 }
 
@@ -246,6 +248,7 @@ fn check_manifest_in(m: &Manifest, envs: &[String]) -> Report {
                     continue;
                 }
                 report.encrypted += 1;
+                report.per_environment += 1;
                 let Some(exp) = per_env.get(env.as_str()) else {
                     continue;
                 };

@@ -56,10 +56,16 @@ pub fn text(r: &Report, path: &str) -> String {
 pub fn unverified_note(r: &Report) -> Option<String> {
     (r.encrypted > 0).then(|| {
         format!(
-            "note: {} checked by header only: without an identity, check cannot tell whether {} decrypt{} (plan does, and names the targets it cannot plan)",
+            "note: {} checked by header only: without an identity, check cannot tell whether {} decrypt{} (plan does, and names the targets it cannot plan){}",
             plural(r.encrypted, "encrypted value"),
             if r.encrypted == 1 { "it" } else { "they" },
-            if r.encrypted == 1 { "s" } else { "" }
+            if r.encrypted == 1 { "s" } else { "" },
+            if r.per_environment > 0 {
+                // age's X25519 stanzas do not name their key.
+                "; nor whether an environment's value is encrypted to its own age keys rather than as many of another environment's (`secretsync doctor` with an identity tells)"
+            } else {
+                ""
+            }
         )
     })
 }

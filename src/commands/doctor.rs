@@ -254,6 +254,11 @@ async fn per_env(
             }
         };
         identity_checks.push(render::DoctorCheck { what, status });
+        if let Ok(ids) = &ids {
+            if let Some(check) = boundary(&m, ids, env) {
+                identity_checks.push(check);
+            }
+        }
     }
     if !identity_checks.is_empty() {
         sections.push(Section {
@@ -286,6 +291,48 @@ async fn per_env(
         Exit::Ok
     } else {
         Exit::Failed
+    })
+}
+
+/// Whether `env`'s values are encrypted to its recipients only, asked of
+/// the keys held outside them (`None` when none is, or it has no value of
+/// its own): what `check` cannot tell without a key, since age's X25519
+/// stanzas do not name their key.
+fn boundary(m: &Manifest, ids: &crypto::Identities, env: &str) -> Option<render::DoctorCheck> {
+    let outside = ids.outside(&m.environments[env].recipients);
+    let own = m
+        .secrets
+        .values()
+        .filter(|s| matches!(s.values.get(env), Some(ValueSource::Encrypted(_))))
+        .count();
+    if outside.keys.is_empty() || own == 0 {
+        return None;
+    }
+    let open = secretsync::manifest::environments::readable_outside(m, ids, env);
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let status = if open.is_empty() {
+        DoctorStatus::Ok(format!(
+            "{} of {env} tried with {} from {} that {env} does not list: none opens",
+            count(own, "value"),
+            count(outside.keys.len(), "key"),
+            ids.origin
+        ))
+    } else {
+        DoctorStatus::Fail(
+            TargetError::failed(format!(
+                "{} of {env}'s values open with a key from {} that {env} does not list: {}; whoever holds that key can read them",
+                open.len(),
+                ids.origin,
+                open.join(", ")
+            ))
+            .with_hint(format!(
+                "encrypt each to {env}'s recipients only (`secretsync set KEY --env {env}`), then rotate it: the other key could read it"
+            )),
+        )
+    };
+    Some(render::DoctorCheck {
+        what: format!("{env}'s values are encrypted to its recipients only"),
+        status,
     })
 }
 

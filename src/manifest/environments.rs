@@ -221,6 +221,28 @@ impl Manifest {
     }
 }
 
+/// The secrets whose value for `env` a key of `ids` outside that
+/// environment's recipients decrypts: encrypted to another environment's
+/// key, which `check` cannot see (age's X25519 stanzas do not name their
+/// key). Values for every environment are encrypted to all, and not asked.
+pub fn readable_outside(m: &Manifest, ids: &crate::crypto::Identities, env: &str) -> Vec<String> {
+    let Some(e) = m.environments.get(env) else {
+        return Vec::new();
+    };
+    let outside = ids.outside(&e.recipients);
+    if outside.keys.is_empty() {
+        return Vec::new();
+    }
+    m.secrets
+        .values()
+        .filter(|s| match s.values.get(env) {
+            Some(ValueSource::Encrypted(a)) => crate::crypto::opens(&outside, a),
+            _ => false,
+        })
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 /// Recipients (public keys) of an environment in `a` that the same
 /// environment in `b` does not list, as "KEY (environment ENV)"; an
 /// environment new in `a` counts its own recipients only.

@@ -305,6 +305,53 @@ fn a_staging_identity_plans_and_applies_staging() {
     assert_eq!(d.code, 1, "{}", d.all());
 }
 
+/// A production value encrypted to staging's one key has the right count
+/// of stanzas, so `check` passes it (age's X25519 stanzas do not name their
+/// key) and says what it cannot see; `doctor` with staging's identity opens
+/// it with a key production does not list, and fails naming the secret.
+#[test]
+fn a_value_encrypted_to_another_environments_key_is_found_by_doctor() {
+    let w = World::new();
+    let m = w.manifest();
+    let crossed = armored(&[w.staging()], DB_PROD, 8);
+    w.sb.write("secrets.yaml", &m.replacen(&prod_block(&m), &crossed, 1));
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.arg("check");
+    let c = run(cmd);
+    assert_eq!(c.code, 0, "{}", c.all());
+    assert!(
+        c.stderr.contains("nor whether an environment's value is encrypted to its own age keys rather than as many of another environment's (`secretsync doctor` with an identity tells)"),
+        "{}",
+        c.stderr
+    );
+    let d = w.run(&w.staging_id, &["doctor"]);
+    assert_eq!(d.code, 1, "{}", d.all());
+    assert!(
+        d.all()
+            .contains("1 of production's values open with a key from")
+            && d.all().contains(
+                "that production does not list: DATABASE_URL; whoever holds that key can read them"
+            ),
+        "{}",
+        d.all()
+    );
+    // The manifest as written: each environment's values open with its own
+    // keys only, and doctor says it checked.
+    w.sb.write("secrets.yaml", &m);
+    let d = w.run(&w.staging_id, &["doctor"]);
+    assert_eq!(d.code, 3, "{}", d.all());
+    assert!(
+        d.stdout
+            .contains("production's values are encrypted to its recipients only")
+            && d.stdout
+                .contains("1 value of production tried with 1 key from")
+            && d.stdout
+                .contains("that production does not list: none opens"),
+        "{}",
+        d.stdout
+    );
+}
+
 /// The manifest's mistakes about environments, at their place.
 #[test]
 fn environment_mistakes_are_refused_where_they_stand() {
