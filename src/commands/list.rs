@@ -161,31 +161,11 @@ fn text(report: &Report, held: Option<&BTreeMap<String, Held>>, color: bool) -> 
         .iter()
         .map(|s| columns(s, &report.policy, held))
         .collect();
-    let heads = headers(held.is_some());
-    let widths: Vec<usize> = (0..heads.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([heads[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+    let heads: Vec<String> = headers(held.is_some())
+        .into_iter()
+        .map(String::from)
         .collect();
-    let line = |cells: Vec<String>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(c);
-            } else {
-                let _ = write!(l, "{c:<w$}  ", w = widths[i]);
-            }
-        }
-        l.trim_end().to_string() + "\n"
-    };
-    let mut out = line(heads.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out.push_str(&line(r));
-    }
+    let mut out = table(&heads, &rows);
     if report.statuses.is_empty() {
         out.push_str("(no secrets)\n");
     }
@@ -197,6 +177,87 @@ fn text(report: &Report, held: Option<&BTreeMap<String, Held>>, color: bool) -> 
     }
     let _ = color;
     out
+}
+
+/// Rows under their heads, each column as wide as its widest cell.
+fn table(heads: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([heads[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let mut out = line(heads);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+/// With environments: a row per secret, a column per environment, each
+/// cell that environment's value in a word (`-`: none there), so that
+/// production and staging are told apart at a glance; the sections below
+/// it have the detail.
+fn overview(
+    m: &secretsync::manifest::Manifest,
+    reports: &[(String, Report)],
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut heads = vec!["SECRET".to_string(), "VALUE".to_string()];
+    heads.extend(reports.iter().map(|(env, _)| env.clone()));
+    let mut rows = Vec::new();
+    for (name, def) in &m.secrets {
+        if !reports
+            .iter()
+            .any(|(_, r)| r.statuses.iter().any(|s| &s.secret == name))
+        {
+            continue;
+        }
+        let kind = match &def.value {
+            _ if def.per_environment() => "per environment",
+            secretsync::manifest::ValueSource::Plain(_) => "plain, one for all",
+            secretsync::manifest::ValueSource::Encrypted(_) => "one for all",
+        };
+        let mut row = vec![name.clone(), kind.to_string()];
+        for (_, r) in reports {
+            let Some(st) = r.statuses.iter().find(|s| &s.secret == name) else {
+                row.push("-".into());
+                continue;
+            };
+            let mut cell = match &st.set_on {
+                Some(d) => format!("set {d}"),
+                None => "present".into(),
+            };
+            let mut flags: Vec<&str> = Vec::new();
+            for f in r.findings.iter().filter(|f| &f.secret == name) {
+                flags.push(match f.kind {
+                    lifecycle::Kind::Expired => "EXPIRED",
+                    lifecycle::Kind::Expiring => "expiring",
+                    lifecycle::Kind::NotYetValid => "not valid yet",
+                    lifecycle::Kind::RotationDue => "rotation due",
+                });
+            }
+            if !flags.is_empty() {
+                let _ = write!(cell, ", {}", flags.join(", "));
+            }
+            row.push(cell);
+        }
+        rows.push(row);
+    }
+    (heads, rows)
 }
 
 fn markdown(report: &Report, held: Option<&BTreeMap<String, Held>>) -> String {
@@ -317,6 +378,7 @@ async fn per_env(
     }
     let mut text_out = String::new();
     let mut json_secrets = Vec::new();
+    let mut reports: Vec<(String, Report)> = Vec::new();
     for env in envs {
         let held = checked.as_ref().and_then(|c| c.get(env));
         if skipped.contains(env) && !g.quiet {
@@ -363,6 +425,36 @@ async fn per_env(
                 text_out.push('\n');
             }
         }
+        reports.push((env.clone(), report));
+    }
+    // Several environments: first a column per environment.
+    if envs.len() > 1 {
+        let (heads, rows) = overview(m, &reports);
+        let top = match a.format {
+            Format::Text => table(&heads, &rows) + "\n",
+            Format::Markdown => {
+                let mut t = format!(
+                    "### secretsync list: environments\n\n| {} |\n|{}\n",
+                    heads
+                        .iter()
+                        .map(|h| md_escape(h))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    "---|".repeat(heads.len())
+                );
+                for r in &rows {
+                    let cells: Vec<String> = r
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| if i == 0 { md_code(c) } else { md_escape(c) })
+                        .collect();
+                    let _ = writeln!(t, "| {} |", cells.join(" | "));
+                }
+                t + "\n"
+            }
+            Format::Json => String::new(),
+        };
+        text_out.insert_str(0, &top);
     }
     if a.format == Format::Json {
         let doc = serde_json::json!({

@@ -732,6 +732,42 @@ fn run_get_and_list_per_environment() {
         out.stdout
     );
     assert!(!production.contains("DEBUG_TOKEN"), "{}", out.stdout);
+    // Above the sections, a column per environment: `-` where a secret has
+    // no value.
+    let overview: Vec<Vec<&str>> = out
+        .stdout
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        overview[0],
+        ["SECRET", "VALUE", "staging", "production"],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        overview.contains(&vec!["DEBUG_TOKEN", "plain, one for all", "present", "-"]),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        overview.contains(&vec![
+            "DATABASE_URL",
+            "per environment",
+            "present",
+            "present"
+        ]),
+        "{}",
+        out.stdout
+    );
     let out = w.run(
         &w.both_id,
         &["list", "--env", "production", "--format", "json"],
