@@ -60,7 +60,11 @@ impl Slot {
 }
 
 pub struct Engine {
+    /// The manifest, without its text (a large one's would be a second
+    /// copy of every value's ciphertext): [`Engine::manifest_sha256`] stands
+    /// for it.
     pub manifest: Manifest,
+    manifest_sha256: String,
     pub slots: Vec<Slot>,
     /// Target name → the keys the manifest manages there: all a read needs,
     /// known before any value is decrypted.
@@ -323,6 +327,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The SHA-256 of the manifest's text as read, which a saved plan
+    /// records and `apply PLAN` compares.
+    pub fn manifest_sha256(&self) -> &str {
+        &self.manifest_sha256
+    }
+
     /// The environments left out of this run: no identity can decrypt
     /// their values (only when no `--env` chose them).
     pub fn skipped_envs(&self) -> &[String] {
@@ -333,10 +343,11 @@ impl Engine {
     fn build(
         opts: &Options,
         selection: &Selection,
-        manifest: Manifest,
+        mut manifest: Manifest,
         decrypting: Option<oneshot::Receiver<Result<Decrypted, Error>>>,
         skipped: Vec<String>,
     ) -> Engine {
+        let manifest_sha256 = crate::saved::manifest_sha256(&std::mem::take(&mut manifest.source));
         let selected = |name: &str| in_run(selection, opts, &manifest, &skipped, name);
         let mut ctx = Context::new(manifest.dir());
         if let Some(idle) = opts.ssh_persist {
@@ -365,6 +376,7 @@ impl Engine {
         ctx.ssh.connect_all();
         Engine {
             manifest,
+            manifest_sha256,
             slots,
             keys,
             desired: tokio::sync::OnceCell::new(),

@@ -135,7 +135,7 @@ pub fn manifest_sha256(text: &str) -> String {
 pub fn from_plan(
     plan: &Plan,
     manifest_path: &str,
-    manifest_text: &str,
+    manifest_sha: &str,
     fp: &Fingerprinter,
 ) -> Option<SavedPlan> {
     fp.is_keyed().then_some(())?;
@@ -190,7 +190,7 @@ pub fn from_plan(
         format_version: SAVED_FORMAT_VERSION,
         kind: "saved_plan".into(),
         manifest: manifest_path.to_string(),
-        manifest_sha256: manifest_sha256(manifest_text),
+        manifest_sha256: manifest_sha.to_string(),
         created: crate::time::today(),
         targets,
         mac: None,
@@ -215,9 +215,9 @@ fn applied_here(s: &SavedTarget, n: &SavedTarget) -> bool {
 /// Whether the saved plan was applied already: the manifest is the one it
 /// was saved from, and every target it changes now holds what it planned
 /// (the others are as they were).
-pub fn already_applied(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> bool {
+pub fn already_applied(saved: &SavedPlan, manifest_sha: &str, now: &SavedPlan) -> bool {
     if saved.format_version != SAVED_FORMAT_VERSION
-        || saved.manifest_sha256 != manifest_sha256(manifest_text)
+        || saved.manifest_sha256 != manifest_sha
         || saved.targets.iter().all(|s| s.changes.is_empty())
     {
         return false;
@@ -236,13 +236,13 @@ pub fn already_applied(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) 
 }
 
 /// Why a saved plan cannot be applied: every difference found, plainly.
-pub fn staleness(saved: &SavedPlan, manifest_text: &str, now: &SavedPlan) -> Vec<String> {
+pub fn staleness(saved: &SavedPlan, manifest_sha: &str, now: &SavedPlan) -> Vec<String> {
     let mut why = Vec::new();
     if saved.format_version != SAVED_FORMAT_VERSION {
         why.push(Untrusted::Version(saved.format_version).to_string());
         return why;
     }
-    if saved.manifest_sha256 != manifest_sha256(manifest_text) {
+    if saved.manifest_sha256 != manifest_sha {
         why.push(format!(
             "the manifest {} changed since the plan was saved",
             saved.manifest

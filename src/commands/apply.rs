@@ -93,7 +93,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         let now = saved::from_plan(
             &plan,
             &manifest,
-            &engine.manifest.source,
+            engine.manifest_sha256(),
             &engine.fingerprints,
         )
         .ok_or_else(|| {
@@ -104,7 +104,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         })?;
         // Applied already (a re-run, a retried CI job): every target holds
         // what it planned, and the fresh plan below has nothing to change.
-        let done = saved::already_applied(s, &engine.manifest.source, &now);
+        let done = saved::already_applied(s, engine.manifest_sha256(), &now);
         if done && !g.quiet {
             eprintln!(
                 "the saved plan was already applied: every target it changes holds what it planned; nothing to do"
@@ -113,7 +113,7 @@ pub(super) async fn run(g: &Global, a: ApplyArgs) -> Result<Exit, Error> {
         let why = if done {
             Vec::new()
         } else {
-            saved::staleness(s, &engine.manifest.source, &now)
+            saved::staleness(s, engine.manifest_sha256(), &now)
         };
         if !why.is_empty() {
             return Err(Error::Other {

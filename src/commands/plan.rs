@@ -146,7 +146,7 @@ pub(super) async fn run(g: &Global, a: PlanArgs) -> Result<Exit, Error> {
         let saved = saved::from_plan(
             &plan,
             &manifest,
-            &engine.manifest.source,
+            engine.manifest_sha256(),
             &engine.fingerprints,
         )
         .ok_or_else(|| {

@@ -236,7 +236,11 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
             return Err(Checker::new(path, &source).error(loc, width, msg, hint));
         }
     };
-    Checker::new(path, &source).manifest(raw, source.clone())
+    // The text moves into the manifest once the checker, which points
+    // into it for errors, is done: no second copy of a large manifest.
+    let mut m = Checker::new(path, &source).manifest(raw, String::new())?;
+    m.source = source;
+    Ok(m)
 }
 
 fn syntax_hint(msg: &str) -> Option<String> {

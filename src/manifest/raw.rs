@@ -43,7 +43,9 @@ pub(super) struct RawManifest {
     #[serde(default)]
     pub(super) targets: Option<IndexMap<Key, Spanned<RawTarget>>>,
     #[serde(default)]
-    pub(super) secrets: Option<IndexMap<Key, Spanned<RawSecret>>>,
+    // Boxed: a manifest holds thousands, and a map's spare capacity and
+    // its copies while it grows then cost a pointer each, not a secret.
+    pub(super) secrets: Option<IndexMap<Key, Spanned<Box<RawSecret>>>>,
     #[serde(default)]
     pub(super) removed: Option<Vec<RawRemoved>>,
     /// The default rotation period of encrypted secrets (src/lifecycle.rs).
@@ -228,7 +230,7 @@ pub(super) struct RawSecret {
     pub(super) rotate_every: S<RawPerEnv>,
     pub(super) set_on: S<RawPerEnv>,
     /// How secretsync makes the value (src/generate.rs).
-    pub(super) generate: S<RawGenerate>,
+    pub(super) generate: S<Box<RawGenerate>>,
     /// Free text for people; not used.
     #[allow(dead_code)]
     pub(super) description: Option<String>,

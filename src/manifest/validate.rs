@@ -135,14 +135,15 @@ impl<'a> Checker<'a> {
             self.check_instances(&envs, &instances, &targets, &bases)?;
         }
 
-        let mut secrets: IndexMap<String, SecretDef> = IndexMap::new();
+        let raw_secrets = raw.secrets.unwrap_or_default();
+        let mut secrets: IndexMap<String, SecretDef> = IndexMap::with_capacity(raw_secrets.len());
         // target → key on target → (secret that put it there)
         let mut landed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let layout = Layout {
             envs: &envs,
             member: &member,
         };
-        for (name, s) in raw.secrets.unwrap_or_default() {
+        for (name, s) in raw_secrets {
             self.name(&name.0, "secret")?;
             if !envs.is_empty() && name.0.value.contains('@') {
                 return Err(self.at_key(
@@ -191,7 +192,7 @@ impl<'a> Checker<'a> {
     /// as digits, and an alphabet of the fixed list; refused where it stands.
     fn generate(
         &self,
-        g: &Spanned<RawGenerate>,
+        g: &Spanned<Box<RawGenerate>>,
         what: &dyn Fn(&str) -> String,
     ) -> Result<crate::generate::Spec, ManifestError> {
         use crate::generate::{self as gen, Alphabet, Spec};
@@ -388,13 +389,13 @@ impl<'a> Checker<'a> {
     fn secret(
         &self,
         name: &Spanned<String>,
-        s: Spanned<RawSecret>,
+        s: Spanned<Box<RawSecret>>,
         targets: &IndexMap<String, TargetSpec>,
         layout: &Layout<'_>,
         landed: &mut BTreeMap<String, BTreeMap<String, String>>,
     ) -> Result<SecretDef, ManifestError> {
         let loc = s.referenced;
-        let s = s.value;
+        let s = *s.value;
         let owner = format!("secret `{}`", name.value);
         let secret_envs = match &s.environments {
             None => None,
@@ -407,15 +408,15 @@ impl<'a> Checker<'a> {
                 &owner,
             )?),
         };
-        let armored = |e: &Spanned<String>| -> Result<String, ManifestError> {
+        let armored = |e: Spanned<String>| -> Result<String, ManifestError> {
             if !e.value.trim_start().starts_with(crate::crypto::ARMOR_BEGIN) {
                 return Err(self.at(
-                    e,
+                    &e,
                     format!("secret `{}`: `encrypted` is not an armored age file", name.value),
                     Some("it must start with -----BEGIN AGE ENCRYPTED FILE-----; write it with `secretsync set`".into()),
                 ));
             }
-            Ok(e.value.clone())
+            Ok(e.value)
         };
         let mut values: IndexMap<String, ValueSource> = IndexMap::new();
         let value = match (s.value, s.encrypted) {
@@ -423,7 +424,7 @@ impl<'a> Checker<'a> {
             (None, Some(e)) => match e.value.0 {
                 // (`e.value` moves out; its place stays for errors.)
                 super::raw::OneOrPerEnv::One(text) => {
-                    ValueSource::Encrypted(armored(&Spanned::new(text, e.referenced, e.defined))?)
+                    ValueSource::Encrypted(armored(Spanned::new(text, e.referenced, e.defined))?)
                 }
                 super::raw::OneOrPerEnv::PerEnv(map) => {
                     let e = Spanned::new((), e.referenced, e.defined);
@@ -452,7 +453,7 @@ impl<'a> Checker<'a> {
                                 Some("add it to the secret's `environments: [..]`, or remove the value".into()),
                             ));
                         }
-                        values.insert(env.0.value.clone(), ValueSource::Encrypted(armored(&text)?));
+                        values.insert(env.0.value.clone(), ValueSource::Encrypted(armored(text)?));
                     }
                     if values.is_empty() {
                         return Err(self.at(
