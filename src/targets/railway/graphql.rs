@@ -104,7 +104,7 @@ struct Node {
 /// Variables as read: name to value, `None` for a sealed one.
 pub(super) type Vars = BTreeMap<String, Option<Secret>>;
 
-pub(super) fn parse_vars(v: Option<&Value>, about: &About) -> Result<Vars, TargetError> {
+pub(super) fn parse_vars(v: Option<Value>, about: &About) -> Result<Vars, TargetError> {
     let garbled = || {
         TargetError::failed(format!(
             "Railway's answer for {} does not hold a variable list",
@@ -112,7 +112,8 @@ pub(super) fn parse_vars(v: Option<&Value>, about: &About) -> Result<Vars, Targe
         ))
     };
     // A sealed variable answers null. serde's message is not kept: it may
-    // quote a value.
+    // quote a value. Taken by value: the strings move out of the answer
+    // rather than being copied (at 10,000 secrets, megabytes at the peak).
     let vars = BTreeMap::<String, Option<String>>::deserialize(v.ok_or_else(garbled)?)
         .map_err(|_| garbled())?;
     Ok(vars
