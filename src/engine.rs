@@ -960,12 +960,9 @@ fn value_key(s: &manifest::SecretDef, t: &str) -> String {
 /// of its environments. With environments, a target's name stands for its
 /// every instance (`TARGET@ENV` names one).
 fn check_selection(opts: &Options, manifest: &Manifest) -> Result<Selection, Error> {
-    manifest.check_envs(&opts.envs).map_err(|why| {
-        Error::usage(
-            why,
-            "environments are defined under `environments:` (docs/environments.md)",
-        )
-    })?;
+    manifest
+        .check_envs(&opts.envs)
+        .map_err(|why| Error::usage(why, crate::manifest::environments::DEFINED_HINT))?;
     let names: Vec<String> = opts
         .targets
         .iter()

@@ -96,10 +96,7 @@ pub fn check(path: &Path, envs: &[String]) -> Result<Report, crate::error::Error
     Ok(match manifest::load(path) {
         Ok(m) => {
             m.check_envs(envs).map_err(|why| {
-                crate::error::Error::usage(
-                    why,
-                    "environments are defined under `environments:` (docs/environments.md)",
-                )
+                crate::error::Error::usage(why, crate::manifest::environments::DEFINED_HINT)
             })?;
             let mut r = check_manifest_in(&m, envs);
             r.findings.extend(

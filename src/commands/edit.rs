@@ -130,10 +130,7 @@ pub(super) fn target(g: &Global, action: TargetAction) -> Result<Exit, Error> {
             }
             let mut editor = Editor::open(&g.manifest, g.identity.as_deref())?;
             editor.manifest.check_envs(&a.envs).map_err(|why| {
-                Error::usage(
-                    why,
-                    "environments are defined under `environments:` (docs/environments.md)",
-                )
+                Error::usage(why, secretsync::manifest::environments::DEFINED_HINT)
             })?;
             let fields = fields(&a);
             editor.add_target(&a.name, &fields)?;

@@ -486,7 +486,7 @@ pub(super) fn env_scope(
     env: Option<&str>,
     target: Option<&str>,
 ) -> Result<(secretsync::manifest::Manifest, Option<String>), Error> {
-    let hint = "environments are defined under `environments:` (docs/environments.md)";
+    let hint = secretsync::manifest::environments::DEFINED_HINT;
     if !m.has_environments() {
         if let Some(e) = env {
             return Err(Error::usage(
@@ -603,12 +603,8 @@ pub(crate) fn chosen_envs(
     m: &secretsync::manifest::Manifest,
     envs: &[String],
 ) -> Result<Vec<String>, Error> {
-    m.check_envs(envs).map_err(|why| {
-        Error::usage(
-            why,
-            "environments are defined under `environments:` (docs/environments.md)",
-        )
-    })?;
+    m.check_envs(envs)
+        .map_err(|why| Error::usage(why, secretsync::manifest::environments::DEFINED_HINT))?;
     Ok(if envs.is_empty() {
         m.environments.keys().cloned().collect()
     } else {

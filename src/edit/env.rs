@@ -45,12 +45,7 @@ impl Editor {
     ) -> Result<Stored, Error> {
         self.manifest
             .check_envs(&[env.to_string()])
-            .map_err(|why| {
-                Error::usage(
-                    why,
-                    "environments are defined under `environments:` (docs/environments.md)",
-                )
-            })?;
+            .map_err(|why| Error::usage(why, crate::manifest::environments::DEFINED_HINT))?;
         check_targets_exist(&self.manifest, targets)?;
         let def = self.manifest.secrets.get(name).cloned();
         if let Some(d) = &def {

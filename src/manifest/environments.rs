@@ -20,6 +20,10 @@ use indexmap::IndexMap;
 use super::{Manifest, SecretDef, ValueSource};
 use crate::crypto::Recipient;
 
+/// Where a wrong `--env` is pointed, in every command.
+pub const DEFINED_HINT: &str =
+    "environments are defined under `environments:` (docs/environments.md)";
+
 /// One environment of the manifest.
 #[derive(Debug, Clone)]
 pub struct Environment {
