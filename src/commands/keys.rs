@@ -93,7 +93,7 @@ pub(super) fn set(g: &Global, a: SetArgs) -> Result<Exit, Error> {
     if stored != Stored::Unchanged {
         editor.save()?;
     }
-    say(g, &stored, &a.key, &g.manifest);
+    say(g, &stored, &a.key, a.env.as_deref(), &g.manifest);
     if let (Some(line), false) = (
         secretsync::lifecycle::about_new_value(&value, &secretsync::lifecycle::Policy::new(0)?),
         g.quiet,

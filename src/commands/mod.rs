@@ -376,10 +376,13 @@ impl Progress for Spinners {
 
 // ---- shared by the editing commands (set, rotate) ----
 
+/// `env`: the environment whose value was stored (`--env`), named so that
+/// adding production's value to a secret staging has is not "secret added".
 pub(super) fn say(
     g: &Global,
     stored: &secretsync::edit::Stored,
     key: &str,
+    env: Option<&str>,
     path: &std::path::Path,
 ) {
     if g.quiet {
@@ -396,7 +399,10 @@ pub(super) fn say(
             "kept with the same value, now encrypted, in"
         }
     };
-    eprintln!("secret `{key}` {what} {}", shown(path));
+    match env {
+        Some(env) => eprintln!("secret `{key}`: {env}'s value {what} {}", shown(path)),
+        None => eprintln!("secret `{key}` {what} {}", shown(path)),
+    }
     if *stored == secretsync::edit::Stored::Replaced {
         eprintln!("the former value's fingerprint is kept under `previous`; run `secretsync plan` to see where it is still deployed");
     }

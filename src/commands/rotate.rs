@@ -65,7 +65,7 @@ pub(super) fn from_command(
     }
     .map_err(lost)?;
     editor.save().map_err(lost)?;
-    say(g, &stored, key, &g.manifest);
+    say(g, &stored, key, env, &g.manifest);
     if let Some(line) = lifecycle::about_new_value(&value, &policy) {
         eprintln!("{line}");
     }
@@ -258,7 +258,7 @@ pub(super) fn key(g: &Global, a: RotateArgs) -> Result<Exit, Error> {
         editor.set_generate(&key, &spec)?;
     }
     editor.save()?;
-    say(g, &stored, &key, &g.manifest);
+    say(g, &stored, &key, a.env.as_deref(), &g.manifest);
     Ok(Exit::Ok)
 }
 
@@ -304,7 +304,7 @@ pub(super) fn due(g: &Global, dry_run: bool) -> Result<Exit, Error> {
                         None => editor.store(name, &value, &[])?,
                         Some(e) => editor.store_in_env(name, e, &value, &[])?,
                     };
-                    say(g, &stored, name, &g.manifest);
+                    say(g, &stored, name, env.as_deref(), &g.manifest);
                 }
                 rotated.push(format!("{shown} ({})", spec.describe()));
             }

@@ -606,6 +606,11 @@ fn set_per_environment_and_check() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_no_canary("set", &out.stderr, &[value]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("secret `NEW_KEY`: staging's value added to secrets.yaml"),
+        "{said}"
+    );
     let a = armored_in(&w, "NEW_KEY", "staging");
     assert_eq!(age_decrypt(&w, &w.staging_id, &a).as_deref(), Some(value));
     assert_eq!(age_decrypt(&w, &w.production_id, &a), None);
@@ -618,6 +623,39 @@ fn set_per_environment_and_check() {
         plan.stdout
     );
     assert!(!plan.stdout.contains(value));
+
+    // Production's value added to the secret staging has: named as such,
+    // not as a new secret; staging's value stays as it was.
+    let prod_value = "CANARY-new-production-value-3c1f";
+    let mut cmd = secretsync_cmd(w.sb.dir.path());
+    cmd.args(["set", "NEW_KEY", "--env", "production", "--stdin"])
+        .arg("--identity")
+        .arg(&w.both_id)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(prod_value.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_no_canary("set", &out.stderr, &[prod_value, value]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("secret `NEW_KEY`: production's value added to secrets.yaml"),
+        "{said}"
+    );
+    assert_eq!(armored_in(&w, "NEW_KEY", "staging"), a);
+    let p = armored_in(&w, "NEW_KEY", "production");
+    assert_eq!(
+        age_decrypt(&w, &w.production_id, &p).as_deref(),
+        Some(prod_value)
+    );
+    assert_eq!(age_decrypt(&w, &w.staging_id, &p), None);
 
     // Without an identity: a one-for-all value across different recipients
     // warns; a per-environment value encrypted to the wrong count is an error.
