@@ -116,6 +116,35 @@ impl World {
         m
     }
 
+    /// `set ARGS --stdin` with both environments' identity, `value` on
+    /// stdin; asserts success and that neither `value` nor `also` leaks.
+    /// Returns what it said on stderr.
+    fn set(&self, args: &[&str], value: &str, also: &[&str]) -> String {
+        let mut cmd = secretsync_cmd(self.sb.dir.path());
+        cmd.arg("set")
+            .args(args)
+            .arg("--stdin")
+            .arg("--identity")
+            .arg(&self.both_id)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let canaries: Vec<&str> = std::iter::once(value).chain(also.iter().copied()).collect();
+        assert_no_canary("set", &out.stderr, &canaries);
+        assert_no_canary("set", &out.stdout, &canaries);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     fn run(&self, identity: &PathBuf, args: &[&str]) -> Out {
         let mut cmd = secretsync_cmd(self.sb.dir.path());
         cmd.args(args)
@@ -586,27 +615,11 @@ fn set_per_environment_and_check() {
     let w = World::new();
     w.sb.write("secrets.yaml", &w.manifest());
     let value = "CANARY-new-staging-value-8d8d";
-    let mut cmd = secretsync_cmd(w.sb.dir.path());
-    cmd.args([
-        "set", "NEW_KEY", "--env", "staging", "--target", "app", "--stdin",
-    ])
-    .arg("--identity")
-    .arg(&w.both_id)
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(value.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_no_canary("set", &out.stderr, &[value]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = w.set(
+        &["NEW_KEY", "--env", "staging", "--target", "app"],
+        value,
+        &[],
+    );
     assert!(
         said.contains("secret `NEW_KEY`: staging's value added to secrets.yaml"),
         "{said}"
@@ -627,24 +640,7 @@ fn set_per_environment_and_check() {
     // Production's value added to the secret staging has: named as such,
     // not as a new secret; staging's value stays as it was.
     let prod_value = "CANARY-new-production-value-3c1f";
-    let mut cmd = secretsync_cmd(w.sb.dir.path());
-    cmd.args(["set", "NEW_KEY", "--env", "production", "--stdin"])
-        .arg("--identity")
-        .arg(&w.both_id)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(prod_value.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_no_canary("set", &out.stderr, &[prod_value, value]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = w.set(&["NEW_KEY", "--env", "production"], prod_value, &[value]);
     assert!(
         said.contains("secret `NEW_KEY`: production's value added to secrets.yaml"),
         "{said}"
