@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{RailwaySpec, TokenKind};
@@ -360,10 +362,34 @@ enum Transient {
     Garbled(String),
 }
 
+/// A GraphQL answer with its `data` fields left as JSON text: a read's
+/// answer holds every variable of its scopes, and each field is parsed by
+/// its reader straight into its own types (no tree of the whole answer).
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    errors: Option<Value>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+/// An answer's `data`, field by field, as JSON text.
+pub(super) type Fields = std::collections::BTreeMap<String, Box<RawValue>>;
+
+/// A body that is JSON but not an answer object: serde's message for it
+/// may quote the body, so it is not kept.
+fn garbled(e: &serde_json::Error) -> String {
+    if e.is_data() {
+        "JSON that is not a GraphQL answer object".into()
+    } else {
+        e.to_string()
+    }
+}
+
 /// What one HTTP exchange gave.
 enum Exchange {
     /// A JSON answer to interpret.
-    Json(u16, Value),
+    Json(u16, Answer),
     /// HTTP 429, with the wait Railway asks for. Nothing was carried out.
     RateLimited(Option<Duration>),
     /// Retried for a read; for a write, its outcome must be re-read.
@@ -528,17 +554,17 @@ impl Api {
                 return Exchange::Refused(self.cdn_error(status));
             }
             // Railway's own refusals carry JSON errors; read them when there.
-            return match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) if v.get("errors").is_some() => Exchange::Json(status, v),
+            return match serde_json::from_slice::<Answer>(&bytes) {
+                Ok(a) if a.errors.is_some() => Exchange::Json(status, a),
                 _ => Exchange::Refused(TargetError::auth(String::new())),
             };
         }
         if status >= 500 {
             return Exchange::Transient(Transient::Status(status));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Err(e) => Exchange::Transient(Transient::Garbled(e.to_string())),
-            Ok(v) => Exchange::Json(status, v),
+        match serde_json::from_slice::<Answer>(&bytes) {
+            Err(e) => Exchange::Transient(Transient::Garbled(garbled(&e))),
+            Ok(a) => Exchange::Json(status, a),
         }
     }
 
@@ -552,6 +578,20 @@ impl Api {
         variables: Value,
         redact_also: &[&str],
     ) -> Result<Map<String, Value>, TargetError> {
+        self.send_fields(about, query, variables, redact_also)
+            .await
+            .map(tree)
+    }
+
+    /// [`Api::send`], with the answer's fields as JSON text, for a reader
+    /// that parses them into its own types.
+    pub(super) async fn send_fields(
+        &self,
+        about: &About,
+        query: &str,
+        variables: Value,
+        redact_also: &[&str],
+    ) -> Result<Fields, TargetError> {
         self.send_as(about, query, variables, redact_also, false)
             .await
             .map_err(|f| f.error)
@@ -570,6 +610,7 @@ impl Api {
     ) -> Result<Map<String, Value>, WriteFailure> {
         self.send_as(about, query, variables, redact_also, true)
             .await
+            .map(tree)
     }
 
     async fn send_as(
@@ -579,7 +620,7 @@ impl Api {
         variables: Value,
         redact_also: &[&str],
         write: bool,
-    ) -> Result<Map<String, Value>, WriteFailure> {
+    ) -> Result<Fields, WriteFailure> {
         let not_applied = |error| WriteFailure {
             error,
             maybe_applied: false,
@@ -722,12 +763,13 @@ impl Api {
         &self,
         about: &About,
         status: u16,
-        mut v: Value,
+        a: Answer,
         hide: &[&str],
         write: bool,
-    ) -> Result<Map<String, Value>, WriteFailure> {
-        let messages: Vec<String> = v
-            .get("errors")
+    ) -> Result<Fields, WriteFailure> {
+        let messages: Vec<String> = a
+            .errors
+            .as_ref()
             .and_then(Value::as_array)
             .map(|errs| {
                 errs.iter()
@@ -797,10 +839,11 @@ impl Api {
                 false,
             ));
         }
-        // Moved out, not cloned: a read's answer holds every variable of
-        // its scopes (at 10,000 secrets, megabytes at the peak).
-        match v.get_mut("data").map(Value::take) {
-            Some(Value::Object(m)) => Ok(m),
+        match a
+            .data
+            .and_then(|d| serde_json::from_str::<Fields>(d.get()).ok())
+        {
+            Some(fields) => Ok(fields),
             _ => Err(fail(
                 TargetError::failed(format!(
                     "Railway's answer for {} has no data",
@@ -810,6 +853,14 @@ impl Api {
             )),
         }
     }
+}
+
+/// Fields as a JSON tree, for the small answers (projects, writes, doctor).
+fn tree(fields: Fields) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::from_str(v.get()).unwrap_or(Value::Null)))
+        .collect()
 }
 
 /// A reqwest error's cause, without the URL (which may carry credentials).
@@ -856,6 +907,33 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn an_answer_keeps_its_fields_as_text_and_a_wrong_body_is_never_quoted() {
+        let a: Answer =
+            serde_json::from_str(r#"{"data": {"v0": {"K": "x"}, "v1": null}, "extensions": {}}"#)
+                .unwrap();
+        assert!(a.errors.is_none());
+        let fields: Fields = serde_json::from_str(a.data.unwrap().get()).unwrap();
+        assert_eq!(fields["v0"].get(), r#"{"K": "x"}"#);
+        assert_eq!(fields["v1"].get(), "null");
+        let a: Answer =
+            serde_json::from_str(r#"{"data": null, "errors": [{"message": "m"}]}"#).unwrap();
+        assert!(a.data.is_none() && a.errors.is_some());
+        // JSON, but not an answer: serde would quote the body.
+        for body in [r#""CANARY-body-41aa""#, r#"{"data": "CANARY-body-41aa"}x"#] {
+            let e = serde_json::from_str::<Answer>(body).err().unwrap();
+            assert!(!garbled(&e).contains("CANARY"), "{}", garbled(&e));
+        }
+        let e = serde_json::from_str::<Answer>(r#""CANARY-body-41aa""#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("CANARY"), "serde quotes it: {e}");
+        assert_eq!(garbled(&e), "JSON that is not a GraphQL answer object");
+        // Not JSON at all: serde's position is kept, as before.
+        let e = serde_json::from_str::<Answer>("<html>").err().unwrap();
+        assert!(garbled(&e).starts_with("expected value"), "{}", garbled(&e));
     }
 
     #[test]

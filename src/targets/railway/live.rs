@@ -46,7 +46,7 @@ struct Deployment {
 
 /// The liveness parts of an environment field's answer; what is missing or
 /// not understood is left out (nothing is then said about liveness).
-pub(in crate::targets::railway) fn parse(v: &Value) -> EnvLive {
+pub(in crate::targets::railway) fn parse<'de, D: serde::Deserializer<'de>>(v: D) -> EnvLive {
     #[derive(Deserialize)]
     struct Env {
         variables: Option<Conn<VarNode>>,

@@ -22,15 +22,15 @@ pub(super) async fn read_scopes(
     with_env: bool,
 ) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
     let (query, vars) = batch_query(project, scopes, with_env);
-    let mut data = api.send(about, &query, vars, &[]).await?;
+    let mut data = api.send_fields(about, &query, vars, &[]).await?;
     scopes
         .iter()
         .enumerate()
         .map(|(i, ids)| {
             // Each scope's own field, taken (an environment's is shared).
             let vars = parse_vars(data.remove(&format!("v{i}")), about)?;
-            let env =
-                environment_key(scopes, &ids.environment).and_then(|k| parse_env(data.get(&k)));
+            let env = environment_key(scopes, &ids.environment)
+                .and_then(|k| parse_env(data.get(&k).map(|r| &**r)));
             Ok((vars, env))
         })
         .collect()
