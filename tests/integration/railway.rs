@@ -164,22 +164,33 @@ async fn one_project_query_per_run_and_one_read_per_project_per_pass() {
     let mut staging_spec = spec(Some(API));
     staging_spec.environment = STAGING.into();
     let staging = build(&ctx, &staging_spec, &env).unwrap();
+    // The same scope as `api`, named by id: one read serves both.
+    let api_by_id = build(&ctx, &spec(Some(API)), &env).unwrap();
 
-    let mut reads = read_together(&[&api, &worker, &shared, &staging])
+    let mut reads = read_together(&[&api, &worker, &shared, &staging, &api_by_id])
         .await
         .into_iter();
     let mut next = || reads.next().unwrap();
-    let (a, w, s, st) = (next(), next(), next(), next());
+    let (a, w, s, st, a2) = (next(), next(), next(), next(), next());
     let value = |o: &secretsync::targets::Observed, key: &str| match o.entries.get(key) {
         Some(Observation::Value(v)) => Some(v.expose().to_string()),
         _ => None,
     };
-    assert_eq!(value(&a.unwrap(), "LOG_LEVEL").as_deref(), Some("info"));
+    let a = a.unwrap();
+    let a_len = a.entries.len();
+    assert_eq!(value(&a, "LOG_LEVEL").as_deref(), Some("info"));
     assert_eq!(value(&w.unwrap(), "QUEUE").as_deref(), Some("q1"));
     assert_eq!(value(&s.unwrap(), "REGION").as_deref(), Some("eu"));
     assert_eq!(value(&st.unwrap(), "LOG_LEVEL").as_deref(), Some("debug"));
+    let a2 = a2.unwrap();
+    assert_eq!(value(&a2, "LOG_LEVEL").as_deref(), Some("info"));
+    assert_eq!(
+        a2.entries.len(),
+        a_len,
+        "both targets of the scope get all of it"
+    );
     assert_eq!(server.count("project"), 1, "{:#?}", server.requests());
-    assert_eq!(server.count("variables"), 1, "four targets, one read");
+    assert_eq!(server.count("variables"), 1, "five targets, one read");
     let read = &server.requests()[1];
     assert_eq!(
         read.query.matches(": variables(").count(),

@@ -176,7 +176,7 @@ impl RailwayTarget {
             what: "variables readable".into(),
             outcome: read.map(|(vars, env)| {
                 let all: Vec<String> = vars.keys().cloned().collect();
-                let o = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &all);
+                let o = read::observe(vars, env.as_deref(), &ids, &self.scope.environment, &all);
                 let sealed = o
                     .entries
                     .values()

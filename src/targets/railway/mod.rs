@@ -271,7 +271,7 @@ fn resolve(project: &ProjectInfo, id: &str, scope: &ScopeSpec) -> Result<Ids, Ta
 }
 
 /// One scope as read: its ids, variables and what its environment says.
-type ScopeRead = (Ids, Vars, Option<EnvState>);
+type ScopeRead = (Ids, Vars, Option<std::sync::Arc<EnvState>>);
 
 /// The HTTP client of the run (one connection pool for every target).
 fn client(ctx: &Context) -> Result<reqwest::Client, TargetError> {
@@ -431,7 +431,7 @@ impl RailwayTarget {
                     environment: None,
                 }
             };
-            let reads: Vec<Result<(Vars, Option<EnvState>), TargetError>> =
+            let mut reads: Vec<Result<(Vars, Option<std::sync::Arc<EnvState>>), TargetError>> =
                 match read::read_scopes(&self.api, &about, &self.project, &unique, true).await {
                     Ok(all) => all.into_iter().map(Ok).collect(),
                     // Railway could not be reached: reading alone would not help.
@@ -459,12 +459,23 @@ impl RailwayTarget {
                         each
                     }
                 };
+            // A scope's read goes to its last target moved, to any other
+            // cloned (several targets naming one service and environment).
+            let mut left = vec![0usize; unique.len()];
+            for (_, i) in &wanted {
+                left[*i] += 1;
+            }
             for (m, i) in wanted {
-                out[m] = Some(
-                    reads[i]
-                        .clone()
-                        .map(|(vars, env)| (unique[i].clone(), vars, env)),
-                );
+                left[i] -= 1;
+                let read = if left[i] == 0 {
+                    std::mem::replace(
+                        &mut reads[i],
+                        Err(TargetError::failed("no answer for the target")),
+                    )
+                } else {
+                    reads[i].clone()
+                };
+                out[m] = Some(read.map(|(vars, env)| (unique[i].clone(), vars, env)));
             }
         }
         out.into_iter()
@@ -476,7 +487,7 @@ impl RailwayTarget {
     /// references are managed (the others are left out, see `read`).
     fn observe(&self, read: ScopeRead, keys: &[String]) -> Observed {
         let (ids, vars, env) = read;
-        let mut observed = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, keys);
+        let mut observed = read::observe(vars, env.as_deref(), &ids, &self.scope.environment, keys);
         if let Some(env) = &env {
             observed.live = live::liveness(&env.live, &ids, &|id| self.service_name(id));
         }
@@ -493,7 +504,10 @@ impl RailwayTarget {
     }
 
     /// This target's variables now, in a request of its own.
-    async fn read_one(&self, ids: &Ids) -> Result<(Vars, Option<EnvState>), TargetError> {
+    async fn read_one(
+        &self,
+        ids: &Ids,
+    ) -> Result<(Vars, Option<std::sync::Arc<EnvState>>), TargetError> {
         read::read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 
@@ -678,7 +692,13 @@ impl Target for RailwayTarget {
         // Compared as the plan saw it: the same references managed.
         let managed: Vec<String> = observed.entries.keys().cloned().collect();
         let (vars, env) = self.read_one(&ids).await?;
-        let now = read::observe(vars, env.as_ref(), &ids, &self.scope.environment, &managed);
+        let now = read::observe(
+            vars,
+            env.as_deref(),
+            &ids,
+            &self.scope.environment,
+            &managed,
+        );
         if now.entries != observed.entries {
             return Err(self.conflict());
         }

@@ -5,6 +5,9 @@
 //! wiring: never pruned, never imported), staged changes and unusable
 //! environments said. Independent of how targets are grouped into reads.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::api::{About, Api};
 use super::graphql::{
     batch_query, environment_key, parse_env, parse_vars, EnvState, ProjectInfo, Unusable, Vars,
@@ -20,17 +23,22 @@ pub(super) async fn read_scopes(
     project: &str,
     scopes: &[Ids],
     with_env: bool,
-) -> Result<Vec<(Vars, Option<EnvState>)>, TargetError> {
+) -> Result<Vec<(Vars, Option<Arc<EnvState>>)>, TargetError> {
     let (query, vars) = batch_query(project, scopes, with_env);
     let mut data = api.send_fields(about, &query, vars, &[]).await?;
+    // An environment's field is shared by its scopes: parsed once.
+    let mut envs: HashMap<String, Option<Arc<EnvState>>> = HashMap::new();
     scopes
         .iter()
         .enumerate()
         .map(|(i, ids)| {
-            // Each scope's own field, taken (an environment's is shared).
+            // Each scope's own field, taken.
             let vars = parse_vars(data.remove(&format!("v{i}")), about)?;
-            let env = environment_key(scopes, &ids.environment)
-                .and_then(|k| parse_env(data.get(&k).map(|r| &**r)));
+            let env = environment_key(scopes, &ids.environment).and_then(|k| {
+                envs.entry(k)
+                    .or_insert_with_key(|k| parse_env(data.get(k).map(|r| &**r)).map(Arc::new))
+                    .clone()
+            });
             Ok((vars, env))
         })
         .collect()
@@ -44,7 +52,7 @@ pub(super) async fn read_scope(
     about: &About,
     project: &str,
     ids: &Ids,
-) -> Result<(Vars, Option<EnvState>), TargetError> {
+) -> Result<(Vars, Option<Arc<EnvState>>), TargetError> {
     let one = std::slice::from_ref(ids);
     match read_scopes(api, about, project, one, true).await {
         Ok(mut v) => Ok(v.remove(0)),
