@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_service_runs_its_latest_deployment_and_shared_variables_their_referrers() {
-        let env = parse(&answer());
+        let env = parse(answer());
         let ids = Ids {
             environment: "e1".into(),
             service: Some("s1".into()),
@@ -353,6 +353,6 @@ mod tests {
         let l = liveness(&parse(&v), &ids, &name);
         assert!(matches!(l.runs[0].seen, Seen::Unknown(_)));
         // An answer without these fields says nothing.
-        assert!(liveness(&parse(&json!({})), &ids, &name).is_empty());
+        assert!(liveness(&parse(json!({})), &ids, &name).is_empty());
     }
 }

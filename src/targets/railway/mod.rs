@@ -431,7 +431,7 @@ impl RailwayTarget {
                     environment: None,
                 }
             };
-            let mut reads: Vec<Result<(Vars, Option<std::sync::Arc<EnvState>>), TargetError>> =
+            let mut reads: Vec<Result<read::ScopeAnswer, TargetError>> =
                 match read::read_scopes(&self.api, &about, &self.project, &unique, true).await {
                     Ok(all) => all.into_iter().map(Ok).collect(),
                     // Railway could not be reached: reading alone would not help.
@@ -504,10 +504,7 @@ impl RailwayTarget {
     }
 
     /// This target's variables now, in a request of its own.
-    async fn read_one(
-        &self,
-        ids: &Ids,
-    ) -> Result<(Vars, Option<std::sync::Arc<EnvState>>), TargetError> {
+    async fn read_one(&self, ids: &Ids) -> Result<read::ScopeAnswer, TargetError> {
         read::read_scope(&self.api, &self.about(), &self.project, ids).await
     }
 

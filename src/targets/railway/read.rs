@@ -15,6 +15,10 @@ use super::graphql::{
 use super::ids::Ids;
 use crate::targets::{ErrorKind, Observation, Observed, TargetError};
 
+/// One scope's answer: its variables, and its environment's state (shared
+/// by the scopes of that environment).
+pub(super) type ScopeAnswer = (Vars, Option<Arc<EnvState>>);
+
 /// Reads `scopes` of `project` in one request; `Err` if the request failed
 /// as a whole (one failing field nulls every other).
 pub(super) async fn read_scopes(
@@ -23,7 +27,7 @@ pub(super) async fn read_scopes(
     project: &str,
     scopes: &[Ids],
     with_env: bool,
-) -> Result<Vec<(Vars, Option<Arc<EnvState>>)>, TargetError> {
+) -> Result<Vec<ScopeAnswer>, TargetError> {
     let (query, vars) = batch_query(project, scopes, with_env);
     let mut data = api.send_fields(about, &query, vars, &[]).await?;
     // An environment's field is shared by its scopes: parsed once.
@@ -52,7 +56,7 @@ pub(super) async fn read_scope(
     about: &About,
     project: &str,
     ids: &Ids,
-) -> Result<(Vars, Option<Arc<EnvState>>), TargetError> {
+) -> Result<ScopeAnswer, TargetError> {
     let one = std::slice::from_ref(ids);
     match read_scopes(api, about, project, one, true).await {
         Ok(mut v) => Ok(v.remove(0)),
