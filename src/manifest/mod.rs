@@ -238,7 +238,7 @@ pub fn parse(path: &Path, source: String) -> Result<Manifest, ManifestError> {
     };
     // The text moves into the manifest once the checker, which points
     // into it for errors, is done: no second copy of a large manifest.
-    let mut m = Checker::new(path, &source).manifest(raw, String::new())?;
+    let mut m = Checker::new(path, &source).manifest(raw)?;
     m.source = source;
     Ok(m)
 }

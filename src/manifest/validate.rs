@@ -65,11 +65,9 @@ impl<'a> Checker<'a> {
         self.place.at_key(key, message, hint)
     }
 
-    pub(super) fn manifest(
-        &self,
-        raw: RawManifest,
-        source: String,
-    ) -> Result<Manifest, ManifestError> {
+    /// The checked manifest, its `source` left empty: the text is borrowed
+    /// here (for errors) and moved in by [`super::parse`] afterwards.
+    pub(super) fn manifest(&self, raw: RawManifest) -> Result<Manifest, ManifestError> {
         if raw.version.value != VERSION {
             return Err(self.at(
                 &raw.version,
@@ -158,7 +156,7 @@ impl<'a> Checker<'a> {
 
         Ok(Manifest {
             path: self.path.to_path_buf(),
-            source,
+            source: String::new(),
             recipients,
             fingerprint_key: raw.fingerprint_key.map(|k| k.value),
             targets,
