@@ -116,10 +116,9 @@ impl World {
         m
     }
 
-    /// `set ARGS --stdin` with both environments' identity, `value` on
-    /// stdin; asserts success and that neither `value` nor `also` leaks.
-    /// Returns what it said on stderr.
-    fn set(&self, args: &[&str], value: &str, also: &[&str]) -> String {
+    /// `set ARGS --stdin` with both environments' identity and `value` on
+    /// stdin (the binary may refuse before reading it: a broken pipe is fine).
+    fn set_out(&self, args: &[&str], value: &[u8]) -> std::process::Output {
         let mut cmd = secretsync_cmd(self.sb.dir.path());
         cmd.arg("set")
             .args(args)
@@ -131,13 +130,14 @@ impl World {
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(value.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let _ = child.stdin.take().unwrap().write_all(value);
+        child.wait_with_output().unwrap()
+    }
+
+    /// [`World::set_out`] that must succeed, with neither `value` nor
+    /// `also` in its output. Returns what it said on stderr.
+    fn set(&self, args: &[&str], value: &str, also: &[&str]) -> String {
+        let out = self.set_out(args, value.as_bytes());
         assert!(out.status.success(), "{out:?}");
         let canaries: Vec<&str> = std::iter::once(value).chain(also.iter().copied()).collect();
         assert_no_canary("set", &out.stderr, &canaries);
@@ -1428,17 +1428,7 @@ fn a_value_an_instance_cannot_hold_is_refused_at_set() {
     let w = World::new();
     w.sb.write("secrets.yaml", &w.manifest());
     let before = w.sb.read("secrets.yaml");
-    let mut cmd = secretsync_cmd(w.sb.dir.path());
-    cmd.args(["set", "CR_VALUE", "--target", "app", "--stdin"])
-        .arg("--identity")
-        .arg(&w.both_id)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::Write;
-    let _ = child.stdin.take().unwrap().write_all(b"a\rb");
-    let out = child.wait_with_output().unwrap();
+    let out = w.set_out(&["CR_VALUE", "--target", "app"], b"a\rb");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
